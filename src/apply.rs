@@ -1,0 +1,46 @@
+//! Carries out a plan in dependency order: network and identity first, then
+//! the instance, then what hangs off it (data volume, address).
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::plan::Plan;
+use crate::resources::{data_volume, elastic_ip, iam, instance, key_pair, security_group, Ctx};
+
+/// What `up` leaves behind, for the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    pub instance_id: String,
+    pub security_group_id: String,
+    pub data_volume_id: String,
+    pub public_ip: Option<String>,
+    pub public_dns: Option<String>,
+}
+
+pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
+    let security_group_id =
+        security_group::apply(ctx, &plan.security_group, &plan.placement.vpc_id).await?;
+    let role_created = iam::apply_role(ctx, &plan.role, &plan.policy).await?;
+    let profile_changed = iam::apply_profile(ctx, &plan.profile).await?;
+    key_pair::apply(ctx, &plan.key_pair).await?;
+    let inputs = instance::Inputs {
+        security_group: &security_group_id,
+        fresh_profile: role_created || profile_changed,
+    };
+    let instance = instance::apply(ctx, &plan.instance, &inputs).await?;
+    let data_volume_id = data_volume::apply(
+        ctx,
+        &plan.data_volume,
+        &instance.id,
+        &instance.availability_zone,
+    )
+    .await?;
+    let elastic_ip = elastic_ip::apply(ctx, &plan.elastic_ip, &instance.id).await?;
+    Ok(Applied {
+        public_ip: elastic_ip.or(instance.public_ip),
+        public_dns: instance.public_dns,
+        instance_id: instance.id,
+        security_group_id,
+        data_volume_id,
+    })
+}

@@ -1,0 +1,204 @@
+//! AWS connection set-up and error translation. Every SDK call in glbox goes
+//! through [`AwsResultExt::ctx`], which names the IAM action that failed and
+//! adds what to do about it.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+/// How to reach AWS: from the global flags and the SDK's usual environment.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub region: String,
+    pub profile: Option<String>,
+    /// `--endpoint-url`; without it the SDK still honours `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+}
+
+/// The service clients glbox uses, all for one region.
+#[derive(Clone)]
+pub struct Aws {
+    pub ec2: aws_sdk_ec2::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub region: String,
+}
+
+/// Throttling and 5xx answers are retried by the SDK with exponential
+/// backoff and jitter; eight attempts span about a minute in the worst case.
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(500))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
+fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .operation_attempt_timeout(Duration::from_secs(60))
+        .build()
+}
+
+pub async fn connect(options: &ConnectOptions) -> Aws {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(options.region.clone()))
+        .retry_config(retry_config())
+        .timeout_config(timeout_config());
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(endpoint) = &options.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let shared = loader.load().await;
+    Aws {
+        ec2: aws_sdk_ec2::Client::new(&shared),
+        iam: aws_sdk_iam::Client::new(&shared),
+        ssm: aws_sdk_ssm::Client::new(&shared),
+        region: options.region.clone(),
+    }
+}
+
+/// The AWS partition of a region, for ARNs.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// A failed AWS call: which action, AWS's own code and message, and a fix.
+#[derive(Debug)]
+pub struct AwsError {
+    pub action: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "AWS refused {}: {code}: {}", self.action, self.message)?,
+            None => write!(f, "{} failed: {}", self.action, self.message)?,
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  fix: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+fn hint_for(action: &str, code: &str) -> Option<String> {
+    let hint = match code {
+        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => format!(
+            "your AWS identity is not allowed to call {action}: add that action to the policy of the user or role glbox runs as"
+        ),
+        "AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException"
+        | "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+            "check your AWS credentials (--profile, AWS_PROFILE, or `aws sso login`) and that this machine's clock is right".into()
+        }
+        "OptInRequired" => "the region is not enabled for this account: enable it in the AWS console, or choose another region".into(),
+        "InsufficientInstanceCapacity" => "AWS has no capacity for this instance type in this zone right now: re-run later, or choose another instance.type or instance.subnet_id (zone)".into(),
+        "VcpuLimitExceeded" | "InstanceLimitExceeded" | "MaxSpotInstanceCountExceeded" => "your account's vCPU quota for this instance family is too low: request an increase in Service Quotas (EC2, Running On-Demand instances), or choose a smaller instance.type".into(),
+        "InvalidInstanceType" | "Unsupported" => "this instance type is not offered in this region or zone: choose another instance.type, region or instance.subnet_id".into(),
+        "InvalidAMIID.NotFound" | "InvalidAMIID.Malformed" | "InvalidAMIID.Unavailable" => "the AMI does not exist in this region: check instance.ami, or leave it empty to use the OS's current image".into(),
+        "InvalidSubnetID.NotFound" | "InvalidSubnet" => "check that instance.subnet_id exists in this region, or leave it empty for the default VPC".into(),
+        "AddressLimitExceeded" => "the account's Elastic IP quota is reached: release unused addresses, request more, or set network.elastic_ip = false".into(),
+        "VolumeModificationRateExceeded" | "IncorrectModificationState" => "EBS allows one modification of a volume every 6 hours: re-run after that".into(),
+        "InvalidGroup.Duplicate" => "a security group with glbox's name exists in this VPC but does not carry this deployment's tags: delete or rename it, or choose another deployment name".into(),
+        "InvalidKeyPair.Duplicate" => "a key pair with glbox's name exists but does not carry this deployment's tags: delete it, or choose another deployment name".into(),
+        "EntityAlreadyExists" => "an IAM role or instance profile with glbox's name exists but does not carry this deployment's tags: delete it, or choose another deployment name".into(),
+        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => "AWS kept throttling glbox after every retry: wait a minute and re-run (re-running is safe)".into(),
+        _ => return None,
+    };
+    Some(hint)
+}
+
+/// Adds the action name and a hint to any SDK error.
+pub trait AwsResultExt<T> {
+    fn ctx(self, action: &'static str) -> Result<T, AwsError>;
+}
+
+impl<T, E, R> AwsResultExt<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    fn ctx(self, action: &'static str) -> Result<T, AwsError> {
+        self.map_err(|err| error(action, err))
+    }
+}
+
+/// Turns an SDK error into an [`AwsError`] naming `action`.
+pub fn error<E, R>(action: &'static str, err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    let code = err.code().map(str::to_string);
+    let message = match err.message() {
+        Some(message) => message.to_string(),
+        None => DisplayErrorContext(&err).to_string(),
+    };
+    let hint = match (&code, &err) {
+        (Some(code), _) => hint_for(action, code),
+        (None, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => Some(
+            "could not reach AWS: check the network, the region, and --endpoint-url / AWS_ENDPOINT_URL if you set one".into(),
+        ),
+        (None, _) => None,
+    };
+    AwsError {
+        action,
+        code,
+        message,
+        hint,
+    }
+}
+
+/// Does this SDK error carry the given AWS error code?
+pub fn has_code<E, R>(err: &SdkError<E, R>, code: &str) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    err.code() == Some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_name_the_action() {
+        let hint = hint_for("ec2:RunInstances", "UnauthorizedOperation").unwrap();
+        assert!(hint.contains("ec2:RunInstances"));
+    }
+
+    #[test]
+    fn capacity_and_quota_errors_say_what_to_try() {
+        assert!(hint_for("ec2:RunInstances", "VcpuLimitExceeded")
+            .unwrap()
+            .contains("Service Quotas"));
+        assert!(hint_for("ec2:RunInstances", "InsufficientInstanceCapacity")
+            .unwrap()
+            .contains("instance.type"));
+        assert!(hint_for("x", "SomethingElse").is_none());
+    }
+
+    #[test]
+    fn partitions_follow_the_region() {
+        assert_eq!(partition("cn-north-1"), "aws-cn");
+        assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+        assert_eq!(partition("eu-west-1"), "aws");
+    }
+}

@@ -1,0 +1,402 @@
+//! The command line: parse, load settings (no AWS call before they are
+//! valid), then plan / up / status / down.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::{IpNet, Ipv4Net};
+
+use crate::aws::{self, ConnectOptions};
+use crate::config::{self, ConfigError, Settings, Sources};
+use crate::down::{self, DownOptions};
+use crate::error::{Error, Result};
+use crate::plan;
+use crate::resources::{Action, Ctx};
+use crate::ui::{Ui, Verbosity};
+use crate::{apply, caller_ip, status};
+
+const EXAMPLES: &str = "\
+Examples:
+  glbox plan                          show what `up` would change
+  glbox up --no-bootstrap --yes       create or converge the AWS side, no prompt
+  glbox status --output json          the deployment's resources as JSON
+  glbox down                          remove the deployment, keep the data volume
+  glbox down --delete-data            also delete the data volume (after a final snapshot)
+
+Configuration: glbox.toml (see examples/glbox.toml), overridden by GLBOX_* variables
+(e.g. GLBOX_NAME, GLBOX_INSTANCE_TYPE, GLBOX_DATA_VOLUME_SIZE_GIB), overridden by flags.";
+
+#[derive(Debug, Parser)]
+#[command(name = "glbox", version, about = "Stand up a GitLab server on one AWS EC2 instance, and take it down again", after_help = EXAMPLES)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "GLBOX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// AWS region (overrides the configuration).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS shared-config profile to use.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Send AWS requests to this endpoint (AWS_ENDPOINT_URL works too).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Result format on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// More detail about each step.
+    #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print only the result.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what `up` would create, change or replace (changes nothing).
+    Plan,
+    /// Create or converge the deployment.
+    Up(UpArgs),
+    /// Show the deployment's resources, addresses and URL.
+    Status,
+    /// Remove everything the deployment owns (the data volume is kept unless --delete-data).
+    Down(DownArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Stop after the AWS side (instance, volume, address, IAM, network).
+    #[arg(long)]
+    pub no_bootstrap: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also delete the data volume (GitLab's data), after a final snapshot.
+    #[arg(long)]
+    pub delete_data: bool,
+    /// With --delete-data: skip the final snapshot.
+    #[arg(long, requires = "delete_data")]
+    pub no_snapshot: bool,
+}
+
+/// Runs the command; the caller turns an error into a message and status.
+pub async fn run(cli: Cli) -> Result<()> {
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (_, true) => Verbosity::Verbose,
+        _ => Verbosity::Normal,
+    };
+    let ui = Ui::new(verbosity);
+    if let Command::Up(args) = &cli.command {
+        if !args.no_bootstrap {
+            return Err(Error::Refused(
+                "this release of glbox does not install GitLab yet: `up` creates the AWS side only\n  fix: run `glbox up --no-bootstrap`".into(),
+            ));
+        }
+    }
+    let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
+    let mut settings = config::load(&sources)?;
+    if matches!(cli.command, Command::Plan | Command::Up(_)) {
+        resolve_ssh_cidrs(&mut settings, &ui).await?;
+    }
+    let aws = aws::connect(&ConnectOptions {
+        region: settings.region.clone(),
+        profile: cli.profile.clone(),
+        endpoint_url: cli.endpoint_url.clone(),
+    })
+    .await;
+    let ctx = Ctx::new(&aws, &settings, &ui);
+    match &cli.command {
+        Command::Plan => run_plan(&ctx, cli.output).await,
+        Command::Up(_) => run_up(&ctx, cli.output, cli.yes).await,
+        Command::Status => run_status(&ctx, cli.output).await,
+        Command::Down(args) => {
+            let options = DownOptions {
+                delete_data: args.delete_data,
+                snapshot: !args.no_snapshot,
+            };
+            run_down(&ctx, cli.output, cli.yes, options).await
+        }
+    }
+}
+
+/// SSH mode with no `ssh_cidrs`: allow the caller's own address only.
+async fn resolve_ssh_cidrs(settings: &mut Settings, ui: &Ui) -> Result<()> {
+    let Some(ssh) = settings.ssh.as_mut().filter(|s| s.cidrs.is_empty()) else {
+        return Ok(());
+    };
+    match caller_ip::detect().await {
+        Ok(ip) => {
+            let net = IpNet::V4(Ipv4Net::new(ip, 32).expect("32 is a valid IPv4 prefix"));
+            ui.info(&format!("SSH will be allowed from your address {net} only"));
+            ssh.cidrs.push(net);
+            Ok(())
+        }
+        Err(reason) => Err(Error::Config(ConfigError {
+            field: "access.ssh_cidrs".into(),
+            value: String::new(),
+            problem: format!("is empty, and your public IP address could not be found ({reason})"),
+            fix: "set access.ssh_cidrs = [\"<your public IP>/32\"]".into(),
+        })),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialize")
+    );
+}
+
+fn print_plan(report: &plan::PlanReport) {
+    println!(
+        "Plan for deployment {:?} in {}:",
+        report.deployment, report.region
+    );
+    for item in &report.resources {
+        let marker = match item.action {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoChange => "=",
+        };
+        let id = item.id.as_deref().unwrap_or("(new)");
+        println!(
+            "  {marker:>3} {:<17} {:<24} {:<22} {}",
+            item.resource,
+            item.name,
+            id,
+            item.action.label()
+        );
+        for change in &item.changes {
+            println!("        {change}");
+        }
+    }
+    let count = |action| {
+        report
+            .resources
+            .iter()
+            .filter(|i| i.action == action)
+            .count()
+    };
+    println!(
+        "{} to create, {} to update, {} to replace, {} to delete.",
+        count(Action::Create),
+        count(Action::Update),
+        count(Action::Replace),
+        count(Action::Delete)
+    );
+}
+
+async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
+    let observed = plan::observe(ctx).await?;
+    let plan = plan::make(ctx, &observed).await?;
+    let report = plan.report(ctx);
+    match output {
+        OutputFormat::Json => print_json(&report),
+        OutputFormat::Text => print_plan(&report),
+    }
+    Ok(())
+}
+
+/// Asks before changing anything, unless `--yes`. Without a terminal to ask
+/// on, refuses rather than guessing.
+fn confirm(question: &str, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(Error::Refused(format!(
+            "{question} needs confirmation, and there is no terminal to ask on\n  fix: review the plan above, then re-run with --yes"
+        )));
+    }
+    let agreed = dialoguer::Confirm::new()
+        .with_prompt(question)
+        .default(false)
+        .interact()
+        .map_err(|e| Error::Refused(format!("could not read the answer: {e}")))?;
+    if agreed {
+        Ok(())
+    } else {
+        Err(Error::Declined)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct UpReport {
+    plan: plan::PlanReport,
+    applied: Option<apply::Applied>,
+}
+
+async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
+    let observed = plan::observe(ctx).await?;
+    let plan = plan::make(ctx, &observed).await?;
+    let report = plan.report(ctx);
+    if plan.is_noop() {
+        match output {
+            OutputFormat::Json => print_json(&UpReport {
+                plan: report,
+                applied: None,
+            }),
+            OutputFormat::Text => println!(
+                "Deployment {:?} in {} is up to date: nothing to do.",
+                ctx.settings.name, ctx.settings.region
+            ),
+        }
+        return Ok(());
+    }
+    if output == OutputFormat::Text {
+        print_plan(&report);
+    }
+    confirm("Apply these changes?", yes)?;
+    let applied = apply::apply(ctx, &plan).await?;
+    match output {
+        OutputFormat::Json => print_json(&UpReport {
+            plan: report,
+            applied: Some(applied),
+        }),
+        OutputFormat::Text => {
+            println!(
+                "Deployment {:?} is up in {}.",
+                ctx.settings.name, ctx.settings.region
+            );
+            println!("  instance:    {}", applied.instance_id);
+            println!("  data volume: {}", applied.data_volume_id);
+            if let Some(ip) = &applied.public_ip {
+                println!("  public IP:   {ip}");
+            }
+            if let Some(dns) = &applied.public_dns {
+                println!("  public DNS:  {dns}");
+            }
+            println!("GitLab is not installed by this release. Tear down with: glbox down");
+        }
+    }
+    Ok(())
+}
+
+async fn run_status(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
+    let observed = plan::observe(ctx).await?;
+    let report = status::status(ctx, &observed);
+    match output {
+        OutputFormat::Json => print_json(&report),
+        OutputFormat::Text => {
+            println!(
+                "Deployment {:?} in {}: {}",
+                report.deployment,
+                report.region,
+                if report.complete {
+                    "complete"
+                } else {
+                    "incomplete (run glbox up)"
+                }
+            );
+            for r in &report.resources {
+                println!(
+                    "  {:<17} {:<24} {}",
+                    r.resource,
+                    r.id.as_deref().unwrap_or("-"),
+                    r.state
+                );
+            }
+            if let Some(ip) = &report.public_ip {
+                println!("  public IP:  {ip}");
+            }
+            if let Some(dns) = &report.public_dns {
+                println!("  public DNS: {dns}");
+            }
+            if let Some(url) = &report.url {
+                println!("  URL:        {url}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct DownReport {
+    deployment: String,
+    region: String,
+    resources: Vec<down::DownItem>,
+    outcome: Option<down::DownOutcome>,
+}
+
+async fn run_down(
+    ctx: &Ctx<'_>,
+    output: OutputFormat,
+    yes: bool,
+    options: DownOptions,
+) -> Result<()> {
+    let observed = plan::observe(ctx).await?;
+    let items = down::items(&observed, options);
+    let mut report = DownReport {
+        deployment: ctx.settings.name.clone(),
+        region: ctx.settings.region.clone(),
+        resources: items,
+        outcome: None,
+    };
+    let anything_to_remove = report
+        .resources
+        .iter()
+        .any(|i| i.action != "keep" && !i.action.starts_with("skip"));
+    if !anything_to_remove {
+        match output {
+            OutputFormat::Json => print_json(&report),
+            OutputFormat::Text => {
+                println!(
+                    "Deployment {:?} in {} has nothing to remove.",
+                    ctx.settings.name, ctx.settings.region
+                );
+                print_kept(&report.resources);
+            }
+        }
+        return Ok(());
+    }
+    if output == OutputFormat::Text {
+        println!(
+            "Removing deployment {:?} in {}:",
+            ctx.settings.name, ctx.settings.region
+        );
+        for item in &report.resources {
+            println!("  {:<17} {:<24} {}", item.resource, item.id, item.action);
+        }
+    }
+    confirm("Remove these resources?", yes)?;
+    let outcome = down::down(ctx, &observed, options).await?;
+    match output {
+        OutputFormat::Json => {
+            report.outcome = Some(outcome);
+            print_json(&report);
+        }
+        OutputFormat::Text => {
+            println!("Removed {} resource(s).", outcome.removed.len());
+            for id in &outcome.kept_volumes {
+                println!("Kept data volume {id} (tagged with the deployment; `glbox up` re-attaches it, `glbox down --delete-data` removes it).");
+            }
+            for id in &outcome.snapshots {
+                println!("Kept final snapshot {id} (tagged with the deployment; delete it when no longer needed).");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_kept(items: &[down::DownItem]) {
+    for item in items.iter().filter(|i| i.action == "keep") {
+        println!("  kept {} {}", item.resource, item.id);
+    }
+}

@@ -1,0 +1,855 @@
+//! Configuration: layered (defaults < file < `GLBOX_*` environment < flags),
+//! then validated into [`Settings`] before any AWS call is made.
+//!
+//! The raw layer keeps every value as the user wrote it (strings and plain
+//! integers) so that validation can name the field, the value and the fix in
+//! one consistent message instead of surfacing a deserializer's wording.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG_FILE: &str = "glbox.toml";
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Environment variables with the `GLBOX_` prefix that are not configuration
+/// keys but are still glbox's own (read elsewhere).
+const NON_KEY_ENV_VARS: &[&str] = &["GLBOX_CONFIG", crate::caller_ip::URL_ENV_VAR];
+
+/// A configuration value that cannot be used, with the way to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub value: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "{}: {}", self.field, self.problem)?;
+        } else {
+            write!(f, "{} = {:?}: {}", self.field, self.value, self.problem)?;
+        }
+        write!(f, "\n  fix: {}", self.fix)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(field: &str, value: impl ToString, problem: &str, fix: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        value: value.to_string(),
+        problem: problem.to_string(),
+        fix: fix.into(),
+    }
+}
+
+// ---------------------------------------------------------------- raw layer
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    name: Option<String>,
+    region: Option<String>,
+    instance: RawInstance,
+    access: RawAccess,
+    network: RawNetwork,
+    data_volume: RawDataVolume,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawInstance {
+    #[serde(rename = "type")]
+    instance_type: Option<String>,
+    os: Option<String>,
+    ami: Option<String>,
+    root_volume_gib: Option<i64>,
+    subnet_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAccess {
+    method: Option<String>,
+    ssh_public_key: Option<String>,
+    ssh_cidrs: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNetwork {
+    http_cidrs: Option<Vec<String>>,
+    elastic_ip: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDataVolume {
+    size_gib: Option<i64>,
+    iops: Option<i64>,
+    throughput_mibps: Option<i64>,
+}
+
+/// How an environment variable's text becomes a TOML value.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Integer,
+    Boolean,
+    List,
+}
+
+/// Every configuration key, by its dotted path. `GLBOX_<PATH>` (dots and
+/// lowercase turned into underscores and uppercase) overrides it.
+const KEYS: &[(&str, Kind)] = &[
+    ("name", Kind::Text),
+    ("region", Kind::Text),
+    ("instance.type", Kind::Text),
+    ("instance.os", Kind::Text),
+    ("instance.ami", Kind::Text),
+    ("instance.root_volume_gib", Kind::Integer),
+    ("instance.subnet_id", Kind::Text),
+    ("access.method", Kind::Text),
+    ("access.ssh_public_key", Kind::Text),
+    ("access.ssh_cidrs", Kind::List),
+    ("network.http_cidrs", Kind::List),
+    ("network.elastic_ip", Kind::Boolean),
+    ("data_volume.size_gib", Kind::Integer),
+    ("data_volume.iops", Kind::Integer),
+    ("data_volume.throughput_mibps", Kind::Integer),
+];
+
+fn env_var_name(path: &str) -> String {
+    format!("GLBOX_{}", path.replace('.', "_").to_uppercase())
+}
+
+/// Where the configuration comes from, apart from built-in defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// The file given with `--config`, or `None` for the default `glbox.toml`
+    /// (which may be missing).
+    pub explicit_file: Option<PathBuf>,
+    /// The process environment (all variables; only `GLBOX_*` and the AWS
+    /// region variables are read).
+    pub env: BTreeMap<String, String>,
+    /// `--region` from the command line.
+    pub region_flag: Option<String>,
+}
+
+impl Sources {
+    pub fn from_process(explicit_file: Option<PathBuf>, region_flag: Option<String>) -> Self {
+        Sources {
+            explicit_file,
+            env: std::env::vars().collect(),
+            region_flag,
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.explicit_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
+    }
+}
+
+fn read_file_layer(sources: &Sources) -> Result<toml::Table, ConfigError> {
+    let path = sources.config_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && sources.explicit_file.is_none() => {
+            return Ok(toml::Table::new());
+        }
+        Err(e) => {
+            return Err(bad(
+                "--config",
+                path.display(),
+                &format!("cannot read the file: {e}"),
+                "give the path of a readable glbox.toml (see examples/glbox.toml)",
+            ))
+        }
+    };
+    text.parse::<toml::Table>().map_err(|e| {
+        bad(
+            &path.display().to_string(),
+            "",
+            &format!("is not valid TOML: {}", e.to_string().trim_end()),
+            "correct the syntax at the line shown (see examples/glbox.toml)",
+        )
+    })
+}
+
+fn env_value(var: &str, text: &str, kind: Kind) -> Result<toml::Value, ConfigError> {
+    let value = match kind {
+        Kind::Text => toml::Value::String(text.to_string()),
+        Kind::Integer => toml::Value::Integer(text.trim().parse().map_err(|_| {
+            bad(
+                var,
+                text,
+                "is not a whole number",
+                "set it to a number, e.g. 100",
+            )
+        })?),
+        Kind::Boolean => toml::Value::Boolean(match text.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => {
+                return Err(bad(
+                    var,
+                    text,
+                    "is not a boolean",
+                    "set it to true or false",
+                ))
+            }
+        }),
+        Kind::List => toml::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        ),
+    };
+    Ok(value)
+}
+
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    match path.split_once('.') {
+        None => {
+            table.insert(path.to_string(), value);
+        }
+        Some((section, key)) => {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(inner) = entry {
+                inner.insert(key.to_string(), value);
+            }
+        }
+    }
+}
+
+fn overlay_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (var, text) in env.iter().filter(|(var, _)| var.starts_with("GLBOX_")) {
+        if NON_KEY_ENV_VARS.contains(&var.as_str()) {
+            continue;
+        }
+        let Some((path, kind)) = KEYS.iter().find(|(path, _)| env_var_name(path) == *var) else {
+            let known: Vec<String> = KEYS.iter().map(|(path, _)| env_var_name(path)).collect();
+            return Err(bad(
+                var,
+                text,
+                "is not a glbox setting",
+                format!("unset it, or use one of: {}", known.join(", ")),
+            ));
+        };
+        set_path(table, path, env_value(var, text, *kind)?);
+    }
+    Ok(())
+}
+
+/// Loads and validates the configuration from all layers.
+pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
+    let mut table = read_file_layer(sources)?;
+    overlay_env(&mut table, &sources.env)?;
+    if let Some(region) = &sources.region_flag {
+        table.insert("region".into(), toml::Value::String(region.clone()));
+    }
+    let origin = if sources.explicit_file.is_some() || sources.config_path().exists() {
+        sources.config_path().display().to_string()
+    } else {
+        "configuration".to_string()
+    };
+    let raw = RawConfig::deserialize(table).map_err(|e| {
+        bad(
+            &origin,
+            "",
+            &e.message().to_string(),
+            "remove or rename the key; the accepted keys are listed in examples/glbox.toml",
+        )
+    })?;
+    validate(raw, &sources.env)
+}
+
+// ---------------------------------------------------------- validated layer
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Os {
+    #[serde(rename = "ubuntu-24.04")]
+    Ubuntu2404,
+    #[serde(rename = "al2023")]
+    Al2023,
+}
+
+impl Os {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Os::Ubuntu2404 => "ubuntu-24.04",
+            Os::Al2023 => "al2023",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMethod {
+    Ssm,
+    Ssh,
+}
+
+/// Where the SSH public key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshKeySource {
+    /// A public key file the user gave; its OpenSSH text is already read.
+    File { path: PathBuf, openssh: String },
+    /// glbox generates (once) and keeps an ed25519 pair in its state directory.
+    Generated,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshAccess {
+    pub key: SshKeySource,
+    /// Empty means: detect the caller's public IPv4 address and use its /32.
+    pub cidrs: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub name: String,
+    pub region: String,
+    pub instance_type: String,
+    pub os: Os,
+    pub ami: Option<String>,
+    pub root_volume_gib: i32,
+    pub subnet_id: Option<String>,
+    pub access: AccessMethod,
+    /// Present exactly when `access == Ssh`.
+    pub ssh: Option<SshAccess>,
+    pub http_cidrs: Vec<IpNet>,
+    pub elastic_ip: bool,
+    pub data_volume: DataVolumeSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DataVolumeSettings {
+    pub size_gib: i32,
+    pub iops: i32,
+    pub throughput_mibps: i32,
+}
+
+// AWS's documented gp3 limits.
+const GP3_MAX_GIB: i64 = 16_384;
+const GP3_MIN_IOPS: i64 = 3_000;
+const GP3_MAX_IOPS: i64 = 16_000;
+const GP3_MIN_THROUGHPUT: i64 = 125;
+const GP3_MAX_THROUGHPUT: i64 = 1_000;
+/// gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
+const GP3_IOPS_PER_MIBPS: i64 = 4;
+/// The OS, the GitLab package (about 2.5 GB) and its logs need room even
+/// with the data on its own volume.
+const MIN_ROOT_GIB: i64 = 20;
+/// GitLab asks for at least 40 GB before any repository data. (At 40 GiB
+/// gp3's 500-IOPS-per-GiB ratio already allows its 16,000 IOPS maximum.)
+const MIN_DATA_GIB: i64 = 40;
+
+fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+    let name = validate_name(raw.name)?;
+    let region = validate_region(raw.region, env)?;
+    let instance_type = validate_instance_type(raw.instance.instance_type)?;
+    let os = validate_os(raw.instance.os)?;
+    let ami = optional_id(
+        "instance.ami",
+        raw.instance.ami,
+        "ami-",
+        "an AMI id like ami-0123456789abcdef0",
+    )?;
+    let root_volume_gib = validate_range(
+        "instance.root_volume_gib",
+        raw.instance.root_volume_gib.unwrap_or(50),
+        MIN_ROOT_GIB,
+        GP3_MAX_GIB,
+        "GiB",
+    )?;
+    let subnet_id = optional_id(
+        "instance.subnet_id",
+        raw.instance.subnet_id,
+        "subnet-",
+        "a subnet id like subnet-0123456789abcdef0, or leave it empty for the default VPC",
+    )?;
+    let (access, ssh) = validate_access(raw.access)?;
+    let http_cidrs = validate_cidrs(
+        "network.http_cidrs",
+        raw.network
+            .http_cidrs
+            .unwrap_or_else(|| vec!["0.0.0.0/0".into(), "::/0".into()]),
+    )?;
+    let data_volume = validate_data_volume(raw.data_volume)?;
+    Ok(Settings {
+        name,
+        region,
+        instance_type,
+        os,
+        ami,
+        root_volume_gib,
+        subnet_id,
+        access,
+        ssh,
+        http_cidrs,
+        elastic_ip: raw.network.elastic_ip.unwrap_or(true),
+        data_volume,
+    })
+}
+
+fn validate_name(name: Option<String>) -> Result<String, ConfigError> {
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Err(bad(
+            "name",
+            "",
+            "is required: it names the deployment and owns every resource",
+            "set name = \"trial\" in glbox.toml, or GLBOX_NAME=trial",
+        ));
+    };
+    let mut chars = name.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !starts_with_letter || !rest_ok || name.len() > 31 {
+        return Err(bad(
+            "name",
+            &name,
+            "must be 1-31 characters of a-z, 0-9 and '-', starting with a letter",
+            "pick a name like \"trial\" or \"team-gitlab\"",
+        ));
+    }
+    Ok(name)
+}
+
+/// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`,
+/// `ap-southeast-5`; anything else is a typo worth catching before AWS.
+fn is_region_name(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    words.len() >= 2
+        && words[0].len() == 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()))
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+}
+
+fn validate_region(
+    region: Option<String>,
+    env: &BTreeMap<String, String>,
+) -> Result<String, ConfigError> {
+    // The AWS variables are the lowest layer above the built-in default, so a
+    // user with AWS_REGION exported does not silently deploy to us-east-1.
+    let region = region
+        .or_else(|| env.get("AWS_REGION").cloned())
+        .or_else(|| env.get("AWS_DEFAULT_REGION").cloned())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    if !is_region_name(&region) {
+        return Err(bad(
+            "region",
+            &region,
+            "is not an AWS region name",
+            "use a region code such as \"us-east-1\" or \"eu-west-1\"",
+        ));
+    }
+    Ok(region)
+}
+
+fn validate_instance_type(instance_type: Option<String>) -> Result<String, ConfigError> {
+    let instance_type = instance_type.unwrap_or_else(|| "c5.2xlarge".into());
+    let well_formed = instance_type.split_once('.').is_some_and(|(family, size)| {
+        family.starts_with(|c: char| c.is_ascii_lowercase())
+            && family
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !size.is_empty()
+            && size
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    });
+    if !well_formed {
+        return Err(bad(
+            "instance.type",
+            &instance_type,
+            "is not an EC2 instance type",
+            "use a type such as \"c5.2xlarge\" (GitLab's 1,000-user reference) or \"m7g.2xlarge\" (Graviton)",
+        ));
+    }
+    Ok(instance_type)
+}
+
+fn validate_os(os: Option<String>) -> Result<Os, ConfigError> {
+    match os.as_deref().unwrap_or("ubuntu-24.04") {
+        "ubuntu-24.04" => Ok(Os::Ubuntu2404),
+        "al2023" => Ok(Os::Al2023),
+        other => Err(bad(
+            "instance.os",
+            other,
+            "is not a supported operating system",
+            "use \"ubuntu-24.04\" or \"al2023\"",
+        )),
+    }
+}
+
+fn optional_id(
+    field: &str,
+    value: Option<String>,
+    prefix: &str,
+    fix: &str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let hex = value.strip_prefix(prefix).unwrap_or("");
+    let ok = (8..=17).contains(&hex.len())
+        && hex
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    if !ok {
+        return Err(bad(
+            field,
+            &value,
+            "is not a valid id",
+            format!("use {fix}"),
+        ));
+    }
+    Ok(Some(value))
+}
+
+fn validate_range(
+    field: &str,
+    value: i64,
+    min: i64,
+    max: i64,
+    unit: &str,
+) -> Result<i32, ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(bad(
+            field,
+            value,
+            &format!("is out of range ({min} to {max} {unit})"),
+            format!("set a value from {min} to {max}"),
+        ));
+    }
+    Ok(i32::try_from(value).expect("range checked above fits i32"))
+}
+
+fn validate_access(raw: RawAccess) -> Result<(AccessMethod, Option<SshAccess>), ConfigError> {
+    let method = match raw.method.as_deref().unwrap_or("ssm") {
+        "ssm" => AccessMethod::Ssm,
+        "ssh" => AccessMethod::Ssh,
+        other => {
+            return Err(bad(
+                "access.method",
+                other,
+                "is not an access method",
+                "use \"ssm\" (recommended, no inbound SSH) or \"ssh\"",
+            ))
+        }
+    };
+    let key_path = raw.ssh_public_key.filter(|p| !p.is_empty());
+    let cidrs = raw.ssh_cidrs.unwrap_or_default();
+    if method == AccessMethod::Ssm {
+        if let Some(path) = key_path {
+            return Err(bad(
+                "access.ssh_public_key",
+                path,
+                "is only used with method = \"ssh\"",
+                "remove it, or set access.method = \"ssh\"",
+            ));
+        }
+        if !cidrs.is_empty() {
+            return Err(bad(
+                "access.ssh_cidrs",
+                cidrs.join(","),
+                "opens port 22, which SSM access does not need",
+                "remove it, or set access.method = \"ssh\"",
+            ));
+        }
+        return Ok((method, None));
+    }
+    let key = match key_path {
+        None => SshKeySource::Generated,
+        Some(path) => read_public_key(Path::new(&path))?,
+    };
+    let cidrs = validate_cidrs("access.ssh_cidrs", cidrs)?;
+    Ok((method, Some(SshAccess { key, cidrs })))
+}
+
+fn read_public_key(path: &Path) -> Result<SshKeySource, ConfigError> {
+    let field = "access.ssh_public_key";
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad(
+            field,
+            path.display(),
+            &format!("cannot be read: {e}"),
+            "give the path of an OpenSSH public key (e.g. ~/.ssh/id_ed25519.pub), or leave it empty to generate one",
+        )
+    })?;
+    let openssh = text.trim().to_string();
+    if russh::keys::PublicKey::from_openssh(&openssh).is_err() {
+        let hint = if openssh.contains("PRIVATE KEY") {
+            "this is a private key: give the .pub file next to it"
+        } else {
+            "give an OpenSSH public key file (one line starting with ssh-ed25519, ssh-rsa or ecdsa-sha2-…)"
+        };
+        return Err(bad(
+            field,
+            path.display(),
+            "is not an OpenSSH public key",
+            hint,
+        ));
+    }
+    Ok(SshKeySource::File {
+        path: path.to_path_buf(),
+        openssh,
+    })
+}
+
+fn validate_cidrs(field: &str, cidrs: Vec<String>) -> Result<Vec<IpNet>, ConfigError> {
+    let mut parsed: Vec<IpNet> = Vec::with_capacity(cidrs.len());
+    for text in cidrs {
+        let net: IpNet = text.trim().parse().map_err(|_| {
+            bad(
+                field,
+                &text,
+                "is not a CIDR block",
+                "write addresses as CIDR blocks, e.g. \"203.0.113.7/32\" or \"2001:db8::/32\"",
+            )
+        })?;
+        if net.trunc() != net {
+            return Err(bad(
+                field,
+                &text,
+                "has host bits set",
+                format!("use the network address \"{}\"", net.trunc()),
+            ));
+        }
+        if !parsed.contains(&net) {
+            parsed.push(net);
+        }
+    }
+    Ok(parsed)
+}
+
+fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, ConfigError> {
+    let size_gib = validate_range(
+        "data_volume.size_gib",
+        raw.size_gib.unwrap_or(100),
+        MIN_DATA_GIB,
+        GP3_MAX_GIB,
+        "GiB",
+    )?;
+    let iops = validate_range(
+        "data_volume.iops",
+        raw.iops.unwrap_or(3000),
+        GP3_MIN_IOPS,
+        GP3_MAX_IOPS,
+        "IOPS",
+    )?;
+    let throughput_mibps = validate_range(
+        "data_volume.throughput_mibps",
+        raw.throughput_mibps.unwrap_or(125),
+        GP3_MIN_THROUGHPUT,
+        GP3_MAX_THROUGHPUT,
+        "MiB/s",
+    )?;
+    let max_throughput = i64::from(iops) / GP3_IOPS_PER_MIBPS;
+    if i64::from(throughput_mibps) > max_throughput {
+        return Err(bad(
+            "data_volume.throughput_mibps",
+            throughput_mibps,
+            &format!("exceeds gp3's 0.25 MiB/s per IOPS ({max_throughput} MiB/s at {iops} IOPS)"),
+            format!(
+                "lower throughput_mibps to {max_throughput} or raise iops to {}",
+                i64::from(throughput_mibps) * GP3_IOPS_PER_MIBPS
+            ),
+        ));
+    }
+    Ok(DataVolumeSettings {
+        size_gib,
+        iops,
+        throughput_mibps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("glbox.toml");
+        std::fs::write(&path, text).unwrap();
+        let sources = Sources {
+            explicit_file: Some(path),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            region_flag: None,
+        };
+        load(&sources)
+    }
+
+    #[test]
+    fn defaults_fill_everything_but_the_name() {
+        let s = load_text("name = \"trial\"\n", &[]).unwrap();
+        assert_eq!(s.region, "us-east-1");
+        assert_eq!(s.instance_type, "c5.2xlarge");
+        assert_eq!(s.os, Os::Ubuntu2404);
+        assert_eq!(s.access, AccessMethod::Ssm);
+        assert!(s.ssh.is_none());
+        assert_eq!(s.root_volume_gib, 50);
+        assert_eq!(s.http_cidrs.len(), 2);
+        assert!(s.elastic_ip);
+        assert_eq!(
+            s.data_volume,
+            DataVolumeSettings {
+                size_gib: 100,
+                iops: 3000,
+                throughput_mibps: 125
+            }
+        );
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("glbox.toml");
+        std::fs::write(
+            &path,
+            "name = \"a\"\nregion = \"eu-west-1\"\n[data_volume]\nsize_gib = 200\n",
+        )
+        .unwrap();
+        let mut sources = Sources {
+            explicit_file: Some(path),
+            env: [
+                ("GLBOX_NAME".to_string(), "b".to_string()),
+                ("GLBOX_REGION".to_string(), "eu-west-2".to_string()),
+                ("AWS_REGION".to_string(), "ap-south-1".to_string()),
+            ]
+            .into(),
+            region_flag: None,
+        };
+        let s = load(&sources).unwrap();
+        assert_eq!((s.name.as_str(), s.region.as_str()), ("b", "eu-west-2"));
+        assert_eq!(s.data_volume.size_gib, 200);
+        sources.region_flag = Some("eu-north-1".into());
+        assert_eq!(load(&sources).unwrap().region, "eu-north-1");
+    }
+
+    #[test]
+    fn aws_region_variable_is_the_default_region() {
+        let s = load_text("name = \"a\"\n", &[("AWS_REGION", "eu-central-1")]).unwrap();
+        assert_eq!(s.region, "eu-central-1");
+    }
+
+    #[test]
+    fn env_lists_and_booleans_parse() {
+        let s = load_text(
+            "name = \"a\"\n",
+            &[
+                ("GLBOX_NETWORK_HTTP_CIDRS", "10.0.0.0/8, 192.168.0.0/16"),
+                ("GLBOX_NETWORK_ELASTIC_IP", "false"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.http_cidrs.len(), 2);
+        assert!(!s.elastic_ip);
+    }
+
+    fn error_of(text: &str, env: &[(&str, &str)]) -> ConfigError {
+        load_text(text, env).expect_err("configuration should be rejected")
+    }
+
+    #[test]
+    fn bad_values_name_field_value_and_fix() {
+        let cases: &[(&str, &[(&str, &str)], &str, &str)] = &[
+            ("name = \"Trial\"", &[], "name", "Trial"),
+            ("name = \"a_b\"", &[], "name", "a_b"),
+            ("name = \"abcdefghijabcdefghijabcdefghijab\"", &[], "name", "abcdefghij"),
+            ("", &[], "name", ""),
+            ("name = \"a\"\nregion = \"us-east\"", &[], "region", "us-east"),
+            ("name = \"a\"\n[instance]\ntype = \"c5\"", &[], "instance.type", "c5"),
+            ("name = \"a\"\n[instance]\nos = \"debian\"", &[], "instance.os", "debian"),
+            ("name = \"a\"\n[instance]\nami = \"ami-xyz\"", &[], "instance.ami", "ami-xyz"),
+            ("name = \"a\"\n[instance]\nroot_volume_gib = 5", &[], "instance.root_volume_gib", "5"),
+            ("name = \"a\"\n[instance]\nsubnet_id = \"sub-1\"", &[], "instance.subnet_id", "sub-1"),
+            ("name = \"a\"\n[access]\nmethod = \"telnet\"", &[], "access.method", "telnet"),
+            ("name = \"a\"\n[access]\nssh_cidrs = [\"1.2.3.4/32\"]", &[], "access.ssh_cidrs", "1.2.3.4"),
+            ("name = \"a\"\n[access]\nmethod = \"ssh\"\nssh_cidrs = [\"1.2.3.4/33\"]", &[], "access.ssh_cidrs", "1.2.3.4/33"),
+            ("name = \"a\"\n[access]\nmethod = \"ssh\"\nssh_public_key = \"/nonexistent/key.pub\"", &[], "access.ssh_public_key", "/nonexistent"),
+            ("name = \"a\"\n[network]\nhttp_cidrs = [\"10.0.0.1/8\"]", &[], "network.http_cidrs", "10.0.0.1/8"),
+            ("name = \"a\"\n[network]\nhttp_cidrs = [\"everywhere\"]", &[], "network.http_cidrs", "everywhere"),
+            ("name = \"a\"\n[data_volume]\nsize_gib = 20000", &[], "data_volume.size_gib", "20000"),
+            ("name = \"a\"\n[data_volume]\niops = 100", &[], "data_volume.iops", "100"),
+            ("name = \"a\"\n[data_volume]\nthroughput_mibps = 1000", &[], "data_volume.throughput_mibps", "1000"),
+            ("name = \"a\"", &[("GLBOX_DATA_VOLUME_SIZE_GIB", "big")], "GLBOX_DATA_VOLUME_SIZE_GIB", "big"),
+            ("name = \"a\"", &[("GLBOX_INSTANCE_TYP", "x")], "GLBOX_INSTANCE_TYP", "x"),
+        ];
+        for (text, env, field, value) in cases {
+            let err = error_of(text, env);
+            assert_eq!(&err.field, field, "for {text:?}: {err}");
+            assert!(err.value.contains(value), "for {text:?}: {err}");
+            assert!(!err.fix.is_empty(), "for {text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_are_rejected_with_the_key() {
+        let err = error_of("name = \"a\"\n[instance]\nsize = \"big\"", &[]);
+        assert!(err.problem.contains("unknown field `size`"), "{err}");
+        let err = error_of("name = \"a\"\ncolour = 1", &[]);
+        assert!(err.problem.contains("colour"), "{err}");
+        let err = error_of("name = ", &[]);
+        assert!(err.problem.contains("not valid TOML"), "{err}");
+        let err = error_of("name = \"a\"\n[data_volume]\nsize_gib = \"big\"", &[]);
+        assert!(err.problem.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_explicit_config_file_is_an_error() {
+        let sources = Sources {
+            explicit_file: Some("/nonexistent/glbox.toml".into()),
+            env: [("GLBOX_NAME".to_string(), "a".to_string())].into(),
+            region_flag: None,
+        };
+        assert_eq!(load(&sources).unwrap_err().field, "--config");
+    }
+
+    #[test]
+    fn ssh_with_a_real_public_key_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id.pub");
+        std::fs::write(
+            &key,
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGj9ACCVXa4HVhTKD1CCXfPfBm4PNqB+p0Dw8ycZiPx4 me@host\n",
+        )
+        .unwrap();
+        let text = format!(
+            "name = \"a\"\n[access]\nmethod = \"ssh\"\nssh_public_key = \"{}\"\nssh_cidrs = [\"203.0.113.7/32\"]",
+            key.display()
+        );
+        let s = load_text(&text, &[]).unwrap();
+        let ssh = s.ssh.unwrap();
+        assert!(matches!(ssh.key, SshKeySource::File { .. }));
+        assert_eq!(ssh.cidrs, vec!["203.0.113.7/32".parse::<IpNet>().unwrap()]);
+
+        std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n").unwrap();
+        let err = load_text(&text, &[]).unwrap_err();
+        assert!(err.fix.contains("private key"), "{err}");
+    }
+}

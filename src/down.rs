@@ -1,0 +1,149 @@
+//! `glbox down`: removes everything the deployment owns, in dependency
+//! order, waiting where AWS needs it. Only resources carrying the
+//! deployment's tags are touched. The data volume is kept unless asked.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::plan::Observed;
+use crate::resources::{data_volume, elastic_ip, iam, instance, key_pair, security_group, Ctx};
+use crate::wait::{self, Poll};
+
+/// How long a security group may stay "in use" after its instance ended
+/// (AWS releases the network interface a little after termination).
+const GROUP_RELEASE_WAIT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DownOptions {
+    pub delete_data: bool,
+    pub snapshot: bool,
+}
+
+/// One thing `down` removes or keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownItem {
+    pub resource: &'static str,
+    pub id: String,
+    pub action: &'static str,
+}
+
+pub fn items(observed: &Observed, options: DownOptions) -> Vec<DownItem> {
+    let item = |resource, id: &str, action| DownItem {
+        resource,
+        id: id.to_string(),
+        action,
+    };
+    let mut items = Vec::new();
+    items.extend(
+        observed
+            .addresses
+            .iter()
+            .map(|a| item("elastic_ip", &a.public_ip, "release")),
+    );
+    items.extend(
+        observed
+            .live_instances()
+            .iter()
+            .map(|i| item("instance", &i.id, "terminate")),
+    );
+    for v in &observed.data_volumes {
+        let action = match (options.delete_data, options.snapshot) {
+            (false, _) => "keep",
+            (true, true) => "snapshot, then delete",
+            (true, false) => "delete without snapshot",
+        };
+        items.push(item("data_volume", &v.id, action));
+    }
+    items.extend(
+        observed
+            .key_pair
+            .iter()
+            .map(|k| item("key_pair", &k.name, "delete")),
+    );
+    items.extend(
+        observed
+            .security_group
+            .iter()
+            .map(|g| item("security_group", &g.id, "delete")),
+    );
+    let ownership = |owned: bool| if owned { "delete" } else { "skip: not glbox's" };
+    if let Some(profile) = &observed.profile {
+        items.push(item(
+            "instance_profile",
+            &profile.name,
+            ownership(profile.owned),
+        ));
+    }
+    if let Some(role) = &observed.role {
+        items.push(item("iam_role", &role.name, ownership(role.owned)));
+    }
+    items
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DownOutcome {
+    pub removed: Vec<String>,
+    pub kept_volumes: Vec<String>,
+    pub snapshots: Vec<String>,
+}
+
+pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Result<DownOutcome> {
+    let mut outcome = DownOutcome::default();
+    for address in &observed.addresses {
+        elastic_ip::release(ctx, address).await?;
+        outcome.removed.push(address.allocation_id.clone());
+    }
+    for live in observed.live_instances() {
+        instance::terminate(ctx, &live.id).await?;
+        outcome.removed.push(live.id.clone());
+    }
+    for volume in &observed.data_volumes {
+        if options.delete_data {
+            outcome
+                .snapshots
+                .extend(data_volume::delete(ctx, volume, options.snapshot).await?);
+            outcome.removed.push(volume.id.clone());
+        } else {
+            outcome.kept_volumes.push(volume.id.clone());
+        }
+    }
+    if let Some(key) = &observed.key_pair {
+        key_pair::delete(ctx, key).await?;
+        outcome.removed.push(key.id.clone());
+    }
+    if let Some(group) = &observed.security_group {
+        delete_group_when_free(ctx, group).await?;
+        outcome.removed.push(group.id.clone());
+    }
+    if let Some(profile) = observed.profile.as_ref().filter(|p| p.owned) {
+        iam::delete_profile(ctx, profile).await?;
+        outcome.removed.push(profile.name.clone());
+    }
+    if let Some(role) = observed.role.as_ref().filter(|r| r.owned) {
+        iam::delete_role(ctx, role).await?;
+        outcome.removed.push(role.name.clone());
+    }
+    Ok(outcome)
+}
+
+async fn delete_group_when_free(
+    ctx: &Ctx<'_>,
+    group: &security_group::SecurityGroup,
+) -> Result<()> {
+    let what = format!("security group {} to be released by its instance", group.id);
+    wait::until(ctx.ui, &what, GROUP_RELEASE_WAIT, || async {
+        match security_group::delete(ctx, group).await {
+            Ok(()) => Ok(Poll::Ready(())),
+            Err(crate::error::Error::Aws(e))
+                if e.code.as_deref() == Some("DependencyViolation") =>
+            {
+                Ok(Poll::Pending("still in use".into()))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}

@@ -1,0 +1,53 @@
+//! glbox's error type. Every variant reads as a sentence a user can act on.
+
+use std::time::Duration;
+
+use crate::config::ConfigError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input, found before any AWS call.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// An AWS call failed (after the SDK's own retries).
+    #[error("{0}")]
+    Aws(#[from] crate::aws::AwsError),
+    /// glbox will not do what was asked, and says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+    /// A wait ran past its deadline.
+    #[error("timed out after {}s waiting for {what} (last seen: {last_seen})", elapsed.as_secs())]
+    Timeout {
+        what: String,
+        last_seen: String,
+        elapsed: Duration,
+    },
+    /// The user declined the confirmation prompt.
+    #[error("cancelled: nothing was changed")]
+    Declined,
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Exit status: 2 for input the user must correct, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}

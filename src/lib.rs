@@ -1,0 +1,51 @@
+//! glbox: stand up a complete GitLab server on one AWS EC2 instance, and
+//! take it down again.
+//!
+//! Layers, from the outside in: [`cli`] parses and dispatches; [`config`]
+//! turns layered input into validated [`config::Settings`] before any AWS
+//! call; [`plan`] observes the deployment by its tags and diffs it against
+//! the settings; [`apply`] and [`down`] change AWS through the per-resource
+//! gateways in [`resources`].
+
+pub mod apply;
+pub mod aws;
+pub mod caller_ip;
+pub mod cli;
+pub mod config;
+pub mod down;
+pub mod error;
+pub mod names;
+pub mod paths;
+pub mod plan;
+pub mod resources;
+pub mod status;
+pub mod ui;
+pub mod userdata;
+pub mod wait;
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::config::{AccessMethod, DataVolumeSettings, Os, Settings};
+
+    /// The settings a config file holding only `name` yields.
+    pub fn settings(name: &str) -> Settings {
+        Settings {
+            name: name.into(),
+            region: "us-east-1".into(),
+            instance_type: "c5.2xlarge".into(),
+            os: Os::Ubuntu2404,
+            ami: None,
+            root_volume_gib: 50,
+            subnet_id: None,
+            access: AccessMethod::Ssm,
+            ssh: None,
+            http_cidrs: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+            elastic_ip: true,
+            data_volume: DataVolumeSettings {
+                size_gib: 100,
+                iops: 3000,
+                throughput_mibps: 125,
+            },
+        }
+    }
+}

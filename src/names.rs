@@ -1,0 +1,149 @@
+//! Names and tags. AWS tags are glbox's only state: every resource carries
+//! the deployment's tags from the call that creates it, and glbox finds its
+//! resources by those tags on every run.
+
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+
+pub const TAG_DEPLOYMENT: &str = "glbox:deployment";
+pub const TAG_MANAGED_BY: &str = "glbox:managed-by";
+pub const TAG_ROLE: &str = "glbox:role";
+/// The `os` an instance was launched with: a changed `os` means replacement.
+pub const TAG_OS: &str = "glbox:os";
+pub const MANAGED_BY: &str = "glbox";
+
+/// What a resource is for within one deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Instance,
+    SecurityGroup,
+    DataVolume,
+    RootVolume,
+    ElasticIp,
+    KeyPair,
+    InstanceRole,
+    FinalSnapshot,
+}
+
+impl Role {
+    pub fn tag_value(self) -> &'static str {
+        match self {
+            Role::Instance => "instance",
+            Role::SecurityGroup => "security-group",
+            Role::DataVolume => "data",
+            Role::RootVolume => "root",
+            Role::ElasticIp => "elastic-ip",
+            Role::KeyPair => "key-pair",
+            Role::InstanceRole => "instance-role",
+            Role::FinalSnapshot => "final-snapshot",
+        }
+    }
+
+    /// The suffix of the `Name` tag (`glbox-<name>[-suffix]`).
+    fn name_suffix(self) -> Option<&'static str> {
+        match self {
+            Role::Instance | Role::KeyPair | Role::InstanceRole => None,
+            Role::SecurityGroup => Some("sg"),
+            Role::DataVolume => Some("data"),
+            Role::RootVolume => Some("root"),
+            Role::ElasticIp => Some("eip"),
+            Role::FinalSnapshot => Some("final"),
+        }
+    }
+}
+
+/// The names of one deployment's resources.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub deployment: String,
+}
+
+impl Names {
+    pub fn new(deployment: &str) -> Self {
+        Names {
+            deployment: deployment.to_string(),
+        }
+    }
+
+    /// `glbox-<name>`: the instance, key pair, IAM role and instance profile.
+    pub fn base(&self) -> String {
+        format!("glbox-{}", self.deployment)
+    }
+
+    pub fn name_of(&self, role: Role) -> String {
+        match role.name_suffix() {
+            Some(suffix) => format!("glbox-{}-{suffix}", self.deployment),
+            None => self.base(),
+        }
+    }
+
+    /// IAM path for the role and instance profile.
+    pub fn iam_path(&self) -> &'static str {
+        "/glbox/"
+    }
+
+    /// Where the deployment's SSM parameters live; the instance may read only these.
+    pub fn parameter_prefix(&self) -> String {
+        format!("/glbox/{}/", self.deployment)
+    }
+
+    /// The tags every resource of the deployment carries, as key/value pairs.
+    pub fn tag_pairs(&self, role: Role) -> Vec<(String, String)> {
+        vec![
+            (TAG_DEPLOYMENT.into(), self.deployment.clone()),
+            (TAG_MANAGED_BY.into(), MANAGED_BY.into()),
+            (TAG_ROLE.into(), role.tag_value().into()),
+            ("Name".into(), self.name_of(role)),
+        ]
+    }
+
+    pub fn ec2_tags(&self, role: Role) -> Vec<Tag> {
+        self.tag_pairs(role)
+            .into_iter()
+            .map(|(key, value)| Tag::builder().key(key).value(value).build())
+            .collect()
+    }
+
+    pub fn tag_spec(&self, resource: ResourceType, role: Role) -> TagSpecification {
+        TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(self.ec2_tags(role)))
+            .build()
+    }
+
+    /// Filters matching exactly this deployment's resources of one role.
+    pub fn owned_filters(&self, role: Role) -> Vec<Filter> {
+        let filter = |key: String, value: &str| Filter::builder().name(key).values(value).build();
+        vec![
+            filter(format!("tag:{TAG_DEPLOYMENT}"), &self.deployment),
+            filter(format!("tag:{TAG_MANAGED_BY}"), MANAGED_BY),
+            filter(format!("tag:{TAG_ROLE}"), role.tag_value()),
+        ]
+    }
+
+    /// Does this IAM tag set mark the resource as this deployment's?
+    pub fn owns_iam(&self, tags: &[aws_sdk_iam::types::Tag]) -> bool {
+        let has =
+            |key: &str, value: &str| tags.iter().any(|t| t.key() == key && t.value() == value);
+        has(TAG_DEPLOYMENT, &self.deployment) && has(TAG_MANAGED_BY, MANAGED_BY)
+    }
+
+    pub fn iam_tags(&self, role: Role) -> Vec<aws_sdk_iam::types::Tag> {
+        self.tag_pairs(role)
+            .into_iter()
+            .map(|(key, value)| {
+                aws_sdk_iam::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .expect("key and value are set")
+            })
+            .collect()
+    }
+}
+
+/// The value of one tag in an EC2 tag list.
+pub fn ec2_tag<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}

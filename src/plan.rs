@@ -1,0 +1,258 @@
+//! Observe what the deployment has in AWS (by tags, every run: AWS is the
+//! state) and compare it with the settings. Only read-only calls happen
+//! here; a plan with nothing to do is what makes a repeated `up` free.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::resources::data_volume::{self, Volume};
+use crate::resources::elastic_ip::{self, Address, EipPlan};
+use crate::resources::iam::{self, ProfileChange, ProfileState, RoleChange, RoleState};
+use crate::resources::instance::{self, Instance, InstancePlan};
+use crate::resources::key_pair::{self, KeyPair};
+use crate::resources::placement::{self, Placement};
+use crate::resources::security_group::{self, SecurityGroup};
+use crate::resources::{Action, Ctx, PlanItem};
+
+/// Everything of the deployment that AWS reports.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub security_group: Option<SecurityGroup>,
+    pub role: Option<RoleState>,
+    pub profile: Option<ProfileState>,
+    pub key_pair: Option<KeyPair>,
+    /// Terminated instances included (AWS lists them for about an hour).
+    pub instances: Vec<Instance>,
+    pub data_volumes: Vec<Volume>,
+    pub addresses: Vec<Address>,
+}
+
+impl Observed {
+    pub fn live_instances(&self) -> Vec<Instance> {
+        instance::live(&self.instances)
+    }
+}
+
+/// Reads the deployment's resources, all lookups at once.
+pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
+    let policy = iam::parameters_policy(ctx);
+    let (security_group, role, profile, key_pair, instances, data_volumes, addresses) = tokio::try_join!(
+        security_group::observe(ctx),
+        iam::observe_role(ctx, &policy),
+        iam::observe_profile(ctx),
+        key_pair::observe(ctx),
+        instance::observe(ctx),
+        data_volume::observe(ctx),
+        elastic_ip::observe(ctx),
+    )?;
+    Ok(Observed {
+        security_group,
+        role,
+        profile,
+        key_pair,
+        instances,
+        data_volumes,
+        addresses,
+    })
+}
+
+/// What `up` will do, resource by resource.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub placement: Placement,
+    pub security_group: security_group::Change,
+    pub role: RoleChange,
+    pub profile: ProfileChange,
+    pub policy: Value,
+    pub key_pair: key_pair::Change,
+    pub instance: InstancePlan,
+    pub data_volume: data_volume::Change,
+    /// Other data volumes of the deployment: reported, never touched.
+    pub extra_volumes: Vec<Volume>,
+    pub elastic_ip: EipPlan,
+}
+
+/// The plan as data (`--output json`) and the source of the text table.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub deployment: String,
+    pub region: String,
+    pub changes: bool,
+    pub resources: Vec<PlanItem>,
+}
+
+impl Plan {
+    pub fn items(&self, ctx: &Ctx<'_>) -> Vec<PlanItem> {
+        let mut items = vec![
+            self.security_group.item(ctx),
+            self.role.item(ctx),
+            self.profile.item(ctx),
+        ];
+        items.extend(self.key_pair.item(ctx));
+        items.extend(self.instance.items(ctx));
+        items.push(self.data_volume.item(ctx, &self.extra_volumes));
+        items.extend(self.elastic_ip.items(ctx));
+        items
+    }
+
+    pub fn report(&self, ctx: &Ctx<'_>) -> PlanReport {
+        let resources = self.items(ctx);
+        PlanReport {
+            deployment: ctx.settings.name.clone(),
+            region: ctx.settings.region.clone(),
+            changes: resources.iter().any(|i| i.action != Action::NoChange),
+            resources,
+        }
+    }
+
+    pub fn is_noop(&self) -> bool {
+        matches!(self.security_group, security_group::Change::NoChange { .. })
+            && self.role == RoleChange::NoChange
+            && self.profile == ProfileChange::NoChange
+            && matches!(
+                self.key_pair,
+                key_pair::Change::NoChange { .. } | key_pair::Change::Absent
+            )
+            && self.instance.is_noop()
+            && matches!(self.data_volume, data_volume::Change::NoChange { .. })
+            && self.elastic_ip.is_noop()
+    }
+}
+
+/// Compares what is there with the settings. Besides the pure diff, it
+/// looks up what a launch needs (image, zone) only when a launch is due.
+pub async fn make(ctx: &Ctx<'_>, observed: &Observed) -> Result<Plan> {
+    refuse_foreign_iam(observed)?;
+    let volume_holder = check_volume_holders(observed)?;
+    let (primary, duplicates) =
+        instance::pick_primary(observed.live_instances(), volume_holder.as_deref());
+    let (chosen_volume, extra_volumes) = data_volume::pick(
+        &observed.data_volumes,
+        primary.as_ref().map(|i| i.id.as_str()),
+    );
+    let placement = placement::resolve(
+        ctx,
+        primary.as_ref(),
+        chosen_volume.as_ref().map(|v| v.availability_zone.as_str()),
+    )
+    .await?;
+    check_placement(
+        &placement,
+        chosen_volume.as_ref(),
+        observed.security_group.as_ref(),
+    )?;
+
+    let policy = iam::parameters_policy(ctx);
+    let instance_change = instance::diff(
+        ctx.settings,
+        &ctx.names.base(),
+        observed.security_group.as_ref().map(|g| g.id.as_str()),
+        primary.as_ref(),
+    );
+    let launch = match &instance_change {
+        instance::Change::Create | instance::Change::Replace { .. } => {
+            Some(instance::resolve_launch(ctx, &placement, &observed.instances).await?)
+        }
+        instance::Change::Update { update, .. } => {
+            if let Some((from, to)) = &update.new_type {
+                check_type_change(ctx, from, to).await?;
+            }
+            None
+        }
+        instance::Change::NoChange { .. } => None,
+    };
+    // The instance the volume and address must end up on; none yet when a
+    // new instance will be launched.
+    let target = match &instance_change {
+        instance::Change::Update { id, .. } | instance::Change::NoChange { id } => {
+            Some(id.as_str())
+        }
+        instance::Change::Create | instance::Change::Replace { .. } => None,
+    };
+    Ok(Plan {
+        security_group: security_group::diff(ctx.settings, observed.security_group.as_ref()),
+        role: iam::diff_role(observed.role.as_ref()),
+        profile: iam::diff_profile(&ctx.names.base(), observed.profile.as_ref()),
+        policy,
+        key_pair: key_pair::diff(
+            key_pair::desired_key(ctx.settings),
+            observed.key_pair.as_ref(),
+        ),
+        data_volume: data_volume::diff(&ctx.settings.data_volume, chosen_volume.as_ref(), target)?,
+        extra_volumes,
+        elastic_ip: elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target),
+        instance: InstancePlan {
+            change: instance_change,
+            launch,
+            duplicates,
+        },
+        placement,
+    })
+}
+
+fn refuse_foreign_iam(observed: &Observed) -> Result<()> {
+    if let Some(role) = observed.role.as_ref().filter(|r| !r.owned) {
+        return Err(iam::foreign("role", &role.name));
+    }
+    if let Some(profile) = observed.profile.as_ref().filter(|p| !p.owned) {
+        return Err(iam::foreign("instance profile", &profile.name));
+    }
+    Ok(())
+}
+
+/// A data volume may only hang off one of the deployment's own instances.
+/// Returns the live instance holding one, if any.
+fn check_volume_holders(observed: &Observed) -> Result<Option<String>> {
+    let ours = |id: &str| observed.instances.iter().any(|i| i.id == id);
+    for volume in &observed.data_volumes {
+        if let Some(holder) = volume.attached_to.as_deref().filter(|h| !ours(h)) {
+            return Err(Error::Refused(format!(
+                "data volume {} is attached to {holder}, which is not this deployment's instance\n  fix: detach it from {holder} (after stopping what uses it), then re-run",
+                volume.id
+            )));
+        }
+    }
+    let live = observed.live_instances();
+    Ok(observed
+        .data_volumes
+        .iter()
+        .filter_map(|v| v.attached_to.clone())
+        .find(|holder| live.iter().any(|i| i.id == *holder)))
+}
+
+fn check_placement(
+    placement: &Placement,
+    volume: Option<&Volume>,
+    group: Option<&SecurityGroup>,
+) -> Result<()> {
+    if let Some(volume) = volume.filter(|v| v.availability_zone != placement.availability_zone) {
+        return Err(Error::Refused(format!(
+            "the data volume {} is in {}, but subnet {} is in {}: EBS volumes cannot move between zones\n  fix: choose a subnet in {}, or move the data yourself (snapshot, then a volume from it in the new zone)",
+            volume.id, volume.availability_zone, placement.subnet_id, placement.availability_zone, volume.availability_zone
+        )));
+    }
+    if let Some(group) = group.filter(|g| g.vpc_id != placement.vpc_id) {
+        return Err(Error::Refused(format!(
+            "the deployment's security group {} is in {}, but subnet {} is in {}: glbox does not move a deployment between VPCs\n  fix: choose a subnet in {}, or `glbox down` first (it keeps the data volume)",
+            group.id, group.vpc_id, placement.subnet_id, placement.vpc_id, group.vpc_id
+        )));
+    }
+    Ok(())
+}
+
+async fn check_type_change(ctx: &Ctx<'_>, from: &str, to: &str) -> Result<()> {
+    let (old, new) = tokio::try_join!(
+        instance::type_architectures(ctx, from),
+        instance::type_architectures(ctx, to)
+    )?;
+    if !new.iter().any(|a| old.contains(a)) {
+        return Err(Error::Refused(format!(
+            "instance.type {to} runs {}, but the instance's image is for {}: an architecture change needs a new instance\n  fix: keep a {} type, or `glbox down` and `up` with the new type (the data volume is kept)",
+            new.join("/"),
+            old.join("/"),
+            old.join("/")
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! The data volume for `/var/opt/gitlab`: encrypted gp3, in the instance's
+//! zone, attached at `/dev/sdf`. It outlives instance replacements and, by
+//! default, `down`. glbox never deletes it on its own.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{ResourceType, VolumeType};
+use serde::Serialize;
+
+use crate::aws::AwsResultExt;
+use crate::config::DataVolumeSettings;
+use crate::error::{Error, Result};
+use crate::names::Role;
+use crate::resources::{Action, Ctx, PlanItem};
+use crate::wait::{self, Poll};
+
+pub const DEVICE: &str = "/dev/sdf";
+const STATE_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Volume {
+    pub id: String,
+    pub availability_zone: String,
+    pub size_gib: i32,
+    pub iops: i32,
+    pub throughput_mibps: i32,
+    pub state: String,
+    pub encrypted: bool,
+    /// The instance it is attached to (any attachment state but detached).
+    pub attached_to: Option<String>,
+}
+
+fn from_sdk(v: &aws_sdk_ec2::types::Volume) -> Volume {
+    Volume {
+        id: v.volume_id().unwrap_or_default().to_string(),
+        availability_zone: v.availability_zone().unwrap_or_default().to_string(),
+        size_gib: v.size().unwrap_or_default(),
+        iops: v.iops().unwrap_or_default(),
+        throughput_mibps: v.throughput().unwrap_or_default(),
+        state: v
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        encrypted: v.encrypted().unwrap_or(false),
+        attached_to: v
+            .attachments()
+            .iter()
+            .find(|a| a.state().is_some_and(|s| s.as_str() != "detached"))
+            .and_then(|a| a.instance_id())
+            .map(str::to_string),
+    }
+}
+
+pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Volume>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_volumes()
+        .set_filters(Some(ctx.names.owned_filters(Role::DataVolume)))
+        .send()
+        .await
+        .ctx("ec2:DescribeVolumes")?;
+    let mut volumes: Vec<Volume> = out.volumes().iter().map(from_sdk).collect();
+    volumes.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(volumes)
+}
+
+async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Volume>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_volumes()
+        .volume_ids(id)
+        .send()
+        .await
+        .ctx("ec2:DescribeVolumes")?;
+    Ok(out.volumes().first().map(from_sdk))
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Modify {
+    pub size_gib: Option<(i32, i32)>,
+    pub iops: Option<(i32, i32)>,
+    pub throughput_mibps: Option<(i32, i32)>,
+}
+
+impl Modify {
+    fn is_empty(&self) -> bool {
+        *self == Modify::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    Create,
+    Update {
+        id: String,
+        attach: bool,
+        modify: Modify,
+    },
+    NoChange {
+        id: String,
+    },
+}
+
+/// The data volume to use: the one attached to the instance, else the first.
+/// Any other tagged data volume is reported, never deleted.
+pub fn pick(volumes: &[Volume], instance_id: Option<&str>) -> (Option<Volume>, Vec<Volume>) {
+    let index = volumes
+        .iter()
+        .position(|v| instance_id.is_some() && v.attached_to.as_deref() == instance_id)
+        .unwrap_or(0);
+    let mut rest = volumes.to_vec();
+    if rest.is_empty() {
+        return (None, rest);
+    }
+    let chosen = rest.remove(index);
+    (Some(chosen), rest)
+}
+
+/// Compares the volume with the settings. `instance_id` is the instance it
+/// must be attached to (`None` when that instance is about to be launched).
+pub fn diff(
+    desired: &DataVolumeSettings,
+    current: Option<&Volume>,
+    instance_id: Option<&str>,
+) -> Result<Change> {
+    let Some(volume) = current else {
+        return Ok(Change::Create);
+    };
+    if desired.size_gib < volume.size_gib {
+        return Err(Error::Refused(format!(
+            "data_volume.size_gib = {} is smaller than the volume's {} GiB: EBS volumes cannot shrink\n  fix: set data_volume.size_gib = {} (or more); to start smaller, snapshot the data, `glbox down --delete-data`, and `up` again",
+            desired.size_gib, volume.size_gib, volume.size_gib
+        )));
+    }
+    let change = |want: i32, have: i32| (want != have).then_some((have, want));
+    let modify = Modify {
+        size_gib: change(desired.size_gib, volume.size_gib),
+        iops: change(desired.iops, volume.iops),
+        throughput_mibps: change(desired.throughput_mibps, volume.throughput_mibps),
+    };
+    let attach = instance_id.is_none() || volume.attached_to.as_deref() != instance_id;
+    if !attach && modify.is_empty() {
+        Ok(Change::NoChange {
+            id: volume.id.clone(),
+        })
+    } else {
+        Ok(Change::Update {
+            id: volume.id.clone(),
+            attach,
+            modify,
+        })
+    }
+}
+
+impl Change {
+    pub fn item(&self, ctx: &Ctx<'_>, extra: &[Volume]) -> PlanItem {
+        let name = ctx.names.name_of(Role::DataVolume);
+        let d = ctx.settings.data_volume;
+        let mut item = match self {
+            Change::Create => PlanItem::new("data_volume", name, None, Action::Create)
+                .with_changes(vec![
+                    format!(
+                        "encrypted gp3, {} GiB, {} IOPS, {} MiB/s",
+                        d.size_gib, d.iops, d.throughput_mibps
+                    ),
+                    format!("attach at {DEVICE}"),
+                ]),
+            Change::Update { id, attach, modify } => {
+                let mut changes = Vec::new();
+                if *attach {
+                    changes.push(format!("attach at {DEVICE}"));
+                }
+                let mut field = |label: &str, pair: Option<(i32, i32)>| {
+                    if let Some((from, to)) = pair {
+                        changes.push(format!("{label} {from} -> {to}"));
+                    }
+                };
+                field("size_gib", modify.size_gib);
+                field("iops", modify.iops);
+                field("throughput_mibps", modify.throughput_mibps);
+                PlanItem::new("data_volume", name, Some(id.clone()), Action::Update)
+                    .with_changes(changes)
+            }
+            Change::NoChange { id } => {
+                PlanItem::new("data_volume", name, Some(id.clone()), Action::NoChange)
+            }
+        };
+        for other in extra {
+            item.changes.push(format!(
+                "note: {} is another data volume of this deployment; glbox leaves it alone",
+                other.id
+            ));
+        }
+        item
+    }
+}
+
+/// Converges the volume onto `instance_id` (which is running).
+pub async fn apply(
+    ctx: &Ctx<'_>,
+    change: &Change,
+    instance_id: &str,
+    zone: &str,
+) -> Result<String> {
+    match change {
+        Change::NoChange { id } => Ok(id.clone()),
+        Change::Create => {
+            let id = create(ctx, zone).await?;
+            attach(ctx, &id, instance_id).await?;
+            Ok(id)
+        }
+        Change::Update {
+            id,
+            attach: needs_attach,
+            modify,
+        } => {
+            if !modify.is_empty() {
+                apply_modify(ctx, id, modify).await?;
+            }
+            if *needs_attach {
+                attach(ctx, id, instance_id).await?;
+            }
+            Ok(id.clone())
+        }
+    }
+}
+
+async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
+    let d = ctx.settings.data_volume;
+    let out = ctx
+        .aws
+        .ec2
+        .create_volume()
+        .availability_zone(zone)
+        .volume_type(VolumeType::Gp3)
+        .size(d.size_gib)
+        .iops(d.iops)
+        .throughput(d.throughput_mibps)
+        .encrypted(true)
+        .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::DataVolume))
+        .send()
+        .await
+        .ctx("ec2:CreateVolume")?;
+    let id = out.volume_id().unwrap_or_default().to_string();
+    ctx.ui
+        .info(&format!("created data volume {id} ({} GiB)", d.size_gib));
+    Ok(id)
+}
+
+async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
+    ctx.aws
+        .ec2
+        .modify_volume()
+        .volume_id(id)
+        .set_size(modify.size_gib.map(|(_, to)| to))
+        .set_iops(modify.iops.map(|(_, to)| to))
+        .set_throughput(modify.throughput_mibps.map(|(_, to)| to))
+        .send()
+        .await
+        .ctx("ec2:ModifyVolume")?;
+    ctx.ui.info(&format!(
+        "modifying data volume {id} (EBS applies it in the background)"
+    ));
+    if modify.size_gib.is_some() {
+        ctx.ui.warn("the file system on the data volume must be grown on the box (resize2fs) to use the new size");
+    }
+    Ok(())
+}
+
+/// Attaches the volume, first waiting for it to be free (a replaced
+/// instance releases it as it terminates).
+async fn attach(ctx: &Ctx<'_>, id: &str, instance_id: &str) -> Result<()> {
+    // The planner has made sure any current holder is the deployment's own.
+    wait_for(ctx, id, "available").await?;
+    ctx.aws
+        .ec2
+        .attach_volume()
+        .volume_id(id)
+        .instance_id(instance_id)
+        .device(DEVICE)
+        .send()
+        .await
+        .ctx("ec2:AttachVolume")?;
+    wait_for(ctx, id, "in-use").await?;
+    ctx.ui.info(&format!(
+        "attached data volume {id} to {instance_id} at {DEVICE}"
+    ));
+    Ok(())
+}
+
+async fn wait_for(ctx: &Ctx<'_>, id: &str, state: &str) -> Result<Volume> {
+    let what = format!("volume {id} to be {state}");
+    wait::until(ctx.ui, &what, STATE_WAIT, || async {
+        match describe_one(ctx, id).await? {
+            Some(v) if v.state == state => Ok(Poll::Ready(v)),
+            Some(v) => Ok(Poll::Pending(v.state)),
+            None => Err(Error::Refused(format!(
+                "volume {id} disappeared while glbox waited for it"
+            ))),
+        }
+    })
+    .await
+}
+
+/// `down --delete-data`: an optional final snapshot (tagged, kept), then the
+/// volume. Returns the snapshot id.
+pub async fn delete(ctx: &Ctx<'_>, volume: &Volume, snapshot: bool) -> Result<Option<String>> {
+    if volume.attached_to.is_some() {
+        wait_for(ctx, &volume.id, "available").await?;
+    }
+    let snapshot_id = if snapshot {
+        let out = ctx
+            .aws
+            .ec2
+            .create_snapshot()
+            .volume_id(&volume.id)
+            .description(format!(
+                "glbox {}: final snapshot of the data volume",
+                ctx.names.deployment
+            ))
+            .tag_specifications(
+                ctx.names
+                    .tag_spec(ResourceType::Snapshot, Role::FinalSnapshot),
+            )
+            .send()
+            .await
+            .ctx("ec2:CreateSnapshot")?;
+        let id = out.snapshot_id().unwrap_or_default().to_string();
+        ctx.ui
+            .info(&format!("started final snapshot {id} of {}", volume.id));
+        Some(id)
+    } else {
+        None
+    };
+    // EBS finishes a started snapshot even after its volume is deleted.
+    ctx.aws
+        .ec2
+        .delete_volume()
+        .volume_id(&volume.id)
+        .send()
+        .await
+        .ctx("ec2:DeleteVolume")?;
+    ctx.ui.info(&format!("deleted data volume {}", volume.id));
+    Ok(snapshot_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(size: i32, attached: Option<&str>) -> Volume {
+        Volume {
+            id: "vol-1".into(),
+            availability_zone: "us-east-1a".into(),
+            size_gib: size,
+            iops: 3000,
+            throughput_mibps: 125,
+            state: "in-use".into(),
+            encrypted: true,
+            attached_to: attached.map(str::to_string),
+        }
+    }
+
+    fn desired(size: i32) -> DataVolumeSettings {
+        DataVolumeSettings {
+            size_gib: size,
+            iops: 3000,
+            throughput_mibps: 125,
+        }
+    }
+
+    #[test]
+    fn growth_modifies_and_shrink_is_refused() {
+        let Change::Update { modify, attach, .. } =
+            diff(&desired(200), Some(&volume(100, Some("i-1"))), Some("i-1")).unwrap()
+        else {
+            panic!("expected an update");
+        };
+        assert_eq!(modify.size_gib, Some((100, 200)));
+        assert!(!attach);
+        let err = diff(&desired(50), Some(&volume(100, Some("i-1"))), Some("i-1")).unwrap_err();
+        assert!(err.to_string().contains("cannot shrink"), "{err}");
+    }
+
+    #[test]
+    fn a_detached_volume_is_reattached() {
+        let change = diff(&desired(100), Some(&volume(100, None)), Some("i-1")).unwrap();
+        assert!(matches!(change, Change::Update { attach: true, .. }));
+        let same = diff(&desired(100), Some(&volume(100, Some("i-1"))), Some("i-1")).unwrap();
+        assert!(matches!(same, Change::NoChange { .. }));
+    }
+}

@@ -1,0 +1,264 @@
+//! The Elastic IP: a stable public address that survives instance
+//! replacement. Extra addresses of the deployment cost money and hold no
+//! data, so they are released.
+
+use aws_sdk_ec2::types::{DomainType, ResourceType};
+use serde::Serialize;
+
+use crate::aws::AwsResultExt;
+use crate::error::Result;
+use crate::names::Role;
+use crate::resources::{Action, Ctx, PlanItem};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Address {
+    pub allocation_id: String,
+    pub public_ip: String,
+    pub association_id: Option<String>,
+    pub instance_id: Option<String>,
+}
+
+pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Address>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_addresses()
+        .set_filters(Some(ctx.names.owned_filters(Role::ElasticIp)))
+        .send()
+        .await
+        .ctx("ec2:DescribeAddresses")?;
+    let mut addresses: Vec<Address> = out
+        .addresses()
+        .iter()
+        .map(|a| Address {
+            allocation_id: a.allocation_id().unwrap_or_default().to_string(),
+            public_ip: a.public_ip().unwrap_or_default().to_string(),
+            association_id: a.association_id().map(str::to_string),
+            instance_id: a
+                .instance_id()
+                .filter(|i| !i.is_empty())
+                .map(str::to_string),
+        })
+        .collect();
+    addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
+    Ok(addresses)
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    Create,
+    Associate { allocation_id: String },
+    NoChange { allocation_id: String },
+    Absent,
+}
+
+#[derive(Debug, Clone)]
+pub struct EipPlan {
+    pub change: Change,
+    /// Addresses to release: extras, or all when `elastic_ip = false`.
+    pub release: Vec<Address>,
+}
+
+/// `instance_id` is the instance the address must point at (`None` when a
+/// new instance is about to be launched).
+pub fn diff(wanted: bool, addresses: &[Address], instance_id: Option<&str>) -> EipPlan {
+    if !wanted {
+        return EipPlan {
+            change: Change::Absent,
+            release: addresses.to_vec(),
+        };
+    }
+    let keep = addresses
+        .iter()
+        .position(|a| instance_id.is_some() && a.instance_id.as_deref() == instance_id)
+        .unwrap_or(0);
+    let mut rest = addresses.to_vec();
+    if rest.is_empty() {
+        return EipPlan {
+            change: Change::Create,
+            release: rest,
+        };
+    }
+    let kept = rest.remove(keep);
+    let change = if instance_id.is_some() && kept.instance_id.as_deref() == instance_id {
+        Change::NoChange {
+            allocation_id: kept.allocation_id,
+        }
+    } else {
+        Change::Associate {
+            allocation_id: kept.allocation_id,
+        }
+    };
+    EipPlan {
+        change,
+        release: rest,
+    }
+}
+
+impl EipPlan {
+    pub fn items(&self, ctx: &Ctx<'_>) -> Vec<PlanItem> {
+        let name = ctx.names.name_of(Role::ElasticIp);
+        let mut items: Vec<PlanItem> = match &self.change {
+            Change::Absent => Vec::new(),
+            Change::Create => vec![
+                PlanItem::new("elastic_ip", name.clone(), None, Action::Create)
+                    .with_changes(vec!["allocate and associate with the instance".into()]),
+            ],
+            Change::Associate { allocation_id } => vec![PlanItem::new(
+                "elastic_ip",
+                name.clone(),
+                Some(allocation_id.clone()),
+                Action::Update,
+            )
+            .with_changes(vec!["associate with the instance".into()])],
+            Change::NoChange { allocation_id } => vec![PlanItem::new(
+                "elastic_ip",
+                name.clone(),
+                Some(allocation_id.clone()),
+                Action::NoChange,
+            )],
+        };
+        items.extend(self.release.iter().map(|a| {
+            PlanItem::new(
+                "elastic_ip",
+                name.clone(),
+                Some(a.allocation_id.clone()),
+                Action::Delete,
+            )
+            .with_changes(vec![format!(
+                "release {} ({})",
+                a.public_ip,
+                if ctx.settings.elastic_ip {
+                    "a duplicate"
+                } else {
+                    "network.elastic_ip is false"
+                }
+            )])
+        }));
+        items
+    }
+
+    pub fn is_noop(&self) -> bool {
+        matches!(self.change, Change::NoChange { .. } | Change::Absent) && self.release.is_empty()
+    }
+}
+
+/// Converges the address onto `instance_id`; returns its public IP.
+pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<Option<String>> {
+    for address in &plan.release {
+        release(ctx, address).await?;
+    }
+    let allocation_id = match &plan.change {
+        Change::Absent => return Ok(None),
+        Change::NoChange { allocation_id } => {
+            return public_ip_of(ctx, allocation_id).await.map(Some)
+        }
+        Change::Associate { allocation_id } => allocation_id.clone(),
+        Change::Create => {
+            let out = ctx
+                .aws
+                .ec2
+                .allocate_address()
+                .domain(DomainType::Vpc)
+                .tag_specifications(ctx.names.tag_spec(ResourceType::ElasticIp, Role::ElasticIp))
+                .send()
+                .await
+                .ctx("ec2:AllocateAddress")?;
+            ctx.ui.info(&format!(
+                "allocated Elastic IP {}",
+                out.public_ip().unwrap_or_default()
+            ));
+            out.allocation_id().unwrap_or_default().to_string()
+        }
+    };
+    ctx.aws
+        .ec2
+        .associate_address()
+        .allocation_id(&allocation_id)
+        .instance_id(instance_id)
+        .send()
+        .await
+        .ctx("ec2:AssociateAddress")?;
+    let ip = public_ip_of(ctx, &allocation_id).await?;
+    ctx.ui
+        .info(&format!("associated Elastic IP {ip} with {instance_id}"));
+    Ok(Some(ip))
+}
+
+async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_addresses()
+        .allocation_ids(allocation_id)
+        .send()
+        .await
+        .ctx("ec2:DescribeAddresses")?;
+    Ok(out
+        .addresses()
+        .first()
+        .and_then(|a| a.public_ip())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Disassociates (if needed) and releases an address.
+pub async fn release(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
+    if let Some(association) = &address.association_id {
+        ctx.aws
+            .ec2
+            .disassociate_address()
+            .association_id(association)
+            .send()
+            .await
+            .ctx("ec2:DisassociateAddress")?;
+    }
+    ctx.aws
+        .ec2
+        .release_address()
+        .allocation_id(&address.allocation_id)
+        .send()
+        .await
+        .ctx("ec2:ReleaseAddress")?;
+    ctx.ui
+        .info(&format!("released Elastic IP {}", address.public_ip));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(id: &str, instance: Option<&str>) -> Address {
+        Address {
+            allocation_id: id.into(),
+            public_ip: "198.51.100.1".into(),
+            association_id: instance.map(|_| "eipassoc-1".into()),
+            instance_id: instance.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn converges_to_one_associated_address() {
+        let plan = diff(
+            true,
+            &[address("a", None), address("b", Some("i-1"))],
+            Some("i-1"),
+        );
+        assert!(
+            matches!(plan.change, Change::NoChange { ref allocation_id } if allocation_id == "b")
+        );
+        assert_eq!(plan.release.len(), 1);
+        let plan = diff(true, &[address("a", None)], Some("i-1"));
+        assert!(matches!(plan.change, Change::Associate { .. }));
+        let plan = diff(true, &[], None);
+        assert!(matches!(plan.change, Change::Create));
+    }
+
+    #[test]
+    fn disabled_releases_everything() {
+        let plan = diff(false, &[address("a", Some("i-1"))], Some("i-1"));
+        assert!(matches!(plan.change, Change::Absent));
+        assert_eq!(plan.release.len(), 1);
+    }
+}

@@ -1,0 +1,880 @@
+//! The GitLab instance: IMDSv2 only, an encrypted gp3 root volume, the
+//! deployment's instance profile and security group, tagged at launch.
+//!
+//! A changed instance type converges in place (stop, modify, start). A
+//! change that only a new instance can carry (explicit AMI, OS, subnet, a
+//! missing SSH key) is a replacement: shown in the plan, confirmed, and done
+//! by terminating the old instance. The data volume survives it.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceStateName, InstanceType,
+    ResourceType, VolumeType,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::aws::{has_code, AwsResultExt};
+use crate::config::{AccessMethod, Os, Settings};
+use crate::error::{Error, Result};
+use crate::names::{ec2_tag, Role, TAG_OS};
+use crate::resources::placement::Placement;
+use crate::resources::{Action, Ctx, PlanItem};
+use crate::wait::{self, Poll};
+
+const STATE_WAIT: Duration = Duration::from_secs(600);
+/// How long a freshly created instance profile may stay invisible to EC2.
+const IAM_PROPAGATION_WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub state: String,
+    pub instance_type: String,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub availability_zone: String,
+    pub image_id: String,
+    pub os: Option<String>,
+    pub security_groups: Vec<String>,
+    pub profile_arn: Option<String>,
+    pub key_name: Option<String>,
+    pub imdsv2_required: bool,
+    pub public_ip: Option<String>,
+    pub public_dns: Option<String>,
+    pub private_ip: Option<String>,
+    pub launch_time: Option<i64>,
+}
+
+impl Instance {
+    pub fn is_live(&self) -> bool {
+        !matches!(self.state.as_str(), "terminated" | "shutting-down")
+    }
+}
+
+fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
+    Instance {
+        id: i.instance_id().unwrap_or_default().to_string(),
+        state: i
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default(),
+        instance_type: i
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        subnet_id: i.subnet_id().unwrap_or_default().to_string(),
+        vpc_id: i.vpc_id().unwrap_or_default().to_string(),
+        availability_zone: i
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .unwrap_or_default()
+            .to_string(),
+        image_id: i.image_id().unwrap_or_default().to_string(),
+        os: ec2_tag(i.tags(), TAG_OS).map(str::to_string),
+        security_groups: i
+            .security_groups()
+            .iter()
+            .filter_map(|g| g.group_id())
+            .map(str::to_string)
+            .collect(),
+        profile_arn: i
+            .iam_instance_profile()
+            .and_then(|p| p.arn())
+            .map(str::to_string),
+        key_name: i.key_name().map(str::to_string),
+        imdsv2_required: i.metadata_options().and_then(|m| m.http_tokens())
+            == Some(&HttpTokensState::Required),
+        public_ip: i.public_ip_address().map(str::to_string),
+        public_dns: i
+            .public_dns_name()
+            .filter(|d| !d.is_empty())
+            .map(str::to_string),
+        private_ip: i.private_ip_address().map(str::to_string),
+        launch_time: i.launch_time().map(|t| t.secs()),
+    }
+}
+
+/// Every instance of the deployment AWS still reports, terminated included
+/// (terminated ones feed the launch token, see [`client_token`]).
+pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Instance>> {
+    let mut pages = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .set_filters(Some(ctx.names.owned_filters(Role::Instance)))
+        .into_paginator()
+        .send();
+    let mut instances = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ec2:DescribeInstances")?;
+        for reservation in page.reservations() {
+            instances.extend(reservation.instances().iter().map(from_sdk));
+        }
+    }
+    instances.sort_by(|a, b| (a.launch_time, &a.id).cmp(&(b.launch_time, &b.id)));
+    Ok(instances)
+}
+
+async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Instance>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await;
+    match out {
+        Ok(out) => Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .next()
+            .map(from_sdk)),
+        // A just-launched instance can be briefly unknown to Describe.
+        Err(e) if has_code(&e, "InvalidInstanceID.NotFound") => Ok(None),
+        Err(e) => Err(crate::aws::error("ec2:DescribeInstances", e).into()),
+    }
+}
+
+/// Everything RunInstances needs that must be looked up first.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchSpec {
+    pub image_id: String,
+    pub architecture: String,
+    pub root_device: String,
+    pub placement: Placement,
+    #[serde(skip)]
+    pub client_token: String,
+}
+
+/// The public SSM parameter naming the current image of `os` for `arch`.
+pub fn ami_parameter(os: Os, arch: &str) -> String {
+    match os {
+        Os::Ubuntu2404 => {
+            let arch = if arch == "arm64" { "arm64" } else { "amd64" };
+            format!("/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id")
+        }
+        Os::Al2023 => {
+            let arch = if arch == "arm64" { "arm64" } else { "x86_64" };
+            format!("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}")
+        }
+    }
+}
+
+/// The architectures an instance type runs; fails for a type the region
+/// does not have.
+pub async fn type_architectures(ctx: &Ctx<'_>, instance_type: &str) -> Result<Vec<String>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instance_types()
+        .instance_types(InstanceType::from(instance_type))
+        .send()
+        .await;
+    let out = match out {
+        Err(e) if has_code(&e, "InvalidInstanceType") => {
+            return Err(Error::Refused(format!(
+                "instance.type = {instance_type:?} does not exist in {}\n  fix: choose a type offered there, e.g. \"c5.2xlarge\" or \"m7g.2xlarge\"",
+                ctx.settings.region
+            )))
+        }
+        other => other.ctx("ec2:DescribeInstanceTypes")?,
+    };
+    Ok(out
+        .instance_types()
+        .first()
+        .and_then(|t| t.processor_info())
+        .map(|p| {
+            p.supported_architectures()
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Resolves the image (explicit or the OS's current one for the type's
+/// architecture) and checks the two fit, before anything is created.
+pub async fn resolve_launch(
+    ctx: &Ctx<'_>,
+    placement: &Placement,
+    seen: &[Instance],
+) -> Result<LaunchSpec> {
+    let settings = ctx.settings;
+    let archs = type_architectures(ctx, &settings.instance_type).await?;
+    let arch = if archs.iter().any(|a| a == "arm64") {
+        "arm64"
+    } else {
+        "x86_64"
+    };
+    let image_id = match &settings.ami {
+        Some(ami) => ami.clone(),
+        None => {
+            let parameter = ami_parameter(settings.os, arch);
+            let out = ctx
+                .aws
+                .ssm
+                .get_parameter()
+                .name(&parameter)
+                .send()
+                .await
+                .ctx("ssm:GetParameter")?;
+            out.parameter()
+                .and_then(|p| p.value())
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    Error::Refused(format!("the public parameter {parameter} has no value"))
+                })?
+        }
+    };
+    let images = ctx
+        .aws
+        .ec2
+        .describe_images()
+        .image_ids(&image_id)
+        .send()
+        .await
+        .ctx("ec2:DescribeImages")?;
+    let image = images.images().first().ok_or_else(|| {
+        Error::Refused(format!(
+            "the image {image_id} does not exist in {}\n  fix: check instance.ami, or leave it empty to use {}'s current image",
+            settings.region,
+            settings.os.as_str()
+        ))
+    })?;
+    let image_arch = image
+        .architecture()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    if !archs.contains(&image_arch) {
+        return Err(Error::Refused(format!(
+            "instance.ami = {image_id:?} is an {image_arch} image, but {} runs {}\n  fix: choose an {} image, or an instance.type for {image_arch} (Graviton types such as m7g are arm64)",
+            settings.instance_type,
+            archs.join("/"),
+            archs.join("/")
+        )));
+    }
+    let root_device = image.root_device_name().unwrap_or("/dev/xvda").to_string();
+    Ok(LaunchSpec {
+        client_token: client_token(settings, &image_id, placement, seen),
+        image_id,
+        architecture: image_arch,
+        root_device,
+        placement: placement.clone(),
+    })
+}
+
+/// A deterministic RunInstances token, so that a retried or resumed launch
+/// of the same instance cannot start a second one. It covers every
+/// instance of the deployment AWS still reports, so a replacement (or a
+/// relaunch after a termination) gets a new token instead of replaying the
+/// old launch.
+fn client_token(
+    settings: &Settings,
+    image_id: &str,
+    placement: &Placement,
+    seen: &[Instance],
+) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        settings.name.as_str(),
+        image_id,
+        &settings.instance_type,
+        &placement.subnet_id,
+    ] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    for instance in seen {
+        hasher.update(instance.id.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("glbox-{}-{hex}", settings.name)
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
+    pub start: bool,
+    pub new_type: Option<(String, String)>,
+    pub add_security_group: bool,
+    pub associate_profile: bool,
+    pub require_imdsv2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    Create,
+    Replace { old: Box<Instance>, reason: String },
+    Update { id: String, update: Update },
+    NoChange { id: String },
+}
+
+/// The plan for the instance: the change, and any duplicate instances of the
+/// deployment (a crashed run's leftovers) to terminate.
+#[derive(Debug, Clone)]
+pub struct InstancePlan {
+    pub change: Change,
+    pub launch: Option<LaunchSpec>,
+    pub duplicates: Vec<Instance>,
+}
+
+/// Which live instance is the deployment's: the one holding the data
+/// volume, else the oldest. The others are duplicates.
+pub fn pick_primary(
+    live: Vec<Instance>,
+    data_volume_holder: Option<&str>,
+) -> (Option<Instance>, Vec<Instance>) {
+    let mut live = live;
+    let index = live
+        .iter()
+        .position(|i| Some(i.id.as_str()) == data_volume_holder)
+        .unwrap_or(0);
+    if live.is_empty() {
+        return (None, live);
+    }
+    let primary = live.remove(index);
+    (Some(primary), live)
+}
+
+fn replacement_reason(settings: &Settings, key_name: &str, current: &Instance) -> Option<String> {
+    if let Some(ami) = &settings.ami {
+        if *ami != current.image_id {
+            return Some(format!(
+                "instance.ami changes {} -> {ami}",
+                current.image_id
+            ));
+        }
+    }
+    if let Some(os) = &current.os {
+        if os != settings.os.as_str() {
+            return Some(format!(
+                "instance.os changes {os} -> {}",
+                settings.os.as_str()
+            ));
+        }
+    }
+    if let Some(subnet) = &settings.subnet_id {
+        if *subnet != current.subnet_id {
+            return Some(format!(
+                "instance.subnet_id changes {} -> {subnet}",
+                current.subnet_id
+            ));
+        }
+    }
+    if settings.access == AccessMethod::Ssh && current.key_name.as_deref() != Some(key_name) {
+        return Some(format!(
+            "access.method is ssh, but the instance was launched without key pair {key_name}"
+        ));
+    }
+    None
+}
+
+pub fn diff(
+    settings: &Settings,
+    key_name: &str,
+    security_group: Option<&str>,
+    current: Option<&Instance>,
+) -> Change {
+    let Some(current) = current else {
+        return Change::Create;
+    };
+    if let Some(reason) = replacement_reason(settings, key_name, current) {
+        return Change::Replace {
+            old: Box::new(current.clone()),
+            reason,
+        };
+    }
+    let profile_suffix = format!("/{}", crate::names::Names::new(&settings.name).base());
+    let update = Update {
+        start: matches!(current.state.as_str(), "stopped" | "stopping"),
+        new_type: (current.instance_type != settings.instance_type).then(|| {
+            (
+                current.instance_type.clone(),
+                settings.instance_type.clone(),
+            )
+        }),
+        add_security_group: security_group
+            .is_some_and(|sg| !current.security_groups.iter().any(|g| g == sg)),
+        associate_profile: !current
+            .profile_arn
+            .as_deref()
+            .is_some_and(|arn| arn.ends_with(&profile_suffix)),
+        require_imdsv2: !current.imdsv2_required,
+    };
+    if update == Update::default() {
+        Change::NoChange {
+            id: current.id.clone(),
+        }
+    } else {
+        Change::Update {
+            id: current.id.clone(),
+            update,
+        }
+    }
+}
+
+impl InstancePlan {
+    pub fn items(&self, ctx: &Ctx<'_>) -> Vec<PlanItem> {
+        let name = ctx.names.base();
+        let launch_details = |spec: &Option<LaunchSpec>| -> Vec<String> {
+            let mut details = vec![format!("type {}", ctx.settings.instance_type)];
+            if let Some(spec) = spec {
+                details.push(format!("image {} ({})", spec.image_id, spec.architecture));
+                details.push(format!(
+                    "subnet {} in {}",
+                    spec.placement.subnet_id, spec.placement.availability_zone
+                ));
+            }
+            details.push(format!(
+                "encrypted gp3 root volume, {} GiB",
+                ctx.settings.root_volume_gib
+            ));
+            details.push("IMDSv2 required".into());
+            details
+        };
+        let mut items = vec![match &self.change {
+            Change::Create => PlanItem::new("instance", name.clone(), None, Action::Create)
+                .with_changes(launch_details(&self.launch)),
+            Change::Replace { old, reason } => {
+                let mut changes = vec![
+                    reason.clone(),
+                    format!(
+                        "terminates {} (its root disk is lost; the data volume is kept)",
+                        old.id
+                    ),
+                ];
+                changes.extend(launch_details(&self.launch));
+                PlanItem::new(
+                    "instance",
+                    name.clone(),
+                    Some(old.id.clone()),
+                    Action::Replace,
+                )
+                .with_changes(changes)
+            }
+            Change::Update { id, update } => {
+                let mut changes = Vec::new();
+                if let Some((from, to)) = &update.new_type {
+                    changes.push(format!(
+                        "type {from} -> {to} (stop, modify, start: GitLab is down meanwhile)"
+                    ));
+                } else if update.start {
+                    changes.push("start the stopped instance".into());
+                }
+                if update.add_security_group {
+                    changes.push("re-attach the security group".into());
+                }
+                if update.associate_profile {
+                    changes.push("re-associate the instance profile".into());
+                }
+                if update.require_imdsv2 {
+                    changes.push("require IMDSv2".into());
+                }
+                PlanItem::new("instance", name.clone(), Some(id.clone()), Action::Update)
+                    .with_changes(changes)
+            }
+            Change::NoChange { id } => {
+                PlanItem::new("instance", name.clone(), Some(id.clone()), Action::NoChange)
+            }
+        }];
+        items.extend(self.duplicates.iter().map(|d| {
+            PlanItem::new("instance", name.clone(), Some(d.id.clone()), Action::Delete)
+                .with_changes(vec!["a duplicate of the deployment's instance".into()])
+        }));
+        items
+    }
+
+    pub fn is_noop(&self) -> bool {
+        matches!(self.change, Change::NoChange { .. }) && self.duplicates.is_empty()
+    }
+}
+
+/// What apply needs to launch or fix the instance.
+pub struct Inputs<'a> {
+    pub security_group: &'a str,
+    /// The instance profile was just created: EC2 may not see it yet.
+    pub fresh_profile: bool,
+}
+
+/// Converges the instance; returns it as it now is (running).
+pub async fn apply(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Result<Instance> {
+    for duplicate in &plan.duplicates {
+        terminate(ctx, &duplicate.id).await?;
+    }
+    match &plan.change {
+        Change::NoChange { id } => wait_for_state(ctx, id, InstanceStateName::Running).await,
+        Change::Create => launch(ctx, plan, inputs).await,
+        Change::Replace { old, .. } => {
+            terminate(ctx, &old.id).await?;
+            launch(ctx, plan, inputs).await
+        }
+        Change::Update { id, update } => apply_update(ctx, id, update, inputs).await,
+    }
+}
+
+async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Result<Instance> {
+    let spec = plan.launch.as_ref().ok_or_else(|| {
+        Error::Refused("internal: a launch was planned without a launch spec".into())
+    })?;
+    let started = std::time::Instant::now();
+    let mut token = spec.client_token.clone();
+    loop {
+        match run_instance(ctx, spec, inputs, &token).await {
+            Ok(None) => {
+                return Err(Error::Refused(
+                    "RunInstances answered without an instance".into(),
+                ))
+            }
+            Ok(Some(instance)) if instance.is_live() => {
+                ctx.ui.info(&format!("launched instance {}", instance.id));
+                return wait_for_state(ctx, &instance.id, InstanceStateName::Running).await;
+            }
+            // The token replayed an earlier launch whose instance is gone
+            // (AWS keeps tokens longer than it lists terminated instances).
+            Ok(Some(_)) => {
+                token = format!("{}-{}", spec.client_token, started.elapsed().as_millis())
+            }
+            Err(e)
+                if inputs.fresh_profile
+                    && is_profile_propagation(&e)
+                    && started.elapsed() < IAM_PROPAGATION_WAIT =>
+            {
+                ctx.ui
+                    .detail("the new instance profile is not visible to EC2 yet; retrying");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Err(e) => return Err(crate::aws::error("ec2:RunInstances", e).into()),
+        }
+    }
+}
+
+type RunError =
+    aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::run_instances::RunInstancesError>;
+
+fn is_profile_propagation(err: &RunError) -> bool {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    has_code(err, "InvalidParameterValue")
+        && err
+            .message()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("iam instance profile"))
+}
+
+async fn run_instance(
+    ctx: &Ctx<'_>,
+    spec: &LaunchSpec,
+    inputs: &Inputs<'_>,
+    token: &str,
+) -> Result<Option<Instance>, RunError> {
+    let settings = ctx.settings;
+    let mut tags = ctx.names.tag_spec(ResourceType::Instance, Role::Instance);
+    tags.tags.get_or_insert_with(Vec::new).push(
+        aws_sdk_ec2::types::Tag::builder()
+            .key(TAG_OS)
+            .value(settings.os.as_str())
+            .build(),
+    );
+    let root = BlockDeviceMapping::builder()
+        .device_name(&spec.root_device)
+        .ebs(
+            EbsBlockDevice::builder()
+                .volume_size(settings.root_volume_gib)
+                .volume_type(VolumeType::Gp3)
+                .encrypted(true)
+                .delete_on_termination(true)
+                .build(),
+        )
+        .build();
+    let request = ctx
+        .aws
+        .ec2
+        .run_instances()
+        .image_id(&spec.image_id)
+        .instance_type(InstanceType::from(settings.instance_type.as_str()))
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&spec.placement.subnet_id)
+        .security_group_ids(inputs.security_group)
+        .iam_instance_profile(
+            IamInstanceProfileSpecification::builder()
+                .name(ctx.names.base())
+                .build(),
+        )
+        .metadata_options(
+            InstanceMetadataOptionsRequest::builder()
+                .http_tokens(HttpTokensState::Required)
+                .http_put_response_hop_limit(1)
+                .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                .build(),
+        )
+        .block_device_mappings(root)
+        .user_data(crate::userdata::encoded(&settings.name))
+        .tag_specifications(tags)
+        .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume))
+        .client_token(token);
+    let request = match settings.access {
+        AccessMethod::Ssh => request.key_name(ctx.names.base()),
+        AccessMethod::Ssm => request,
+    };
+    let out = request.send().await?;
+    Ok(out.instances().first().map(from_sdk))
+}
+
+#[cfg(test)]
+pub(crate) fn placeholder() -> Instance {
+    Instance {
+        id: String::new(),
+        state: String::new(),
+        instance_type: String::new(),
+        subnet_id: String::new(),
+        vpc_id: String::new(),
+        availability_zone: String::new(),
+        image_id: String::new(),
+        os: None,
+        security_groups: Vec::new(),
+        profile_arn: None,
+        key_name: None,
+        imdsv2_required: false,
+        public_ip: None,
+        public_dns: None,
+        private_ip: None,
+        launch_time: None,
+    }
+}
+
+async fn apply_update(
+    ctx: &Ctx<'_>,
+    id: &str,
+    update: &Update,
+    inputs: &Inputs<'_>,
+) -> Result<Instance> {
+    let ec2 = &ctx.aws.ec2;
+    if let Some((from, to)) = &update.new_type {
+        ctx.ui.info(&format!(
+            "changing instance {id} from {from} to {to}: stopping it"
+        ));
+        ec2.stop_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .ctx("ec2:StopInstances")?;
+        wait_for_state(ctx, id, InstanceStateName::Stopped).await?;
+        ec2.modify_instance_attribute()
+            .instance_id(id)
+            .instance_type(
+                aws_sdk_ec2::types::AttributeValue::builder()
+                    .value(to)
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx("ec2:ModifyInstanceAttribute")?;
+    }
+    if update.start || update.new_type.is_some() {
+        // A stopping instance must finish stopping before it can start.
+        wait_for_state(ctx, id, InstanceStateName::Stopped).await?;
+        ec2.start_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .ctx("ec2:StartInstances")?;
+        ctx.ui.info(&format!("started instance {id}"));
+    }
+    if update.add_security_group {
+        let current = describe_one(ctx, id)
+            .await?
+            .map(|i| i.security_groups)
+            .unwrap_or_default();
+        let mut groups = current;
+        groups.push(inputs.security_group.to_string());
+        ec2.modify_instance_attribute()
+            .instance_id(id)
+            .set_groups(Some(groups))
+            .send()
+            .await
+            .ctx("ec2:ModifyInstanceAttribute")?;
+        ctx.ui.info(&format!(
+            "re-attached security group {} to {id}",
+            inputs.security_group
+        ));
+    }
+    if update.associate_profile {
+        ec2.associate_iam_instance_profile()
+            .instance_id(id)
+            .iam_instance_profile(
+                IamInstanceProfileSpecification::builder()
+                    .name(ctx.names.base())
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx("ec2:AssociateIamInstanceProfile")?;
+        ctx.ui.info(&format!(
+            "associated instance profile {} with {id}",
+            ctx.names.base()
+        ));
+    }
+    if update.require_imdsv2 {
+        ec2.modify_instance_metadata_options()
+            .instance_id(id)
+            .http_tokens(HttpTokensState::Required)
+            .http_put_response_hop_limit(1)
+            .send()
+            .await
+            .ctx("ec2:ModifyInstanceMetadataOptions")?;
+        ctx.ui.info(&format!("required IMDSv2 on {id}"));
+    }
+    wait_for_state(ctx, id, InstanceStateName::Running).await
+}
+
+/// Waits until the instance is in `target`; fails early if it can never get
+/// there (terminated while waiting for running).
+pub async fn wait_for_state(
+    ctx: &Ctx<'_>,
+    id: &str,
+    target: InstanceStateName,
+) -> Result<Instance> {
+    let what = format!("instance {id} to be {}", target.as_str());
+    wait::until(ctx.ui, &what, STATE_WAIT, || async {
+        let Some(instance) = describe_one(ctx, id).await? else {
+            return Ok(Poll::Pending("not visible yet".into()));
+        };
+        if instance.state == target.as_str() {
+            return Ok(Poll::Ready(instance));
+        }
+        if instance.state == "terminated" && target != InstanceStateName::Terminated {
+            return Err(Error::Refused(format!(
+                "instance {id} terminated while glbox waited for it to be {}\n  fix: look at its state reason in the EC2 console, then re-run glbox up",
+                target.as_str()
+            )));
+        }
+        Ok(Poll::Pending(instance.state))
+    })
+    .await
+}
+
+/// Terminates an instance and waits until it is gone, so its volumes and
+/// addresses are free again.
+pub async fn terminate(ctx: &Ctx<'_>, id: &str) -> Result<()> {
+    ctx.aws
+        .ec2
+        .terminate_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .ctx("ec2:TerminateInstances")?;
+    ctx.ui.info(&format!("terminating instance {id}"));
+    wait_for_state(ctx, id, InstanceStateName::Terminated).await?;
+    Ok(())
+}
+
+/// Instances of the deployment that are not terminated, oldest first.
+pub fn live(instances: &[Instance]) -> Vec<Instance> {
+    instances.iter().filter(|i| i.is_live()).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(id: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            state: "running".into(),
+            instance_type: "c5.2xlarge".into(),
+            subnet_id: "subnet-1".into(),
+            vpc_id: "vpc-1".into(),
+            availability_zone: "us-east-1a".into(),
+            image_id: "ami-1".into(),
+            os: Some("ubuntu-24.04".into()),
+            security_groups: vec!["sg-1".into()],
+            profile_arn: Some("arn:aws:iam::1:instance-profile/glbox/glbox-t".into()),
+            imdsv2_required: true,
+            ..placeholder()
+        }
+    }
+
+    #[test]
+    fn an_unchanged_instance_is_no_change() {
+        let s = crate::test_support::settings("t");
+        assert!(matches!(
+            diff(&s, "glbox-t", Some("sg-1"), Some(&running("i-1"))),
+            Change::NoChange { .. }
+        ));
+    }
+
+    #[test]
+    fn type_changes_update_in_place_and_os_changes_replace() {
+        let mut s = crate::test_support::settings("t");
+        s.instance_type = "c5.4xlarge".into();
+        let Change::Update { update, .. } =
+            diff(&s, "glbox-t", Some("sg-1"), Some(&running("i-1")))
+        else {
+            panic!("expected an update");
+        };
+        assert_eq!(
+            update.new_type,
+            Some(("c5.2xlarge".into(), "c5.4xlarge".into()))
+        );
+        s.os = Os::Al2023;
+        assert!(matches!(
+            diff(&s, "glbox-t", Some("sg-1"), Some(&running("i-1"))),
+            Change::Replace { .. }
+        ));
+    }
+
+    #[test]
+    fn drift_on_a_live_instance_is_repaired() {
+        let s = crate::test_support::settings("t");
+        let mut drifted = running("i-1");
+        drifted.state = "stopped".into();
+        drifted.security_groups.clear();
+        drifted.profile_arn = None;
+        drifted.imdsv2_required = false;
+        let Change::Update { update, .. } = diff(&s, "glbox-t", Some("sg-1"), Some(&drifted))
+        else {
+            panic!("expected an update");
+        };
+        assert!(
+            update.start
+                && update.add_security_group
+                && update.associate_profile
+                && update.require_imdsv2
+        );
+    }
+
+    #[test]
+    fn the_volume_holder_is_primary_and_the_rest_are_duplicates() {
+        let (primary, rest) = pick_primary(vec![running("i-1"), running("i-2")], Some("i-2"));
+        assert_eq!(primary.unwrap().id, "i-2");
+        assert_eq!(rest.len(), 1);
+        let (primary, rest) = pick_primary(Vec::new(), None);
+        assert!(primary.is_none() && rest.is_empty());
+    }
+
+    #[test]
+    fn client_tokens_are_stable_and_change_with_history() {
+        let s = crate::test_support::settings("t");
+        let p = Placement {
+            subnet_id: "subnet-1".into(),
+            vpc_id: "vpc-1".into(),
+            availability_zone: "us-east-1a".into(),
+        };
+        let a = client_token(&s, "ami-1", &p, &[]);
+        assert_eq!(a, client_token(&s, "ami-1", &p, &[]));
+        assert_ne!(a, client_token(&s, "ami-1", &p, &[running("i-old")]));
+        assert!(a.len() <= 64, "{a}");
+    }
+
+    #[test]
+    fn ami_parameters_follow_os_and_architecture() {
+        assert!(ami_parameter(Os::Ubuntu2404, "arm64").contains("/arm64/"));
+        assert!(ami_parameter(Os::Ubuntu2404, "x86_64").contains("/amd64/"));
+        assert!(ami_parameter(Os::Al2023, "x86_64").ends_with("default-x86_64"));
+    }
+}

@@ -1,0 +1,284 @@
+//! The EC2 key pair (SSH mode only), imported from the user's public key or
+//! from an ed25519 pair glbox generates once and keeps in its state folder.
+//! The private key never leaves this machine and is written 0600 from the
+//! moment the file exists.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use aws_sdk_ec2::primitives::Blob;
+use aws_sdk_ec2::types::ResourceType;
+use russh::keys::{Algorithm, PrivateKey};
+
+use crate::aws::AwsResultExt;
+use crate::config::{Settings, SshKeySource};
+use crate::error::{Error, Result};
+use crate::names::Role;
+use crate::paths;
+use crate::resources::{Action, Ctx, PlanItem};
+
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    pub name: String,
+    pub id: String,
+    /// `type base64` of the imported key, when AWS reports it.
+    pub public_key: Option<String>,
+}
+
+/// The first two fields of an OpenSSH public key line (type and key data):
+/// what identifies the key, without the comment.
+fn key_identity(openssh: &str) -> String {
+    openssh
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The public key the settings want, if it exists yet.
+#[derive(Debug, Clone)]
+pub enum DesiredKey {
+    Known(String),
+    /// glbox will generate one at this path on `up`.
+    ToGenerate(PathBuf),
+}
+
+pub fn desired_key(settings: &Settings) -> Option<DesiredKey> {
+    let ssh = settings.ssh.as_ref()?;
+    Some(match &ssh.key {
+        SshKeySource::File { openssh, .. } => DesiredKey::Known(openssh.clone()),
+        SshKeySource::Generated => {
+            let private = paths::generated_key(&settings.name);
+            match std::fs::read_to_string(private.with_extension("pub")) {
+                Ok(text) => DesiredKey::Known(text.trim().to_string()),
+                Err(_) => DesiredKey::ToGenerate(private),
+            }
+        }
+    })
+}
+
+pub async fn observe(ctx: &Ctx<'_>) -> Result<Option<KeyPair>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_key_pairs()
+        .set_filters(Some(ctx.names.owned_filters(Role::KeyPair)))
+        .include_public_key(true)
+        .send()
+        .await
+        .ctx("ec2:DescribeKeyPairs")?;
+    Ok(out.key_pairs().first().map(|k| KeyPair {
+        name: k.key_name().unwrap_or_default().to_string(),
+        id: k.key_pair_id().unwrap_or_default().to_string(),
+        public_key: k.public_key().map(key_identity),
+    }))
+}
+
+#[derive(Debug, Clone)]
+pub enum Change {
+    Create(DesiredKey),
+    Replace {
+        id: String,
+        key: DesiredKey,
+        reason: String,
+    },
+    Delete {
+        id: String,
+    },
+    NoChange {
+        id: String,
+    },
+    Absent,
+}
+
+pub fn diff(desired: Option<DesiredKey>, observed: Option<&KeyPair>) -> Change {
+    match (desired, observed) {
+        (None, None) => Change::Absent,
+        (None, Some(k)) => Change::Delete { id: k.id.clone() },
+        (Some(key), None) => Change::Create(key),
+        (Some(DesiredKey::ToGenerate(path)), Some(k)) => Change::Replace {
+            id: k.id.clone(),
+            reason: format!(
+                "the generated private key {} is missing locally",
+                path.display()
+            ),
+            key: DesiredKey::ToGenerate(path),
+        },
+        (Some(DesiredKey::Known(text)), Some(k)) => match &k.public_key {
+            Some(observed) if *observed != key_identity(&text) => Change::Replace {
+                id: k.id.clone(),
+                reason: "the configured public key differs from the imported one".into(),
+                key: DesiredKey::Known(text),
+            },
+            _ => Change::NoChange { id: k.id.clone() },
+        },
+    }
+}
+
+impl Change {
+    pub fn item(&self, ctx: &Ctx<'_>) -> Option<PlanItem> {
+        let name = ctx.names.base();
+        let source = |key: &DesiredKey| match key {
+            DesiredKey::Known(_) => "import the configured public key".to_string(),
+            DesiredKey::ToGenerate(path) => {
+                format!("generate an ed25519 key pair at {}", path.display())
+            }
+        };
+        Some(match self {
+            Change::Absent => return None,
+            Change::Create(key) => PlanItem::new("key_pair", name, None, Action::Create)
+                .with_changes(vec![source(key)]),
+            Change::Replace { id, key, reason } => {
+                PlanItem::new("key_pair", name, Some(id.clone()), Action::Replace).with_changes(
+                    vec![
+                        reason.clone(),
+                        source(key),
+                        "a running instance keeps the key it was launched with".into(),
+                    ],
+                )
+            }
+            Change::Delete { id } => {
+                PlanItem::new("key_pair", name, Some(id.clone()), Action::Delete)
+                    .with_changes(vec!["access.method is ssm".into()])
+            }
+            Change::NoChange { id } => {
+                PlanItem::new("key_pair", name, Some(id.clone()), Action::NoChange)
+            }
+        })
+    }
+}
+
+pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
+    match change {
+        Change::Absent | Change::NoChange { .. } => Ok(()),
+        Change::Create(key) => import(ctx, key).await,
+        Change::Replace { id, key, .. } => {
+            delete_by_id(ctx, id).await?;
+            import(ctx, key).await
+        }
+        Change::Delete { id } => delete_by_id(ctx, id).await,
+    }
+}
+
+async fn import(ctx: &Ctx<'_>, key: &DesiredKey) -> Result<()> {
+    let public = match key {
+        DesiredKey::Known(text) => text.clone(),
+        DesiredKey::ToGenerate(path) => {
+            let public = generate(path)?;
+            ctx.ui.info(&format!(
+                "generated SSH key {} (private, 0600)",
+                path.display()
+            ));
+            public
+        }
+    };
+    let name = ctx.names.base();
+    ctx.aws
+        .ec2
+        .import_key_pair()
+        .key_name(&name)
+        .public_key_material(Blob::new(public.into_bytes()))
+        .tag_specifications(ctx.names.tag_spec(ResourceType::KeyPair, Role::KeyPair))
+        .send()
+        .await
+        .ctx("ec2:ImportKeyPair")?;
+    ctx.ui.info(&format!("imported key pair {name}"));
+    Ok(())
+}
+
+/// Writes a new ed25519 pair: the private key created 0600 (never readable
+/// by others, not even briefly), the public key beside it. Returns the
+/// public key line.
+pub fn generate(private_path: &Path) -> Result<String> {
+    let dir = private_path.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
+        .map_err(|e| Error::Refused(format!("generating an SSH key failed: {e}")))?;
+    let private = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| Error::Refused(format!("encoding the SSH key failed: {e}")))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Error::Refused(format!("encoding the SSH key failed: {e}")))?;
+    write_new_file(private_path, private.as_bytes(), 0o600)?;
+    write_new_file(
+        &private_path.with_extension("pub"),
+        format!("{public}\n").as_bytes(),
+        0o644,
+    )?;
+    Ok(public)
+}
+
+fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+    file.write_all(contents)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+async fn delete_by_id(ctx: &Ctx<'_>, id: &str) -> Result<()> {
+    ctx.aws
+        .ec2
+        .delete_key_pair()
+        .key_pair_id(id)
+        .send()
+        .await
+        .ctx("ec2:DeleteKeyPair")?;
+    ctx.ui.info(&format!("deleted key pair {id}"));
+    Ok(())
+}
+
+pub async fn delete(ctx: &Ctx<'_>, key: &KeyPair) -> Result<()> {
+    delete_by_id(ctx, &key.id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_keys_are_private_and_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deep/id_ed25519");
+        let public = generate(&path).unwrap();
+        assert!(public.starts_with("ssh-ed25519 "));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let private = std::fs::read_to_string(&path).unwrap();
+        assert!(PrivateKey::from_openssh(&private).is_ok());
+        assert!(russh::keys::PublicKey::from_openssh(&public).is_ok());
+    }
+
+    #[test]
+    fn a_different_key_means_replacement() {
+        let observed = KeyPair {
+            name: "glbox-a".into(),
+            id: "key-1".into(),
+            public_key: Some("ssh-ed25519 AAAA".into()),
+        };
+        let same = diff(
+            Some(DesiredKey::Known("ssh-ed25519 AAAA me@host".into())),
+            Some(&observed),
+        );
+        assert!(matches!(same, Change::NoChange { .. }));
+        let other = diff(
+            Some(DesiredKey::Known("ssh-ed25519 BBBB".into())),
+            Some(&observed),
+        );
+        assert!(matches!(other, Change::Replace { .. }));
+        assert!(matches!(diff(None, Some(&observed)), Change::Delete { .. }));
+        assert!(matches!(diff(None, None), Change::Absent));
+    }
+}

@@ -1,0 +1,144 @@
+//! `glbox status`: each resource of the deployment with its id and state,
+//! the instance's addresses, and the URL.
+
+use serde::Serialize;
+
+use crate::plan::Observed;
+use crate::resources::Ctx;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceStatus {
+    pub resource: &'static str,
+    pub id: Option<String>,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub deployment: String,
+    pub region: String,
+    /// Every resource `up` creates is there.
+    pub complete: bool,
+    pub resources: Vec<ResourceStatus>,
+    pub public_ip: Option<String>,
+    pub public_dns: Option<String>,
+    pub url: Option<String>,
+}
+
+fn entry(resource: &'static str, id: Option<String>, state: impl Into<String>) -> ResourceStatus {
+    ResourceStatus {
+        resource,
+        id,
+        state: state.into(),
+    }
+}
+
+const MISSING: &str = "missing";
+
+pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
+    let live = observed.live_instances();
+    let instance = live.first();
+    let ssh = ctx.settings.ssh.is_some();
+    let mut resources = vec![
+        entry(
+            "security_group",
+            observed.security_group.as_ref().map(|g| g.id.clone()),
+            if observed.security_group.is_some() {
+                "present"
+            } else {
+                MISSING
+            },
+        ),
+        entry(
+            "iam_role",
+            observed.role.as_ref().map(|r| r.name.clone()),
+            match &observed.role {
+                None => MISSING,
+                Some(r) if !r.owned => "not glbox's",
+                Some(r) if r.trust_ok && r.managed_attached && r.inline_ok => "present",
+                Some(_) => "drifted",
+            },
+        ),
+        entry(
+            "instance_profile",
+            observed.profile.as_ref().map(|p| p.name.clone()),
+            match &observed.profile {
+                None => MISSING,
+                Some(p) if !p.owned => "not glbox's",
+                Some(_) => "present",
+            },
+        ),
+    ];
+    if ssh || observed.key_pair.is_some() {
+        resources.push(entry(
+            "key_pair",
+            observed.key_pair.as_ref().map(|k| k.name.clone()),
+            if observed.key_pair.is_some() {
+                "present"
+            } else {
+                MISSING
+            },
+        ));
+    }
+    resources.push(entry(
+        "instance",
+        instance.map(|i| i.id.clone()),
+        instance.map_or(MISSING.to_string(), |i| {
+            format!("{} ({})", i.state, i.instance_type)
+        }),
+    ));
+    for extra in live.iter().skip(1) {
+        resources.push(entry(
+            "instance",
+            Some(extra.id.clone()),
+            format!("{} (duplicate)", extra.state),
+        ));
+    }
+    if observed.data_volumes.is_empty() {
+        resources.push(entry("data_volume", None, MISSING));
+    }
+    for v in &observed.data_volumes {
+        let attachment = match &v.attached_to {
+            Some(holder) => format!("attached to {holder}"),
+            None => "not attached".to_string(),
+        };
+        resources.push(entry(
+            "data_volume",
+            Some(v.id.clone()),
+            format!("{}, {} GiB, {attachment}", v.state, v.size_gib),
+        ));
+    }
+    if ctx.settings.elastic_ip && observed.addresses.is_empty() {
+        resources.push(entry("elastic_ip", None, MISSING));
+    }
+    for a in &observed.addresses {
+        let association = match &a.instance_id {
+            Some(i) => format!("associated with {i}"),
+            None => "not associated".to_string(),
+        };
+        resources.push(entry(
+            "elastic_ip",
+            Some(a.allocation_id.clone()),
+            format!("{}, {association}", a.public_ip),
+        ));
+    }
+    let complete = resources
+        .iter()
+        .all(|r| r.state != MISSING && !r.state.contains("not ") && !r.state.contains("drifted"))
+        && instance.is_some_and(|i| i.state == "running");
+    let public_ip = instance.and_then(|i| i.public_ip.clone());
+    let public_dns = instance.and_then(|i| i.public_dns.clone());
+    let url = public_dns
+        .as_ref()
+        .or(public_ip.as_ref())
+        .map(|host| format!("http://{host}"));
+    Status {
+        deployment: ctx.settings.name.clone(),
+        region: ctx.settings.region.clone(),
+        complete,
+        resources,
+        public_ip,
+        public_dns,
+        url,
+    }
+}
