@@ -36,6 +36,17 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     )
     .await?;
     let elastic_ip = elastic_ip::apply(ctx, &plan.elastic_ip, &instance.id).await?;
+    // A newly associated address changes the instance's public name.
+    let instance = if elastic_ip.is_some() && !plan.elastic_ip.is_noop() {
+        instance::wait_for_state(
+            ctx,
+            &instance.id,
+            aws_sdk_ec2::types::InstanceStateName::Running,
+        )
+        .await?
+    } else {
+        instance
+    };
     Ok(Applied {
         public_ip: elastic_ip.or(instance.public_ip),
         public_dns: instance.public_dns,

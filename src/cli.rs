@@ -216,13 +216,13 @@ async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
 
 /// Asks before changing anything, unless `--yes`. Without a terminal to ask
 /// on, refuses rather than guessing.
-fn confirm(question: &str, yes: bool) -> Result<()> {
+fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Err(Error::Refused(format!(
-            "{question} needs confirmation, and there is no terminal to ask on\n  fix: review the plan above, then re-run with --yes"
+            "{what} needs confirmation, and there is no terminal to ask on: nothing was changed\n  fix: review the list above, then re-run with --yes"
         )));
     }
     let agreed = dialoguer::Confirm::new()
@@ -263,7 +263,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
     if output == OutputFormat::Text {
         print_plan(&report);
     }
-    confirm("Apply these changes?", yes)?;
+    confirm("Apply these changes?", "applying this plan", yes)?;
     let applied = apply::apply(ctx, &plan).await?;
     match output {
         OutputFormat::Json => print_json(&UpReport {
@@ -375,7 +375,7 @@ async fn run_down(
             println!("  {:<17} {:<24} {}", item.resource, item.id, item.action);
         }
     }
-    confirm("Remove these resources?", yes)?;
+    confirm("Remove these resources?", "removing these resources", yes)?;
     let outcome = down::down(ctx, &observed, options).await?;
     match output {
         OutputFormat::Json => {

@@ -111,7 +111,7 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
         }
     }
     if let Some(key) = &observed.key_pair {
-        key_pair::delete(ctx, key).await?;
+        key_pair::delete(ctx).await?;
         outcome.removed.push(key.id.clone());
     }
     if let Some(group) = &observed.security_group {

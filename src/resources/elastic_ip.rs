@@ -176,6 +176,9 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<O
         .associate_address()
         .allocation_id(&allocation_id)
         .instance_id(instance_id)
+        // The address is the deployment's own: moving it off a replaced (or
+        // terminating) instance is the point.
+        .allow_reassociation(true)
         .send()
         .await
         .ctx("ec2:AssociateAddress")?;

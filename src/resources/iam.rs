@@ -53,7 +53,7 @@ pub fn parameters_policy(ctx: &Ctx<'_>) -> Value {
 }
 
 /// IAM returns policy documents URL-encoded; the emulator sometimes does not.
-fn parse_policy(document: &str) -> Option<Value> {
+pub fn parse_policy(document: &str) -> Option<Value> {
     serde_json::from_str(document)
         .ok()
         .or_else(|| serde_json::from_str(&percent_decode(document)).ok())

@@ -153,11 +153,13 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
     match change {
         Change::Absent | Change::NoChange { .. } => Ok(()),
         Change::Create(key) => import(ctx, key).await,
-        Change::Replace { id, key, .. } => {
-            delete_by_id(ctx, id).await?;
-            import(ctx, key).await
+        Change::Replace { .. } | Change::Delete { .. } => {
+            delete_by_name(ctx).await?;
+            match change {
+                Change::Replace { key, .. } => import(ctx, key).await,
+                _ => Ok(()),
+            }
         }
-        Change::Delete { id } => delete_by_id(ctx, id).await,
     }
 }
 
@@ -227,20 +229,23 @@ fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
-async fn delete_by_id(ctx: &Ctx<'_>, id: &str) -> Result<()> {
+/// Key pair names are unique per region, and the observed pair carries the
+/// deployment's tags, so deleting by glbox's name deletes exactly that pair.
+async fn delete_by_name(ctx: &Ctx<'_>) -> Result<()> {
+    let name = ctx.names.base();
     ctx.aws
         .ec2
         .delete_key_pair()
-        .key_pair_id(id)
+        .key_name(&name)
         .send()
         .await
         .ctx("ec2:DeleteKeyPair")?;
-    ctx.ui.info(&format!("deleted key pair {id}"));
+    ctx.ui.info(&format!("deleted key pair {name}"));
     Ok(())
 }
 
-pub async fn delete(ctx: &Ctx<'_>, key: &KeyPair) -> Result<()> {
-    delete_by_id(ctx, &key.id).await
+pub async fn delete(ctx: &Ctx<'_>) -> Result<()> {
+    delete_by_name(ctx).await
 }
 
 #[cfg(test)]

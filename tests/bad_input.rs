@@ -1,0 +1,77 @@
+//! Bad input fails with the field, the value and the fix, and with no AWS
+//! request at all (counted by the emulator's recorder).
+
+mod common;
+
+use common::{glbox, glbox_with_env, Emulator, Workspace};
+
+/// (config file, extra environment, text the error must contain)
+const CASES: &[(&str, &[(&str, &str)], &str)] = &[
+    ("", &[], "name"),
+    ("name = \"Bad_Name\"\n", &[], "Bad_Name"),
+    ("name = \"t\"\nregion = \"mars-1\"\n", &[], "region"),
+    ("name = \"t\"\n[instance]\ntype = \"huge\"\n", &[], "instance.type"),
+    ("name = \"t\"\n[instance]\nos = \"windows\"\n", &[], "instance.os"),
+    ("name = \"t\"\n[instance]\nami = \"ami-NOPE\"\n", &[], "instance.ami"),
+    ("name = \"t\"\n[instance]\nroot_volume_gib = 1\n", &[], "instance.root_volume_gib"),
+    ("name = \"t\"\n[access]\nmethod = \"rdp\"\n", &[], "access.method"),
+    ("name = \"t\"\n[access]\nssh_cidrs = [\"0.0.0.0/0\"]\n", &[], "access.ssh_cidrs"),
+    ("name = \"t\"\n[access]\nmethod = \"ssh\"\nssh_public_key = \"missing.pub\"\nssh_cidrs = [\"192.0.2.0/24\"]\n", &[], "access.ssh_public_key"),
+    ("name = \"t\"\n[network]\nhttp_cidrs = [\"1.2.3.4/40\"]\n", &[], "network.http_cidrs"),
+    ("name = \"t\"\n[data_volume]\nsize_gib = 10\n", &[], "data_volume.size_gib"),
+    ("name = \"t\"\n[data_volume]\niops = 99999\n", &[], "data_volume.iops"),
+    ("name = \"t\"\n[data_volume]\nthroughput_mibps = 2000\n", &[], "data_volume.throughput_mibps"),
+    ("name = \"t\"\n[instance]\ncolor = \"red\"\n", &[], "unknown field `color`"),
+    ("name = \"t\"\n[instance\n", &[], "not valid TOML"),
+    ("name = \"t\"\n", &[("GLBOX_DATA_VOLUME_SIZE_GIB", "lots")], "GLBOX_DATA_VOLUME_SIZE_GIB"),
+    ("name = \"t\"\n", &[("GLBOX_INSTANCE_TPYE", "c5.large")], "GLBOX_INSTANCE_TPYE"),
+];
+
+#[test]
+fn every_bad_configuration_is_rejected_before_any_aws_request() {
+    let emulator = Emulator::start();
+    for (config, env, expected) in CASES {
+        let workspace = Workspace::new(config);
+        for command in [&["plan"][..], &["up", "--no-bootstrap", "--yes"][..]] {
+            emulator.start_recording();
+            let run = glbox_with_env(&emulator, &workspace, command, env);
+            let requests = emulator.recorded_actions();
+            assert_eq!(run.code, 2, "{config:?} {env:?}: {}", run.stderr);
+            assert!(run.stderr.contains(expected), "{config:?}: {}", run.stderr);
+            assert!(run.stderr.contains("fix:"), "{config:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+            assert_eq!(
+                requests,
+                Vec::<String>::new(),
+                "{config:?} made AWS requests"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_are_rejected_before_any_aws_request() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"t\"\n");
+    let cases: &[(&[&str], &str)] = &[
+        (&["up", "--no-bootstrap", "--region", "nowhere"], "region"),
+        (
+            &["plan", "--config", "does-not-exist.toml"],
+            "does-not-exist.toml",
+        ),
+        (&["down", "--no-snapshot"], "--delete-data"),
+        (&["plan", "--output", "yaml"], "yaml"),
+        (&["up"], "--no-bootstrap"),
+    ];
+    for (args, expected) in cases {
+        emulator.start_recording();
+        let run = glbox(&emulator, &workspace, args);
+        assert_ne!(run.code, 0, "{args:?}");
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+        assert_eq!(
+            emulator.recorded_actions(),
+            Vec::<String>::new(),
+            "{args:?}"
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! Test harness: a private moto emulator per test (real HTTP on 127.0.0.1,
+//! real AWS SDK), the glbox binary run as a user would run it, and the
+//! emulator's request recorder to count what glbox sent.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine;
+
+pub const REGION: &str = "us-east-1";
+
+/// One emulator process, stopped when dropped (its stdin closes).
+pub struct Emulator {
+    child: Child,
+    _stdin: ChildStdin,
+    pub port: u16,
+}
+
+fn python() -> PathBuf {
+    match std::env::var_os("TEST_MOTO_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => panic!(
+            "TEST_MOTO_PYTHON is not set: run the tests with scripts/test, which installs the pinned emulator (moto[server]==5.2.5) and sets it"
+        ),
+    }
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let launcher =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/moto_launcher.py");
+        let mut child = Command::new(python())
+            .arg(launcher)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the moto launcher");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut first_line)
+            .expect("read the emulator's port");
+        let port = first_line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the emulator did not print its port (got {first_line:?})"));
+        Emulator {
+            child,
+            _stdin: stdin,
+            port,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A raw HTTP/1.0 request to the emulator's control API.
+    fn control(&self, method: &str, path: &str) -> String {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.contains(" 200 "), "{method} {path}: {head}");
+        body.to_string()
+    }
+
+    pub fn start_recording(&self) {
+        self.control("POST", "/moto-api/recorder/reset-recording");
+        self.control("POST", "/moto-api/recorder/start-recording");
+    }
+
+    /// Stops recording and returns the AWS requests received, in order.
+    pub fn recorded(&self) -> Vec<Request> {
+        self.control("POST", "/moto-api/recorder/stop-recording");
+        let log = self.control("GET", "/moto-api/recorder/download-recording");
+        log.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(parse_request)
+            .collect()
+    }
+
+    /// Stops recording and returns the AWS actions received, in order.
+    pub fn recorded_actions(&self) -> Vec<String> {
+        self.recorded().into_iter().map(|r| r.action).collect()
+    }
+
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .credentials_provider(test_credentials())
+                .endpoint_url(self.endpoint())
+                .build(),
+        )
+    }
+
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .credentials_provider(test_credentials())
+                .endpoint_url(self.endpoint())
+                .build(),
+        )
+    }
+
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .credentials_provider(test_credentials())
+                .endpoint_url(self.endpoint())
+                .build(),
+        )
+    }
+}
+
+fn test_credentials() -> Credentials {
+    Credentials::new("testing", "testing", None, None, "glbox-tests")
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request the emulator received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub action: String,
+    /// The decoded body (form fields for EC2/IAM, JSON for SSM).
+    pub body: String,
+}
+
+/// The action of a recorded request is `X-Amz-Target` for JSON protocols
+/// (SSM) and the `Action` form field for query protocols (EC2, IAM).
+fn parse_request(line: &str) -> Request {
+    let record: serde_json::Value = serde_json::from_str(line).expect("a recorder line is JSON");
+    let body = record["body"].as_str().unwrap_or_default();
+    let body = if record["body_encoded"].as_bool() == Some(true) {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+        )
+        .unwrap()
+    } else {
+        body.to_string()
+    };
+    let action = match record["headers"]["X-Amz-Target"].as_str() {
+        Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
+        None => body
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .unwrap_or("?")
+            .to_string(),
+    };
+    Request { action, body }
+}
+
+/// Whether an action changes anything (by AWS's naming convention).
+pub fn is_mutating(action: &str) -> bool {
+    !["Describe", "Get", "List"]
+        .iter()
+        .any(|p| action.starts_with(p))
+}
+
+pub fn mutating(actions: &[String]) -> Vec<String> {
+    actions.iter().filter(|a| is_mutating(a)).cloned().collect()
+}
+
+/// A working directory with a glbox.toml, a private state folder and home.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new(config: &str) -> Workspace {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("glbox.toml"), config).unwrap();
+        Workspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.path().join("glbox.toml"), config).unwrap();
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path().join("state")
+    }
+}
+
+/// What a glbox run printed and returned.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "glbox failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs the glbox binary in the workspace against the emulator, with a
+/// clean environment: test credentials, no instance metadata lookups, and
+/// a caller-IP service that is closed (nothing may leave 127.0.0.1).
+pub fn glbox(emulator: &Emulator, workspace: &Workspace, args: &[&str]) -> Run {
+    glbox_with_env(emulator, workspace, args, &[])
+}
+
+pub fn glbox_with_env(
+    emulator: &Emulator,
+    workspace: &Workspace,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_glbox"));
+    command
+        .args(args)
+        .current_dir(workspace.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", workspace.path())
+        .env("XDG_STATE_HOME", workspace.state_dir())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", emulator.endpoint())
+        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
+        .stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run glbox").into()
+}
