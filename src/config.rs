@@ -270,7 +270,7 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
         bad(
             &origin,
             "",
-            &e.message().to_string(),
+            e.message(),
             "remove or rename the key; the accepted keys are listed in examples/glbox.toml",
         )
     })?;
@@ -726,6 +726,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_states_the_defaults() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/glbox.toml");
+        let from_example = load(&Sources {
+            explicit_file: Some(example.into()),
+            env: BTreeMap::new(),
+            region_flag: None,
+        })
+        .unwrap();
+        assert_eq!(from_example, load_text("name = \"trial\"\n", &[]).unwrap());
+    }
+
+    #[test]
     fn layers_apply_in_order_file_env_flag() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("glbox.toml");
@@ -777,7 +789,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_field_value_and_fix() {
-        let cases: &[(&str, &[(&str, &str)], &str, &str)] = &[
+        // (config file, environment, field named, value quoted)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
             ("name = \"Trial\"", &[], "name", "Trial"),
             ("name = \"a_b\"", &[], "name", "a_b"),
             ("name = \"abcdefghijabcdefghijabcdefghijab\"", &[], "name", "abcdefghij"),

@@ -6,7 +6,13 @@ mod common;
 use common::{glbox, glbox_with_env, Emulator, Workspace};
 
 /// (config file, extra environment, text the error must contain)
-const CASES: &[(&str, &[(&str, &str)], &str)] = &[
+type Case = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+const CASES: &[Case] = &[
     ("", &[], "name"),
     ("name = \"Bad_Name\"\n", &[], "Bad_Name"),
     ("name = \"t\"\nregion = \"mars-1\"\n", &[], "region"),

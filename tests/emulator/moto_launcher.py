@@ -7,6 +7,7 @@ The emulator is extended here where it lacks what glbox relies on; each
 extension says which gap it fills.
 """
 
+import logging
 import os
 import sys
 
@@ -68,6 +69,8 @@ def add_ubuntu_parameters():
 
 
 def main():
+    # One access-log line per request would drown the test output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     add_ubuntu_parameters()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

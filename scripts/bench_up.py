@@ -1,0 +1,116 @@
+"""Driver for scripts/bench: runs glbox against a private emulator and
+reports the AWS requests it made (from the emulator's recorder) and the
+wall time of each run."""
+
+import argparse
+import base64
+import collections
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+LAUNCHER = os.path.join(os.path.dirname(__file__), "..", "tests", "emulator", "moto_launcher.py")
+
+
+def control(port, method, path):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method)
+    with urllib.request.urlopen(request) as response:
+        return response.read().decode()
+
+
+def action_of(record):
+    target = record["headers"].get("X-Amz-Target")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    body = record.get("body") or ""
+    if record.get("body_encoded"):
+        body = base64.b64decode(body).decode()
+    for pair in body.split("&"):
+        if pair.startswith("Action="):
+            return pair[len("Action="):]
+    return "?"
+
+
+def is_mutating(action):
+    return not action.startswith(("Describe", "Get", "List"))
+
+
+def timed_run(port, glbox, workdir):
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": workdir,
+        "XDG_STATE_HOME": os.path.join(workdir, "state"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+    }
+    control(port, "POST", "/moto-api/recorder/reset-recording")
+    control(port, "POST", "/moto-api/recorder/start-recording")
+    started = time.perf_counter()
+    subprocess.run([glbox, "-q", "up", "--no-bootstrap", "--yes"], cwd=workdir, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - started
+    control(port, "POST", "/moto-api/recorder/stop-recording")
+    log = control(port, "GET", "/moto-api/recorder/download-recording")
+    actions = [action_of(json.loads(line)) for line in log.splitlines() if line.strip()]
+    return elapsed, collections.Counter(actions)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--glbox", required=True)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+
+    launcher = subprocess.Popen([sys.executable, LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(launcher.stdout.readline())
+        results = {"from_empty": [], "no_op": []}
+        counts = {}
+        for run in range(args.runs):
+            control(port, "POST", "/moto-api/reset")
+            with tempfile.TemporaryDirectory() as workdir:
+                with open(os.path.join(workdir, "glbox.toml"), "w") as config:
+                    config.write(f'name = "bench{run}"\n')
+                # The emulator loads each service lazily: warm it with one
+                # untimed deployment first.
+                if run == 0:
+                    timed_run(port, args.glbox, workdir)
+                    control(port, "POST", "/moto-api/reset")
+                for phase in ("from_empty", "no_op"):
+                    elapsed, actions = timed_run(port, args.glbox, workdir)
+                    results[phase].append(elapsed)
+                    counts[phase] = actions
+        report = {}
+        for phase in ("from_empty", "no_op"):
+            actions = counts[phase]
+            report[phase] = {
+                "runs": args.runs,
+                "wall_seconds_median": round(statistics.median(results[phase]), 3),
+                "wall_seconds_max": round(max(results[phase]), 3),
+                "calls_total": sum(actions.values()),
+                "calls_mutating": sum(n for a, n in actions.items() if is_mutating(a)),
+                "calls_by_action": dict(sorted(actions.items())),
+            }
+            print(f"== up {phase.replace('_', '-')}: {args.runs} runs, median {report[phase]['wall_seconds_median']}s, "
+                  f"{report[phase]['calls_total']} AWS calls ({report[phase]['calls_mutating']} mutating)")
+            for action, n in sorted(actions.items()):
+                print(f"   {n:3d}  {action}{'  *' if is_mutating(action) else ''}")
+        print("(* mutating; wall time of a debug build against the local emulator, no injected latency)")
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(report, out, indent=2)
+    finally:
+        launcher.stdin.close()
+        launcher.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
