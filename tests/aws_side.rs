@@ -453,6 +453,46 @@ async fn a_terminated_instance_is_relaunched_onto_the_same_data_and_address() {
 }
 
 #[tokio::test]
+async fn a_released_address_is_replaced_and_a_disabled_one_released() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new(TRIAL);
+    up(&emulator, &workspace);
+    let ec2 = emulator.ec2();
+    let instance_id = live_instances(&ec2, "trial").await[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let old = addresses(&ec2, "trial").await[0].clone();
+    ec2.disassociate_address()
+        .association_id(old.association_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    ec2.release_address()
+        .allocation_id(old.allocation_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    up(&emulator, &workspace);
+    let eips = addresses(&ec2, "trial").await;
+    assert_eq!(eips.len(), 1);
+    assert_ne!(eips[0].allocation_id(), old.allocation_id());
+    assert_eq!(eips[0].instance_id(), Some(instance_id.as_str()));
+
+    workspace.write_config("name = \"trial\"\n[network]\nelastic_ip = false\n");
+    up(&emulator, &workspace);
+    assert!(
+        addresses(&ec2, "trial").await.is_empty(),
+        "no address left to pay for"
+    );
+    assert_eq!(
+        live_instances(&ec2, "trial").await[0].instance_id(),
+        Some(instance_id.as_str())
+    );
+}
+
+#[tokio::test]
 async fn type_change_and_volume_growth_converge_and_shrinking_is_refused() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(TRIAL);

@@ -16,7 +16,8 @@ pub const REGION: &str = "us-east-1";
 /// One emulator process, stopped when dropped (its stdin closes).
 pub struct Emulator {
     child: Child,
-    _stdin: ChildStdin,
+    /// Closing it tells the launcher to stop (and remove its recording file).
+    stdin: Option<ChildStdin>,
     pub port: u16,
 }
 
@@ -51,7 +52,7 @@ impl Emulator {
             .unwrap_or_else(|_| panic!("the emulator did not print its port (got {first_line:?})"));
         Emulator {
             child,
-            _stdin: stdin,
+            stdin: Some(stdin),
             port,
         }
     }
@@ -136,6 +137,13 @@ fn test_credentials() -> Credentials {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        drop(self.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -10,9 +10,14 @@ extension says which gap it fills.
 import logging
 import os
 import sys
+import tempfile
 
 # Without this, AmazonSSMManagedInstanceCore does not exist in the emulator.
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+# The request recorder appends to a file, by default ./moto_recording: give
+# each emulator its own, or parallel tests would count each other's calls.
+RECORDING = tempfile.NamedTemporaryFile(prefix="glbox-moto-recording-", delete=False)
+os.environ["MOTO_RECORDER_FILEPATH"] = RECORDING.name
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 from moto.ssm import models as ssm_models  # noqa: E402
@@ -78,6 +83,7 @@ def main():
     print(port, flush=True)
     sys.stdin.read()
     server.stop()
+    os.unlink(RECORDING.name)
 
 
 if __name__ == "__main__":
