@@ -36,8 +36,8 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     )
     .await?;
     let elastic_ip = elastic_ip::apply(ctx, &plan.elastic_ip, &instance.id).await?;
-    // A newly associated address changes the instance's public name.
-    let instance = if elastic_ip.is_some() && !plan.elastic_ip.is_noop() {
+    // A new or released address changes the instance's public IP and name.
+    let instance = if !plan.elastic_ip.is_noop() {
         instance::wait_for_state(
             ctx,
             &instance.id,

@@ -242,9 +242,10 @@ fn overlay_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Resul
         }
         let Some((path, kind)) = KEYS.iter().find(|(path, _)| env_var_name(path) == *var) else {
             let known: Vec<String> = KEYS.iter().map(|(path, _)| env_var_name(path)).collect();
+            // The value is not echoed: an unknown variable may hold a secret.
             return Err(bad(
                 var,
-                text,
+                "",
                 "is not a glbox setting",
                 format!("unset it, or use one of: {}", known.join(", ")),
             ));
@@ -582,10 +583,18 @@ fn validate_access(raw: RawAccess) -> Result<(AccessMethod, Option<SshAccess>), 
     }
     let key = match key_path {
         None => SshKeySource::Generated,
-        Some(path) => read_public_key(Path::new(&path))?,
+        Some(path) => read_public_key(&expand_home(&path))?,
     };
     let cidrs = validate_cidrs("access.ssh_cidrs", cidrs)?;
     Ok((method, Some(SshAccess { key, cidrs })))
+}
+
+/// `~/x` means `$HOME/x`, as in a shell.
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(path),
+    }
 }
 
 fn read_public_key(path: &Path) -> Result<SshKeySource, ConfigError> {
@@ -812,7 +821,7 @@ mod tests {
             ("name = \"a\"\n[data_volume]\niops = 100", &[], "data_volume.iops", "100"),
             ("name = \"a\"\n[data_volume]\nthroughput_mibps = 1000", &[], "data_volume.throughput_mibps", "1000"),
             ("name = \"a\"", &[("GLBOX_DATA_VOLUME_SIZE_GIB", "big")], "GLBOX_DATA_VOLUME_SIZE_GIB", "big"),
-            ("name = \"a\"", &[("GLBOX_INSTANCE_TYP", "x")], "GLBOX_INSTANCE_TYP", "x"),
+            ("name = \"a\"", &[("GLBOX_INSTANCE_TYP", "x")], "GLBOX_INSTANCE_TYP", ""),
         ];
         for (text, env, field, value) in cases {
             let err = error_of(text, env);

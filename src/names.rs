@@ -55,16 +55,25 @@ impl Role {
 #[derive(Debug, Clone)]
 pub struct Names {
     pub deployment: String,
+    pub region: String,
 }
 
 impl Names {
-    pub fn new(deployment: &str) -> Self {
+    pub fn new(deployment: &str, region: &str) -> Self {
         Names {
             deployment: deployment.to_string(),
+            region: region.to_string(),
         }
     }
 
-    /// `glbox-<name>`: the instance, key pair, IAM role and instance profile.
+    /// `glbox-<name>-<region>`: the IAM role and instance profile. IAM is
+    /// global to the account, so the same deployment name in two regions
+    /// must not share (or delete) one role.
+    pub fn iam_name(&self) -> String {
+        format!("glbox-{}-{}", self.deployment, self.region)
+    }
+
+    /// `glbox-<name>`: the instance and the key pair.
     pub fn base(&self) -> String {
         format!("glbox-{}", self.deployment)
     }

@@ -131,6 +131,12 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed) -> Result<Plan> {
         &observed.data_volumes,
         primary.as_ref().map(|i| i.id.as_str()),
     );
+    // A launch is likely: check the type exists before looking for a zone
+    // that offers it, so a typo gets the right error.
+    let type_archs = match primary {
+        None => Some(instance::type_architectures(ctx, &ctx.settings.instance_type).await?),
+        Some(_) => None,
+    };
     let placement = placement::resolve(
         ctx,
         primary.as_ref(),
@@ -152,7 +158,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed) -> Result<Plan> {
     );
     let launch = match &instance_change {
         instance::Change::Create | instance::Change::Replace { .. } => {
-            Some(instance::resolve_launch(ctx, &placement, &observed.instances).await?)
+            Some(instance::resolve_launch(ctx, &placement, &observed.instances, type_archs).await?)
         }
         instance::Change::Update { update, .. } => {
             if let Some((from, to)) = &update.new_type {
@@ -173,7 +179,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed) -> Result<Plan> {
     Ok(Plan {
         security_group: security_group::diff(ctx.settings, observed.security_group.as_ref()),
         role: iam::diff_role(observed.role.as_ref()),
-        profile: iam::diff_profile(&ctx.names.base(), observed.profile.as_ref()),
+        profile: iam::diff_profile(&ctx.names.iam_name(), observed.profile.as_ref()),
         policy,
         key_pair: key_pair::diff(
             key_pair::desired_key(ctx.settings),
@@ -248,7 +254,7 @@ async fn check_type_change(ctx: &Ctx<'_>, from: &str, to: &str) -> Result<()> {
     )?;
     if !new.iter().any(|a| old.contains(a)) {
         return Err(Error::Refused(format!(
-            "instance.type {to} runs {}, but the instance's image is for {}: an architecture change needs a new instance\n  fix: keep a {} type, or `glbox down` and `up` with the new type (the data volume is kept)",
+            "instance.type {to} runs {}, but the instance's current type {from} runs {}, and its image with it: an architecture change needs a new instance\n  fix: keep a {} type, or `glbox down` and `up` with the new type (the data volume is kept)",
             new.join("/"),
             old.join("/"),
             old.join("/")

@@ -36,8 +36,13 @@ fn entry(resource: &'static str, id: Option<String>, state: impl Into<String>) -
 const MISSING: &str = "missing";
 
 pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
-    let live = observed.live_instances();
-    let instance = live.first();
+    let holder = observed
+        .data_volumes
+        .iter()
+        .find_map(|v| v.attached_to.as_deref());
+    let (primary, duplicates) =
+        crate::resources::instance::pick_primary(observed.live_instances(), holder);
+    let instance = primary.as_ref();
     let ssh = ctx.settings.ssh.is_some();
     let mut resources = vec![
         entry(
@@ -87,7 +92,7 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
             format!("{} ({})", i.state, i.instance_type)
         }),
     ));
-    for extra in live.iter().skip(1) {
+    for extra in &duplicates {
         resources.push(entry(
             "instance",
             Some(extra.id.clone()),

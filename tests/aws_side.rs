@@ -120,7 +120,7 @@ async fn up_creates_exactly_one_complete_deployment() {
         .unwrap()
         .arn()
         .unwrap()
-        .ends_with("/glbox-trial"));
+        .ends_with("/glbox-trial-us-east-1"));
     assert!(
         instance.key_name().is_none(),
         "SSM mode launches without a key pair"
@@ -188,7 +188,7 @@ async fn up_creates_exactly_one_complete_deployment() {
     let iam = emulator.iam();
     let role = iam
         .get_role()
-        .role_name("glbox-trial")
+        .role_name("glbox-trial-us-east-1")
         .send()
         .await
         .unwrap()
@@ -200,7 +200,7 @@ async fn up_creates_exactly_one_complete_deployment() {
         .any(|t| t.key() == "glbox:deployment" && t.value() == "trial"));
     let attached = iam
         .list_attached_role_policies()
-        .role_name("glbox-trial")
+        .role_name("glbox-trial-us-east-1")
         .send()
         .await
         .unwrap();
@@ -210,7 +210,7 @@ async fn up_creates_exactly_one_complete_deployment() {
         .any(|p| p.policy_name() == Some("AmazonSSMManagedInstanceCore")));
     let inline = iam
         .get_role_policy()
-        .role_name("glbox-trial")
+        .role_name("glbox-trial-us-east-1")
         .policy_name("glbox-own-parameters")
         .send()
         .await
@@ -222,13 +222,13 @@ async fn up_creates_exactly_one_complete_deployment() {
     );
     let profile = iam
         .get_instance_profile()
-        .instance_profile_name("glbox-trial")
+        .instance_profile_name("glbox-trial-us-east-1")
         .send()
         .await
         .unwrap()
         .instance_profile
         .unwrap();
-    assert_eq!(profile.roles()[0].role_name(), "glbox-trial");
+    assert_eq!(profile.roles()[0].role_name(), "glbox-trial-us-east-1");
 
     // Tags at launch, a client token, and never a separate CreateTags.
     let run = requests
@@ -334,7 +334,7 @@ async fn out_of_band_changes_are_repaired_in_place() {
     emulator
         .iam()
         .detach_role_policy()
-        .role_name("glbox-trial")
+        .role_name("glbox-trial-us-east-1")
         .policy_arn("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
         .send()
         .await
@@ -397,7 +397,7 @@ async fn out_of_band_changes_are_repaired_in_place() {
     let attached = emulator
         .iam()
         .list_attached_role_policies()
-        .role_name("glbox-trial")
+        .role_name("glbox-trial-us-east-1")
         .send()
         .await
         .unwrap();
@@ -712,13 +712,13 @@ async fn down_removes_everything_but_the_data_which_it_keeps_until_asked() {
     let iam = emulator.iam();
     assert!(iam
         .get_role()
-        .role_name("glbox-trial")
+        .role_name("glbox-trial-us-east-1")
         .send()
         .await
         .is_err());
     assert!(iam
         .get_instance_profile()
-        .instance_profile_name("glbox-trial")
+        .instance_profile_name("glbox-trial-us-east-1")
         .send()
         .await
         .is_err());
@@ -799,7 +799,12 @@ async fn look_alike_resources_are_never_touched() {
         .allocate_address()
         .tag_specifications(spec(
             aws_sdk_ec2::types::ResourceType::ElasticIp,
-            &[("Name", "glbox-trial-eip"), ("glbox:deployment", "trial-2")],
+            &[
+                ("Name", "glbox-trial-eip"),
+                ("glbox:deployment", "trial-2"),
+                ("glbox:managed-by", "glbox"),
+                ("glbox:role", "elastic-ip"),
+            ],
         ))
         .send()
         .await
@@ -840,7 +845,7 @@ async fn a_foreign_iam_role_with_glbox_name_is_refused_and_kept() {
     let emulator = Emulator::start();
     let iam = emulator.iam();
     iam.create_role()
-        .role_name("glbox-trial")
+        .role_name("glbox-trial-us-east-1")
         .assume_role_policy_document("{\"Version\":\"2012-10-17\",\"Statement\":[]}")
         .send()
         .await
@@ -852,7 +857,7 @@ async fn a_foreign_iam_role_with_glbox_name_is_refused_and_kept() {
     assert!(
         refused
             .stderr
-            .contains("glbox-trial exists but is not tagged"),
+            .contains("glbox-trial-us-east-1 exists but is not tagged"),
         "{}",
         refused.stderr
     );
@@ -860,7 +865,11 @@ async fn a_foreign_iam_role_with_glbox_name_is_refused_and_kept() {
 
     glbox(&emulator, &workspace, &["down", "--yes"]).assert_ok();
     assert!(
-        iam.get_role().role_name("glbox-trial").send().await.is_ok(),
+        iam.get_role()
+            .role_name("glbox-trial-us-east-1")
+            .send()
+            .await
+            .is_ok(),
         "not glbox's: kept"
     );
 }
@@ -882,7 +891,7 @@ async fn aws_side_errors_are_found_before_anything_is_created() {
     let cases = [
         (
             "name = \"trial\"\n[instance]\ntype = \"c5.9000xlarge\"\n".to_string(),
-            "c5.9000xlarge",
+            "\"c5.9000xlarge\" does not exist in us-east-1",
         ),
         (
             format!("name = \"trial\"\n[instance]\ntype = \"m7g.large\"\nami = \"{al2023_x86}\"\n"),

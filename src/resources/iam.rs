@@ -113,7 +113,7 @@ pub fn foreign(kind: &str, name: &str) -> Error {
 
 /// Finds the role by its name and tells whether it is the deployment's.
 pub async fn observe_role(ctx: &Ctx<'_>, desired_policy: &Value) -> Result<Option<RoleState>> {
-    let name = ctx.names.base();
+    let name = ctx.names.iam_name();
     let role = match ctx.aws.iam.get_role().role_name(&name).send().await {
         Ok(out) => out.role,
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => return Ok(None),
@@ -167,7 +167,7 @@ pub async fn observe_role(ctx: &Ctx<'_>, desired_policy: &Value) -> Result<Optio
 }
 
 pub async fn observe_profile(ctx: &Ctx<'_>) -> Result<Option<ProfileState>> {
-    let name = ctx.names.base();
+    let name = ctx.names.iam_name();
     let profile = match ctx
         .aws
         .iam
@@ -250,7 +250,7 @@ pub fn diff_profile(role_name: &str, observed: Option<&ProfileState>) -> Profile
 
 impl RoleChange {
     pub fn item(&self, ctx: &Ctx<'_>) -> PlanItem {
-        let name = ctx.names.base();
+        let name = ctx.names.iam_name();
         let id = (!matches!(self, RoleChange::Create)).then(|| name.clone());
         match self {
             RoleChange::Create => PlanItem::new("iam_role", name, None, Action::Create)
@@ -283,7 +283,7 @@ impl RoleChange {
 
 impl ProfileChange {
     pub fn item(&self, ctx: &Ctx<'_>) -> PlanItem {
-        let name = ctx.names.base();
+        let name = ctx.names.iam_name();
         match self {
             ProfileChange::Create => {
                 PlanItem::new("instance_profile", name.clone(), None, Action::Create)
@@ -316,7 +316,7 @@ impl ProfileChange {
 /// Makes the role match; returns whether anything was created (EC2 may not
 /// see a new role for a few seconds).
 pub async fn apply_role(ctx: &Ctx<'_>, change: &RoleChange, policy: &Value) -> Result<bool> {
-    let name = ctx.names.base();
+    let name = ctx.names.iam_name();
     let (create, trust, attach, inline) = match change {
         RoleChange::NoChange => return Ok(false),
         RoleChange::Create => (true, false, true, true),
@@ -374,7 +374,7 @@ pub async fn apply_role(ctx: &Ctx<'_>, change: &RoleChange, policy: &Value) -> R
 }
 
 pub async fn apply_profile(ctx: &Ctx<'_>, change: &ProfileChange) -> Result<bool> {
-    let name = ctx.names.base();
+    let name = ctx.names.iam_name();
     let iam = &ctx.aws.iam;
     let (created, add_role, remove_roles) = match change {
         ProfileChange::NoChange => return Ok(false),
@@ -412,7 +412,7 @@ async fn remove_role(ctx: &Ctx<'_>, role: &str) -> Result<()> {
     ctx.aws
         .iam
         .remove_role_from_instance_profile()
-        .instance_profile_name(ctx.names.base())
+        .instance_profile_name(ctx.names.iam_name())
         .role_name(role)
         .send()
         .await

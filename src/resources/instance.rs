@@ -28,7 +28,7 @@ const STATE_WAIT: Duration = Duration::from_secs(600);
 /// How long a freshly created instance profile may stay invisible to EC2.
 const IAM_PROPAGATION_WAIT: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Instance {
     pub id: String,
     pub state: String,
@@ -149,6 +149,9 @@ pub struct LaunchSpec {
     pub placement: Placement,
     #[serde(skip)]
     pub client_token: String,
+    /// The deployment's instances when the token was made (for new tokens).
+    #[serde(skip)]
+    pub seen: Vec<String>,
 }
 
 /// The public SSM parameter naming the current image of `os` for `arch`.
@@ -199,13 +202,18 @@ pub async fn type_architectures(ctx: &Ctx<'_>, instance_type: &str) -> Result<Ve
 
 /// Resolves the image (explicit or the OS's current one for the type's
 /// architecture) and checks the two fit, before anything is created.
+/// `type_archs`: the type's architectures if the caller already looked them up.
 pub async fn resolve_launch(
     ctx: &Ctx<'_>,
     placement: &Placement,
     seen: &[Instance],
+    type_archs: Option<Vec<String>>,
 ) -> Result<LaunchSpec> {
     let settings = ctx.settings;
-    let archs = type_architectures(ctx, &settings.instance_type).await?;
+    let archs = match type_archs {
+        Some(archs) => archs,
+        None => type_architectures(ctx, &settings.instance_type).await?,
+    };
     let arch = if archs.iter().any(|a| a == "arm64") {
         "arm64"
     } else {
@@ -259,8 +267,10 @@ pub async fn resolve_launch(
         )));
     }
     let root_device = image.root_device_name().unwrap_or("/dev/xvda").to_string();
+    let seen_ids: Vec<String> = seen.iter().map(|i| i.id.clone()).collect();
     Ok(LaunchSpec {
-        client_token: client_token(settings, &image_id, placement, seen),
+        client_token: client_token(settings, &image_id, placement, &seen_ids, 0),
+        seen: seen_ids,
         image_id,
         architecture: image_arch,
         root_device,
@@ -269,32 +279,42 @@ pub async fn resolve_launch(
 }
 
 /// A deterministic RunInstances token, so that a retried or resumed launch
-/// of the same instance cannot start a second one. It covers every
-/// instance of the deployment AWS still reports, so a replacement (or a
-/// relaunch after a termination) gets a new token instead of replaying the
-/// old launch.
+/// of the same instance cannot start a second one. It covers the launch's
+/// parameters and every instance of the deployment AWS still reports, so a
+/// replacement (or a relaunch after a termination) gets a new token
+/// instead of replaying the old launch. `attempt` > 0 derives a fresh token
+/// when AWS still remembers an old one.
 fn client_token(
     settings: &Settings,
     image_id: &str,
     placement: &Placement,
-    seen: &[Instance],
+    seen: &[String],
+    attempt: u32,
 ) -> String {
     let mut hasher = Sha256::new();
-    for part in [
+    let root = settings.root_volume_gib.to_string();
+    let access = format!("{:?}", settings.access);
+    let user_data = crate::userdata::render(&settings.name);
+    let attempt = attempt.to_string();
+    let parts = [
         settings.name.as_str(),
+        &settings.region,
         image_id,
         &settings.instance_type,
         &placement.subnet_id,
-    ] {
+        settings.os.as_str(),
+        &root,
+        &access,
+        &user_data,
+        &attempt,
+    ];
+    for part in parts.iter().copied().chain(seen.iter().map(String::as_str)) {
         hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    for instance in seen {
-        hasher.update(instance.id.as_bytes());
         hasher.update([0]);
     }
     let digest = hasher.finalize();
     let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    // At most 6 + 31 + 1 + 24 characters: within AWS's 64.
     format!("glbox-{}-{hex}", settings.name)
 }
 
@@ -390,7 +410,10 @@ pub fn diff(
             reason,
         };
     }
-    let profile_suffix = format!("/{}", crate::names::Names::new(&settings.name).base());
+    let profile_suffix = format!(
+        "/{}",
+        crate::names::Names::new(&settings.name, &settings.region).iam_name()
+    );
     let update = Update {
         start: matches!(current.state.as_str(), "stopped" | "stopping"),
         new_type: (current.instance_type != settings.instance_type).then(|| {
@@ -399,8 +422,10 @@ pub fn diff(
                 settings.instance_type.clone(),
             )
         }),
+        // `None`: the group is about to be (re)created, so it is not on the
+        // instance yet either.
         add_security_group: security_group
-            .is_some_and(|sg| !current.security_groups.iter().any(|g| g == sg)),
+            .is_none_or(|sg| !current.security_groups.iter().any(|g| g == sg)),
         associate_profile: !current
             .profile_arn
             .as_deref()
@@ -524,6 +549,7 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
     })?;
     let started = std::time::Instant::now();
     let mut token = spec.client_token.clone();
+    let mut attempt = 0;
     loop {
         match run_instance(ctx, spec, inputs, &token).await {
             Ok(None) => {
@@ -536,9 +562,15 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
                 return wait_for_state(ctx, &instance.id, InstanceStateName::Running).await;
             }
             // The token replayed an earlier launch whose instance is gone
-            // (AWS keeps tokens longer than it lists terminated instances).
+            // (AWS keeps tokens longer than it lists terminated instances),
+            // or was used before with other parameters: make a new one.
             Ok(Some(_)) => {
-                token = format!("{}-{}", spec.client_token, started.elapsed().as_millis())
+                attempt += 1;
+                token = fresh_token(ctx.settings, spec, attempt)?;
+            }
+            Err(e) if has_code(&e, "IdempotentParameterMismatch") => {
+                attempt += 1;
+                token = fresh_token(ctx.settings, spec, attempt)?;
             }
             Err(e)
                 if inputs.fresh_profile
@@ -552,6 +584,21 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
             Err(e) => return Err(crate::aws::error("ec2:RunInstances", e).into()),
         }
     }
+}
+
+fn fresh_token(settings: &Settings, spec: &LaunchSpec, attempt: u32) -> Result<String> {
+    if attempt > 3 {
+        return Err(Error::Refused(
+            "AWS kept answering RunInstances with an earlier launch: re-run glbox up".into(),
+        ));
+    }
+    Ok(client_token(
+        settings,
+        &spec.image_id,
+        &spec.placement,
+        &spec.seen,
+        attempt,
+    ))
 }
 
 type RunError =
@@ -602,7 +649,7 @@ async fn run_instance(
         .security_group_ids(inputs.security_group)
         .iam_instance_profile(
             IamInstanceProfileSpecification::builder()
-                .name(ctx.names.base())
+                .name(ctx.names.iam_name())
                 .build(),
         )
         .metadata_options(
@@ -623,28 +670,6 @@ async fn run_instance(
     };
     let out = request.send().await?;
     Ok(out.instances().first().map(from_sdk))
-}
-
-#[cfg(test)]
-pub(crate) fn placeholder() -> Instance {
-    Instance {
-        id: String::new(),
-        state: String::new(),
-        instance_type: String::new(),
-        subnet_id: String::new(),
-        vpc_id: String::new(),
-        availability_zone: String::new(),
-        image_id: String::new(),
-        os: None,
-        security_groups: Vec::new(),
-        profile_arn: None,
-        key_name: None,
-        imdsv2_required: false,
-        public_ip: None,
-        public_dns: None,
-        private_ip: None,
-        launch_time: None,
-    }
 }
 
 async fn apply_update(
@@ -704,20 +729,7 @@ async fn apply_update(
         ));
     }
     if update.associate_profile {
-        ec2.associate_iam_instance_profile()
-            .instance_id(id)
-            .iam_instance_profile(
-                IamInstanceProfileSpecification::builder()
-                    .name(ctx.names.base())
-                    .build(),
-            )
-            .send()
-            .await
-            .ctx("ec2:AssociateIamInstanceProfile")?;
-        ctx.ui.info(&format!(
-            "associated instance profile {} with {id}",
-            ctx.names.base()
-        ));
+        associate_profile(ctx, id).await?;
     }
     if update.require_imdsv2 {
         ec2.modify_instance_metadata_options()
@@ -730,6 +742,54 @@ async fn apply_update(
         ctx.ui.info(&format!("required IMDSv2 on {id}"));
     }
     wait_for_state(ctx, id, InstanceStateName::Running).await
+}
+
+/// Points the instance at the deployment's profile: a new association, or a
+/// replacement of whatever profile someone else associated.
+async fn associate_profile(ctx: &Ctx<'_>, id: &str) -> Result<()> {
+    let ec2 = &ctx.aws.ec2;
+    let profile = IamInstanceProfileSpecification::builder()
+        .name(ctx.names.iam_name())
+        .build();
+    let current = ec2
+        .describe_iam_instance_profile_associations()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .values(id)
+                .build(),
+        )
+        .send()
+        .await
+        .ctx("ec2:DescribeIamInstanceProfileAssociations")?;
+    let existing = current
+        .iam_instance_profile_associations()
+        .iter()
+        .find(|a| a.state().is_some_and(|s| s.as_str() == "associated"))
+        .and_then(|a| a.association_id());
+    match existing {
+        Some(association) => {
+            ec2.replace_iam_instance_profile_association()
+                .association_id(association)
+                .iam_instance_profile(profile)
+                .send()
+                .await
+                .ctx("ec2:ReplaceIamInstanceProfileAssociation")?;
+        }
+        None => {
+            ec2.associate_iam_instance_profile()
+                .instance_id(id)
+                .iam_instance_profile(profile)
+                .send()
+                .await
+                .ctx("ec2:AssociateIamInstanceProfile")?;
+        }
+    }
+    ctx.ui.info(&format!(
+        "associated instance profile {} with {id}",
+        ctx.names.iam_name()
+    ));
+    Ok(())
 }
 
 /// Waits until the instance is in `target`; fails early if it can never get
@@ -793,9 +853,9 @@ mod tests {
             image_id: "ami-1".into(),
             os: Some("ubuntu-24.04".into()),
             security_groups: vec!["sg-1".into()],
-            profile_arn: Some("arn:aws:iam::1:instance-profile/glbox/glbox-t".into()),
+            profile_arn: Some("arn:aws:iam::1:instance-profile/glbox/glbox-t-us-east-1".into()),
             imdsv2_required: true,
-            ..placeholder()
+            ..Instance::default()
         }
     }
 
@@ -865,10 +925,15 @@ mod tests {
             vpc_id: "vpc-1".into(),
             availability_zone: "us-east-1a".into(),
         };
-        let a = client_token(&s, "ami-1", &p, &[]);
-        assert_eq!(a, client_token(&s, "ami-1", &p, &[]));
-        assert_ne!(a, client_token(&s, "ami-1", &p, &[running("i-old")]));
-        assert!(a.len() <= 64, "{a}");
+        let a = client_token(&s, "ami-1", &p, &[], 0);
+        assert_eq!(a, client_token(&s, "ami-1", &p, &[], 0));
+        assert_ne!(a, client_token(&s, "ami-1", &p, &["i-old".into()], 0));
+        assert_ne!(a, client_token(&s, "ami-1", &p, &[], 1));
+        let mut bigger = s.clone();
+        bigger.root_volume_gib = 60;
+        assert_ne!(client_token(&bigger, "ami-1", &p, &[], 0), a);
+        let longest = crate::test_support::settings(&"n".repeat(31));
+        assert!(client_token(&longest, "ami-1", &p, &[], 3).len() <= 64);
     }
 
     #[test]

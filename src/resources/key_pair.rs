@@ -48,14 +48,22 @@ pub fn desired_key(settings: &Settings) -> Option<DesiredKey> {
     let ssh = settings.ssh.as_ref()?;
     Some(match &ssh.key {
         SshKeySource::File { openssh, .. } => DesiredKey::Known(openssh.clone()),
+        // The private key decides: without it the imported key is useless.
         SshKeySource::Generated => {
             let private = paths::generated_key(&settings.name);
-            match std::fs::read_to_string(private.with_extension("pub")) {
-                Ok(text) => DesiredKey::Known(text.trim().to_string()),
-                Err(_) => DesiredKey::ToGenerate(private),
+            match public_of(&private) {
+                Some(public) => DesiredKey::Known(public),
+                None => DesiredKey::ToGenerate(private),
             }
         }
     })
+}
+
+/// The public key of a stored private key, if the file holds one.
+fn public_of(private_path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(private_path).ok()?;
+    let key = PrivateKey::from_openssh(text).ok()?;
+    key.public_key().to_openssh().ok()
 }
 
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Option<KeyPair>> {
@@ -190,7 +198,8 @@ async fn import(ctx: &Ctx<'_>, key: &DesiredKey) -> Result<()> {
 }
 
 /// Writes a new ed25519 pair: the private key created 0600 (never readable
-/// by others, not even briefly), the public key beside it. Returns the
+/// by others, not even briefly) and never over an existing file, the public
+/// key beside it. Returns the
 /// public key line.
 pub fn generate(private_path: &Path) -> Result<String> {
     let dir = private_path.parent().unwrap_or(Path::new("."));
@@ -208,21 +217,22 @@ pub fn generate(private_path: &Path) -> Result<String> {
         .public_key()
         .to_openssh()
         .map_err(|e| Error::Refused(format!("encoding the SSH key failed: {e}")))?;
-    write_new_file(private_path, private.as_bytes(), 0o600)?;
-    write_new_file(
-        &private_path.with_extension("pub"),
-        format!("{public}\n").as_bytes(),
-        0o644,
-    )?;
+    write_file(private_path, private.as_bytes(), 0o600, true)?;
+    let public_path = private_path.with_extension("pub");
+    write_file(&public_path, format!("{public}\n").as_bytes(), 0o644, false)?;
     Ok(public)
 }
 
-fn write_new_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
+/// `only_new`: fail rather than overwrite (a private key is never replaced).
+fn write_file(path: &Path, contents: &[u8], mode: u32, only_new: bool) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(mode);
+    if only_new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(true);
+    }
+    let mut file = options
         .open(path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
     file.write_all(contents)
@@ -264,6 +274,12 @@ mod tests {
         let private = std::fs::read_to_string(&path).unwrap();
         assert!(PrivateKey::from_openssh(&private).is_ok());
         assert!(russh::keys::PublicKey::from_openssh(&public).is_ok());
+        assert_eq!(public_of(&path), Some(public));
+        assert!(
+            generate(&path).is_err(),
+            "an existing private key is never overwritten"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), private);
     }
 
     #[test]

@@ -31,7 +31,7 @@ impl<'a> Ctx<'a> {
         Ctx {
             aws,
             settings,
-            names: Names::new(&settings.name),
+            names: Names::new(&settings.name, &settings.region),
             ui,
         }
     }

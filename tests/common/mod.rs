@@ -13,6 +13,20 @@ use base64::Engine;
 
 pub const REGION: &str = "us-east-1";
 
+/// An SDK client of one service, pointed at the emulator with test keys.
+macro_rules! client {
+    ($sdk:ident, $emulator:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .credentials_provider(test_credentials())
+                .endpoint_url($emulator.endpoint())
+                .build(),
+        )
+    };
+}
+
 /// One emulator process, stopped when dropped (its stdin closes).
 pub struct Emulator {
     child: Child,
@@ -98,36 +112,15 @@ impl Emulator {
     }
 
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
-        aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new(REGION))
-                .credentials_provider(test_credentials())
-                .endpoint_url(self.endpoint())
-                .build(),
-        )
+        client!(aws_sdk_ec2, self)
     }
 
     pub fn iam(&self) -> aws_sdk_iam::Client {
-        aws_sdk_iam::Client::from_conf(
-            aws_sdk_iam::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new(REGION))
-                .credentials_provider(test_credentials())
-                .endpoint_url(self.endpoint())
-                .build(),
-        )
+        client!(aws_sdk_iam, self)
     }
 
     pub fn ssm(&self) -> aws_sdk_ssm::Client {
-        aws_sdk_ssm::Client::from_conf(
-            aws_sdk_ssm::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new(REGION))
-                .credentials_provider(test_credentials())
-                .endpoint_url(self.endpoint())
-                .build(),
-        )
+        client!(aws_sdk_ssm, self)
     }
 }
 
