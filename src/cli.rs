@@ -319,6 +319,9 @@ async fn run_status(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
             if let Some(dns) = &report.public_dns {
                 println!("  public DNS: {dns}");
             }
+            if let Some(ip) = &report.private_ip {
+                println!("  private IP: {ip}");
+            }
             if let Some(url) = &report.url {
                 println!("  URL:        {url}");
             }

@@ -22,6 +22,8 @@ pub struct Status {
     pub resources: Vec<ResourceStatus>,
     pub public_ip: Option<String>,
     pub public_dns: Option<String>,
+    /// For access over a VPN or from inside the VPC.
+    pub private_ip: Option<String>,
     pub url: Option<String>,
 }
 
@@ -133,6 +135,7 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
         && instance.is_some_and(|i| i.state == "running");
     let public_ip = instance.and_then(|i| i.public_ip.clone());
     let public_dns = instance.and_then(|i| i.public_dns.clone());
+    let private_ip = instance.and_then(|i| i.private_ip.clone());
     let url = public_dns
         .as_ref()
         .or(public_ip.as_ref())
@@ -144,6 +147,7 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
         resources,
         public_ip,
         public_dns,
+        private_ip,
         url,
     }
 }

@@ -89,6 +89,25 @@ fn ingress(group: &aws_sdk_ec2::types::SecurityGroup) -> Vec<(i32, String)> {
     rules
 }
 
+/// The ids of the single instance, security group, data volume and Elastic
+/// IP of a deployment that `up` just created.
+struct Ids {
+    instance: String,
+    group: String,
+    volume: String,
+    public_ip: String,
+}
+
+async fn ids(ec2: &aws_sdk_ec2::Client, name: &str) -> Ids {
+    let text = |value: Option<&str>| value.expect("created by up").to_string();
+    Ids {
+        instance: text(live_instances(ec2, name).await[0].instance_id()),
+        group: text(security_groups(ec2, name).await[0].group_id()),
+        volume: text(volumes(ec2, name, "data").await[0].volume_id()),
+        public_ip: text(addresses(ec2, name).await[0].public_ip()),
+    }
+}
+
 fn up(emulator: &Emulator, workspace: &Workspace) -> common::Run {
     let run = glbox(emulator, workspace, &["up", "--no-bootstrap", "--yes"]);
     run.assert_ok();
@@ -285,18 +304,12 @@ async fn out_of_band_changes_are_repaired_in_place() {
     let workspace = Workspace::new(TRIAL);
     up(&emulator, &workspace);
     let ec2 = emulator.ec2();
-    let instance_id = live_instances(&ec2, "trial").await[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
-    let group_id = security_groups(&ec2, "trial").await[0]
-        .group_id()
-        .unwrap()
-        .to_string();
-    let volume_id = volumes(&ec2, "trial", "data").await[0]
-        .volume_id()
-        .unwrap()
-        .to_string();
+    let Ids {
+        instance: instance_id,
+        group: group_id,
+        volume: volume_id,
+        ..
+    } = ids(&ec2, "trial").await;
 
     // Someone removes an HTTPS rule and opens SSH to the world.
     ec2.revoke_security_group_ingress()
@@ -414,18 +427,12 @@ async fn a_terminated_instance_is_relaunched_onto_the_same_data_and_address() {
     let workspace = Workspace::new(TRIAL);
     up(&emulator, &workspace);
     let ec2 = emulator.ec2();
-    let old = live_instances(&ec2, "trial").await[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
-    let volume_id = volumes(&ec2, "trial", "data").await[0]
-        .volume_id()
-        .unwrap()
-        .to_string();
-    let address = addresses(&ec2, "trial").await[0]
-        .public_ip()
-        .unwrap()
-        .to_string();
+    let Ids {
+        instance: old,
+        volume: volume_id,
+        public_ip: address,
+        ..
+    } = ids(&ec2, "trial").await;
 
     ec2.terminate_instances()
         .instance_ids(&old)
@@ -458,10 +465,7 @@ async fn a_released_address_is_replaced_and_a_disabled_one_released() {
     let workspace = Workspace::new(TRIAL);
     up(&emulator, &workspace);
     let ec2 = emulator.ec2();
-    let instance_id = live_instances(&ec2, "trial").await[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance_id = ids(&ec2, "trial").await.instance;
     let old = addresses(&ec2, "trial").await[0].clone();
     ec2.disassociate_address()
         .association_id(old.association_id().unwrap())
@@ -498,10 +502,7 @@ async fn type_change_and_volume_growth_converge_and_shrinking_is_refused() {
     let workspace = Workspace::new(TRIAL);
     up(&emulator, &workspace);
     let ec2 = emulator.ec2();
-    let id = live_instances(&ec2, "trial").await[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let id = ids(&ec2, "trial").await.instance;
 
     workspace.write_config(
         "name = \"trial\"\n[instance]\ntype = \"c5.4xlarge\"\n[data_volume]\nsize_gib = 150\niops = 4000\n",
@@ -555,10 +556,7 @@ async fn a_replacement_is_planned_and_needs_confirmation() {
     let workspace = Workspace::new(TRIAL);
     up(&emulator, &workspace);
     let ec2 = emulator.ec2();
-    let old = live_instances(&ec2, "trial").await[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let old = ids(&ec2, "trial").await.instance;
 
     workspace.write_config("name = \"trial\"\n[instance]\nos = \"al2023\"\n");
     let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]);
@@ -686,10 +684,7 @@ async fn down_removes_everything_but_the_data_which_it_keeps_until_asked() {
     );
     up(&emulator, &workspace);
     let ec2 = emulator.ec2();
-    let volume_id = volumes(&ec2, "trial", "data").await[0]
-        .volume_id()
-        .unwrap()
-        .to_string();
+    let volume_id = ids(&ec2, "trial").await.volume;
 
     let down = glbox(&emulator, &workspace, &["down", "--yes"]);
     down.assert_ok();

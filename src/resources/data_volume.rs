@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{ResourceType, VolumeType};
-use serde::Serialize;
 
 use crate::aws::AwsResultExt;
 use crate::config::DataVolumeSettings;
@@ -17,7 +16,7 @@ use crate::wait::{self, Poll};
 pub const DEVICE: &str = "/dev/sdf";
 const STATE_WAIT: Duration = Duration::from_secs(600);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Volume {
     pub id: String,
     pub availability_zone: String,
@@ -25,7 +24,6 @@ pub struct Volume {
     pub iops: i32,
     pub throughput_mibps: i32,
     pub state: String,
-    pub encrypted: bool,
     /// The instance it is attached to (any attachment state but detached).
     pub attached_to: Option<String>,
 }
@@ -41,7 +39,6 @@ fn from_sdk(v: &aws_sdk_ec2::types::Volume) -> Volume {
             .state()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        encrypted: v.encrypted().unwrap_or(false),
         attached_to: v
             .attachments()
             .iter()
@@ -358,7 +355,6 @@ mod tests {
             iops: 3000,
             throughput_mibps: 125,
             state: "in-use".into(),
-            encrypted: true,
             attached_to: attached.map(str::to_string),
         }
     }

@@ -3,14 +3,13 @@
 //! data, so they are released.
 
 use aws_sdk_ec2::types::{DomainType, ResourceType};
-use serde::Serialize;
 
 use crate::aws::AwsResultExt;
 use crate::error::Result;
 use crate::names::Role;
 use crate::resources::{Action, Ctx, PlanItem};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Address {
     pub allocation_id: String,
     pub public_ip: String,

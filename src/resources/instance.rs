@@ -13,7 +13,6 @@ use aws_sdk_ec2::types::{
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceStateName, InstanceType,
     ResourceType, VolumeType,
 };
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::aws::{has_code, AwsResultExt};
@@ -28,7 +27,7 @@ const STATE_WAIT: Duration = Duration::from_secs(600);
 /// How long a freshly created instance profile may stay invisible to EC2.
 const IAM_PROPAGATION_WAIT: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Instance {
     pub id: String,
     pub state: String,
@@ -141,16 +140,14 @@ async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Instance>> {
 }
 
 /// Everything RunInstances needs that must be looked up first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LaunchSpec {
     pub image_id: String,
     pub architecture: String,
     pub root_device: String,
     pub placement: Placement,
-    #[serde(skip)]
     pub client_token: String,
     /// The deployment's instances when the token was made (for new tokens).
-    #[serde(skip)]
     pub seen: Vec<String>,
 }
 

@@ -4,13 +4,12 @@
 //! keeps using its zone, so a re-run never moves data by accident.
 
 use aws_sdk_ec2::types::{Filter, LocationType};
-use serde::Serialize;
 
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 use crate::resources::Ctx;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     pub subnet_id: String,
     pub vpc_id: String,
