@@ -1,5 +1,6 @@
-//! Carries out a plan in dependency order: network and identity first, then
-//! the instance, then what hangs off it (data volume, address).
+//! Carries out a plan in dependency order: network, identity and the data
+//! volume first (the instance's user data names the volume), then the
+//! instance, then what hangs off it (the volume's attachment, the address).
 
 use serde::Serialize;
 
@@ -23,18 +24,16 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     let role_created = iam::apply_role(ctx, &plan.role, &plan.policy).await?;
     let profile_changed = iam::apply_profile(ctx, &plan.profile).await?;
     key_pair::apply(ctx, &plan.key_pair).await?;
+    let data_volume_id =
+        data_volume::ensure_exists(ctx, &plan.data_volume, &plan.placement.availability_zone)
+            .await?;
     let inputs = instance::Inputs {
         security_group: &security_group_id,
+        data_volume_id: &data_volume_id,
         fresh_profile: role_created || profile_changed,
     };
     let instance = instance::apply(ctx, &plan.instance, &inputs).await?;
-    let data_volume_id = data_volume::apply(
-        ctx,
-        &plan.data_volume,
-        &instance.id,
-        &instance.availability_zone,
-    )
-    .await?;
+    data_volume::converge(ctx, &plan.data_volume, &data_volume_id, &instance.id).await?;
     let elastic_ip = elastic_ip::apply(ctx, &plan.elastic_ip, &instance.id).await?;
     // A new or released address changes the instance's public IP and name.
     let instance = if !plan.elastic_ip.is_noop() {

@@ -23,6 +23,7 @@ Examples:
   glbox status --output json          the deployment's resources as JSON
   glbox down                          remove the deployment, keep the data volume
   glbox down --delete-data            also delete the data volume (after a final snapshot)
+  glbox render user-data              the cloud-config the instance gets at launch
 
 Configuration: glbox.toml (see examples/glbox.toml), overridden by GLBOX_* variables
 (e.g. GLBOX_NAME, GLBOX_INSTANCE_TYPE, GLBOX_DATA_VOLUME_SIZE_GIB), overridden by flags.";
@@ -74,6 +75,17 @@ pub enum Command {
     Status,
     /// Remove everything the deployment owns (the data volume is kept unless --delete-data).
     Down(DownArgs),
+    /// Print what glbox would send to the instance, for review (changes nothing).
+    Render {
+        #[arg(value_enum)]
+        what: RenderWhat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderWhat {
+    /// The cloud-config given to the instance at launch.
+    UserData,
 }
 
 #[derive(Debug, Args)]
@@ -131,7 +143,30 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             run_down(&ctx, cli.output, cli.yes, options).await
         }
+        Command::Render { what } => run_render(&ctx, *what).await,
     }
+}
+
+/// The volume id in the user data is the deployment's data volume; before
+/// the first `up` creates it, a placeholder stands in and glbox says so.
+async fn run_render(ctx: &Ctx<'_>, what: RenderWhat) -> Result<()> {
+    match what {
+        RenderWhat::UserData => {
+            let volumes = crate::resources::data_volume::observe(ctx).await?;
+            let volume_id = match volumes.first() {
+                Some(volume) => volume.id.clone(),
+                None => {
+                    ctx.ui.warn("the data volume does not exist yet: `glbox up` creates it and puts its id where <data-volume-id> stands");
+                    "<data-volume-id>".to_string()
+                }
+            };
+            print!(
+                "{}",
+                crate::userdata::render(&ctx.settings.name, ctx.settings.os, &volume_id)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// SSH mode with no `ssh_cidrs`: allow the caller's own address only.

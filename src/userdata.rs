@@ -1,30 +1,78 @@
-//! The instance's user data, rendered from templates embedded in the binary.
+//! The instance's user data: a `#cloud-config` rendered from the templates
+//! under `cloud-init/`, which are embedded in the binary. It names the host,
+//! installs what the bootstrap needs, sets up swap, and mounts the data
+//! volume (found by its volume id) at `/var/opt/gitlab`. It holds no secret.
 
 use base64::Engine;
 
-const TEMPLATE: &str = include_str!("../cloud-init/user-data.yaml");
+use crate::config::Os;
 
-pub fn render(deployment: &str) -> String {
-    TEMPLATE.replace("{{name}}", deployment)
+const TEMPLATE: &str = include_str!("../cloud-init/user-data.yaml");
+pub const PREPARE_DATA_SCRIPT: &str = include_str!("../cloud-init/prepare-data.sh");
+
+fn packages(os: Os) -> &'static [&'static str] {
+    match os {
+        Os::Ubuntu2404 => &["curl", "ca-certificates", "perl", "tzdata"],
+        // AL2023 ships curl-minimal, which a full curl would conflict with.
+        Os::Al2023 => &["ca-certificates", "perl", "tzdata"],
+    }
+}
+
+fn indent(text: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn render(deployment: &str, os: Os, data_volume_id: &str) -> String {
+    let package_list = packages(os)
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    TEMPLATE
+        .replace("{{name}}", deployment)
+        .replace("{{packages}}", &package_list)
+        .replace("{{prepare_data}}", &indent(PREPARE_DATA_SCRIPT, 6))
+        .replace("{{volume_id}}", data_volume_id)
 }
 
 /// RunInstances wants base64; the Rust SDK (unlike boto3) does not encode it.
-pub fn encoded(deployment: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(render(deployment))
+pub fn encode(user_data: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(user_data)
 }
+
+/// EC2's limit on user data before encoding.
+pub const MAX_BYTES: usize = 16 * 1024;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn renders_a_cloud_config_naming_the_host() {
-        let text = render("trial");
+    fn renders_a_cloud_config_for_the_volume() {
+        let text = render("trial", Os::Ubuntu2404, "vol-0123456789abcdef0");
         assert!(text.starts_with("#cloud-config\n"));
         assert!(text.contains("hostname: glbox-trial"));
+        assert!(text.contains("glbox-prepare-data vol-0123456789abcdef0 /var/opt/gitlab"));
+        assert!(
+            text.contains("      set -euo pipefail"),
+            "the script is embedded, indented"
+        );
+        assert!(text.contains("  - curl"));
         assert!(!text.contains("{{"));
+        assert!(text.len() < MAX_BYTES, "{} bytes", text.len());
+        assert!(!render("trial", Os::Al2023, "vol-1").contains("  - curl\n"));
         let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded("trial"))
+            .decode(encode(&text))
             .unwrap();
         assert_eq!(decoded, text.as_bytes());
     }

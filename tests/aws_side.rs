@@ -156,9 +156,8 @@ async fn up_creates_exactly_one_complete_deployment() {
     let user_data = base64::engine::general_purpose::STANDARD
         .decode(attribute.user_data().unwrap().value().unwrap())
         .unwrap();
-    assert!(String::from_utf8(user_data)
-        .unwrap()
-        .starts_with("#cloud-config\n"));
+    let user_data = String::from_utf8(user_data).unwrap();
+    assert!(user_data.starts_with("#cloud-config\n"));
 
     let roots = volumes(&ec2, "trial", "root").await;
     assert_eq!(roots.len(), 1, "the root volume is tagged at launch");
@@ -182,6 +181,17 @@ async fn up_creates_exactly_one_complete_deployment() {
     let attachment = &data.attachments()[0];
     assert_eq!(attachment.instance_id(), Some(instance_id));
     assert_eq!(attachment.device(), Some("/dev/sdf"));
+    let volume_id = data.volume_id().unwrap();
+    assert!(
+        user_data.contains(&format!("glbox-prepare-data {volume_id} /var/opt/gitlab")),
+        "the user data mounts the data volume by its id"
+    );
+    let rendered = glbox(&emulator, &workspace, &["render", "user-data"]);
+    rendered.assert_ok();
+    assert_eq!(
+        rendered.stdout, user_data,
+        "render shows exactly what was sent"
+    );
 
     let groups = security_groups(&ec2, "trial").await;
     assert_eq!(groups.len(), 1);

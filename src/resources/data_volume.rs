@@ -194,24 +194,24 @@ impl Change {
     }
 }
 
-/// Converges the volume onto `instance_id` (which is running).
-pub async fn apply(
-    ctx: &Ctx<'_>,
-    change: &Change,
-    instance_id: &str,
-    zone: &str,
-) -> Result<String> {
+/// Makes sure the volume exists (before the instance: the instance's user
+/// data names it) and returns its id.
+pub async fn ensure_exists(ctx: &Ctx<'_>, change: &Change, zone: &str) -> Result<String> {
     match change {
-        Change::NoChange { id } => Ok(id.clone()),
-        Change::Create => {
-            let id = create(ctx, zone).await?;
-            attach(ctx, &id, instance_id).await?;
-            Ok(id)
-        }
+        Change::Create => create(ctx, zone).await,
+        Change::NoChange { id } | Change::Update { id, .. } => Ok(id.clone()),
+    }
+}
+
+/// Converges the volume onto `instance_id` (which is running).
+pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &str) -> Result<()> {
+    match change {
+        Change::NoChange { .. } => Ok(()),
+        Change::Create => attach(ctx, id, instance_id).await,
         Change::Update {
-            id,
             attach: needs_attach,
             modify,
+            ..
         } => {
             if !modify.is_empty() {
                 apply_modify(ctx, id, modify).await?;
@@ -219,7 +219,7 @@ pub async fn apply(
             if *needs_attach {
                 attach(ctx, id, instance_id).await?;
             }
-            Ok(id.clone())
+            Ok(())
         }
     }
 }

@@ -146,8 +146,7 @@ pub struct LaunchSpec {
     pub architecture: String,
     pub root_device: String,
     pub placement: Placement,
-    pub client_token: String,
-    /// The deployment's instances when the token was made (for new tokens).
+    /// The deployment's instances AWS still reports (for the launch token).
     pub seen: Vec<String>,
 }
 
@@ -266,7 +265,6 @@ pub async fn resolve_launch(
     let root_device = image.root_device_name().unwrap_or("/dev/xvda").to_string();
     let seen_ids: Vec<String> = seen.iter().map(|i| i.id.clone()).collect();
     Ok(LaunchSpec {
-        client_token: client_token(settings, &image_id, placement, &seen_ids, 0),
         seen: seen_ids,
         image_id,
         architecture: image_arch,
@@ -281,31 +279,28 @@ pub async fn resolve_launch(
 /// replacement (or a relaunch after a termination) gets a new token
 /// instead of replaying the old launch. `attempt` > 0 derives a fresh token
 /// when AWS still remembers an old one.
-fn client_token(
-    settings: &Settings,
-    image_id: &str,
-    placement: &Placement,
-    seen: &[String],
-    attempt: u32,
-) -> String {
+fn client_token(settings: &Settings, spec: &LaunchSpec, user_data: &str, attempt: u32) -> String {
     let mut hasher = Sha256::new();
     let root = settings.root_volume_gib.to_string();
     let access = format!("{:?}", settings.access);
-    let user_data = crate::userdata::render(&settings.name);
     let attempt = attempt.to_string();
     let parts = [
         settings.name.as_str(),
         &settings.region,
-        image_id,
+        &spec.image_id,
         &settings.instance_type,
-        &placement.subnet_id,
+        &spec.placement.subnet_id,
         settings.os.as_str(),
         &root,
         &access,
-        &user_data,
+        user_data,
         &attempt,
     ];
-    for part in parts.iter().copied().chain(seen.iter().map(String::as_str)) {
+    for part in parts
+        .iter()
+        .copied()
+        .chain(spec.seen.iter().map(String::as_str))
+    {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
@@ -520,6 +515,8 @@ impl InstancePlan {
 /// What apply needs to launch or fix the instance.
 pub struct Inputs<'a> {
     pub security_group: &'a str,
+    /// The data volume the user data mounts (it exists before the launch).
+    pub data_volume_id: &'a str,
     /// The instance profile was just created: EC2 may not see it yet.
     pub fresh_profile: bool,
 }
@@ -544,11 +541,20 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
     let spec = plan.launch.as_ref().ok_or_else(|| {
         Error::Refused("internal: a launch was planned without a launch spec".into())
     })?;
+    let user_data =
+        crate::userdata::render(&ctx.settings.name, ctx.settings.os, inputs.data_volume_id);
+    if user_data.len() > crate::userdata::MAX_BYTES {
+        return Err(Error::Refused(format!(
+            "the rendered user data is {} bytes, over EC2's limit of {}",
+            user_data.len(),
+            crate::userdata::MAX_BYTES
+        )));
+    }
     let started = std::time::Instant::now();
-    let mut token = spec.client_token.clone();
     let mut attempt = 0;
+    let mut token = token_for(ctx.settings, spec, &user_data, attempt)?;
     loop {
-        match run_instance(ctx, spec, inputs, &token).await {
+        match run_instance(ctx, spec, inputs, &user_data, &token).await {
             Ok(None) => {
                 return Err(Error::Refused(
                     "RunInstances answered without an instance".into(),
@@ -563,11 +569,11 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
             // or was used before with other parameters: make a new one.
             Ok(Some(_)) => {
                 attempt += 1;
-                token = fresh_token(ctx.settings, spec, attempt)?;
+                token = token_for(ctx.settings, spec, &user_data, attempt)?;
             }
             Err(e) if has_code(&e, "IdempotentParameterMismatch") => {
                 attempt += 1;
-                token = fresh_token(ctx.settings, spec, attempt)?;
+                token = token_for(ctx.settings, spec, &user_data, attempt)?;
             }
             Err(e)
                 if inputs.fresh_profile
@@ -583,19 +589,20 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
     }
 }
 
-fn fresh_token(settings: &Settings, spec: &LaunchSpec, attempt: u32) -> Result<String> {
+/// The launch token for a given try; `attempt` > 0 when AWS still
+/// remembered an earlier token.
+fn token_for(
+    settings: &Settings,
+    spec: &LaunchSpec,
+    user_data: &str,
+    attempt: u32,
+) -> Result<String> {
     if attempt > 3 {
         return Err(Error::Refused(
             "AWS kept answering RunInstances with an earlier launch: re-run glbox up".into(),
         ));
     }
-    Ok(client_token(
-        settings,
-        &spec.image_id,
-        &spec.placement,
-        &spec.seen,
-        attempt,
-    ))
+    Ok(client_token(settings, spec, user_data, attempt))
 }
 
 type RunError =
@@ -613,6 +620,7 @@ async fn run_instance(
     ctx: &Ctx<'_>,
     spec: &LaunchSpec,
     inputs: &Inputs<'_>,
+    user_data: &str,
     token: &str,
 ) -> Result<Option<Instance>, RunError> {
     let settings = ctx.settings;
@@ -657,7 +665,7 @@ async fn run_instance(
                 .build(),
         )
         .block_device_mappings(root)
-        .user_data(crate::userdata::encoded(&settings.name))
+        .user_data(crate::userdata::encode(user_data))
         .tag_specifications(tags)
         .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume))
         .client_token(token);
@@ -917,20 +925,28 @@ mod tests {
     #[test]
     fn client_tokens_are_stable_and_change_with_history() {
         let s = crate::test_support::settings("t");
-        let p = Placement {
-            subnet_id: "subnet-1".into(),
-            vpc_id: "vpc-1".into(),
-            availability_zone: "us-east-1a".into(),
+        let spec = |seen: Vec<String>| LaunchSpec {
+            image_id: "ami-1".into(),
+            architecture: "x86_64".into(),
+            root_device: "/dev/sda1".into(),
+            placement: Placement {
+                subnet_id: "subnet-1".into(),
+                vpc_id: "vpc-1".into(),
+                availability_zone: "us-east-1a".into(),
+            },
+            seen,
         };
-        let a = client_token(&s, "ami-1", &p, &[], 0);
-        assert_eq!(a, client_token(&s, "ami-1", &p, &[], 0));
-        assert_ne!(a, client_token(&s, "ami-1", &p, &["i-old".into()], 0));
-        assert_ne!(a, client_token(&s, "ami-1", &p, &[], 1));
+        let fresh = spec(Vec::new());
+        let a = client_token(&s, &fresh, "ud", 0);
+        assert_eq!(a, client_token(&s, &fresh, "ud", 0));
+        assert_ne!(a, client_token(&s, &spec(vec!["i-old".into()]), "ud", 0));
+        assert_ne!(a, client_token(&s, &fresh, "ud", 1));
+        assert_ne!(a, client_token(&s, &fresh, "other user data", 0));
         let mut bigger = s.clone();
         bigger.root_volume_gib = 60;
-        assert_ne!(client_token(&bigger, "ami-1", &p, &[], 0), a);
+        assert_ne!(client_token(&bigger, &fresh, "ud", 0), a);
         let longest = crate::test_support::settings(&"n".repeat(31));
-        assert!(client_token(&longest, "ami-1", &p, &[], 3).len() <= 64);
+        assert!(client_token(&longest, &fresh, "ud", 3).len() <= 64);
     }
 
     #[test]

@@ -1,0 +1,97 @@
+#!/bin/bash
+# glbox: prepare the EBS data volume and mount it at GitLab's data directory.
+#
+# Usage: glbox-prepare-data VOLUME_ID MOUNTPOINT
+#
+# Safe to run any number of times: it formats the device only when it holds
+# no file system at all, adds one fstab line (by UUID, with nofail) and
+# mounts it if it is not mounted yet. It never reformats.
+#
+# Environment (for tests; the defaults are the real paths):
+#   GLBOX_DISK_BY_ID   where udev lists disks by id   (/dev/disk/by-id)
+#   GLBOX_XEN_DEVICES  Xen device names to fall back to ("/dev/sdf /dev/xvdf")
+#   GLBOX_FSTAB        the fstab to maintain           (/etc/fstab)
+#   GLBOX_DEVICE_WAIT  seconds to wait for the device  (300)
+set -euo pipefail
+
+volume_id="${1:?usage: glbox-prepare-data VOLUME_ID MOUNTPOINT}"
+mountpoint_dir="${2:?usage: glbox-prepare-data VOLUME_ID MOUNTPOINT}"
+by_id="${GLBOX_DISK_BY_ID:-/dev/disk/by-id}"
+xen_devices="${GLBOX_XEN_DEVICES:-/dev/sdf /dev/xvdf}"
+fstab="${GLBOX_FSTAB:-/etc/fstab}"
+wait_seconds="${GLBOX_DEVICE_WAIT:-300}"
+
+log() { printf 'glbox-prepare-data: %s\n' "$*" >&2; }
+
+# Nitro instances show EBS volumes as NVMe devices whose serial is the
+# volume id without its dash; Xen instances keep the requested name.
+find_device() {
+  local nvme="$by_id/nvme-Amazon_Elastic_Block_Store_${volume_id//-/}"
+  if [ -e "$nvme" ]; then
+    readlink -f "$nvme"
+    return 0
+  fi
+  local candidate
+  for candidate in $xen_devices; do
+    if [ -b "$candidate" ]; then
+      readlink -f "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+device=""
+waited=0
+until device="$(find_device)"; do
+  if [ "$waited" -ge "$wait_seconds" ]; then
+    log "volume $volume_id did not appear within ${wait_seconds}s (is it attached?)"
+    exit 1
+  fi
+  sleep 2
+  waited=$((waited + 2))
+done
+log "volume $volume_id is $device"
+
+# Format only when the probe finds nothing at all (blkid's exit status 2).
+# -p reads the device itself (blkid's cache may remember an earlier disk).
+# Any other failure, or a partition table, stops here: never risk data.
+probe_status=0
+probe="$(blkid -p -o export "$device")" || probe_status=$?
+case "$probe_status" in
+  0)
+    fs_type="$(printf '%s\n' "$probe" | sed -n 's/^TYPE=//p')"
+    if [ -z "$fs_type" ]; then
+      log "$device holds no file system but something else (a partition table?): not touching it"
+      exit 1
+    fi
+    log "$device already holds $fs_type: keeping it"
+    ;;
+  2)
+    log "no file system on $device: creating ext4"
+    mkfs.ext4 -q -L glbox-data "$device"
+    ;;
+  *)
+    log "cannot probe $device (blkid exit status $probe_status): not touching it"
+    exit 1
+    ;;
+esac
+
+uuid="$(blkid -p -o value -s UUID "$device")"
+fs_type="$(blkid -p -o value -s TYPE "$device")"
+wanted="UUID=$uuid $mountpoint_dir $fs_type defaults,nofail 0 2"
+touch "$fstab"
+if ! grep -qxF "$wanted" "$fstab"; then
+  # Replace any other line for this mount point, keep everything else.
+  awk -v mp="$mountpoint_dir" '$2 != mp' "$fstab" > "$fstab.glbox-new"
+  printf '%s\n' "$wanted" >> "$fstab.glbox-new"
+  cat "$fstab.glbox-new" > "$fstab"
+  rm -f "$fstab.glbox-new"
+  log "fstab: $wanted"
+fi
+
+mkdir -p "$mountpoint_dir"
+if ! mountpoint -q "$mountpoint_dir"; then
+  mount -t "$fs_type" "$device" "$mountpoint_dir"
+  log "mounted $device at $mountpoint_dir"
+fi

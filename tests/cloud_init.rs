@@ -1,0 +1,286 @@
+//! The user data and the scripts it carries, checked by the real tools:
+//! `cloud-init schema`, `shellcheck`, and the data-volume script executed
+//! for real against a loop device standing in for the EBS volume.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use glbox::config::Os;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn run(program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} is needed for this test (scripts/test installs it): {e}")
+        })
+}
+
+#[test]
+fn rendered_user_data_passes_cloud_init_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    for os in [Os::Ubuntu2404, Os::Al2023] {
+        let text = glbox::userdata::render("trial", os, "vol-0123456789abcdef0");
+        let path = dir.path().join(format!("{}.yaml", os.as_str()));
+        std::fs::write(&path, &text).unwrap();
+        let out = run("cloud-init", &["schema", "-c", path.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            os.as_str(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn cloud_init_schema_rejects_a_broken_config() {
+    // The check above is only worth something if the validator can say no.
+    let dir = tempfile::tempdir().unwrap();
+    let text = glbox::userdata::render("trial", Os::Ubuntu2404, "vol-1")
+        .replace("size: 2147483648", "size: lots");
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, text).unwrap();
+    assert!(
+        !run("cloud-init", &["schema", "-c", path.to_str().unwrap()])
+            .status
+            .success()
+    );
+}
+
+#[test]
+fn every_shell_script_passes_shellcheck() {
+    let scripts = [
+        "cloud-init/prepare-data.sh",
+        "scripts/test",
+        "scripts/ensure-emulator",
+        "scripts/bench",
+        ".ci/run",
+    ];
+    for script in scripts {
+        let out = run("shellcheck", &[repo(script).to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{script}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// A 64 MiB file on a loop device, posing as the EBS volume, with the
+/// `/dev/disk/by-id` name a Nitro instance would give it.
+struct FakeVolume {
+    dir: tempfile::TempDir,
+    device: String,
+    _exclusive: std::sync::MutexGuard<'static, ()>,
+}
+
+const VOLUME_ID: &str = "vol-0123456789abcdef0";
+
+/// Loop-device tests run one at a time: attaching two at once can race.
+static LOOP_DEVICES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl FakeVolume {
+    fn new() -> FakeVolume {
+        let exclusive = LOOP_DEVICES
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let out = run("losetup", &["--find", "--show", image.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "losetup failed (the sandbox test needs root and loop devices): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let device = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        std::fs::create_dir_all(dir.path().join("by-id")).unwrap();
+        std::os::unix::fs::symlink(
+            &device,
+            dir.path()
+                .join("by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("fstab"),
+            "# the box's own line\nUUID=root / ext4 defaults 0 1\n",
+        )
+        .unwrap();
+        FakeVolume {
+            dir,
+            device,
+            _exclusive: exclusive,
+        }
+    }
+
+    fn mountpoint(&self) -> PathBuf {
+        self.dir.path().join("var-opt-gitlab")
+    }
+
+    fn fstab(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("fstab")).unwrap()
+    }
+
+    /// Runs the script as the box would, with the test's paths.
+    fn prepare(&self, env: &[(&str, &str)]) -> std::process::Output {
+        let mut command = Command::new("bash");
+        command
+            .arg(repo("cloud-init/prepare-data.sh"))
+            .arg(VOLUME_ID)
+            .arg(self.mountpoint())
+            .env("GLBOX_DISK_BY_ID", self.dir.path().join("by-id"))
+            .env("GLBOX_FSTAB", self.dir.path().join("fstab"))
+            .env("GLBOX_XEN_DEVICES", "/nonexistent/sdf")
+            .env("GLBOX_DEVICE_WAIT", "0");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    }
+
+    fn uuid(&self) -> String {
+        let out = run("blkid", &["-p", "-o", "value", "-s", "UUID", &self.device]);
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    fn mounted_source(&self) -> Option<String> {
+        let out = run(
+            "findmnt",
+            &["-n", "-o", "SOURCE", self.mountpoint().to_str().unwrap()],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
+    }
+
+    fn unmount(&self) {
+        if self.mounted_source().is_some() {
+            run("umount", &[self.mountpoint().to_str().unwrap()]);
+        }
+    }
+}
+
+impl Drop for FakeVolume {
+    fn drop(&mut self) {
+        self.unmount();
+        run("losetup", &["-d", &self.device]);
+    }
+}
+
+fn assert_ok(out: &std::process::Output) -> String {
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "prepare-data failed:\n{log}");
+    log
+}
+
+#[test]
+fn prepare_data_formats_once_mounts_by_uuid_and_never_reformats() {
+    let volume = FakeVolume::new();
+
+    let first = assert_ok(&volume.prepare(&[]));
+    assert!(first.contains("creating ext4"), "{first}");
+    let uuid = volume.uuid();
+    assert!(!uuid.is_empty());
+    assert_eq!(
+        volume.mounted_source().as_deref(),
+        Some(volume.device.as_str())
+    );
+    let line = format!(
+        "UUID={uuid} {} ext4 defaults,nofail 0 2",
+        volume.mountpoint().display()
+    );
+    assert_eq!(
+        volume.fstab().lines().filter(|l| *l == line).count(),
+        1,
+        "{}",
+        volume.fstab()
+    );
+    assert!(
+        volume.fstab().contains("UUID=root / ext4"),
+        "other lines are kept"
+    );
+    std::fs::write(volume.mountpoint().join("repositories.marker"), "data").unwrap();
+
+    // Run again, and again after a "reboot" (unmounted): nothing is
+    // formatted, fstab gains no line, the data is still there.
+    let fstab_before = volume.fstab();
+    let second = assert_ok(&volume.prepare(&[]));
+    assert!(second.contains("already holds ext4"), "{second}");
+    volume.unmount();
+    assert_ok(&volume.prepare(&[]));
+    assert_eq!(volume.uuid(), uuid, "never reformatted");
+    assert_eq!(volume.fstab(), fstab_before);
+    assert_eq!(
+        std::fs::read_to_string(volume.mountpoint().join("repositories.marker")).unwrap(),
+        "data"
+    );
+}
+
+#[test]
+fn prepare_data_never_formats_a_device_with_a_partition_table() {
+    let volume = FakeVolume::new();
+    // sfdisk reads the layout from stdin; an empty GPT is enough.
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["--quiet", &volume.device])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sfdisk");
+    use std::io::Write;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"label: gpt\n")
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+
+    let refused = volume.prepare(&[]);
+    assert!(!refused.status.success());
+    let log = String::from_utf8_lossy(&refused.stderr);
+    assert!(log.contains("not touching it"), "{log}");
+    let probe = run(
+        "blkid",
+        &["-p", "-o", "value", "-s", "PTTYPE", &volume.device],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        "gpt",
+        "the partition table survives"
+    );
+    assert!(volume.mounted_source().is_none());
+}
+
+#[test]
+fn prepare_data_falls_back_to_xen_names_and_fails_clearly_without_a_device() {
+    let volume = FakeVolume::new();
+    std::fs::remove_file(
+        volume
+            .dir
+            .path()
+            .join("by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"),
+    )
+    .unwrap();
+    let log = assert_ok(&volume.prepare(&[(
+        "GLBOX_XEN_DEVICES",
+        &format!("/nonexistent/sdf {}", volume.device),
+    )]));
+    assert!(log.contains(&format!("is {}", volume.device)), "{log}");
+    volume.unmount();
+
+    let missing = volume.prepare(&[]);
+    assert!(!missing.status.success());
+    let log = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        log.contains("did not appear") && log.contains(VOLUME_ID),
+        "{log}"
+    );
+}
