@@ -24,6 +24,7 @@ Examples:
   glbox down                          remove the deployment, keep the data volume
   glbox down --delete-data            also delete the data volume (after a final snapshot)
   glbox render user-data              the cloud-config the instance gets at launch
+  glbox render gitlab-rb              /etc/gitlab/gitlab.rb as glbox writes it
 
 Configuration: glbox.toml (see examples/glbox.toml), overridden by GLBOX_* variables
 (e.g. GLBOX_NAME, GLBOX_INSTANCE_TYPE, GLBOX_DATA_VOLUME_SIZE_GIB), overridden by flags.";
@@ -86,6 +87,10 @@ pub enum Command {
 pub enum RenderWhat {
     /// The cloud-config given to the instance at launch.
     UserData,
+    /// The script that installs and configures GitLab on the instance.
+    Bootstrap,
+    /// /etc/gitlab/gitlab.rb as glbox writes it.
+    GitlabRb,
 }
 
 #[derive(Debug, Args)]
@@ -147,25 +152,47 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The volume id in the user data is the deployment's data volume; before
-/// the first `up` creates it, a placeholder stands in and glbox says so.
+/// Renders against what AWS has: the data volume's id and the instance's
+/// address. Before the first `up` creates them, placeholders stand in and
+/// glbox says so.
 async fn run_render(ctx: &Ctx<'_>, what: RenderWhat) -> Result<()> {
-    match what {
-        RenderWhat::UserData => {
-            let volumes = crate::resources::data_volume::observe(ctx).await?;
-            let volume_id = match volumes.first() {
-                Some(volume) => volume.id.clone(),
-                None => {
-                    ctx.ui.warn("the data volume does not exist yet: `glbox up` creates it and puts its id where <data-volume-id> stands");
-                    "<data-volume-id>".to_string()
-                }
-            };
-            print!(
-                "{}",
-                crate::userdata::render(&ctx.settings.name, ctx.settings.os, &volume_id)
-            );
+    let observed = plan::observe(ctx).await?;
+    let volume_id = match observed.data_volumes.first() {
+        Some(volume) => volume.id.clone(),
+        None => {
+            ctx.ui.warn("the data volume does not exist yet: `glbox up` creates it and puts its id where <data-volume-id> stands");
+            "<data-volume-id>".to_string()
         }
-    }
+    };
+    let live = observed.live_instances();
+    let instance_host = live
+        .first()
+        .and_then(|i| i.public_dns.clone().or_else(|| i.public_ip.clone()));
+    let external_url = crate::gitlab_rb::external_url(
+        ctx.settings,
+        observed.addresses.first().map(|a| a.public_ip.as_str()),
+        instance_host.as_deref(),
+    )
+    .unwrap_or_else(|| {
+        if matches!(what, RenderWhat::Bootstrap | RenderWhat::GitlabRb) {
+            ctx.ui.warn("the instance has no address yet: `glbox up` puts it where <elastic-ip> stands (or set gitlab.external_url)");
+        }
+        "http://<elastic-ip>".to_string()
+    });
+    let text = match what {
+        RenderWhat::UserData => {
+            crate::userdata::render(&ctx.settings.name, ctx.settings.os, &volume_id)
+        }
+        RenderWhat::Bootstrap => crate::bootstrap::render(
+            ctx.settings,
+            &crate::bootstrap::Target {
+                data_volume_id: &volume_id,
+                external_url: &external_url,
+            },
+        ),
+        RenderWhat::GitlabRb => crate::gitlab_rb::render(ctx.settings, &external_url),
+    };
+    print!("{text}");
     Ok(())
 }
 

@@ -61,6 +61,7 @@ struct RawConfig {
     access: RawAccess,
     network: RawNetwork,
     data_volume: RawDataVolume,
+    gitlab: RawGitlab,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +88,16 @@ struct RawAccess {
 struct RawNetwork {
     http_cidrs: Option<Vec<String>>,
     elastic_ip: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawGitlab {
+    edition: Option<String>,
+    version: Option<String>,
+    external_url: Option<String>,
+    letsencrypt: Option<bool>,
+    root_email: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +135,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("data_volume.size_gib", Kind::Integer),
     ("data_volume.iops", Kind::Integer),
     ("data_volume.throughput_mibps", Kind::Integer),
+    ("gitlab.edition", Kind::Text),
+    ("gitlab.version", Kind::Text),
+    ("gitlab.external_url", Kind::Text),
+    ("gitlab.letsencrypt", Kind::Boolean),
+    ("gitlab.root_email", Kind::Text),
 ];
 
 fn env_var_name(path: &str) -> String {
@@ -335,6 +351,51 @@ pub struct Settings {
     pub http_cidrs: Vec<IpNet>,
     pub elastic_ip: bool,
     pub data_volume: DataVolumeSettings,
+    pub gitlab: GitlabSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edition {
+    Ce,
+    Ee,
+}
+
+impl Edition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Edition::Ce => "ce",
+            Edition::Ee => "ee",
+        }
+    }
+}
+
+/// Which GitLab package to install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitlabVersion {
+    /// The newest at first install; later runs do not upgrade on their own.
+    Latest,
+    /// Exactly this `major.minor.patch`.
+    Pinned(String),
+}
+
+impl GitlabVersion {
+    pub fn as_str(&self) -> &str {
+        match self {
+            GitlabVersion::Latest => "latest",
+            GitlabVersion::Pinned(version) => version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitlabSettings {
+    pub edition: Edition,
+    pub version: GitlabVersion,
+    /// `None`: `http://` and the instance's Elastic IP or public name.
+    pub external_url: Option<String>,
+    /// Let's Encrypt for the external URL (only ever true with https).
+    pub letsencrypt: bool,
+    pub root_email: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -391,6 +452,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
             .unwrap_or_else(|| vec!["0.0.0.0/0".into(), "::/0".into()]),
     )?;
     let data_volume = validate_data_volume(raw.data_volume)?;
+    let gitlab = validate_gitlab(raw.gitlab)?;
     Ok(Settings {
         name,
         region,
@@ -404,6 +466,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         http_cidrs,
         elastic_ip: raw.network.elastic_ip.unwrap_or(true),
         data_volume,
+        gitlab,
     })
 }
 
@@ -653,6 +716,134 @@ fn validate_cidrs(field: &str, cidrs: Vec<String>) -> Result<Vec<IpNet>, ConfigE
     Ok(parsed)
 }
 
+fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
+    let edition = match raw.edition.as_deref().unwrap_or("ce") {
+        "ce" => Edition::Ce,
+        "ee" => Edition::Ee,
+        other => {
+            return Err(bad(
+                "gitlab.edition",
+                other,
+                "is not a GitLab edition",
+                "use \"ce\" (Community Edition) or \"ee\" (Enterprise Edition)",
+            ))
+        }
+    };
+    let version = match raw.version.as_deref().unwrap_or("latest") {
+        "latest" => GitlabVersion::Latest,
+        pinned if is_version(pinned) => GitlabVersion::Pinned(pinned.to_string()),
+        other => {
+            return Err(bad(
+                "gitlab.version",
+                other,
+                "is not a GitLab version",
+                "use \"latest\" or a release such as \"18.5.1\"",
+            ))
+        }
+    };
+    let external_url = raw
+        .external_url
+        .filter(|u| !u.is_empty())
+        .map(|u| validate_external_url(&u))
+        .transpose()?;
+    let https = external_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    let letsencrypt = raw.letsencrypt.unwrap_or(https);
+    if letsencrypt && !https {
+        return Err(bad(
+            "gitlab.letsencrypt",
+            "true",
+            "needs an https external_url with a DNS name",
+            "set gitlab.external_url = \"https://gitlab.example.com\", or letsencrypt = false",
+        ));
+    }
+    if letsencrypt
+        && external_url
+            .as_deref()
+            .is_some_and(|u| url_host(u).parse::<std::net::IpAddr>().is_ok())
+    {
+        return Err(bad(
+            "gitlab.external_url",
+            external_url.unwrap_or_default(),
+            "is an IP address, and Let's Encrypt only certifies DNS names",
+            "point a DNS name at the Elastic IP and use it, or set gitlab.letsencrypt = false",
+        ));
+    }
+    let root_email = raw.root_email.filter(|e| !e.is_empty());
+    if let Some(email) = &root_email {
+        let ok = email.split_once('@').is_some_and(|(user, domain)| {
+            !user.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+        });
+        if !ok {
+            return Err(bad(
+                "gitlab.root_email",
+                email,
+                "is not an email address",
+                "use an address like admin@example.com",
+            ));
+        }
+    }
+    Ok(GitlabSettings {
+        edition,
+        version,
+        external_url,
+        letsencrypt,
+        root_email,
+    })
+}
+
+fn is_version(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The host of a validated external URL.
+pub fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+fn validate_external_url(url: &str) -> Result<String, ConfigError> {
+    let field = "gitlab.external_url";
+    let fix = "use a URL like \"https://gitlab.example.com\" or \"http://203.0.113.7\"";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad(field, url, "has no scheme", fix));
+    };
+    if scheme != "http" && scheme != "https" {
+        return Err(bad(field, url, "must start with http:// or https://", fix));
+    }
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') || rest.contains('?') || rest.contains('#') {
+        return Err(bad(
+            field,
+            url,
+            "has a path: glbox serves GitLab at the root of its host",
+            "remove the path",
+        ));
+    }
+    let host = url_host(rest);
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && !host.starts_with(['.', '-'])
+        && !host.ends_with(['.', '-']);
+    if !host_ok {
+        return Err(bad(field, url, "does not have a valid host name", fix));
+    }
+    // GitLab's gitlab.rb quotes the URL in single quotes: keep it plain.
+    Ok(format!("{scheme}://{rest}"))
+}
+
 fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, ConfigError> {
     let size_gib = validate_range(
         "data_volume.size_gib",
@@ -773,6 +964,33 @@ mod tests {
     }
 
     #[test]
+    fn gitlab_defaults_and_https_turns_on_letsencrypt() {
+        let s = load_text("name = \"a\"\n", &[]).unwrap();
+        assert_eq!(s.gitlab.edition, Edition::Ce);
+        assert_eq!(s.gitlab.version, GitlabVersion::Latest);
+        assert_eq!(s.gitlab.external_url, None);
+        assert!(!s.gitlab.letsencrypt);
+        let s = load_text(
+            "name = \"a\"\n[gitlab]\nedition = \"ee\"\nversion = \"18.5.1\"\nexternal_url = \"https://git.example.com/\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.gitlab.version, GitlabVersion::Pinned("18.5.1".into()));
+        assert_eq!(
+            s.gitlab.external_url.as_deref(),
+            Some("https://git.example.com")
+        );
+        assert!(s.gitlab.letsencrypt);
+        let s = load_text(
+            "name = \"a\"\n[gitlab]\nexternal_url = \"https://git.example.com:8443\"\nletsencrypt = false\n",
+            &[],
+        )
+        .unwrap();
+        assert!(!s.gitlab.letsencrypt);
+        assert_eq!(url_host("https://git.example.com:8443"), "git.example.com");
+    }
+
+    #[test]
     fn aws_region_variable_is_the_default_region() {
         let s = load_text("name = \"a\"\n", &[("AWS_REGION", "eu-central-1")]).unwrap();
         assert_eq!(s.region, "eu-central-1");
@@ -822,6 +1040,15 @@ mod tests {
             ("name = \"a\"\n[data_volume]\nthroughput_mibps = 1000", &[], "data_volume.throughput_mibps", "1000"),
             ("name = \"a\"", &[("GLBOX_DATA_VOLUME_SIZE_GIB", "big")], "GLBOX_DATA_VOLUME_SIZE_GIB", "big"),
             ("name = \"a\"", &[("GLBOX_INSTANCE_TYP", "x")], "GLBOX_INSTANCE_TYP", ""),
+            ("name = \"a\"\n[gitlab]\nedition = \"premium\"", &[], "gitlab.edition", "premium"),
+            ("name = \"a\"\n[gitlab]\nversion = \"18.5\"", &[], "gitlab.version", "18.5"),
+            ("name = \"a\"\n[gitlab]\nexternal_url = \"gitlab.example.com\"", &[], "gitlab.external_url", "gitlab.example.com"),
+            ("name = \"a\"\n[gitlab]\nexternal_url = \"ftp://x.example\"", &[], "gitlab.external_url", "ftp://"),
+            ("name = \"a\"\n[gitlab]\nexternal_url = \"https://x.example/gitlab\"", &[], "gitlab.external_url", "/gitlab"),
+            ("name = \"a\"\n[gitlab]\nexternal_url = \"https://bad_host\"", &[], "gitlab.external_url", "bad_host"),
+            ("name = \"a\"\n[gitlab]\nexternal_url = \"https://203.0.113.7\"", &[], "gitlab.external_url", "203.0.113.7"),
+            ("name = \"a\"\n[gitlab]\nletsencrypt = true", &[], "gitlab.letsencrypt", "true"),
+            ("name = \"a\"\n[gitlab]\nroot_email = \"root\"", &[], "gitlab.root_email", "root"),
         ];
         for (text, env, field, value) in cases {
             let err = error_of(text, env);

@@ -9,11 +9,13 @@
 
 pub mod apply;
 pub mod aws;
+pub mod bootstrap;
 pub mod caller_ip;
 pub mod cli;
 pub mod config;
 pub mod down;
 pub mod error;
+pub mod gitlab_rb;
 pub mod names;
 pub mod paths;
 pub mod plan;
@@ -25,7 +27,9 @@ pub mod wait;
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::config::{AccessMethod, DataVolumeSettings, Os, Settings};
+    use crate::config::{
+        AccessMethod, DataVolumeSettings, Edition, GitlabSettings, GitlabVersion, Os, Settings,
+    };
 
     /// The settings a config file holding only `name` yields.
     pub fn settings(name: &str) -> Settings {
@@ -45,6 +49,13 @@ pub(crate) mod test_support {
                 size_gib: 100,
                 iops: 3000,
                 throughput_mibps: 125,
+            },
+            gitlab: GitlabSettings {
+                edition: Edition::Ce,
+                version: GitlabVersion::Latest,
+                external_url: None,
+                letsencrypt: false,
+                root_email: None,
             },
         }
     }

@@ -136,10 +136,12 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
     let public_ip = instance.and_then(|i| i.public_ip.clone());
     let public_dns = instance.and_then(|i| i.public_dns.clone());
     let private_ip = instance.and_then(|i| i.private_ip.clone());
-    let url = public_dns
-        .as_ref()
-        .or(public_ip.as_ref())
-        .map(|host| format!("http://{host}"));
+    let elastic_ip = observed.addresses.first().map(|a| a.public_ip.as_str());
+    let url = crate::gitlab_rb::external_url(
+        ctx.settings,
+        elastic_ip,
+        public_dns.as_deref().or(public_ip.as_deref()),
+    );
     Status {
         deployment: ctx.settings.name.clone(),
         region: ctx.settings.region.clone(),

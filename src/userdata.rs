@@ -32,6 +32,15 @@ fn indent(text: &str, spaces: usize) -> String {
         .join("\n")
 }
 
+/// Extra first-boot commands per OS. The bootstrap reads the root password
+/// with the AWS CLI: Amazon Linux ships it, Ubuntu gets Amazon's snap.
+fn os_runcmd(os: Os) -> &'static str {
+    match os {
+        Os::Ubuntu2404 => "  - [snap, install, aws-cli, --classic]",
+        Os::Al2023 => "  # (Amazon Linux 2023 ships the AWS CLI)",
+    }
+}
+
 pub fn render(deployment: &str, os: Os, data_volume_id: &str) -> String {
     let package_list = packages(os)
         .iter()
@@ -41,6 +50,7 @@ pub fn render(deployment: &str, os: Os, data_volume_id: &str) -> String {
     TEMPLATE
         .replace("{{name}}", deployment)
         .replace("{{packages}}", &package_list)
+        .replace("{{os_runcmd}}", os_runcmd(os))
         .replace("{{prepare_data}}", &indent(PREPARE_DATA_SCRIPT, 6))
         .replace("{{volume_id}}", data_volume_id)
 }
@@ -70,7 +80,9 @@ mod tests {
         assert!(text.contains("  - curl"));
         assert!(!text.contains("{{"));
         assert!(text.len() < MAX_BYTES, "{} bytes", text.len());
-        assert!(!render("trial", Os::Al2023, "vol-1").contains("  - curl\n"));
+        assert!(text.contains("[snap, install, aws-cli, --classic]"));
+        let al2023 = render("trial", Os::Al2023, "vol-1");
+        assert!(!al2023.contains("  - curl\n") && !al2023.contains("snap"));
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encode(&text))
             .unwrap();

@@ -57,6 +57,7 @@ fn cloud_init_schema_rejects_a_broken_config() {
 fn every_shell_script_passes_shellcheck() {
     let scripts = [
         "cloud-init/prepare-data.sh",
+        "cloud-init/bootstrap.sh",
         "scripts/test",
         "scripts/ensure-emulator",
         "scripts/bench",

@@ -1,0 +1,332 @@
+//! The bootstrap script, rendered by glbox and executed for real in a
+//! sandbox: stub package managers, AWS CLI and gitlab-ctl earlier on PATH
+//! record every call, and the script's paths point into a temporary folder.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use glbox::config::{Settings, Sources};
+
+const ROOT_PASSWORD: &str = "Sandbox-Root-Password-1";
+
+/// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log.
+/// The installed version lives in $SANDBOX/installed.
+const STUBS: &[(&str, &str)] = &[
+    (
+        "apt-get",
+        r#"echo "apt-get $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set} email=${GITLAB_ROOT_EMAIL:-}" >> "$SANDBOX/calls.log"
+spec="${*: -1}"
+case "$spec" in
+  *=*) version="${spec#*=}"; echo "${version%%-*}" > "$SANDBOX/installed" ;;
+  *) echo "18.6.0" > "$SANDBOX/installed" ;;
+esac"#,
+    ),
+    (
+        "dnf",
+        r#"echo "dnf $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set}" >> "$SANDBOX/calls.log"
+spec="${*: -1}"
+case "$spec" in
+  gitlab-e?-*) echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
+  *) echo "18.6.0" > "$SANDBOX/installed" ;;
+esac"#,
+    ),
+    (
+        "dpkg-query",
+        r#"[ -s "$SANDBOX/installed" ] || exit 1
+echo "installed $(cat "$SANDBOX/installed")-ce.0""#,
+    ),
+    (
+        "rpm",
+        r#"[ -s "$SANDBOX/installed" ] || { echo "package is not installed"; exit 1; }
+cat "$SANDBOX/installed""#,
+    ),
+    (
+        "curl",
+        r#"echo "curl $*" >> "$SANDBOX/calls.log"
+echo 'touch "$GLBOX_APT_SOURCES/gitlab_gitlab-ce.list" "$GLBOX_YUM_REPOS/gitlab_gitlab-ee.repo"'"#,
+    ),
+    (
+        "aws",
+        r#"echo "aws $*" >> "$SANDBOX/calls.log"
+echo "Sandbox-Root-Password-1""#,
+    ),
+    (
+        "gitlab-ctl",
+        r#"echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log""#,
+    ),
+    (
+        "glbox-prepare-data",
+        r#"echo "glbox-prepare-data $*" >> "$SANDBOX/calls.log""#,
+    ),
+];
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for sub in ["etc-gitlab", "apt", "yum", "log"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        for (name, body) in STUBS {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Sandbox { dir }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn run(&self, script: &str) -> Output {
+        let script_path = self.path("bootstrap.sh");
+        std::fs::write(&script_path, script).unwrap();
+        let _ = std::fs::remove_file(self.path("calls.log"));
+        Command::new("bash")
+            .arg(&script_path)
+            .env_clear()
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/bin:/bin:/usr/sbin:/sbin",
+                    self.path("bin").display()
+                ),
+            )
+            .env("SANDBOX", self.dir.path())
+            .env("GLBOX_ETC_GITLAB", self.path("etc-gitlab"))
+            .env("GLBOX_LOG_DIR", self.path("log"))
+            .env("GLBOX_PREPARE_DATA", self.path("bin/glbox-prepare-data"))
+            .env("GLBOX_APT_SOURCES", self.path("apt"))
+            .env("GLBOX_YUM_REPOS", self.path("yum"))
+            .output()
+            .unwrap()
+    }
+
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+}
+
+fn settings(config: &str) -> Settings {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("glbox.toml");
+    std::fs::write(&path, config).unwrap();
+    glbox::config::load(&Sources {
+        explicit_file: Some(path),
+        ..Sources::default()
+    })
+    .unwrap()
+}
+
+fn script(settings: &Settings, external_url: &str) -> String {
+    glbox::bootstrap::render(
+        settings,
+        &glbox::bootstrap::Target {
+            data_volume_id: "vol-0123456789abcdef0",
+            external_url,
+        },
+    )
+}
+
+fn ok(out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "bootstrap failed:\n{text}");
+    text
+}
+
+#[test]
+fn the_rendered_script_passes_shellcheck() {
+    let s = settings("name = \"trial\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bootstrap.sh");
+    std::fs::write(&path, script(&s, "http://198.51.100.1")).unwrap();
+    let out = Command::new("shellcheck")
+        .arg(&path)
+        .output()
+        .expect("shellcheck (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigures_once() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n[gitlab]\nroot_email = \"admin@example.com\"\n");
+
+    let first = ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    assert_eq!(
+        sandbox.count("glbox-prepare-data vol-0123456789abcdef0 /var/opt/gitlab"),
+        1
+    );
+    assert_eq!(sandbox.count("curl -fsSL https://packages.gitlab.com/install/repositories/gitlab/gitlab-ce/script.deb.sh"), 1);
+    assert_eq!(
+        sandbox.count("aws ssm get-parameter --region us-east-1 --name /glbox/trial/root-password --with-decryption"),
+        1
+    );
+    let installs: Vec<String> = sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("apt-get"))
+        .collect();
+    assert_eq!(
+        installs,
+        vec!["apt-get install -y gitlab-ce EXTERNAL_URL=http://198.51.100.1 password=set email=admin@example.com"]
+    );
+    assert_eq!(
+        sandbox.count("gitlab-ctl"),
+        0,
+        "the package's own reconfigure is enough"
+    );
+    let rb = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
+    assert_eq!(rb, glbox::gitlab_rb::render(&s, "http://198.51.100.1"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sandbox.path("etc-gitlab/gitlab.rb"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let log = std::fs::read_to_string(sandbox.path("log/bootstrap.log")).unwrap();
+    assert!(
+        log.contains("glbox-phase: package") && log.contains("glbox-result: gitlab-ce 18.6.0"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(ROOT_PASSWORD) && !first.contains(ROOT_PASSWORD),
+        "the password is never printed"
+    );
+
+    let second = ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    assert_eq!(sandbox.count("apt-get"), 0, "{second}");
+    assert_eq!(sandbox.count("curl"), 0);
+    assert_eq!(sandbox.count("aws"), 0);
+    assert_eq!(
+        sandbox.count("gitlab-ctl"),
+        0,
+        "nothing changed, no reconfigure"
+    );
+
+    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    let reconfigures: Vec<String> = sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("gitlab-ctl"))
+        .collect();
+    assert_eq!(
+        reconfigures,
+        vec!["gitlab-ctl reconfigure EXTERNAL_URL="],
+        "once, and without EXTERNAL_URL"
+    );
+    assert_eq!(sandbox.count("apt-get"), 0);
+}
+
+#[test]
+fn pinned_versions_upgrade_with_a_stop_warning_and_never_downgrade() {
+    let sandbox = Sandbox::new();
+    let url = "http://198.51.100.1";
+    ok(&sandbox.run(&script(
+        &settings("name = \"trial\"\n[gitlab]\nversion = \"17.2.1\"\n"),
+        url,
+    )));
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path("installed"))
+            .unwrap()
+            .trim(),
+        "17.2.1"
+    );
+    assert_eq!(
+        sandbox.count("apt-get install -y gitlab-ce=17.2.1-ce.0 "),
+        1
+    );
+
+    let upgrade = ok(&sandbox.run(&script(
+        &settings("name = \"trial\"\n[gitlab]\nversion = \"17.4.2\"\n"),
+        url,
+    )));
+    assert!(
+        upgrade.contains("crosses required upgrade stop 17.3"),
+        "{upgrade}"
+    );
+    let installs: Vec<String> = sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("apt-get"))
+        .collect();
+    assert_eq!(
+        installs,
+        vec!["apt-get install -y gitlab-ce=17.4.2-ce.0 EXTERNAL_URL=http://198.51.100.1 password= email="],
+        "an upgrade does not pass the root password"
+    );
+    assert_eq!(sandbox.count("aws"), 0);
+
+    let downgrade = sandbox.run(&script(
+        &settings("name = \"trial\"\n[gitlab]\nversion = \"17.2.1\"\n"),
+        url,
+    ));
+    assert_eq!(downgrade.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&downgrade.stdout).contains("refusing to downgrade"));
+    assert_eq!(sandbox.count("apt-get"), 0);
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path("installed"))
+            .unwrap()
+            .trim(),
+        "17.4.2"
+    );
+}
+
+#[test]
+fn amazon_linux_uses_the_rpm_repository_and_dnf() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n[instance]\nos = \"al2023\"\n[gitlab]\nedition = \"ee\"\nversion = \"18.5.1\"\n");
+    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    assert_eq!(sandbox.count("curl -fsSL https://packages.gitlab.com/install/repositories/gitlab/gitlab-ee/script.rpm.sh"), 1);
+    assert_eq!(
+        sandbox
+            .count("dnf install -y gitlab-ee-18.5.1 EXTERNAL_URL=http://198.51.100.1 password=set"),
+        1
+    );
+    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    assert_eq!(sandbox.count("dnf"), 0);
+}
+
+#[test]
+fn a_failing_step_stops_the_script_with_its_status() {
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.path("bin/glbox-prepare-data"),
+        "#!/bin/bash\necho 'no device' >&2\nexit 7\n",
+    )
+    .unwrap();
+    let out = sandbox.run(&script(
+        &settings("name = \"trial\"\n"),
+        "http://198.51.100.1",
+    ));
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(sandbox.count("apt-get"), 0);
+    assert!(!Path::new(&sandbox.path("etc-gitlab/gitlab.rb")).exists());
+}
