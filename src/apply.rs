@@ -12,6 +12,9 @@ use crate::resources::{data_volume, elastic_ip, iam, instance, key_pair, securit
 #[derive(Debug, Clone, Serialize)]
 pub struct Applied {
     pub instance_id: String,
+    #[serde(skip)]
+    pub instance: instance::Instance,
+    pub elastic_ip: Option<String>,
     pub security_group_id: String,
     pub data_volume_id: String,
     pub public_ip: Option<String>,
@@ -24,6 +27,7 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     let role_created = iam::apply_role(ctx, &plan.role, &plan.policy).await?;
     let profile_changed = iam::apply_profile(ctx, &plan.profile).await?;
     key_pair::apply(ctx, &plan.key_pair).await?;
+    crate::resources::parameters::apply(ctx, &plan.root_password).await?;
     let data_volume_id =
         data_volume::ensure_exists(ctx, &plan.data_volume, &plan.placement.availability_zone)
             .await?;
@@ -47,9 +51,11 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
         instance
     };
     Ok(Applied {
-        public_ip: elastic_ip.or(instance.public_ip),
-        public_dns: instance.public_dns,
-        instance_id: instance.id,
+        public_ip: elastic_ip.clone().or(instance.public_ip.clone()),
+        public_dns: instance.public_dns.clone(),
+        instance_id: instance.id.clone(),
+        instance,
+        elastic_ip,
         security_group_id,
         data_volume_id,
     })

@@ -1,10 +1,20 @@
 //! The bootstrap script sent to the instance: `cloud-init/bootstrap.sh`
-//! (embedded) with the deployment's values in front of it. It holds no
-//! secret: the root password is read on the box from SSM.
+//! (embedded) with the deployment's values in front of it, and running it
+//! through the configured transport. It holds no secret: the root password
+//! is read on the box from SSM.
+
+use std::time::Duration;
 
 use base64::Engine;
 
-use crate::config::Settings;
+use crate::aws::AwsResultExt;
+use crate::config::{AccessMethod, Settings};
+use crate::error::{Error, Result};
+use crate::remote::ssh::Ssh;
+use crate::remote::ssm::Ssm;
+use crate::remote::{Outcome, Transport};
+use crate::resources::instance::Instance;
+use crate::resources::{Action, Ctx, PlanItem};
 
 const SCRIPT: &str = include_str!("../cloud-init/bootstrap.sh");
 
@@ -70,4 +80,159 @@ mod tests {
         assert!(script.contains("set -euo pipefail"));
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
+}
+
+/// Instance tag holding the digest of the last bootstrap that succeeded:
+/// the same digest means GitLab already has this configuration, so a
+/// repeated `up` sends nothing to the box.
+pub const TAG_BOOTSTRAP: &str = "glbox:bootstrap";
+
+/// Short digest of a rendered script.
+pub fn digest(script: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(script.as_bytes())
+        .iter()
+        .take(12)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// GitLab will be installed on a new instance.
+    Install {
+        reason: String,
+    },
+    /// The box will be brought to the new configuration.
+    Update {
+        reason: String,
+    },
+    NoChange,
+}
+
+/// `current`: the instance that stays (none when one will be launched) and
+/// the script it would get now, if everything it names exists already.
+pub fn diff(current: Option<(&Instance, Option<String>)>) -> Change {
+    let Some((instance, script)) = current else {
+        return Change::Install {
+            reason: "a new instance".into(),
+        };
+    };
+    match (&instance.bootstrap_digest, script.as_deref()) {
+        (None, _) => Change::Install {
+            reason: "GitLab has not been installed by glbox yet".into(),
+        },
+        (Some(_), None) => Change::Update {
+            reason: "the data volume or address will change".into(),
+        },
+        (Some(done), Some(script)) if *done == digest(script) => Change::NoChange,
+        (Some(_), Some(_)) => Change::Update {
+            reason: "the GitLab configuration changed".into(),
+        },
+    }
+}
+
+impl Change {
+    pub fn item(&self, ctx: &Ctx<'_>, instance_id: Option<&str>) -> PlanItem {
+        let name = format!("gitlab-{}", ctx.settings.gitlab.edition.as_str());
+        let id = instance_id.map(str::to_string);
+        let version = format!("version {}", ctx.settings.gitlab.version.as_str());
+        match self {
+            Change::Install { reason } => PlanItem::new("gitlab", name, id, Action::Create)
+                .with_changes(vec![reason.clone(), version]),
+            Change::Update { reason } => PlanItem::new("gitlab", name, id, Action::Update)
+                .with_changes(vec![reason.clone(), version]),
+            Change::NoChange => PlanItem::new("gitlab", name, id, Action::NoChange),
+        }
+    }
+}
+
+/// Brings GitLab on `instance` to the settings through the configured
+/// transport, unless the instance's tag says it already is; then records
+/// the new digest on the instance.
+pub async fn apply(
+    ctx: &Ctx<'_>,
+    instance: &Instance,
+    public_address: Option<&str>,
+    target: &Target<'_>,
+) -> Result<()> {
+    let script = render(ctx.settings, target);
+    let wanted = digest(&script);
+    if instance.bootstrap_digest.as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    let transport = match ctx.settings.access {
+        AccessMethod::Ssm => Transport::Ssm(Ssm {
+            instance_id: instance.id.clone(),
+        }),
+        AccessMethod::Ssh => Transport::Ssh(Ssh::prepare(ctx, &instance.id, public_address).await?),
+    };
+    transport.wait_ready(ctx).await?;
+    let outcome = transport
+        .run(
+            ctx,
+            "GitLab bootstrap",
+            &script,
+            ctx.settings.gitlab.install_timeout,
+        )
+        .await?;
+    for warning in outcome
+        .output_tail
+        .lines()
+        .filter_map(|l| l.strip_prefix("glbox-warning: "))
+    {
+        ctx.ui.warn(warning);
+    }
+    if !outcome.succeeded() {
+        return Err(failure(ctx, &transport, &instance.id, &outcome).await);
+    }
+    ctx.aws
+        .ec2
+        .create_tags()
+        .resources(&instance.id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(TAG_BOOTSTRAP)
+                .value(&wanted)
+                .build(),
+        )
+        .send()
+        .await
+        .ctx("ec2:CreateTags")?;
+    ctx.ui.info(&format!(
+        "GitLab is installed and configured on {}",
+        instance.id
+    ));
+    Ok(())
+}
+
+const LOG_TAIL_SCRIPT: &str = "tail -n 60 /var/log/glbox/bootstrap.log";
+const LOG_TAIL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The error for a failed bootstrap, with the end of the log on the box
+/// (the transport's own output can be cut short: SSM keeps 24,000
+/// characters at most).
+async fn failure(
+    ctx: &Ctx<'_>,
+    transport: &Transport,
+    instance_id: &str,
+    outcome: &Outcome,
+) -> Error {
+    let log = match transport
+        .run(
+            ctx,
+            "reading the bootstrap log",
+            LOG_TAIL_SCRIPT,
+            LOG_TAIL_TIMEOUT,
+        )
+        .await
+    {
+        Ok(tail) if tail.succeeded() => tail.output_tail,
+        _ => outcome.output_tail.clone(),
+    };
+    Error::Refused(format!(
+        "the GitLab bootstrap on {instance_id} failed ({}); the end of /var/log/glbox/bootstrap.log:\n{}\n  fix: correct the cause shown above, then re-run glbox up (it picks up where it stopped)",
+        outcome.status,
+        log.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    ))
 }

@@ -19,6 +19,7 @@ use crate::{apply, caller_ip, status};
 const EXAMPLES: &str = "\
 Examples:
   glbox plan                          show what `up` would change
+  glbox up                            create or converge everything, GitLab included
   glbox up --no-bootstrap --yes       create or converge the AWS side, no prompt
   glbox status --output json          the deployment's resources as JSON
   glbox down                          remove the deployment, keep the data volume
@@ -69,11 +70,11 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what `up` would create, change or replace (changes nothing).
-    Plan,
+    Plan(UpArgs),
     /// Create or converge the deployment.
     Up(UpArgs),
     /// Show the deployment's resources, addresses and URL.
-    Status,
+    Status(StatusArgs),
     /// Remove everything the deployment owns (the data volume is kept unless --delete-data).
     Down(DownArgs),
     /// Print what glbox would send to the instance, for review (changes nothing).
@@ -95,9 +96,16 @@ pub enum RenderWhat {
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// Stop after the AWS side (instance, volume, address, IAM, network).
+    /// Stop after the AWS side: do not install or configure GitLab on the box.
     #[arg(long)]
     pub no_bootstrap: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Also print GitLab's initial root password (read from SSM).
+    #[arg(long)]
+    pub show_password: bool,
 }
 
 #[derive(Debug, Args)]
@@ -118,16 +126,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         _ => Verbosity::Normal,
     };
     let ui = Ui::new(verbosity);
-    if let Command::Up(args) = &cli.command {
-        if !args.no_bootstrap {
-            return Err(Error::Refused(
-                "this release of glbox does not install GitLab yet: `up` creates the AWS side only\n  fix: run `glbox up --no-bootstrap`".into(),
-            ));
-        }
-    }
     let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
     let mut settings = config::load(&sources)?;
-    if matches!(cli.command, Command::Plan | Command::Up(_)) {
+    if matches!(cli.command, Command::Plan(_) | Command::Up(_)) {
         resolve_ssh_cidrs(&mut settings, &ui).await?;
     }
     let aws = aws::connect(&ConnectOptions {
@@ -138,9 +139,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     .await;
     let ctx = Ctx::new(&aws, &settings, &ui);
     match &cli.command {
-        Command::Plan => run_plan(&ctx, cli.output).await,
-        Command::Up(_) => run_up(&ctx, cli.output, cli.yes).await,
-        Command::Status => run_status(&ctx, cli.output).await,
+        Command::Plan(args) => run_plan(&ctx, cli.output, !args.no_bootstrap).await,
+        Command::Up(args) => run_up(&ctx, cli.output, cli.yes, !args.no_bootstrap).await,
+        Command::Status(args) => run_status(&ctx, cli.output, args.show_password).await,
         Command::Down(args) => {
             let options = DownOptions {
                 delete_data: args.delete_data,
@@ -265,9 +266,9 @@ fn print_plan(report: &plan::PlanReport) {
     );
 }
 
-async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
+async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat, with_bootstrap: bool) -> Result<()> {
     let observed = plan::observe(ctx).await?;
-    let plan = plan::make(ctx, &observed).await?;
+    let plan = plan::make(ctx, &observed, with_bootstrap).await?;
     let report = plan.report(ctx);
     match output {
         OutputFormat::Json => print_json(&report),
@@ -305,9 +306,14 @@ struct UpReport {
     applied: Option<apply::Applied>,
 }
 
-async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
+async fn run_up(
+    ctx: &Ctx<'_>,
+    output: OutputFormat,
+    yes: bool,
+    with_bootstrap: bool,
+) -> Result<()> {
     let observed = plan::observe(ctx).await?;
-    let plan = plan::make(ctx, &observed).await?;
+    let plan = plan::make(ctx, &observed, with_bootstrap).await?;
     let report = plan.report(ctx);
     if plan.is_noop() {
         match output {
@@ -327,6 +333,33 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
     }
     confirm("Apply these changes?", "applying this plan", yes)?;
     let applied = apply::apply(ctx, &plan).await?;
+    let url = crate::gitlab_rb::external_url(
+        ctx.settings,
+        applied.elastic_ip.as_deref(),
+        applied
+            .public_dns
+            .as_deref()
+            .or(applied.public_ip.as_deref()),
+    );
+    if with_bootstrap {
+        let url = url.clone().ok_or_else(|| {
+            Error::Refused(format!(
+                "instance {} has no public address for GitLab's URL\n  fix: set gitlab.external_url, or network.elastic_ip = true",
+                applied.instance_id
+            ))
+        })?;
+        let target = crate::bootstrap::Target {
+            data_volume_id: &applied.data_volume_id,
+            external_url: &url,
+        };
+        crate::bootstrap::apply(
+            ctx,
+            &applied.instance,
+            applied.public_ip.as_deref(),
+            &target,
+        )
+        .await?;
+    }
     match output {
         OutputFormat::Json => print_json(&UpReport {
             plan: report,
@@ -345,15 +378,61 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
             if let Some(dns) = &applied.public_dns {
                 println!("  public DNS:  {dns}");
             }
-            println!("GitLab is not installed by this release. Tear down with: glbox down");
+            if with_bootstrap {
+                if let Some(url) = &url {
+                    println!("  GitLab:      {url} (user root)");
+                }
+                println!("  password:    glbox status --show-password");
+            }
+            println!("  shell:       {}", shell_command(ctx, &applied));
+            println!("Tear down with: glbox down");
         }
     }
     Ok(())
 }
 
-async fn run_status(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
+/// The command that opens a shell on the box.
+fn shell_command(ctx: &Ctx<'_>, applied: &apply::Applied) -> String {
+    match &ctx.settings.ssh {
+        None => format!(
+            "aws ssm start-session --region {} --target {}",
+            ctx.settings.region, applied.instance_id
+        ),
+        Some(ssh) => {
+            let host = ctx
+                .settings
+                .remote_host
+                .clone()
+                .or_else(|| applied.public_ip.clone())
+                .unwrap_or_else(|| "<address>".into());
+            let user = ssh.user.clone().unwrap_or_else(|| {
+                match ctx.settings.os {
+                    crate::config::Os::Ubuntu2404 => "ubuntu",
+                    crate::config::Os::Al2023 => "ec2-user",
+                }
+                .to_string()
+            });
+            let key = match &ssh.key {
+                crate::config::SshKeySource::Generated => {
+                    crate::paths::generated_key(&ctx.settings.name)
+                }
+                crate::config::SshKeySource::File { path, .. } => path.with_extension(""),
+            };
+            format!(
+                "ssh -i {} -p {} {user}@{host}",
+                key.display(),
+                ctx.settings.remote_port
+            )
+        }
+    }
+}
+
+async fn run_status(ctx: &Ctx<'_>, output: OutputFormat, show_password: bool) -> Result<()> {
     let observed = plan::observe(ctx).await?;
-    let report = status::status(ctx, &observed);
+    let mut report = status::status(ctx, &observed);
+    if show_password {
+        report.root_password = Some(crate::resources::parameters::root_password(ctx).await?);
+    }
     match output {
         OutputFormat::Json => print_json(&report),
         OutputFormat::Text => {
@@ -386,6 +465,9 @@ async fn run_status(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
             }
             if let Some(url) = &report.url {
                 println!("  URL:        {url}");
+            }
+            if let Some(password) = &report.root_password {
+                println!("  root password: {password}");
             }
         }
     }

@@ -81,6 +81,11 @@ struct RawAccess {
     method: Option<String>,
     ssh_public_key: Option<String>,
     ssh_cidrs: Option<Vec<String>>,
+    host: Option<String>,
+    port: Option<i64>,
+    ssh_user: Option<String>,
+    ssh_host_key: Option<String>,
+    ready_timeout_minutes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +103,7 @@ struct RawGitlab {
     external_url: Option<String>,
     letsencrypt: Option<bool>,
     root_email: Option<String>,
+    install_timeout_minutes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +136,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("access.method", Kind::Text),
     ("access.ssh_public_key", Kind::Text),
     ("access.ssh_cidrs", Kind::List),
+    ("access.host", Kind::Text),
+    ("access.port", Kind::Integer),
+    ("access.ssh_user", Kind::Text),
+    ("access.ssh_host_key", Kind::Text),
+    ("access.ready_timeout_minutes", Kind::Integer),
     ("network.http_cidrs", Kind::List),
     ("network.elastic_ip", Kind::Boolean),
     ("data_volume.size_gib", Kind::Integer),
@@ -140,6 +151,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("gitlab.external_url", Kind::Text),
     ("gitlab.letsencrypt", Kind::Boolean),
     ("gitlab.root_email", Kind::Text),
+    ("gitlab.install_timeout_minutes", Kind::Integer),
 ];
 
 fn env_var_name(path: &str) -> String {
@@ -334,6 +346,11 @@ pub struct SshAccess {
     pub key: SshKeySource,
     /// Empty means: detect the caller's public IPv4 address and use its /32.
     pub cidrs: Vec<IpNet>,
+    /// `None`: the OS's default user (ubuntu, ec2-user).
+    pub user: Option<String>,
+    /// The host key to expect (OpenSSH public key line); `None`: the keys
+    /// cloud-init prints to the instance's console.
+    pub host_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,6 +369,12 @@ pub struct Settings {
     pub elastic_ip: bool,
     pub data_volume: DataVolumeSettings,
     pub gitlab: GitlabSettings,
+    /// Where glbox connects for SSH (`access.host`), when not the instance's
+    /// public address: a VPN, a bastion's forward, a test host.
+    pub remote_host: Option<String>,
+    pub remote_port: u16,
+    /// How long to wait for the SSM agent or sshd to answer.
+    pub ready_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,6 +419,8 @@ pub struct GitlabSettings {
     /// Let's Encrypt for the external URL (only ever true with https).
     pub letsencrypt: bool,
     pub root_email: Option<String>,
+    /// How long the install may run on the box.
+    pub install_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -444,6 +469,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         "subnet-",
         "a subnet id like subnet-0123456789abcdef0, or leave it empty for the default VPC",
     )?;
+    let remote = validate_remote(&raw.access)?;
     let (access, ssh) = validate_access(raw.access)?;
     let http_cidrs = validate_cidrs(
         "network.http_cidrs",
@@ -467,6 +493,9 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         elastic_ip: raw.network.elastic_ip.unwrap_or(true),
         data_volume,
         gitlab,
+        remote_host: remote.host,
+        remote_port: remote.port,
+        ready_timeout: remote.ready_timeout,
     })
 }
 
@@ -610,6 +639,43 @@ fn validate_range(
     Ok(i32::try_from(value).expect("range checked above fits i32"))
 }
 
+struct Remote {
+    host: Option<String>,
+    port: u16,
+    ready_timeout: std::time::Duration,
+}
+
+fn validate_remote(raw: &RawAccess) -> Result<Remote, ConfigError> {
+    let host = raw.host.clone().filter(|h| !h.is_empty());
+    if let Some(host) = &host {
+        let ok = host.len() <= 253
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+        if !ok {
+            return Err(bad(
+                "access.host",
+                host,
+                "is not a host name or IP address",
+                "use a name like \"gitlab.internal\" or an address like \"10.0.0.5\"",
+            ));
+        }
+    }
+    let port = validate_range("access.port", raw.port.unwrap_or(22), 1, 65535, "")?;
+    let minutes = validate_range(
+        "access.ready_timeout_minutes",
+        raw.ready_timeout_minutes.unwrap_or(15),
+        1,
+        120,
+        "minutes",
+    )?;
+    Ok(Remote {
+        host,
+        port: u16::try_from(port).expect("range checked"),
+        ready_timeout: std::time::Duration::from_secs(60 * u64::from(minutes.unsigned_abs())),
+    })
+}
+
 fn validate_access(raw: RawAccess) -> Result<(AccessMethod, Option<SshAccess>), ConfigError> {
     let method = match raw.method.as_deref().unwrap_or("ssm") {
         "ssm" => AccessMethod::Ssm,
@@ -642,6 +708,21 @@ fn validate_access(raw: RawAccess) -> Result<(AccessMethod, Option<SshAccess>), 
                 "remove it, or set access.method = \"ssh\"",
             ));
         }
+        let ssh_only = [
+            ("access.host", raw.host),
+            ("access.ssh_user", raw.ssh_user),
+            ("access.ssh_host_key", raw.ssh_host_key),
+        ];
+        for (field, value) in ssh_only {
+            if let Some(value) = value.filter(|v| !v.is_empty()) {
+                return Err(bad(
+                    field,
+                    value,
+                    "is only used with method = \"ssh\"",
+                    "remove it, or set access.method = \"ssh\"",
+                ));
+            }
+        }
         return Ok((method, None));
     }
     let key = match key_path {
@@ -649,7 +730,34 @@ fn validate_access(raw: RawAccess) -> Result<(AccessMethod, Option<SshAccess>), 
         Some(path) => read_public_key(&expand_home(&path))?,
     };
     let cidrs = validate_cidrs("access.ssh_cidrs", cidrs)?;
-    Ok((method, Some(SshAccess { key, cidrs })))
+    let user = raw.ssh_user.filter(|u| !u.is_empty());
+    if let Some(user) = &user {
+        let ok = user.len() <= 32
+            && user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            return Err(bad(
+                "access.ssh_user",
+                user,
+                "is not a user name",
+                "use a name like \"ubuntu\"",
+            ));
+        }
+    }
+    let host_key = match raw.ssh_host_key.filter(|p| !p.is_empty()) {
+        None => None,
+        Some(path) => Some(read_host_key(&expand_home(&path))?),
+    };
+    Ok((
+        method,
+        Some(SshAccess {
+            key,
+            cidrs,
+            user,
+            host_key,
+        }),
+    ))
 }
 
 /// `~/x` means `$HOME/x`, as in a shell.
@@ -658,6 +766,25 @@ fn expand_home(path: &str) -> PathBuf {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
     }
+}
+
+/// The expected SSH host key: a file holding one OpenSSH public key (for
+/// example the instance's `/etc/ssh/ssh_host_ed25519_key.pub`).
+fn read_host_key(path: &Path) -> Result<String, ConfigError> {
+    let field = "access.ssh_host_key";
+    let fix = "give the path of the server's OpenSSH public host key, or leave it empty to read it from the console";
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| bad(field, path.display(), &format!("cannot be read: {e}"), fix))?;
+    let line = text.trim().to_string();
+    if russh::keys::PublicKey::from_openssh(&line).is_err() {
+        return Err(bad(
+            field,
+            path.display(),
+            "is not an OpenSSH public key",
+            fix,
+        ));
+    }
+    Ok(line)
 }
 
 fn read_public_key(path: &Path) -> Result<SshKeySource, ConfigError> {
@@ -770,6 +897,13 @@ fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
             "point a DNS name at the Elastic IP and use it, or set gitlab.letsencrypt = false",
         ));
     }
+    let install_minutes = validate_range(
+        "gitlab.install_timeout_minutes",
+        raw.install_timeout_minutes.unwrap_or(60),
+        1,
+        2880,
+        "minutes",
+    )?;
     let root_email = raw.root_email.filter(|e| !e.is_empty());
     if let Some(email) = &root_email {
         let ok = email.split_once('@').is_some_and(|(user, domain)| {
@@ -790,6 +924,9 @@ fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
         external_url,
         letsencrypt,
         root_email,
+        install_timeout: std::time::Duration::from_secs(
+            60 * u64::from(install_minutes.unsigned_abs()),
+        ),
     })
 }
 

@@ -68,6 +68,12 @@ pub fn items(observed: &Observed, options: DownOptions) -> Vec<DownItem> {
             .iter()
             .map(|g| item("security_group", &g.id, "delete")),
     );
+    items.extend(
+        observed
+            .parameters
+            .iter()
+            .map(|p| item("parameter", p, "delete")),
+    );
     let ownership = |owned: bool| if owned { "delete" } else { "skip: not glbox's" };
     if let Some(profile) = &observed.profile {
         items.push(item(
@@ -117,6 +123,10 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
     if let Some(group) = &observed.security_group {
         delete_group_when_free(ctx, group).await?;
         outcome.removed.push(group.id.clone());
+    }
+    if !observed.parameters.is_empty() {
+        crate::resources::parameters::delete(ctx, &observed.parameters).await?;
+        outcome.removed.extend(observed.parameters.iter().cloned());
     }
     if let Some(profile) = observed.profile.as_ref().filter(|p| p.owned) {
         iam::delete_profile(ctx, profile).await?;

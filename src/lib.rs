@@ -19,6 +19,7 @@ pub mod gitlab_rb;
 pub mod names;
 pub mod paths;
 pub mod plan;
+pub mod remote;
 pub mod resources;
 pub mod status;
 pub mod ui;
@@ -56,7 +57,11 @@ pub(crate) mod test_support {
                 external_url: None,
                 letsencrypt: false,
                 root_email: None,
+                install_timeout: std::time::Duration::from_secs(3600),
             },
+            remote_host: None,
+            remote_port: 22,
+            ready_timeout: std::time::Duration::from_secs(900),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Observed {
     pub instances: Vec<Instance>,
     pub data_volumes: Vec<Volume>,
     pub addresses: Vec<Address>,
+    /// Names of the SSM parameters under `/glbox/<name>/`.
+    pub parameters: Vec<String>,
 }
 
 impl Observed {
@@ -37,15 +39,17 @@ impl Observed {
 /// Reads the deployment's resources, all lookups at once.
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
     let policy = iam::parameters_policy(ctx);
-    let (security_group, role, profile, key_pair, instances, data_volumes, addresses) = tokio::try_join!(
-        security_group::observe(ctx),
-        iam::observe_role(ctx, &policy),
-        iam::observe_profile(ctx),
-        key_pair::observe(ctx),
-        instance::observe(ctx),
-        data_volume::observe(ctx),
-        elastic_ip::observe(ctx),
-    )?;
+    let (security_group, role, profile, key_pair, instances, data_volumes, addresses, parameters) =
+        tokio::try_join!(
+            security_group::observe(ctx),
+            iam::observe_role(ctx, &policy),
+            iam::observe_profile(ctx),
+            key_pair::observe(ctx),
+            instance::observe(ctx),
+            data_volume::observe(ctx),
+            elastic_ip::observe(ctx),
+            crate::resources::parameters::observe(ctx),
+        )?;
     Ok(Observed {
         security_group,
         role,
@@ -54,6 +58,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         instances,
         data_volumes,
         addresses,
+        parameters,
     })
 }
 
@@ -71,6 +76,9 @@ pub struct Plan {
     /// Other data volumes of the deployment: reported, never touched.
     pub extra_volumes: Vec<Volume>,
     pub elastic_ip: EipPlan,
+    pub root_password: crate::resources::parameters::Change,
+    /// `None` with `--no-bootstrap`.
+    pub bootstrap: Option<crate::bootstrap::Change>,
 }
 
 /// The plan as data (`--output json`) and the source of the text table.
@@ -93,6 +101,16 @@ impl Plan {
         items.extend(self.instance.items(ctx));
         items.push(self.data_volume.item(ctx, &self.extra_volumes));
         items.extend(self.elastic_ip.items(ctx));
+        items.push(self.root_password.item(ctx));
+        if let Some(bootstrap) = &self.bootstrap {
+            let instance_id = match &self.instance.change {
+                instance::Change::Update { id, .. } | instance::Change::NoChange { id } => {
+                    Some(id.as_str())
+                }
+                _ => None,
+            };
+            items.push(bootstrap.item(ctx, instance_id));
+        }
         items
     }
 
@@ -117,12 +135,17 @@ impl Plan {
             && self.instance.is_noop()
             && matches!(self.data_volume, data_volume::Change::NoChange { .. })
             && self.elastic_ip.is_noop()
+            && self.root_password == crate::resources::parameters::Change::NoChange
+            && matches!(
+                self.bootstrap,
+                None | Some(crate::bootstrap::Change::NoChange)
+            )
     }
 }
 
 /// Compares what is there with the settings. Besides the pure diff, it
 /// looks up what a launch needs (image, zone) only when a launch is due.
-pub async fn make(ctx: &Ctx<'_>, observed: &Observed) -> Result<Plan> {
+pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> Result<Plan> {
     refuse_foreign_iam(observed)?;
     let volume_holder = check_volume_holders(observed)?;
     let (primary, duplicates) =
@@ -176,7 +199,30 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed) -> Result<Plan> {
         }
         instance::Change::Create | instance::Change::Replace { .. } => None,
     };
+    let bootstrap = with_bootstrap.then(|| {
+        let staying = target.and(primary.as_ref());
+        crate::bootstrap::diff(staying.map(|instance| {
+            let script = chosen_volume.as_ref().and_then(|volume| {
+                let host = instance
+                    .public_dns
+                    .as_deref()
+                    .or(instance.public_ip.as_deref());
+                let address = observed.addresses.first().map(|a| a.public_ip.as_str());
+                let url = crate::gitlab_rb::external_url(ctx.settings, address, host)?;
+                Some(crate::bootstrap::render(
+                    ctx.settings,
+                    &crate::bootstrap::Target {
+                        data_volume_id: &volume.id,
+                        external_url: &url,
+                    },
+                ))
+            });
+            (instance, script)
+        }))
+    });
     Ok(Plan {
+        root_password: crate::resources::parameters::diff(ctx, &observed.parameters),
+        bootstrap,
         security_group: security_group::diff(ctx.settings, observed.security_group.as_ref()),
         role: iam::diff_role(observed.role.as_ref()),
         profile: iam::diff_profile(&ctx.names.iam_name(), observed.profile.as_ref()),

@@ -25,6 +25,9 @@ pub struct Status {
     /// For access over a VPN or from inside the VPC.
     pub private_ip: Option<String>,
     pub url: Option<String>,
+    /// Only with `--show-password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_password: Option<String>,
 }
 
 fn entry(resource: &'static str, id: Option<String>, state: impl Into<String>) -> ResourceStatus {
@@ -129,6 +132,14 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
             format!("{}, {association}", a.public_ip),
         ));
     }
+    resources.push(entry(
+        "gitlab",
+        instance.map(|i| i.id.clone()),
+        match instance.map(|i| i.bootstrap_digest.is_some()) {
+            Some(true) => "installed by glbox",
+            _ => "not installed",
+        },
+    ));
     let complete = resources
         .iter()
         .all(|r| r.state != MISSING && !r.state.contains("not ") && !r.state.contains("drifted"))
@@ -151,5 +162,6 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
         public_dns,
         private_ip,
         url,
+        root_password: None,
     }
 }

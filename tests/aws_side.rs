@@ -297,7 +297,11 @@ async fn a_second_up_makes_zero_mutating_calls() {
     );
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
 
-    let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]);
+    let plan = glbox(
+        &emulator,
+        &workspace,
+        &["plan", "--no-bootstrap", "--output", "json"],
+    );
     plan.assert_ok();
     let plan = plan.json();
     assert_eq!(plan["changes"], false);
@@ -368,7 +372,11 @@ async fn out_of_band_changes_are_repaired_in_place() {
         .await
         .unwrap();
 
-    let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]);
+    let plan = glbox(
+        &emulator,
+        &workspace,
+        &["plan", "--no-bootstrap", "--output", "json"],
+    );
     plan.assert_ok();
     let plan = plan.json();
     let action = |resource: &str| {
@@ -517,7 +525,7 @@ async fn type_change_and_volume_growth_converge_and_shrinking_is_refused() {
     workspace.write_config(
         "name = \"trial\"\n[instance]\ntype = \"c5.4xlarge\"\n[data_volume]\nsize_gib = 150\niops = 4000\n",
     );
-    let plan = glbox(&emulator, &workspace, &["plan"]);
+    let plan = glbox(&emulator, &workspace, &["plan", "--no-bootstrap"]);
     plan.assert_ok();
     assert!(
         plan.stdout.contains("type c5.2xlarge -> c5.4xlarge"),
@@ -569,7 +577,11 @@ async fn a_replacement_is_planned_and_needs_confirmation() {
     let old = ids(&ec2, "trial").await.instance;
 
     workspace.write_config("name = \"trial\"\n[instance]\nos = \"al2023\"\n");
-    let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]);
+    let plan = glbox(
+        &emulator,
+        &workspace,
+        &["plan", "--no-bootstrap", "--output", "json"],
+    );
     plan.assert_ok();
     let plan = plan.json();
     let instance = plan["resources"]
@@ -676,7 +688,7 @@ async fn ssh_mode_imports_a_generated_key_and_opens_ssh_to_the_caller_only() {
     // Without a reachable lookup service and without ssh_cidrs: a clear
     // error before any AWS call.
     emulator.start_recording();
-    let failed = glbox(&emulator, &workspace, &["plan"]);
+    let failed = glbox(&emulator, &workspace, &["plan", "--no-bootstrap"]);
     assert_eq!(failed.code, 2);
     assert!(
         failed.stderr.contains("access.ssh_cidrs"),

@@ -67,7 +67,6 @@ fn bad_arguments_are_rejected_before_any_aws_request() {
         ),
         (&["down", "--no-snapshot"], "--delete-data"),
         (&["plan", "--output", "yaml"], "yaml"),
-        (&["up"], "--no-bootstrap"),
     ];
     for (args, expected) in cases {
         emulator.start_recording();

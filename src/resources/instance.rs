@@ -45,6 +45,8 @@ pub struct Instance {
     pub public_dns: Option<String>,
     pub private_ip: Option<String>,
     pub launch_time: Option<i64>,
+    /// Digest of the last successful bootstrap (see `bootstrap::TAG_BOOTSTRAP`).
+    pub bootstrap_digest: Option<String>,
 }
 
 impl Instance {
@@ -94,6 +96,7 @@ fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
             .map(str::to_string),
         private_ip: i.private_ip_address().map(str::to_string),
         launch_time: i.launch_time().map(|t| t.secs()),
+        bootstrap_digest: ec2_tag(i.tags(), crate::bootstrap::TAG_BOOTSTRAP).map(str::to_string),
     }
 }
 

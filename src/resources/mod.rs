@@ -8,6 +8,7 @@ pub mod elastic_ip;
 pub mod iam;
 pub mod instance;
 pub mod key_pair;
+pub mod parameters;
 pub mod placement;
 pub mod security_group;
 

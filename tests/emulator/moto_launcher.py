@@ -19,8 +19,26 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 RECORDING = tempfile.NamedTemporaryFile(prefix="glbox-moto-recording-", delete=False)
 os.environ["MOTO_RECORDER_FILEPATH"] = RECORDING.name
 
+import json  # noqa: E402
+
+from moto.core.responses import ActionResult  # noqa: E402
+from moto.core.utils import utcnow  # noqa: E402
+from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.ec2.responses.general import General  # noqa: E402
+from moto.ec2.utils import Base64EncodedString  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
 from moto.ssm import models as ssm_models  # noqa: E402
+from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
+
+# Tests steer the extensions below through this SSM parameter (a JSON
+# object), set with the real PutParameter API:
+#   "offline": true            -> DescribeInstanceInformation reports ConnectionLost
+#   "invocations": [{"contains": TEXT, "status": S, "code": N,
+#                    "stdout": TEXT, "stderr": TEXT}, ...]
+#                              -> the first rule whose TEXT occurs in a command's
+#                                 script decides that command's invocation
+#   "console": TEXT            -> GetConsoleOutput returns TEXT
+BEHAVIOUR_PARAMETER = "/glbox-test/behaviour"
 
 UBUNTU_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
@@ -73,10 +91,100 @@ def add_ubuntu_parameters():
     ssm_models.ParameterDict._check_loading_status = check_loading_status
 
 
+def behaviour(account_id, region):
+    backend = ssm_models.ssm_backends[account_id][region]
+    parameter = backend.get_parameter(BEHAVIOUR_PARAMETER)
+    return json.loads(parameter.value) if parameter else {}
+
+
+def add_instance_information():
+    """Gap: DescribeInstanceInformation answers HTTP 500. Serve it: every
+    running EC2 instance has an Online agent (unless the test says
+    "offline"). Filters on InstanceIds are honoured."""
+
+    def describe_instance_information(self):
+        wanted = set()
+        for key in ("Filters", "InstanceInformationFilterList"):
+            for item in self._get_param(key, []) or []:
+                if item.get("Key") in ("InstanceIds", "instanceIds"):
+                    wanted.update(item.get("Values") or item.get("valueSet") or [])
+        ping = "ConnectionLost" if behaviour(self.current_account, self.region).get("offline") else "Online"
+        ec2 = ec2_backends[self.current_account][self.region]
+        items = []
+        for instance in ec2.all_instances():
+            if instance.state != "running" or (wanted and instance.id not in wanted):
+                continue
+            items.append(
+                {
+                    "InstanceId": instance.id,
+                    "PingStatus": ping,
+                    "LastPingDateTime": utcnow(),
+                    "AgentVersion": "3.3.0.0",
+                    "PlatformType": "Linux",
+                    "ResourceType": "EC2Instance",
+                }
+            )
+        return ActionResult({"InstanceInformationList": items})
+
+    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
+
+
+def add_invocation_outcomes():
+    """Gap: SendCommand never runs anything, and every invocation reports
+    Success with empty output. Let a test choose the outcome per script."""
+    original = SimpleSystemManagerResponse.get_command_invocation
+
+    def get_command_invocation(self):
+        result = original(self)
+        invocation = dict(result.result)
+        command = self.ssm_backend.get_command_by_id(self._get_param("CommandId"))
+        script = "\n".join(command.parameters.get("commands", []))
+        for rule in behaviour(self.current_account, self.region).get("invocations", []):
+            if rule["contains"] in script:
+                status = rule.get("status", "Success")
+                invocation.update(
+                    {
+                        "Status": status,
+                        "StatusDetails": status,
+                        "ResponseCode": rule.get("code", 0 if status == "Success" else 1),
+                        "StandardOutputContent": rule.get("stdout", ""),
+                        "StandardErrorContent": rule.get("stderr", ""),
+                    }
+                )
+                break
+        return ActionResult(invocation)
+
+    SimpleSystemManagerResponse.get_command_invocation = get_command_invocation
+
+
+def add_console_output():
+    """Gap: GetConsoleOutput always returns the same Xen boot log. Let a
+    test provide the console text (cloud-init prints host keys there)."""
+    original = General.get_console_output
+
+    def get_console_output(self):
+        text = behaviour(self.current_account, self.region).get("console")
+        if text is None:
+            return original(self)
+        instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+        return ActionResult(
+            {
+                "InstanceId": instance.id,
+                "Timestamp": utcnow(),
+                "Output": Base64EncodedString.from_raw_string(text),
+            }
+        )
+
+    General.get_console_output = get_console_output
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     add_ubuntu_parameters()
+    add_instance_information()
+    add_invocation_outcomes()
+    add_console_output()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()

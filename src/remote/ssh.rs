@@ -1,0 +1,374 @@
+//! SSH with russh: the deployment's key, a verified host key (never trust
+//! on first use), the script run as root through `sudo`, its output shown
+//! live and its exit status passed on.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::ChannelMsg;
+
+use crate::aws::AwsResultExt;
+use crate::config::{Os, SshKeySource};
+use crate::error::{Error, Result};
+use crate::remote::{tail, Outcome};
+use crate::resources::Ctx;
+use crate::wait::{self, Poll};
+
+/// Root runs bash directly; anyone else through passwordless sudo.
+const RUN_AS_ROOT: &str =
+    r#"if [ "$(id -u)" = 0 ]; then exec bash -s; else exec sudo -n bash -s; fi"#;
+const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+const CONSOLE_BEGIN: &str = "-----BEGIN SSH HOST KEY KEYS-----";
+const CONSOLE_END: &str = "-----END SSH HOST KEY KEYS-----";
+
+pub struct Ssh {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub private_key: PathBuf,
+    pub host_keys: Vec<PublicKey>,
+}
+
+/// The host keys cloud-init prints to the console, between its markers.
+pub fn host_keys_from_console(console: &str) -> Vec<PublicKey> {
+    let Some((_, rest)) = console.split_once(CONSOLE_BEGIN) else {
+        return Vec::new();
+    };
+    let block = rest
+        .split_once(CONSOLE_END)
+        .map_or(rest, |(block, _)| block);
+    block
+        .lines()
+        .filter_map(|line| PublicKey::from_openssh(line.trim()).ok())
+        .collect()
+}
+
+fn default_user(os: Os) -> &'static str {
+    match os {
+        Os::Ubuntu2404 => "ubuntu",
+        Os::Al2023 => "ec2-user",
+    }
+}
+
+/// The private key that goes with the configured (or generated) public key.
+fn private_key_path(deployment: &str, source: &SshKeySource) -> Result<PathBuf> {
+    match source {
+        SshKeySource::Generated => Ok(crate::paths::generated_key(deployment)),
+        SshKeySource::File { path, .. } => {
+            let private = path.with_extension("");
+            if path.extension().is_some_and(|e| e == "pub") && private.exists() {
+                Ok(private)
+            } else {
+                Err(Error::Refused(format!(
+                    "no private key found next to {} (glbox looks for {})\n  fix: keep the private key beside its .pub file",
+                    path.display(),
+                    private.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Refuses a server whose key is not one of the expected ones, and keeps
+/// the offered key's fingerprint to say so.
+struct Verifier {
+    expected: Vec<PublicKey>,
+    rejected: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for Verifier {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let known = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                let ok = self.expected.iter().any(|e| e.key_data() == key.key_data());
+                if !ok {
+                    *self.rejected.lock().expect("not poisoned") =
+                        Some(key.fingerprint(Default::default()).to_string());
+                }
+                ok
+            }
+            PublicKeyOrCertificate::Certificate(_) => false,
+        };
+        Ok(known)
+    }
+}
+
+fn ssh_error(context: &str, err: impl std::fmt::Display) -> Error {
+    Error::Refused(format!("SSH {context}: {err}"))
+}
+
+impl Ssh {
+    /// Works out where and how to connect, and which host keys to accept:
+    /// the configured one, else those cloud-init printed to the console.
+    pub async fn prepare(
+        ctx: &Ctx<'_>,
+        instance_id: &str,
+        public_address: Option<&str>,
+    ) -> Result<Ssh> {
+        let settings = ctx.settings;
+        let ssh = settings
+            .ssh
+            .as_ref()
+            .ok_or_else(|| Error::Refused("internal: SSH transport without SSH settings".into()))?;
+        let host = settings
+            .remote_host
+            .clone()
+            .or_else(|| public_address.map(str::to_string))
+            .ok_or_else(|| {
+                Error::Refused(format!(
+                    "instance {instance_id} has no public address to connect to\n  fix: set access.host to an address glbox can reach (VPN, bastion forward), or network.elastic_ip = true"
+                ))
+            })?;
+        let host_keys = match &ssh.host_key {
+            Some(line) => {
+                vec![PublicKey::from_openssh(line).map_err(|e| ssh_error("host key", e))?]
+            }
+            None => console_host_keys(ctx, instance_id).await?,
+        };
+        Ok(Ssh {
+            host,
+            port: settings.remote_port,
+            user: ssh
+                .user
+                .clone()
+                .unwrap_or_else(|| default_user(settings.os).to_string()),
+            private_key: private_key_path(&settings.name, &ssh.key)?,
+            host_keys,
+        })
+    }
+
+    async fn connect(&self) -> Result<client::Handle<Verifier>, ConnectError> {
+        let rejected = Arc::new(Mutex::new(None));
+        let verifier = Verifier {
+            expected: self.host_keys.clone(),
+            rejected: rejected.clone(),
+        };
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(Duration::from_secs(30)),
+            ..Default::default()
+        });
+        let attempt = client::connect(config, (self.host.as_str(), self.port), verifier);
+        match tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, attempt).await {
+            Err(_) => Err(ConnectError::NotYet("no answer".into())),
+            Ok(Ok(handle)) => Ok(handle),
+            Ok(Err(e)) => match rejected.lock().expect("not poisoned").take() {
+                Some(fingerprint) => Err(ConnectError::WrongHostKey(fingerprint)),
+                None => Err(ConnectError::NotYet(e.to_string())),
+            },
+        }
+    }
+
+    fn wrong_host_key(&self, fingerprint: &str) -> Error {
+        Error::Refused(format!(
+            "{}:{} offered host key {fingerprint}, which is not the instance's: glbox will not connect (nothing was run)\n  fix: if the instance was rebuilt, re-run glbox up so it reads the new key; otherwise something is in the way of this connection",
+            self.host, self.port
+        ))
+    }
+
+    pub async fn wait_ready(&self, ctx: &Ctx<'_>) -> Result<()> {
+        let what = format!("sshd on {}:{}", self.host, self.port);
+        wait::until(ctx.ui, &what, ctx.settings.ready_timeout, || async {
+            match self.connect().await {
+                Ok(handle) => {
+                    let _ = handle
+                        .disconnect(russh::Disconnect::ByApplication, "", "en")
+                        .await;
+                    Ok(Poll::Ready(()))
+                }
+                Err(ConnectError::NotYet(why)) => Ok(Poll::Pending(why)),
+                Err(ConnectError::WrongHostKey(fingerprint)) => {
+                    Err(self.wrong_host_key(&fingerprint))
+                }
+            }
+        })
+        .await
+    }
+
+    pub async fn run(
+        &self,
+        ctx: &Ctx<'_>,
+        what: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Outcome> {
+        let mut session = match self.connect().await {
+            Ok(session) => session,
+            Err(ConnectError::WrongHostKey(fingerprint)) => {
+                return Err(self.wrong_host_key(&fingerprint))
+            }
+            Err(ConnectError::NotYet(why)) => {
+                return Err(ssh_error(&format!("to {}:{}", self.host, self.port), why))
+            }
+        };
+        self.authenticate(&mut session).await?;
+        let mut channel = session
+            .channel_open_session()
+            .await
+            .map_err(|e| ssh_error("session", e))?;
+        channel
+            .exec(true, RUN_AS_ROOT)
+            .await
+            .map_err(|e| ssh_error("exec", e))?;
+        channel
+            .data_bytes(script.as_bytes().to_vec())
+            .await
+            .map_err(|e| ssh_error("sending the script", e))?;
+        channel
+            .eof()
+            .await
+            .map_err(|e| ssh_error("sending the script", e))?;
+        ctx.ui
+            .info(&format!("running {what} over SSH on {}", self.host));
+
+        let mut output = String::new();
+        let mut pending_line = String::new();
+        let mut exit_code = None;
+        let streamed = tokio::time::timeout(timeout, async {
+            while let Some(message) = channel.wait().await {
+                match message {
+                    ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => {
+                        let text = String::from_utf8_lossy(&data);
+                        output.push_str(&text);
+                        pending_line.push_str(&text);
+                        while let Some((line, rest)) = pending_line.split_once('\n') {
+                            ctx.ui.info(&format!("  | {line}"));
+                            pending_line = rest.to_string();
+                        }
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        exit_code = Some(i32::try_from(exit_status).unwrap_or(i32::MAX));
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        if !pending_line.is_empty() {
+            ctx.ui.info(&format!("  | {pending_line}"));
+        }
+        let _ = session
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+        let status = match (&streamed, exit_code) {
+            (Err(_), _) => format!("timed out after {}s", timeout.as_secs()),
+            (Ok(()), Some(code)) => format!("exit {code}"),
+            (Ok(()), None) => "connection closed without an exit status".to_string(),
+        };
+        Ok(Outcome {
+            exit_code: if streamed.is_ok() { exit_code } else { None },
+            status,
+            output_tail: tail(&output, 40),
+        })
+    }
+
+    async fn authenticate(&self, session: &mut client::Handle<Verifier>) -> Result<()> {
+        let key = load_private_key(&self.private_key)?;
+        let hash = session
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| ssh_error("negotiation", e))?
+            .flatten();
+        let auth = session
+            .authenticate_publickey(&self.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+            .await
+            .map_err(|e| ssh_error("authentication", e))?;
+        if !auth.success() {
+            return Err(Error::Refused(format!(
+                "{}:{} refused the login as {} with key {}\n  fix: check access.ssh_user and that the instance was launched with this key pair",
+                self.host,
+                self.port,
+                self.user,
+                self.private_key.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+enum ConnectError {
+    NotYet(String),
+    WrongHostKey(String),
+}
+
+fn load_private_key(path: &Path) -> Result<russh::keys::PrivateKey> {
+    russh::keys::load_secret_key(path, None).map_err(|e| {
+        Error::Refused(format!(
+            "cannot use the private key {}: {e}\n  fix: glbox needs an unencrypted OpenSSH private key beside the configured public key",
+            path.display()
+        ))
+    })
+}
+
+/// Reads the host keys from the console output, waiting for cloud-init to
+/// print them (a minute or two after boot).
+async fn console_host_keys(ctx: &Ctx<'_>, instance_id: &str) -> Result<Vec<PublicKey>> {
+    let what = format!("the SSH host keys of {instance_id} on its console");
+    wait::until(ctx.ui, &what, ctx.settings.ready_timeout, || async {
+        let out = ctx
+            .aws
+            .ec2
+            .get_console_output()
+            .instance_id(instance_id)
+            .latest(true)
+            .send()
+            .await
+            .ctx("ec2:GetConsoleOutput")?;
+        let text = out
+            .output()
+            .and_then(|o| base64::engine::general_purpose::STANDARD.decode(o).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let keys = host_keys_from_console(&text);
+        Ok(if keys.is_empty() {
+            Poll::Pending("not printed yet".into())
+        } else {
+            Poll::Ready(keys)
+        })
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGj9ACCVXa4HVhTKD1CCXfPfBm4PNqB+p0Dw8ycZiPx4 root@box";
+
+    #[test]
+    fn host_keys_are_read_between_cloud_inits_markers() {
+        let console = format!(
+            "boot noise\n{CONSOLE_BEGIN}\necdsa-sha2-nistp256 not-a-key root@box\n{KEY}\n{CONSOLE_END}\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOutside\n"
+        );
+        let keys = host_keys_from_console(&console);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0], PublicKey::from_openssh(KEY).unwrap());
+        assert!(host_keys_from_console("no markers here").is_empty());
+    }
+
+    #[test]
+    fn the_private_key_must_sit_beside_the_public_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let public = dir.path().join("id.pub");
+        std::fs::write(&public, KEY).unwrap();
+        let source = SshKeySource::File {
+            path: public.clone(),
+            openssh: KEY.into(),
+        };
+        assert!(private_key_path("t", &source).is_err());
+        std::fs::write(dir.path().join("id"), "secret").unwrap();
+        assert_eq!(
+            private_key_path("t", &source).unwrap(),
+            dir.path().join("id")
+        );
+    }
+}

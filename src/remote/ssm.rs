@@ -1,0 +1,165 @@
+//! SSM Run Command: no inbound port at all. The agent on the box must be
+//! `Online` first (it needs the instance role and outbound HTTPS).
+
+use std::time::Duration;
+
+use aws_sdk_ssm::error::SdkError;
+use aws_sdk_ssm::types::InstanceInformationStringFilter;
+use base64::Engine;
+
+use crate::aws::AwsResultExt;
+use crate::error::{Error, Result};
+use crate::remote::{tail, Outcome};
+use crate::resources::Ctx;
+use crate::wait::{self, Poll};
+
+const DOCUMENT: &str = "AWS-RunShellScript";
+/// How long SSM may take to hand the command to the agent.
+const DELIVERY_TIMEOUT_SECONDS: i32 = 600;
+/// How long glbox keeps polling after the script's own limit, for SSM to
+/// report the end.
+const REPORT_MARGIN: Duration = Duration::from_secs(30);
+/// Where the script is written on the box before it runs.
+const SCRIPT_PATH: &str = "/var/lib/glbox/run.sh";
+
+pub struct Ssm {
+    pub instance_id: String,
+}
+
+/// SSM's shell document runs `sh`; the script wants bash and arrives as a
+/// file, so it is sent base64-encoded and written out first.
+fn command_for(script: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(script);
+    format!(
+        "mkdir -p /var/lib/glbox && echo '{encoded}' | base64 -d > {SCRIPT_PATH} && exec bash {SCRIPT_PATH}"
+    )
+}
+
+impl Ssm {
+    pub async fn wait_ready(&self, ctx: &Ctx<'_>) -> Result<()> {
+        let what = format!("the SSM agent on {} to be Online", self.instance_id);
+        let waited = wait::until(ctx.ui, &what, ctx.settings.ready_timeout, || async {
+            let out = ctx
+                .aws
+                .ssm
+                .describe_instance_information()
+                .filters(
+                    InstanceInformationStringFilter::builder()
+                        .key("InstanceIds")
+                        .values(&self.instance_id)
+                        .build()
+                        .expect("key and values are set"),
+                )
+                .send()
+                .await
+                .ctx("ssm:DescribeInstanceInformation")?;
+            let ping = out
+                .instance_information_list()
+                .first()
+                .and_then(|i| i.ping_status())
+                .map(|p| p.as_str().to_string());
+            Ok(match ping.as_deref() {
+                Some("Online") => Poll::Ready(()),
+                Some(other) => Poll::Pending(other.to_string()),
+                None => Poll::Pending("not registered yet".into()),
+            })
+        })
+        .await;
+        match waited {
+            Err(Error::Timeout { elapsed, last_seen, .. }) => Err(Error::Refused(format!(
+                "the SSM agent on {} did not come Online within {}s (last seen: {last_seen})\n  fix: the usual causes are a missing instance profile, no outbound HTTPS (443) from the subnet (no internet or NAT gateway, and no SSM VPC endpoints), or an image without the agent; check the instance's system log, then re-run glbox up",
+                self.instance_id,
+                elapsed.as_secs()
+            ))),
+            other => other,
+        }
+    }
+
+    pub async fn run(
+        &self,
+        ctx: &Ctx<'_>,
+        what: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Outcome> {
+        let sent = ctx
+            .aws
+            .ssm
+            .send_command()
+            .document_name(DOCUMENT)
+            .instance_ids(&self.instance_id)
+            .comment(format!("glbox {}: {what}", ctx.names.deployment))
+            .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
+            .parameters("commands", vec![command_for(script)])
+            .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
+            .send()
+            .await
+            .ctx("ssm:SendCommand")?;
+        let command_id = sent
+            .command()
+            .and_then(|c| c.command_id())
+            .ok_or_else(|| Error::Refused("SendCommand answered without a command id".into()))?
+            .to_string();
+        ctx.ui
+            .detail(&format!("sent {what} as SSM command {command_id}"));
+        let waiting_for = format!("{what} on {} (SSM command {command_id})", self.instance_id);
+        wait::until(ctx.ui, &waiting_for, timeout + REPORT_MARGIN, || async {
+            self.poll(ctx, &command_id).await
+        })
+        .await
+    }
+
+    async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<Outcome>> {
+        let answer = ctx
+            .aws
+            .ssm
+            .get_command_invocation()
+            .command_id(command_id)
+            .instance_id(&self.instance_id)
+            .send()
+            .await;
+        let invocation = match answer {
+            Ok(invocation) => invocation,
+            // Right after SendCommand the invocation may not exist yet.
+            Err(SdkError::ServiceError(e)) if e.err().is_invocation_does_not_exist() => {
+                return Ok(Poll::Pending("not delivered yet".into()))
+            }
+            Err(e) => return Err(crate::aws::error("ssm:GetCommandInvocation", e).into()),
+        };
+        let status = invocation
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
+        if matches!(
+            status.as_str(),
+            "Pending" | "InProgress" | "Delayed" | "Cancelling" | ""
+        ) {
+            return Ok(Poll::Pending(status));
+        }
+        let output = format!(
+            "{}{}",
+            invocation.standard_output_content().unwrap_or_default(),
+            invocation.standard_error_content().unwrap_or_default()
+        );
+        let code = invocation.response_code();
+        Ok(Poll::Ready(Outcome {
+            // SSM reports -1 when the script never got to exit.
+            exit_code: (code >= 0 && status != "TimedOut" && status != "Cancelled").then_some(code),
+            status,
+            output_tail: tail(&output, 40),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_writes_the_script_and_runs_it_with_bash() {
+        let command = command_for("#!/bin/bash\necho 'hi'\n");
+        assert!(command.starts_with("mkdir -p /var/lib/glbox && echo '"));
+        assert!(command.ends_with("exec bash /var/lib/glbox/run.sh"));
+        assert!(!command.contains("echo 'hi'"), "the script travels encoded");
+    }
+}

@@ -1,0 +1,144 @@
+//! The deployment's SSM parameters under `/glbox/<name>/`. glbox creates the
+//! GitLab root password there as a SecureString; the instance reads it at
+//! install time, and only `glbox status --show-password` ever prints it.
+
+use aws_sdk_ssm::types::{ParameterType, Tag};
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::aws::AwsResultExt;
+use crate::error::{Error, Result};
+use crate::names::{MANAGED_BY, TAG_DEPLOYMENT, TAG_MANAGED_BY};
+use crate::resources::{Action, Ctx, PlanItem};
+
+/// Long and plain: 24 letters and digits are about 142 bits, and need no
+/// quoting anywhere (shell, YAML, Ruby).
+const PASSWORD_LENGTH: usize = 24;
+
+pub fn root_password_name(ctx: &Ctx<'_>) -> String {
+    format!("{}root-password", ctx.names.parameter_prefix())
+}
+
+/// The names of the deployment's parameters (values are not read).
+pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<String>> {
+    let mut pages = ctx
+        .aws
+        .ssm
+        .get_parameters_by_path()
+        .path(ctx.names.parameter_prefix())
+        .recursive(true)
+        .with_decryption(false)
+        .into_paginator()
+        .send();
+    let mut names = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ssm:GetParametersByPath")?;
+        names.extend(
+            page.parameters()
+                .iter()
+                .filter_map(|p| p.name())
+                .map(str::to_string),
+        );
+    }
+    names.sort();
+    Ok(names)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Create,
+    NoChange,
+}
+
+pub fn diff(ctx: &Ctx<'_>, observed: &[String]) -> Change {
+    if observed.contains(&root_password_name(ctx)) {
+        Change::NoChange
+    } else {
+        Change::Create
+    }
+}
+
+impl Change {
+    pub fn item(&self, ctx: &Ctx<'_>) -> PlanItem {
+        let name = root_password_name(ctx);
+        match self {
+            Change::Create => PlanItem::new("root_password", name, None, Action::Create)
+                .with_changes(vec!["generate, store as an SSM SecureString".into()]),
+            Change::NoChange => {
+                PlanItem::new("root_password", name.clone(), Some(name), Action::NoChange)
+            }
+        }
+    }
+}
+
+pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
+    if *change == Change::NoChange {
+        return Ok(());
+    }
+    let name = root_password_name(ctx);
+    let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH);
+    let tag = |key: &str, value: &str| {
+        Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .expect("key and value set")
+    };
+    ctx.aws
+        .ssm
+        .put_parameter()
+        .name(&name)
+        .description(format!(
+            "glbox {}: initial GitLab root password",
+            ctx.names.deployment
+        ))
+        .r#type(ParameterType::SecureString)
+        .value(password)
+        // Never replace an existing password: GitLab only reads it once.
+        .overwrite(false)
+        .tags(tag(TAG_DEPLOYMENT, &ctx.names.deployment))
+        .tags(tag(TAG_MANAGED_BY, MANAGED_BY))
+        .send()
+        .await
+        .ctx("ssm:PutParameter")?;
+    ctx.ui
+        .info(&format!("stored a generated root password in {name}"));
+    Ok(())
+}
+
+/// The root password, decrypted (for `status --show-password` only).
+pub async fn root_password(ctx: &Ctx<'_>) -> Result<String> {
+    let name = root_password_name(ctx);
+    let out = ctx
+        .aws
+        .ssm
+        .get_parameter()
+        .name(&name)
+        .with_decryption(true)
+        .send()
+        .await
+        .ctx("ssm:GetParameter")?;
+    out.parameter()
+        .and_then(|p| p.value())
+        .map(str::to_string)
+        .ok_or_else(|| Error::Refused(format!("{name} has no value")))
+}
+
+/// Deletes every parameter under the deployment's prefix.
+pub async fn delete(ctx: &Ctx<'_>, names: &[String]) -> Result<()> {
+    // DeleteParameters takes at most 10 names at a time.
+    for chunk in names.chunks(10) {
+        ctx.aws
+            .ssm
+            .delete_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .ctx("ssm:DeleteParameters")?;
+    }
+    ctx.ui.info(&format!(
+        "deleted {} parameter(s) under {}",
+        names.len(),
+        ctx.names.parameter_prefix()
+    ));
+    Ok(())
+}
