@@ -168,14 +168,26 @@ pub async fn apply(
         AccessMethod::Ssh => Transport::Ssh(Ssh::prepare(ctx, &instance.id, public_address).await?),
     };
     transport.wait_ready(ctx).await?;
-    let outcome = transport
+    let run = transport
         .run(
             ctx,
             "GitLab bootstrap",
             &script,
             ctx.settings.gitlab.install_timeout,
         )
-        .await?;
+        .await;
+    let outcome = match run {
+        // A hung install: still worth showing what the log says.
+        Err(Error::Timeout { elapsed, .. }) => Outcome {
+            exit_code: None,
+            status: format!(
+                "timed out after {}s; raise gitlab.install_timeout_minutes if the box is slow",
+                elapsed.as_secs()
+            ),
+            output_tail: String::new(),
+        },
+        other => other?,
+    };
     for warning in outcome
         .output_tail
         .lines()
@@ -206,7 +218,8 @@ pub async fn apply(
     Ok(())
 }
 
-const LOG_TAIL_SCRIPT: &str = "tail -n 60 /var/log/glbox/bootstrap.log";
+/// `GLBOX_LOG_DIR` is the bootstrap's own override (tests only).
+const LOG_TAIL_SCRIPT: &str = r#"tail -n 60 "${GLBOX_LOG_DIR:-/var/log/glbox}/bootstrap.log""#;
 const LOG_TAIL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The error for a failed bootstrap, with the end of the log on the box

@@ -2,128 +2,13 @@
 //! sandbox: stub package managers, AWS CLI and gitlab-ctl earlier on PATH
 //! record every call, and the script's paths point into a temporary folder.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
+use common::sandbox::{Sandbox, ROOT_PASSWORD};
 use glbox::config::{Settings, Sources};
-
-const ROOT_PASSWORD: &str = "Sandbox-Root-Password-1";
-
-/// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log.
-/// The installed version lives in $SANDBOX/installed.
-const STUBS: &[(&str, &str)] = &[
-    (
-        "apt-get",
-        r#"echo "apt-get $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set} email=${GITLAB_ROOT_EMAIL:-}" >> "$SANDBOX/calls.log"
-spec="${*: -1}"
-case "$spec" in
-  *=*) version="${spec#*=}"; echo "${version%%-*}" > "$SANDBOX/installed" ;;
-  *) echo "18.6.0" > "$SANDBOX/installed" ;;
-esac"#,
-    ),
-    (
-        "dnf",
-        r#"echo "dnf $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set}" >> "$SANDBOX/calls.log"
-spec="${*: -1}"
-case "$spec" in
-  gitlab-e?-*) echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
-  *) echo "18.6.0" > "$SANDBOX/installed" ;;
-esac"#,
-    ),
-    (
-        "dpkg-query",
-        r#"[ -s "$SANDBOX/installed" ] || exit 1
-echo "installed $(cat "$SANDBOX/installed")-ce.0""#,
-    ),
-    (
-        "rpm",
-        r#"[ -s "$SANDBOX/installed" ] || { echo "package is not installed"; exit 1; }
-cat "$SANDBOX/installed""#,
-    ),
-    (
-        "curl",
-        r#"echo "curl $*" >> "$SANDBOX/calls.log"
-echo 'touch "$GLBOX_APT_SOURCES/gitlab_gitlab-ce.list" "$GLBOX_YUM_REPOS/gitlab_gitlab-ee.repo"'"#,
-    ),
-    (
-        "aws",
-        r#"echo "aws $*" >> "$SANDBOX/calls.log"
-echo "Sandbox-Root-Password-1""#,
-    ),
-    (
-        "gitlab-ctl",
-        r#"echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log""#,
-    ),
-    (
-        "glbox-prepare-data",
-        r#"echo "glbox-prepare-data $*" >> "$SANDBOX/calls.log""#,
-    ),
-];
-
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for sub in ["etc-gitlab", "apt", "yum", "log"] {
-            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        }
-        for (name, body) in STUBS {
-            let path = bin.join(name);
-            std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        Sandbox { dir }
-    }
-
-    fn path(&self, sub: &str) -> PathBuf {
-        self.dir.path().join(sub)
-    }
-
-    fn run(&self, script: &str) -> Output {
-        let script_path = self.path("bootstrap.sh");
-        std::fs::write(&script_path, script).unwrap();
-        let _ = std::fs::remove_file(self.path("calls.log"));
-        Command::new("bash")
-            .arg(&script_path)
-            .env_clear()
-            .env(
-                "PATH",
-                format!(
-                    "{}:/usr/bin:/bin:/usr/sbin:/sbin",
-                    self.path("bin").display()
-                ),
-            )
-            .env("SANDBOX", self.dir.path())
-            .env("GLBOX_ETC_GITLAB", self.path("etc-gitlab"))
-            .env("GLBOX_LOG_DIR", self.path("log"))
-            .env("GLBOX_PREPARE_DATA", self.path("bin/glbox-prepare-data"))
-            .env("GLBOX_APT_SOURCES", self.path("apt"))
-            .env("GLBOX_YUM_REPOS", self.path("yum"))
-            .output()
-            .unwrap()
-    }
-
-    fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn count(&self, prefix: &str) -> usize {
-        self.calls()
-            .iter()
-            .filter(|c| c.starts_with(prefix))
-            .count()
-    }
-}
 
 fn settings(config: &str) -> Settings {
     let dir = tempfile::tempdir().unwrap();

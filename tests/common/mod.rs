@@ -3,6 +3,9 @@
 //! emulator's request recorder to count what glbox sent.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod sandbox;
+pub mod sshd;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

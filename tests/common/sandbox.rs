@@ -1,0 +1,134 @@
+//! A sandbox for the bootstrap script: stub package managers, AWS CLI and
+//! gitlab-ctl earlier on PATH record every call, and the script's paths
+//! point into a temporary folder.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub const ROOT_PASSWORD: &str = "Sandbox-Root-Password-1";
+
+/// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log.
+/// The installed version lives in $SANDBOX/installed.
+pub const STUBS: &[(&str, &str)] = &[
+    (
+        "apt-get",
+        r#"echo "apt-get $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set} email=${GITLAB_ROOT_EMAIL:-}" >> "$SANDBOX/calls.log"
+spec="${*: -1}"
+case "$spec" in
+  *=*) version="${spec#*=}"; echo "${version%%-*}" > "$SANDBOX/installed" ;;
+  *) echo "18.6.0" > "$SANDBOX/installed" ;;
+esac"#,
+    ),
+    (
+        "dnf",
+        r#"echo "dnf $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set}" >> "$SANDBOX/calls.log"
+spec="${*: -1}"
+case "$spec" in
+  gitlab-e?-*) echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
+  *) echo "18.6.0" > "$SANDBOX/installed" ;;
+esac"#,
+    ),
+    (
+        "dpkg-query",
+        r#"[ -s "$SANDBOX/installed" ] || exit 1
+echo "installed $(cat "$SANDBOX/installed")-ce.0""#,
+    ),
+    (
+        "rpm",
+        r#"[ -s "$SANDBOX/installed" ] || { echo "package is not installed"; exit 1; }
+cat "$SANDBOX/installed""#,
+    ),
+    (
+        "curl",
+        r#"echo "curl $*" >> "$SANDBOX/calls.log"
+echo 'touch "$GLBOX_APT_SOURCES/gitlab_gitlab-ce.list" "$GLBOX_YUM_REPOS/gitlab_gitlab-ee.repo"'"#,
+    ),
+    (
+        "aws",
+        r#"echo "aws $*" >> "$SANDBOX/calls.log"
+echo "Sandbox-Root-Password-1""#,
+    ),
+    (
+        "gitlab-ctl",
+        r#"echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log""#,
+    ),
+    (
+        "glbox-prepare-data",
+        r#"echo "glbox-prepare-data $*" >> "$SANDBOX/calls.log""#,
+    ),
+];
+
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for sub in ["etc-gitlab", "apt", "yum", "log"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        for (name, body) in STUBS {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// The environment that points the bootstrap at the sandbox.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let path = |sub: &str| self.path(sub).display().to_string();
+        vec![
+            (
+                "PATH".into(),
+                format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", path("bin")),
+            ),
+            ("SANDBOX".into(), self.dir.path().display().to_string()),
+            ("GLBOX_ETC_GITLAB".into(), path("etc-gitlab")),
+            ("GLBOX_LOG_DIR".into(), path("log")),
+            ("GLBOX_PREPARE_DATA".into(), path("bin/glbox-prepare-data")),
+            ("GLBOX_APT_SOURCES".into(), path("apt")),
+            ("GLBOX_YUM_REPOS".into(), path("yum")),
+        ]
+    }
+
+    /// Forgets the calls recorded so far.
+    pub fn clear_calls(&self) {
+        let _ = std::fs::remove_file(self.path("calls.log"));
+    }
+
+    pub fn run(&self, script: &str) -> Output {
+        let script_path = self.path("bootstrap.sh");
+        std::fs::write(&script_path, script).unwrap();
+        self.clear_calls();
+        Command::new("bash")
+            .arg(&script_path)
+            .env_clear()
+            .envs(self.env())
+            .output()
+            .unwrap()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .count()
+    }
+}

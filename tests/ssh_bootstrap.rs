@@ -1,0 +1,145 @@
+//! `glbox up` over SSH end to end: the real glbox binary, the emulator for
+//! AWS, a real OpenSSH sshd on 127.0.0.1, and the bootstrap running in a
+//! sandbox of recording stubs (sshd's ForceCommand puts it there).
+
+mod common;
+
+use aws_sdk_ec2::types::Filter;
+use common::sandbox::Sandbox;
+use common::sshd::Sshd;
+use common::{glbox, mutating, Emulator, Workspace};
+
+async fn bootstrap_tag(emulator: &Emulator) -> Option<String> {
+    let out = emulator
+        .ec2()
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name("tag:glbox:deployment")
+                .values("trial")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let instance = out.reservations()[0].instances()[0].clone();
+    instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("glbox:bootstrap"))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+}
+
+fn config(sshd: &Sshd, host_key: &str) -> String {
+    format!("name = \"trial\"\n{}", sshd.access_config(host_key))
+}
+
+#[tokio::test]
+async fn up_installs_gitlab_over_ssh_and_a_second_up_sends_nothing() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
+
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("| glbox-phase: package"),
+        "output is streamed:\n{}",
+        run.stderr
+    );
+    let installs: Vec<String> = sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("apt-get"))
+        .collect();
+    assert_eq!(installs.len(), 1, "{:?}", sandbox.calls());
+    assert!(installs[0].contains("password=set"));
+    let rendered = glbox(&emulator, &workspace, &["render", "gitlab-rb"]);
+    rendered.assert_ok();
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap(),
+        rendered.stdout,
+        "the box got exactly what render shows"
+    );
+    let script = glbox(&emulator, &workspace, &["render", "bootstrap"]);
+    script.assert_ok();
+    assert_eq!(
+        bootstrap_tag(&emulator).await,
+        Some(glbox::bootstrap::digest(&script.stdout))
+    );
+
+    sandbox.clear_calls();
+    emulator.start_recording();
+    let again = glbox(&emulator, &workspace, &["up", "--yes"]);
+    again.assert_ok();
+    assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
+    assert!(
+        sandbox.calls().is_empty(),
+        "nothing was run on the box: {:?}",
+        sandbox.calls()
+    );
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+}
+
+#[tokio::test]
+async fn a_wrong_host_key_is_refused_before_anything_runs() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config(&sshd, "other_host_key.pub"));
+
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("offered host key") && run.stderr.contains("nothing was run"),
+        "{}",
+        run.stderr
+    );
+    assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());
+    assert_eq!(bootstrap_tag(&emulator).await, None);
+}
+
+#[tokio::test]
+async fn a_failing_script_reports_its_exit_status_and_the_log_tail() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    std::fs::write(
+        sandbox.path("bin/glbox-prepare-data"),
+        "#!/bin/bash\necho 'glbox-prepare-data: volume did not appear within 300s' >&2\nexit 7\n",
+    )
+    .unwrap();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
+
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("failed (exit 7)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("    glbox-prepare-data: volume did not appear"),
+        "the log tail:\n{}",
+        run.stderr
+    );
+    assert_eq!(
+        bootstrap_tag(&emulator).await,
+        None,
+        "a failed bootstrap is not recorded as done"
+    );
+
+    // Fixed on the box: the next up finishes the job.
+    std::fs::write(
+        sandbox.path("bin/glbox-prepare-data"),
+        "#!/bin/bash\nexit 0\n",
+    )
+    .unwrap();
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert!(bootstrap_tag(&emulator).await.is_some());
+}

@@ -1,0 +1,230 @@
+//! `glbox up` through SSM Run Command, against the emulator. The launcher
+//! fills the emulator's gaps (DescribeInstanceInformation, invocation
+//! outcomes) and tests steer it through the `/glbox-test/behaviour`
+//! parameter. The emulator runs nothing, so these tests check what glbox
+//! sends and how it handles each outcome.
+
+mod common;
+
+use aws_sdk_ec2::types::Filter;
+use base64::Engine;
+use common::{glbox, mutating, Emulator, Workspace};
+
+async fn instance(emulator: &Emulator) -> aws_sdk_ec2::types::Instance {
+    let out = emulator
+        .ec2()
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name("tag:glbox:deployment")
+                .values("trial")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0].clone()
+}
+
+fn bootstrap_tag(instance: &aws_sdk_ec2::types::Instance) -> Option<String> {
+    instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("glbox:bootstrap"))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+}
+
+async fn behave(emulator: &Emulator, behaviour: serde_json::Value) {
+    emulator
+        .ssm()
+        .put_parameter()
+        .name("/glbox-test/behaviour")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .value(behaviour.to_string())
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The scripts glbox sent with SendCommand, decoded, oldest first.
+async fn sent_scripts(emulator: &Emulator) -> Vec<(String, Vec<String>)> {
+    let out = emulator.ssm().list_commands().send().await.unwrap();
+    out.commands()
+        .iter()
+        .map(|c| {
+            let parameters = c.parameters().unwrap();
+            let command = &parameters["commands"][0];
+            let encoded = command.split('\'').nth(1).unwrap();
+            let script = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap();
+            (
+                String::from_utf8(script).unwrap(),
+                parameters["executionTimeout"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// What the emulator should see for the log-tail command glbox sends on failure.
+fn log_tail_marker() -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(r#"tail -n 60 "${GLBOX_LOG_DIR:-/var/log/glbox}/bootstrap.log""#)
+}
+
+#[tokio::test]
+async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n");
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    run.assert_ok();
+
+    let ssm = emulator.ssm();
+    let parameter = ssm
+        .get_parameter()
+        .name("/glbox/trial/root-password")
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap()
+        .parameter
+        .unwrap();
+    assert_eq!(parameter.r#type().unwrap().as_str(), "SecureString");
+    let password = parameter.value().unwrap().to_string();
+    assert!(password.len() >= 20);
+
+    let script = glbox(&emulator, &workspace, &["render", "bootstrap"]);
+    script.assert_ok();
+    let sent = sent_scripts(&emulator).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].0, script.stdout,
+        "SSM carried exactly the rendered script"
+    );
+    assert_eq!(
+        sent[0].1,
+        vec!["3600".to_string()],
+        "executionTimeout from install_timeout_minutes"
+    );
+    assert_eq!(
+        bootstrap_tag(&instance(&emulator).await),
+        Some(glbox::bootstrap::digest(&script.stdout))
+    );
+
+    // The password is in SSM only: not in what glbox sent or printed.
+    let user_data = glbox(&emulator, &workspace, &["render", "user-data"]);
+    for text in [&run.stdout, &run.stderr, &script.stdout, &user_data.stdout] {
+        assert!(!text.contains(&password));
+    }
+    let shown = glbox(&emulator, &workspace, &["status", "--show-password"]);
+    shown.assert_ok();
+    assert!(shown.stdout.contains(&format!("root password: {password}")));
+    let status = glbox(&emulator, &workspace, &["status", "--output", "json"]);
+    assert!(
+        !status.stdout.contains(&password),
+        "only --show-password prints it"
+    );
+
+    emulator.start_recording();
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
+
+    // A new version re-runs the bootstrap, once.
+    workspace.write_config("name = \"trial\"\n[gitlab]\nversion = \"18.9.1\"\n");
+    let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]).json();
+    let gitlab = plan["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "gitlab")
+        .unwrap()
+        .clone();
+    assert_eq!(gitlab["action"], "update", "{plan}");
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    let sent = sent_scripts(&emulator).await;
+    assert_eq!(sent.len(), 2);
+    assert!(sent[1].0.contains("GLBOX_VERSION='18.9.1'"));
+}
+
+#[tokio::test]
+async fn a_failed_bootstrap_shows_the_on_box_log_and_is_not_recorded_as_done() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n");
+    behave(
+        &emulator,
+        serde_json::json!({"invocations": [
+            {"contains": log_tail_marker(), "status": "Success",
+             "stdout": "glbox-phase: package\nE: Unable to locate package gitlab-ce\n"},
+            {"contains": "exec bash", "status": "Failed", "code": 100, "stdout": "cut short"}
+        ]}),
+    )
+    .await;
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("failed (Failed)"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("    E: Unable to locate package gitlab-ce"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(bootstrap_tag(&instance(&emulator).await), None);
+
+    behave(&emulator, serde_json::json!({})).await;
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert!(
+        bootstrap_tag(&instance(&emulator).await).is_some(),
+        "the re-run finished the job"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_that_never_comes_online_is_explained() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n[access]\nready_timeout_minutes = 1\n");
+    behave(&emulator, serde_json::json!({"offline": true})).await;
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("did not come Online"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ConnectionLost") && run.stderr.contains("instance profile"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        sent_scripts(&emulator).await.is_empty(),
+        "nothing was sent to an offline agent"
+    );
+}
+
+#[tokio::test]
+async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n[gitlab]\ninstall_timeout_minutes = 1\n");
+    behave(
+        &emulator,
+        serde_json::json!({"invocations": [
+            {"contains": log_tail_marker(), "status": "Success", "stdout": "glbox-phase: package\n"},
+            {"contains": "exec bash", "status": "InProgress"}
+        ]}),
+    )
+    .await;
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("timed out after"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("    glbox-phase: package"),
+        "the log tail: {}",
+        run.stderr
+    );
+    assert_eq!(sent_scripts(&emulator).await[0].1, vec!["60".to_string()]);
+    assert_eq!(bootstrap_tag(&instance(&emulator).await), None);
+}
