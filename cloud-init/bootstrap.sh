@@ -20,6 +20,7 @@ root_email="${GLBOX_ROOT_EMAIL:-}"
 etc_gitlab="${GLBOX_ETC_GITLAB:-/etc/gitlab}"
 log_dir="${GLBOX_LOG_DIR:-/var/log/glbox}"
 prepare_data="${GLBOX_PREPARE_DATA:-/usr/local/sbin/glbox-prepare-data}"
+data_mountpoint="${GLBOX_DATA_MOUNTPOINT:-/var/opt/gitlab}"
 apt_sources="${GLBOX_APT_SOURCES:-/etc/apt/sources.list.d}"
 yum_repos="${GLBOX_YUM_REPOS:-/etc/yum.repos.d}"
 
@@ -108,7 +109,7 @@ install_package() {
 }
 
 phase "data volume"
-"$prepare_data" "$GLBOX_DATA_VOLUME" /var/opt/gitlab
+"$prepare_data" "$GLBOX_DATA_VOLUME" "$data_mountpoint"
 
 phase "configuration"
 # gitlab.rb first, so that the package's own reconfigure uses it.

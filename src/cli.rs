@@ -181,9 +181,7 @@ async fn run_render(ctx: &Ctx<'_>, what: RenderWhat) -> Result<()> {
         "http://<elastic-ip>".to_string()
     });
     let text = match what {
-        RenderWhat::UserData => {
-            crate::userdata::render(&ctx.settings.name, ctx.settings.os, &volume_id)
-        }
+        RenderWhat::UserData => crate::userdata::render(ctx.settings, &volume_id),
         RenderWhat::Bootstrap => crate::bootstrap::render(
             ctx.settings,
             &crate::bootstrap::Target {

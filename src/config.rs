@@ -72,6 +72,7 @@ struct RawInstance {
     os: Option<String>,
     ami: Option<String>,
     root_volume_gib: Option<i64>,
+    swap_gib: Option<i64>,
     subnet_id: Option<String>,
 }
 
@@ -132,6 +133,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("instance.os", Kind::Text),
     ("instance.ami", Kind::Text),
     ("instance.root_volume_gib", Kind::Integer),
+    ("instance.swap_gib", Kind::Integer),
     ("instance.subnet_id", Kind::Text),
     ("access.method", Kind::Text),
     ("access.ssh_public_key", Kind::Text),
@@ -361,6 +363,8 @@ pub struct Settings {
     pub os: Os,
     pub ami: Option<String>,
     pub root_volume_gib: i32,
+    /// Swap file size; GitLab asks for at least 2 GiB.
+    pub swap_gib: i32,
     pub subnet_id: Option<String>,
     pub access: AccessMethod,
     /// Present exactly when `access == Ssh`.
@@ -463,6 +467,13 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         GP3_MAX_GIB,
         "GiB",
     )?;
+    let swap_gib = validate_range(
+        "instance.swap_gib",
+        raw.instance.swap_gib.unwrap_or(2),
+        1,
+        64,
+        "GiB",
+    )?;
     let subnet_id = optional_id(
         "instance.subnet_id",
         raw.instance.subnet_id,
@@ -486,6 +497,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         os,
         ami,
         root_volume_gib,
+        swap_gib,
         subnet_id,
         access,
         ssh,

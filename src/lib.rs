@@ -41,6 +41,7 @@ pub(crate) mod test_support {
             os: Os::Ubuntu2404,
             ami: None,
             root_volume_gib: 50,
+            swap_gib: 2,
             subnet_id: None,
             access: AccessMethod::Ssm,
             ssh: None,

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 
-use crate::config::Os;
+use crate::config::{Os, Settings};
 
 const TEMPLATE: &str = include_str!("../cloud-init/user-data.yaml");
 pub const PREPARE_DATA_SCRIPT: &str = include_str!("../cloud-init/prepare-data.sh");
@@ -41,14 +41,17 @@ fn os_runcmd(os: Os) -> &'static str {
     }
 }
 
-pub fn render(deployment: &str, os: Os, data_volume_id: &str) -> String {
+pub fn render(settings: &Settings, data_volume_id: &str) -> String {
+    let os = settings.os;
+    let swap_bytes = i64::from(settings.swap_gib) << 30;
     let package_list = packages(os)
         .iter()
         .map(|p| format!("  - {p}"))
         .collect::<Vec<_>>()
         .join("\n");
     TEMPLATE
-        .replace("{{name}}", deployment)
+        .replace("{{name}}", &settings.name)
+        .replace("{{swap_bytes}}", &swap_bytes.to_string())
         .replace("{{packages}}", &package_list)
         .replace("{{os_runcmd}}", os_runcmd(os))
         .replace("{{prepare_data}}", &indent(PREPARE_DATA_SCRIPT, 6))
@@ -69,7 +72,8 @@ mod tests {
 
     #[test]
     fn renders_a_cloud_config_for_the_volume() {
-        let text = render("trial", Os::Ubuntu2404, "vol-0123456789abcdef0");
+        let settings = crate::test_support::settings("trial");
+        let text = render(&settings, "vol-0123456789abcdef0");
         assert!(text.starts_with("#cloud-config\n"));
         assert!(text.contains("hostname: glbox-trial"));
         assert!(text.contains("glbox-prepare-data vol-0123456789abcdef0 /var/opt/gitlab"));
@@ -81,7 +85,10 @@ mod tests {
         assert!(!text.contains("{{"));
         assert!(text.len() < MAX_BYTES, "{} bytes", text.len());
         assert!(text.contains("[snap, install, aws-cli, --classic]"));
-        let al2023 = render("trial", Os::Al2023, "vol-1");
+        assert!(text.contains("  size: 2147483648\n"));
+        let mut al = settings.clone();
+        al.os = Os::Al2023;
+        let al2023 = render(&al, "vol-1");
         assert!(!al2023.contains("  - curl\n") && !al2023.contains("snap"));
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encode(&text))

@@ -7,6 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::loop_volume::{FakeVolume, VOLUME_ID};
 use common::sandbox::{Sandbox, ROOT_PASSWORD};
 use glbox::config::{Settings, Sources};
 
@@ -128,6 +129,65 @@ fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigure
         "once, and without EXTERNAL_URL"
     );
     assert_eq!(sandbox.count("apt-get"), 0);
+}
+
+#[test]
+fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
+    let volume = FakeVolume::new();
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n");
+    let script = glbox::bootstrap::render(
+        &s,
+        &glbox::bootstrap::Target {
+            data_volume_id: VOLUME_ID,
+            external_url: "http://198.51.100.1",
+        },
+    );
+    // The real data-volume script this time, on the loop device.
+    let path = |p: &Path| p.display().to_string();
+    let real_volume = [
+        (
+            "GLBOX_PREPARE_DATA",
+            path(&Path::new(env!("CARGO_MANIFEST_DIR")).join("cloud-init/prepare-data.sh")),
+        ),
+        ("GLBOX_DISK_BY_ID", path(&volume.dir.path().join("by-id"))),
+        ("GLBOX_FSTAB", path(&volume.dir.path().join("fstab"))),
+        ("GLBOX_XEN_DEVICES", "/nonexistent/sdf".to_string()),
+        ("GLBOX_DEVICE_WAIT", "0".to_string()),
+        ("GLBOX_DATA_MOUNTPOINT", path(&volume.mountpoint())),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+
+    let first = ok(&sandbox.run_with(&script, &real_volume));
+    assert!(first.contains("creating ext4"), "{first}");
+    assert_eq!(
+        volume.mounted_source().as_deref(),
+        Some(volume.device.as_str())
+    );
+    assert!(sandbox.path("etc-gitlab/gitlab.rb").exists());
+    assert_eq!(sandbox.count("apt-get"), 1);
+    let uuid = volume.uuid();
+    let fstab = volume.fstab();
+    assert_eq!(
+        fstab.matches(&format!("UUID={uuid} ")).count(),
+        1,
+        "{fstab}"
+    );
+    std::fs::write(volume.mountpoint().join("marker"), "data").unwrap();
+
+    let second = ok(&sandbox.run_with(&script, &real_volume));
+    assert!(second.contains("already holds ext4"), "{second}");
+    assert_eq!(volume.uuid(), uuid, "not reformatted");
+    assert_eq!(volume.fstab(), fstab, "no second fstab line");
+    assert_eq!(
+        std::fs::read_to_string(volume.mountpoint().join("marker")).unwrap(),
+        "data"
+    );
+    assert_eq!(
+        sandbox.count("apt-get") + sandbox.count("gitlab-ctl"),
+        0,
+        "no reinstall, no reconfigure"
+    );
 }
 
 #[test]

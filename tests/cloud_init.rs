@@ -2,36 +2,53 @@
 //! `cloud-init schema`, `shellcheck`, and the data-volume script executed
 //! for real against a loop device standing in for the EBS volume.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use glbox::config::Os;
+use common::loop_volume::{run, FakeVolume, VOLUME_ID};
+use glbox::config::{Settings, Sources};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn run(program: &str, args: &[&str]) -> std::process::Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{program} is needed for this test (scripts/test installs it): {e}")
-        })
+fn settings(config: &str) -> Settings {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("glbox.toml");
+    std::fs::write(&path, config).unwrap();
+    glbox::config::load(&Sources {
+        explicit_file: Some(path),
+        ..Sources::default()
+    })
+    .unwrap()
 }
 
 #[test]
 fn rendered_user_data_passes_cloud_init_schema() {
     let dir = tempfile::tempdir().unwrap();
-    for os in [Os::Ubuntu2404, Os::Al2023] {
-        let text = glbox::userdata::render("trial", os, "vol-0123456789abcdef0");
-        let path = dir.path().join(format!("{}.yaml", os.as_str()));
+    // The user data is the same for both access methods (SSH keys come
+    // from the key pair); the OS and swap size change it.
+    for (label, config) in [
+        ("ubuntu", "name = \"trial\"\n"),
+        (
+            "al2023",
+            "name = \"trial\"\n[instance]\nos = \"al2023\"\nswap_gib = 8\n",
+        ),
+        (
+            "ubuntu-ssh",
+            "name = \"trial\"\n[access]\nmethod = \"ssh\"\nssh_cidrs = [\"192.0.2.0/24\"]\n",
+        ),
+    ] {
+        let text = glbox::userdata::render(&settings(config), "vol-0123456789abcdef0");
+        let path = dir.path().join(format!("{label}.yaml"));
         std::fs::write(&path, &text).unwrap();
         let out = run("cloud-init", &["schema", "-c", path.to_str().unwrap()]);
         assert!(
             out.status.success(),
             "{}: {}{}",
-            os.as_str(),
+            label,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -42,8 +59,14 @@ fn rendered_user_data_passes_cloud_init_schema() {
 fn cloud_init_schema_rejects_a_broken_config() {
     // The check above is only worth something if the validator can say no.
     let dir = tempfile::tempdir().unwrap();
-    let text = glbox::userdata::render("trial", Os::Ubuntu2404, "vol-1")
-        .replace("size: 2147483648", "size: lots");
+    let text = glbox::userdata::render(
+        &settings(
+            "name = \"trial\"
+",
+        ),
+        "vol-1",
+    )
+    .replace("size: 2147483648", "size: lots");
     let path = dir.path().join("broken.yaml");
     std::fs::write(&path, text).unwrap();
     assert!(
@@ -70,110 +93,6 @@ fn every_shell_script_passes_shellcheck() {
             "{script}:\n{}",
             String::from_utf8_lossy(&out.stdout)
         );
-    }
-}
-
-/// A 64 MiB file on a loop device, posing as the EBS volume, with the
-/// `/dev/disk/by-id` name a Nitro instance would give it.
-struct FakeVolume {
-    dir: tempfile::TempDir,
-    device: String,
-    _exclusive: std::sync::MutexGuard<'static, ()>,
-}
-
-const VOLUME_ID: &str = "vol-0123456789abcdef0";
-
-/// Loop-device tests run one at a time: attaching two at once can race.
-static LOOP_DEVICES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl FakeVolume {
-    fn new() -> FakeVolume {
-        let exclusive = LOOP_DEVICES
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("disk.img");
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
-        let out = run("losetup", &["--find", "--show", image.to_str().unwrap()]);
-        assert!(
-            out.status.success(),
-            "losetup failed (the sandbox test needs root and loop devices): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let device = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        std::fs::create_dir_all(dir.path().join("by-id")).unwrap();
-        std::os::unix::fs::symlink(
-            &device,
-            dir.path()
-                .join("by-id/nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("fstab"),
-            "# the box's own line\nUUID=root / ext4 defaults 0 1\n",
-        )
-        .unwrap();
-        FakeVolume {
-            dir,
-            device,
-            _exclusive: exclusive,
-        }
-    }
-
-    fn mountpoint(&self) -> PathBuf {
-        self.dir.path().join("var-opt-gitlab")
-    }
-
-    fn fstab(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("fstab")).unwrap()
-    }
-
-    /// Runs the script as the box would, with the test's paths.
-    fn prepare(&self, env: &[(&str, &str)]) -> std::process::Output {
-        let mut command = Command::new("bash");
-        command
-            .arg(repo("cloud-init/prepare-data.sh"))
-            .arg(VOLUME_ID)
-            .arg(self.mountpoint())
-            .env("GLBOX_DISK_BY_ID", self.dir.path().join("by-id"))
-            .env("GLBOX_FSTAB", self.dir.path().join("fstab"))
-            .env("GLBOX_XEN_DEVICES", "/nonexistent/sdf")
-            .env("GLBOX_DEVICE_WAIT", "0");
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command.output().unwrap()
-    }
-
-    fn uuid(&self) -> String {
-        let out = run("blkid", &["-p", "-o", "value", "-s", "UUID", &self.device]);
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    }
-
-    fn mounted_source(&self) -> Option<String> {
-        let out = run(
-            "findmnt",
-            &["-n", "-o", "SOURCE", self.mountpoint().to_str().unwrap()],
-        );
-        out.status
-            .success()
-            .then(|| String::from_utf8(out.stdout).unwrap().trim().to_string())
-    }
-
-    fn unmount(&self) {
-        if self.mounted_source().is_some() {
-            run("umount", &[self.mountpoint().to_str().unwrap()]);
-        }
-    }
-}
-
-impl Drop for FakeVolume {
-    fn drop(&mut self) {
-        self.unmount();
-        run("losetup", &["-d", &self.device]);
     }
 }
 

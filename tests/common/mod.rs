@@ -3,6 +3,7 @@
 //! emulator's request recorder to count what glbox sent.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod loop_volume;
 pub mod sandbox;
 pub mod sshd;
 

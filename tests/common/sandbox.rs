@@ -106,6 +106,11 @@ impl Sandbox {
     }
 
     pub fn run(&self, script: &str) -> Output {
+        self.run_with(script, &[])
+    }
+
+    /// Runs with `extra` variables on top of the sandbox's.
+    pub fn run_with(&self, script: &str, extra: &[(String, String)]) -> Output {
         let script_path = self.path("bootstrap.sh");
         std::fs::write(&script_path, script).unwrap();
         self.clear_calls();
@@ -113,6 +118,7 @@ impl Sandbox {
             .arg(&script_path)
             .env_clear()
             .envs(self.env())
+            .envs(extra.iter().cloned())
             .output()
             .unwrap()
     }
