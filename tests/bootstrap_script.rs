@@ -9,18 +9,8 @@ use std::process::{Command, Output};
 
 use common::loop_volume::{FakeVolume, VOLUME_ID};
 use common::sandbox::{Sandbox, ROOT_PASSWORD};
-use glbox::config::{Settings, Sources};
-
-fn settings(config: &str) -> Settings {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("glbox.toml");
-    std::fs::write(&path, config).unwrap();
-    glbox::config::load(&Sources {
-        explicit_file: Some(path),
-        ..Sources::default()
-    })
-    .unwrap()
-}
+use common::settings;
+use glbox::config::Settings;
 
 fn script(settings: &Settings, external_url: &str) -> String {
     glbox::bootstrap::render(

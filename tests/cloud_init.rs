@@ -8,21 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::loop_volume::{run, FakeVolume, VOLUME_ID};
-use glbox::config::{Settings, Sources};
+use common::settings;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn settings(config: &str) -> Settings {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("glbox.toml");
-    std::fs::write(&path, config).unwrap();
-    glbox::config::load(&Sources {
-        explicit_file: Some(path),
-        ..Sources::default()
-    })
-    .unwrap()
 }
 
 #[test]

@@ -4,38 +4,9 @@
 
 mod common;
 
-use aws_sdk_ec2::types::Filter;
 use common::sandbox::Sandbox;
 use common::sshd::Sshd;
-use common::{glbox, mutating, Emulator, Workspace};
-
-async fn bootstrap_tag(emulator: &Emulator) -> Option<String> {
-    let out = emulator
-        .ec2()
-        .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("tag:glbox:deployment")
-                .values("trial")
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("running")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let instance = out.reservations()[0].instances()[0].clone();
-    instance
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some("glbox:bootstrap"))
-        .and_then(|t| t.value())
-        .map(str::to_string)
-}
+use common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
 
 fn config(sshd: &Sshd, host_key: &str) -> String {
     format!("name = \"trial\"\n{}", sshd.access_config(host_key))
@@ -72,7 +43,7 @@ async fn up_installs_gitlab_over_ssh_and_a_second_up_sends_nothing() {
     let script = glbox(&emulator, &workspace, &["render", "bootstrap"]);
     script.assert_ok();
     assert_eq!(
-        bootstrap_tag(&emulator).await,
+        bootstrap_tag(&emulator, "trial").await,
         Some(glbox::bootstrap::digest(&script.stdout))
     );
 
@@ -104,7 +75,7 @@ async fn a_wrong_host_key_is_refused_before_anything_runs() {
         run.stderr
     );
     assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());
-    assert_eq!(bootstrap_tag(&emulator).await, None);
+    assert_eq!(bootstrap_tag(&emulator, "trial").await, None);
 }
 
 #[tokio::test]
@@ -129,7 +100,7 @@ async fn a_failing_script_reports_its_exit_status_and_the_log_tail() {
         run.stderr
     );
     assert_eq!(
-        bootstrap_tag(&emulator).await,
+        bootstrap_tag(&emulator, "trial").await,
         None,
         "a failed bootstrap is not recorded as done"
     );
@@ -141,5 +112,5 @@ async fn a_failing_script_reports_its_exit_status_and_the_log_tail() {
     )
     .unwrap();
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
-    assert!(bootstrap_tag(&emulator).await.is_some());
+    assert!(bootstrap_tag(&emulator, "trial").await.is_some());
 }

@@ -6,40 +6,8 @@
 
 mod common;
 
-use aws_sdk_ec2::types::Filter;
 use base64::Engine;
-use common::{glbox, mutating, Emulator, Workspace};
-
-async fn instance(emulator: &Emulator) -> aws_sdk_ec2::types::Instance {
-    let out = emulator
-        .ec2()
-        .describe_instances()
-        .filters(
-            Filter::builder()
-                .name("tag:glbox:deployment")
-                .values("trial")
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .values("running")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    out.reservations()[0].instances()[0].clone()
-}
-
-fn bootstrap_tag(instance: &aws_sdk_ec2::types::Instance) -> Option<String> {
-    instance
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some("glbox:bootstrap"))
-        .and_then(|t| t.value())
-        .map(str::to_string)
-}
+use common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
 
 async fn behave(emulator: &Emulator, behaviour: serde_json::Value) {
     emulator
@@ -115,7 +83,7 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
         "executionTimeout from install_timeout_minutes"
     );
     assert_eq!(
-        bootstrap_tag(&instance(&emulator).await),
+        bootstrap_tag(&emulator, "trial").await,
         Some(glbox::bootstrap::digest(&script.stdout))
     );
 
@@ -176,12 +144,12 @@ async fn a_failed_bootstrap_shows_the_on_box_log_and_is_not_recorded_as_done() {
         "{}",
         run.stderr
     );
-    assert_eq!(bootstrap_tag(&instance(&emulator).await), None);
+    assert_eq!(bootstrap_tag(&emulator, "trial").await, None);
 
     behave(&emulator, serde_json::json!({})).await;
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
     assert!(
-        bootstrap_tag(&instance(&emulator).await).is_some(),
+        bootstrap_tag(&emulator, "trial").await.is_some(),
         "the re-run finished the job"
     );
 }
@@ -226,5 +194,5 @@ async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
         run.stderr
     );
     assert_eq!(sent_scripts(&emulator).await[0].1, vec!["60".to_string()]);
-    assert_eq!(bootstrap_tag(&instance(&emulator).await), None);
+    assert_eq!(bootstrap_tag(&emulator, "trial").await, None);
 }

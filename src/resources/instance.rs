@@ -222,20 +222,7 @@ pub async fn resolve_launch(
         Some(ami) => ami.clone(),
         None => {
             let parameter = ami_parameter(settings.os, arch);
-            let out = ctx
-                .aws
-                .ssm
-                .get_parameter()
-                .name(&parameter)
-                .send()
-                .await
-                .ctx("ssm:GetParameter")?;
-            out.parameter()
-                .and_then(|p| p.value())
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    Error::Refused(format!("the public parameter {parameter} has no value"))
-                })?
+            crate::resources::parameters::read(ctx, &parameter, false).await?
         }
     };
     let images = ctx

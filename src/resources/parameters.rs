@@ -107,20 +107,24 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
 
 /// The root password, decrypted (for `status --show-password` only).
 pub async fn root_password(ctx: &Ctx<'_>) -> Result<String> {
-    let name = root_password_name(ctx);
+    read(ctx, &root_password_name(ctx), true).await
+}
+
+/// One parameter's value.
+pub async fn read(ctx: &Ctx<'_>, name: &str, decrypt: bool) -> Result<String> {
     let out = ctx
         .aws
         .ssm
         .get_parameter()
-        .name(&name)
-        .with_decryption(true)
+        .name(name)
+        .with_decryption(decrypt)
         .send()
         .await
         .ctx("ssm:GetParameter")?;
     out.parameter()
         .and_then(|p| p.value())
         .map(str::to_string)
-        .ok_or_else(|| Error::Refused(format!("{name} has no value")))
+        .ok_or_else(|| Error::Refused(format!("the parameter {name} has no value")))
 }
 
 /// Deletes every parameter under the deployment's prefix.

@@ -281,3 +281,50 @@ pub fn glbox_with_env(
     }
     command.output().expect("run glbox").into()
 }
+
+/// Settings loaded from a configuration text, as glbox would load them.
+pub fn settings(config: &str) -> glbox::config::Settings {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("glbox.toml");
+    std::fs::write(&path, config).unwrap();
+    glbox::config::load(&glbox::config::Sources {
+        explicit_file: Some(path),
+        ..glbox::config::Sources::default()
+    })
+    .unwrap()
+}
+
+/// The running instance of deployment `name`.
+pub async fn running_instance(emulator: &Emulator, name: &str) -> aws_sdk_ec2::types::Instance {
+    use aws_sdk_ec2::types::Filter;
+    let out = emulator
+        .ec2()
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name("tag:glbox:deployment")
+                .values(name)
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0].clone()
+}
+
+/// The `glbox:bootstrap` tag of deployment `name`'s instance.
+pub async fn bootstrap_tag(emulator: &Emulator, name: &str) -> Option<String> {
+    running_instance(emulator, name)
+        .await
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("glbox:bootstrap"))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+}
