@@ -22,7 +22,12 @@ async fn up_installs_gitlab_over_ssh_and_a_second_up_sends_nothing() {
     let run = glbox(&emulator, &workspace, &["up", "--yes"]);
     run.assert_ok();
     assert!(
-        run.stderr.contains("| glbox-phase: package"),
+        run.stderr.contains("phase: package (after "),
+        "phases are shown:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("  | installing gitlab-ce"),
         "output is streamed:\n{}",
         run.stderr
     );

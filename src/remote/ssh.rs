@@ -229,6 +229,7 @@ impl Ssh {
         ctx.ui
             .info(&format!("running {what} over SSH on {}", self.host));
 
+        let started = std::time::Instant::now();
         let mut output = String::new();
         let mut pending_line = String::new();
         let mut exit_code = None;
@@ -240,7 +241,7 @@ impl Ssh {
                         output.push_str(&text);
                         pending_line.push_str(&text);
                         while let Some((line, rest)) = pending_line.split_once('\n') {
-                            ctx.ui.info(&format!("  | {line}"));
+                            show_line(ctx, line, started);
                             pending_line = rest.to_string();
                         }
                     }
@@ -253,7 +254,7 @@ impl Ssh {
         })
         .await;
         if !pending_line.is_empty() {
-            ctx.ui.info(&format!("  | {pending_line}"));
+            show_line(ctx, &pending_line, started);
         }
         let _ = session
             .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -291,6 +292,18 @@ impl Ssh {
             )));
         }
         Ok(())
+    }
+}
+
+/// Shows a line of the script's output; the bootstrap's phase markers
+/// stand out, with the time since the script started.
+fn show_line(ctx: &Ctx<'_>, line: &str, started: std::time::Instant) {
+    match line.strip_prefix("glbox-phase: ") {
+        Some(phase) => ctx.ui.info(&format!(
+            "phase: {phase} (after {}s)",
+            started.elapsed().as_secs()
+        )),
+        None => ctx.ui.info(&format!("  | {line}")),
     }
 }
 
