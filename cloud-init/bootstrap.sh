@@ -5,11 +5,13 @@
 #
 # Safe to re-run: it installs only what is missing, upgrades only to a newer
 # pinned version (never downgrades), writes gitlab.rb only when it changed,
-# and reconfigures only then. Everything it prints also goes to
-# /var/log/glbox/bootstrap.log, so a failure can be read on the box.
+# and reconfigures only then (or when an earlier reconfigure did not
+# finish). Everything it prints also goes to /var/log/glbox/bootstrap.log,
+# so a failure can be read on the box.
 #
 # The initial root password is read here, on the instance, from SSM
-# Parameter Store; it is never printed and never sent by glbox.
+# Parameter Store; it is never printed, never on a command line, and never
+# sent by glbox.
 set -euo pipefail
 
 : "${GLBOX_DEPLOYMENT:?}" "${GLBOX_REGION:?}" "${GLBOX_OS:?}" "${GLBOX_EDITION:?}"
@@ -19,25 +21,44 @@ root_email="${GLBOX_ROOT_EMAIL:-}"
 # Paths, overridable only so the tests can run this in a sandbox.
 etc_gitlab="${GLBOX_ETC_GITLAB:-/etc/gitlab}"
 log_dir="${GLBOX_LOG_DIR:-/var/log/glbox}"
+lock_dir="${GLBOX_LOCK_DIR:-/run/lock}"
+cloud_init_run_dir="${GLBOX_CLOUD_INIT_RUN_DIR:-/run/cloud-init}"
 prepare_data="${GLBOX_PREPARE_DATA:-/usr/local/sbin/glbox-prepare-data}"
 data_mountpoint="${GLBOX_DATA_MOUNTPOINT:-/var/opt/gitlab}"
 apt_sources="${GLBOX_APT_SOURCES:-/etc/apt/sources.list.d}"
 yum_repos="${GLBOX_YUM_REPOS:-/etc/yum.repos.d}"
 
 package="gitlab-$GLBOX_EDITION"
+# What must survive a new instance lives on the data volume: GitLab's
+# secrets (without them encrypted data such as CI variables and 2FA
+# cannot be read) and the version the data was last used with.
+state_dir="$data_mountpoint/glbox"
+# Written before a change, removed once GitLab reconfigured successfully.
+pending="$etc_gitlab/.glbox-reconfigure-pending"
 # GitLab's required upgrade stops (major.minor), from its upgrade-path
 # documentation: a jump across one of these can fail.
 required_stops="16.3 16.7 16.11 17.1 17.3 17.5 17.8 17.11 18.2 18.5 18.8 18.11"
 
 mkdir -p "$log_dir"
 chmod 0750 "$log_dir"
-exec > >(tee -a "$log_dir/bootstrap.log") 2>&1
+# tee keeps writing the log even if whoever started us went away.
+exec > >(tee --output-error=warn-nopipe -a "$log_dir/bootstrap.log") 2>&1
 
+warnings=()
 phase() { printf 'glbox-phase: %s\n' "$*"; }
+warn() {
+  printf 'warning: %s\n' "$*"
+  warnings+=("$*")
+}
 fail() {
   printf 'glbox-error: %s\n' "$*"
   exit "${2:-1}"
 }
+
+# One bootstrap at a time (a re-run must not overlap a slow install).
+mkdir -p "$lock_dir"
+exec 8> "$lock_dir/glbox-bootstrap.lock"
+flock -n 8 || fail "another glbox bootstrap is running on this box; wait for it, then re-run"
 
 case "$GLBOX_OS" in
   ubuntu-24.04)
@@ -71,8 +92,7 @@ warn_required_stops() {
   local from="$1" to="$2" stop
   for stop in $required_stops; do
     if version_lt "$from" "$stop.0" && version_lt "$stop.99999" "$to"; then
-      printf 'glbox-warning: the upgrade %s -> %s crosses required upgrade stop %s; GitLab expects an upgrade to %s first\n' \
-        "$from" "$to" "$stop" "$stop"
+      warn "the upgrade $from -> $to crosses required upgrade stop $stop; GitLab expects an upgrade to $stop first"
     fi
   done
 }
@@ -89,27 +109,38 @@ package_spec() {
 
 # install_package [ROOT_PASSWORD]: EXTERNAL_URL (and the first-install
 # values) go to this one command only: exported globally, EXTERNAL_URL would
-# rewrite gitlab.rb on every later package operation.
+# rewrite gitlab.rb on every later package operation. They are exported in
+# a subshell, so the password never appears on a command line.
 install_package() {
   local spec
   spec="$(package_spec)"
-  local -a first_install=()
-  if [ "$#" -gt 0 ]; then
-    first_install+=("GITLAB_ROOT_PASSWORD=$1")
-    if [ -n "$root_email" ]; then
-      first_install+=("GITLAB_ROOT_EMAIL=$root_email")
+  (
+    if [ "$#" -gt 0 ]; then
+      export GITLAB_ROOT_PASSWORD="$1"
+      if [ -n "$root_email" ]; then
+        export GITLAB_ROOT_EMAIL="$root_email"
+      fi
     fi
-  fi
-  if [ "$family" = deb ]; then
-    env "${first_install[@]}" EXTERNAL_URL="$GLBOX_EXTERNAL_URL" DEBIAN_FRONTEND=noninteractive \
-      apt-get install -y "$spec"
-  else
-    env "${first_install[@]}" EXTERNAL_URL="$GLBOX_EXTERNAL_URL" dnf install -y "$spec"
-  fi
+    export EXTERNAL_URL="$GLBOX_EXTERNAL_URL"
+    if [ "$family" = deb ]; then
+      export DEBIAN_FRONTEND=noninteractive
+      exec apt-get install -y "$spec"
+    else
+      exec dnf install -y "$spec"
+    fi
+  )
 }
+
+if [ -d "$cloud_init_run_dir" ] && command -v cloud-init > /dev/null; then
+  phase "waiting for cloud-init"
+  # Packages, the AWS CLI and the data volume come from first boot.
+  timeout 1800 cloud-init status --wait > /dev/null || warn "cloud-init reported a problem; see /var/log/cloud-init-output.log"
+fi
 
 phase "data volume"
 "$prepare_data" "$GLBOX_DATA_VOLUME" "$data_mountpoint"
+mkdir -p "$state_dir"
+chmod 0700 "$state_dir"
 
 phase "configuration"
 # gitlab.rb first, so that the package's own reconfigure uses it.
@@ -118,27 +149,41 @@ chmod 0775 "$etc_gitlab"
 new_rb="$(mktemp)"
 trap 'rm -f "$new_rb"' EXIT
 printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
-rb_changed=0
 if ! cmp -s "$new_rb" "$etc_gitlab/gitlab.rb"; then
+  touch "$pending"
   install -m 0600 "$new_rb" "$etc_gitlab/gitlab.rb"
-  rb_changed=1
   echo "gitlab.rb written"
+fi
+if [ -s "$state_dir/gitlab-secrets.json" ] && [ ! -e "$etc_gitlab/gitlab-secrets.json" ]; then
+  install -m 0600 "$state_dir/gitlab-secrets.json" "$etc_gitlab/gitlab-secrets.json"
+  echo "restored gitlab-secrets.json from the data volume"
 fi
 
 phase "repository"
+fresh_repository=0
 if [ ! -e "$repo_file" ]; then
   curl -fsSL "https://packages.gitlab.com/install/repositories/gitlab/$package/script.$family.sh" | bash
+  fresh_repository=1
 fi
 
 phase "package"
 current="$(installed_version)"
+# The version the data was last used with (the data may outlive instances).
+data_version="$(cat "$state_dir/installed-version" 2> /dev/null || true)"
 package_changed=0
 if [ -z "$current" ]; then
+  if [ -n "$data_version" ] && [ "$GLBOX_VERSION" != latest ]; then
+    if version_lt "$GLBOX_VERSION" "$data_version"; then
+      fail "the data volume was last used by $package $data_version; refusing to install the older $GLBOX_VERSION on it" 3
+    fi
+    warn_required_stops "$data_version" "$GLBOX_VERSION"
+  fi
   root_password="$(aws ssm get-parameter --region "$GLBOX_REGION" \
     --name "/glbox/$GLBOX_DEPLOYMENT/root-password" --with-decryption \
     --query Parameter.Value --output text)" ||
     fail "cannot read /glbox/$GLBOX_DEPLOYMENT/root-password from SSM (does the instance role allow it?)"
   echo "installing $(package_spec)"
+  touch "$pending"
   install_package "$root_password"
   unset root_password
   package_changed=1
@@ -147,17 +192,36 @@ elif [ "$GLBOX_VERSION" != latest ] && [ "$GLBOX_VERSION" != "$current" ]; then
     fail "$package $current is installed; refusing to downgrade to $GLBOX_VERSION (GitLab does not support downgrades)" 3
   fi
   warn_required_stops "$current" "$GLBOX_VERSION"
+  if [ "$family" = deb ] && [ "$fresh_repository" = 0 ]; then
+    apt-get update
+  fi
   echo "upgrading $package $current -> $GLBOX_VERSION"
+  touch "$pending"
   install_package
   package_changed=1
 else
   echo "$package $current is installed"
 fi
 
-# Installing or upgrading the package reconfigures GitLab by itself.
-if [ "$rb_changed" = 1 ] && [ "$package_changed" = 0 ]; then
+# apt fails when the package's own reconfigure fails, so a successful deb
+# install or upgrade has reconfigured; dnf does not report that reliably.
+if [ "$package_changed" = 1 ] && [ "$family" = deb ]; then
+  rm -f "$pending"
+fi
+if [ -e "$pending" ]; then
   phase "reconfigure"
   gitlab-ctl reconfigure
+  rm -f "$pending"
 fi
 
-printf 'glbox-result: %s %s\n' "$package" "$(installed_version)"
+version="$(installed_version)"
+printf '%s\n' "$version" > "$state_dir/installed-version"
+if [ -e "$etc_gitlab/gitlab-secrets.json" ]; then
+  install -m 0600 "$etc_gitlab/gitlab-secrets.json" "$state_dir/gitlab-secrets.json"
+fi
+
+# Repeat the warnings at the end, where glbox reads them.
+for warning in "${warnings[@]}"; do
+  printf 'glbox-warning: %s\n' "$warning"
+done
+printf 'glbox-result: %s %s\n' "$package" "$version"

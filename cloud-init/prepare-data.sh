@@ -12,6 +12,7 @@
 #   GLBOX_XEN_DEVICES  Xen device names to fall back to ("/dev/sdf /dev/xvdf")
 #   GLBOX_FSTAB        the fstab to maintain           (/etc/fstab)
 #   GLBOX_DEVICE_WAIT  seconds to wait for the device  (300)
+#   GLBOX_LOCK_DIR     where the run lock lives         (/run/lock)
 set -euo pipefail
 
 volume_id="${1:?usage: glbox-prepare-data VOLUME_ID MOUNTPOINT}"
@@ -20,8 +21,15 @@ by_id="${GLBOX_DISK_BY_ID:-/dev/disk/by-id}"
 xen_devices="${GLBOX_XEN_DEVICES:-/dev/sdf /dev/xvdf}"
 fstab="${GLBOX_FSTAB:-/etc/fstab}"
 wait_seconds="${GLBOX_DEVICE_WAIT:-300}"
+lock_dir="${GLBOX_LOCK_DIR:-/run/lock}"
 
 log() { printf 'glbox-prepare-data: %s\n' "$*" >&2; }
+
+# cloud-init and the bootstrap both run this: never two at once (two
+# probes could both find a blank disk and both format it).
+mkdir -p "$lock_dir"
+exec 9> "$lock_dir/glbox-prepare-data.lock"
+flock 9
 
 # Nitro instances show EBS volumes as NVMe devices whose serial is the
 # volume id without its dash; Xen instances keep the requested name.
@@ -83,10 +91,11 @@ wanted="UUID=$uuid $mountpoint_dir $fs_type defaults,nofail 0 2"
 touch "$fstab"
 if ! grep -qxF "$wanted" "$fstab"; then
   # Replace any other line for this mount point, keep everything else.
+  # Written beside it and renamed, so fstab is never half-written.
   awk -v mp="$mountpoint_dir" '$2 != mp' "$fstab" > "$fstab.glbox-new"
   printf '%s\n' "$wanted" >> "$fstab.glbox-new"
-  cat "$fstab.glbox-new" > "$fstab"
-  rm -f "$fstab.glbox-new"
+  chmod 0644 "$fstab.glbox-new"
+  mv -f "$fstab.glbox-new" "$fstab"
   log "fstab: $wanted"
 fi
 

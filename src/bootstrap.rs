@@ -77,7 +77,6 @@ mod tests {
         assert!(script.starts_with("#!/bin/bash\n# Values for deployment \"trial\""));
         assert!(script.contains("GLBOX_DATA_VOLUME='vol-1'\n"));
         assert!(script.contains("GLBOX_VERSION='latest'\n"));
-        assert!(script.contains("set -euo pipefail"));
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -918,9 +918,14 @@ fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
     )?;
     let root_email = raw.root_email.filter(|e| !e.is_empty());
     if let Some(email) = &root_email {
-        let ok = email.split_once('@').is_some_and(|(user, domain)| {
-            !user.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
-        });
+        // It lands inside quotes in gitlab.rb and the shell: plain addresses only.
+        let plain = email
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".@_+-".contains(c));
+        let ok = plain
+            && email
+                .split_once('@')
+                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
         if !ok {
             return Err(bad(
                 "gitlab.root_email",
@@ -1198,6 +1203,7 @@ mod tests {
             ("name = \"a\"\n[gitlab]\nexternal_url = \"https://203.0.113.7\"", &[], "gitlab.external_url", "203.0.113.7"),
             ("name = \"a\"\n[gitlab]\nletsencrypt = true", &[], "gitlab.letsencrypt", "true"),
             ("name = \"a\"\n[gitlab]\nroot_email = \"root\"", &[], "gitlab.root_email", "root"),
+            ("name = \"a\"\n[gitlab]\nroot_email = \"o'brien@example.com\"", &[], "gitlab.root_email", "o'brien"),
         ];
         for (text, env, field, value) in cases {
             let err = error_of(text, env);

@@ -199,6 +199,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         }
         instance::Change::Create | instance::Change::Replace { .. } => None,
     };
+    let eip_plan = elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target);
     let bootstrap = with_bootstrap.then(|| {
         let staying = target.and(primary.as_ref());
         crate::bootstrap::diff(staying.map(|instance| {
@@ -207,7 +208,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
                     .public_dns
                     .as_deref()
                     .or(instance.public_ip.as_deref());
-                let address = observed.addresses.first().map(|a| a.public_ip.as_str());
+                let address = kept_address(&eip_plan, &observed.addresses);
                 let url = crate::gitlab_rb::external_url(ctx.settings, address, host)?;
                 Some(crate::bootstrap::render(
                     ctx.settings,
@@ -233,7 +234,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         ),
         data_volume: data_volume::diff(&ctx.settings.data_volume, chosen_volume.as_ref(), target)?,
         extra_volumes,
-        elastic_ip: elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target),
+        elastic_ip: eip_plan,
         instance: InstancePlan {
             change: instance_change,
             launch,
@@ -241,6 +242,20 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         },
         placement,
     })
+}
+
+/// The public IP of the Elastic IP the plan keeps (what `up` will use for
+/// GitLab's URL), if one already exists.
+fn kept_address<'a>(plan: &EipPlan, addresses: &'a [Address]) -> Option<&'a str> {
+    let kept = match &plan.change {
+        elastic_ip::Change::NoChange { allocation_id }
+        | elastic_ip::Change::Associate { allocation_id } => allocation_id,
+        elastic_ip::Change::Create | elastic_ip::Change::Absent => return None,
+    };
+    addresses
+        .iter()
+        .find(|a| &a.allocation_id == kept)
+        .map(|a| a.public_ip.as_str())
 }
 
 fn refuse_foreign_iam(observed: &Observed) -> Result<()> {

@@ -56,7 +56,7 @@ fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigure
 
     let first = ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
     assert_eq!(
-        sandbox.count("glbox-prepare-data vol-0123456789abcdef0 /var/opt/gitlab"),
+        sandbox.count("glbox-prepare-data vol-0123456789abcdef0 "),
         1
     );
     assert_eq!(sandbox.count("curl -fsSL https://packages.gitlab.com/install/repositories/gitlab/gitlab-ce/script.deb.sh"), 1);
@@ -210,7 +210,7 @@ fn pinned_versions_upgrade_with_a_stop_warning_and_never_downgrade() {
     let installs: Vec<String> = sandbox
         .calls()
         .into_iter()
-        .filter(|c| c.starts_with("apt-get"))
+        .filter(|c| c.starts_with("apt-get install"))
         .collect();
     assert_eq!(
         installs,
@@ -218,6 +218,11 @@ fn pinned_versions_upgrade_with_a_stop_warning_and_never_downgrade() {
         "an upgrade does not pass the root password"
     );
     assert_eq!(sandbox.count("aws"), 0);
+    assert_eq!(
+        sandbox.count("apt-get update"),
+        1,
+        "fresh package lists before an upgrade"
+    );
 
     let downgrade = sandbox.run(&script(
         &settings("name = \"trial\"\n[gitlab]\nversion = \"17.2.1\"\n"),
@@ -245,8 +250,95 @@ fn amazon_linux_uses_the_rpm_repository_and_dnf() {
             .count("dnf install -y gitlab-ee-18.5.1 EXTERNAL_URL=http://198.51.100.1 password=set"),
         1
     );
+    assert_eq!(
+        sandbox.count("gitlab-ctl reconfigure"),
+        1,
+        "dnf does not report a failed reconfigure: run it"
+    );
     ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
     assert_eq!(sandbox.count("dnf"), 0);
+    assert_eq!(sandbox.count("gitlab-ctl"), 0);
+}
+
+#[test]
+fn a_reconfigure_that_failed_is_retried_by_the_next_run() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n");
+    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+
+    std::fs::write(sandbox.path("gitlab-ctl-fails"), "").unwrap();
+    let failed = sandbox.run(&script(&s, "http://gitlab.example.com"));
+    assert!(!failed.status.success());
+    std::fs::remove_file(sandbox.path("gitlab-ctl-fails")).unwrap();
+
+    // Same configuration again: gitlab.rb is already in place, but the
+    // reconfigure never finished, so it runs now, once.
+    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
+    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    assert_eq!(sandbox.count("gitlab-ctl"), 0);
+}
+
+#[test]
+fn a_new_instance_on_old_data_gets_its_secrets_back_and_no_older_version() {
+    let sandbox = Sandbox::new();
+    let url = "http://198.51.100.1";
+    let pinned = |v: &str| settings(&format!("name = \"trial\"\n[gitlab]\nversion = \"{v}\"\n"));
+    ok(&sandbox.run(&script(&pinned("17.4.2"), url)));
+    let secrets = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab-secrets.json")).unwrap();
+
+    // A replacement instance: new root disk, same data volume.
+    std::fs::remove_file(sandbox.path("installed")).unwrap();
+    std::fs::remove_dir_all(sandbox.path("etc-gitlab")).unwrap();
+    std::fs::create_dir(sandbox.path("etc-gitlab")).unwrap();
+
+    let older = sandbox.run(&script(&pinned("17.2.1"), url));
+    assert_eq!(older.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&older.stdout).contains("last used by gitlab-ce 17.4.2"));
+    assert!(
+        String::from_utf8_lossy(&older.stdout)
+            .contains("restored gitlab-secrets.json from the data volume"),
+        "secrets come back before anything else happens"
+    );
+    assert_eq!(sandbox.count("apt-get install"), 0);
+
+    let newer = ok(&sandbox.run(&script(&pinned("17.6.1"), url)));
+    assert!(
+        newer.contains(
+            "glbox-warning: the upgrade 17.4.2 -> 17.6.1 crosses required upgrade stop 17.5"
+        ),
+        "{newer}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab-secrets.json")).unwrap(),
+        secrets,
+        "the data's secrets, not new ones"
+    );
+}
+
+#[test]
+fn it_waits_for_cloud_init_and_runs_one_at_a_time() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n");
+    std::fs::create_dir(sandbox.path("cloud-init-ran")).unwrap();
+    let booted = [(
+        "GLBOX_CLOUD_INIT_RUN_DIR".to_string(),
+        sandbox.path("cloud-init-ran").display().to_string(),
+    )];
+    ok(&sandbox.run_with(&script(&s, "http://198.51.100.1"), &booted));
+    assert_eq!(sandbox.count("cloud-init status --wait"), 1);
+
+    let mut holder = Command::new("flock")
+        .arg(sandbox.path("lock/glbox-bootstrap.lock"))
+        .args(["sleep", "5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = sandbox.run(&script(&s, "http://198.51.100.1"));
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stdout).contains("another glbox bootstrap is running"));
 }
 
 #[test]

@@ -195,4 +195,16 @@ async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
     );
     assert_eq!(sent_scripts(&emulator).await[0].1, vec!["60".to_string()]);
     assert_eq!(bootstrap_tag(&emulator, "trial").await, None);
+    // glbox cancelled the hung command, so a re-run cannot overlap it.
+    let ssm = emulator.ssm();
+    let commands = ssm.list_commands().send().await.unwrap();
+    let first = &commands.commands()[0];
+    let invocation = ssm
+        .get_command_invocation()
+        .command_id(first.command_id().unwrap())
+        .instance_id(&first.instance_ids()[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invocation.status().unwrap().as_str(), "Cancelled");
 }

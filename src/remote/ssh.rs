@@ -18,9 +18,10 @@ use crate::remote::{tail, Outcome};
 use crate::resources::Ctx;
 use crate::wait::{self, Poll};
 
-/// Root runs bash directly; anyone else through passwordless sudo.
-const RUN_AS_ROOT: &str =
-    r#"if [ "$(id -u)" = 0 ]; then exec bash -s; else exec sudo -n bash -s; fi"#;
+/// The script arrives on stdin and is saved to a file before it runs (so
+/// nothing it starts can read the rest of it as input); root runs it with
+/// bash directly, anyone else through passwordless sudo.
+const RUN_AS_ROOT: &str = r#"f="$(mktemp)" || exit 1; cat > "$f" || exit 1; if [ "$(id -u)" = 0 ]; then bash "$f"; else sudo -n bash "$f"; fi; rc=$?; rm -f "$f"; exit "$rc""#;
 const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 const CONSOLE_BEGIN: &str = "-----BEGIN SSH HOST KEY KEYS-----";
 const CONSOLE_END: &str = "-----END SSH HOST KEY KEYS-----";

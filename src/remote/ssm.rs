@@ -103,10 +103,28 @@ impl Ssm {
         ctx.ui
             .detail(&format!("sent {what} as SSM command {command_id}"));
         let waiting_for = format!("{what} on {} (SSM command {command_id})", self.instance_id);
-        wait::until(ctx.ui, &waiting_for, timeout + REPORT_MARGIN, || async {
+        let result = wait::until(ctx.ui, &waiting_for, timeout + REPORT_MARGIN, || async {
             self.poll(ctx, &command_id).await
         })
-        .await
+        .await;
+        if matches!(result, Err(Error::Timeout { .. })) {
+            // Stop it, so that a re-run does not overlap it.
+            let cancelled = ctx
+                .aws
+                .ssm
+                .cancel_command()
+                .command_id(&command_id)
+                .instance_ids(&self.instance_id)
+                .send()
+                .await;
+            if let Err(e) = cancelled {
+                ctx.ui.warn(&format!(
+                    "could not cancel SSM command {command_id}: {}",
+                    crate::aws::error("ssm:CancelCommand", e)
+                ));
+            }
+        }
+        result
     }
 
     async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<Outcome>> {

@@ -13,15 +13,19 @@ pub const STUBS: &[(&str, &str)] = &[
     (
         "apt-get",
         r#"echo "apt-get $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set} email=${GITLAB_ROOT_EMAIL:-}" >> "$SANDBOX/calls.log"
+[ "$1" = install ] || exit 0
 spec="${*: -1}"
 case "$spec" in
   *=*) version="${spec#*=}"; echo "${version%%-*}" > "$SANDBOX/installed" ;;
   *) echo "18.6.0" > "$SANDBOX/installed" ;;
-esac"#,
+esac
+# The package's reconfigure creates GitLab's secrets when there are none.
+[ -e "$GLBOX_ETC_GITLAB/gitlab-secrets.json" ] || echo "secrets-$RANDOM$RANDOM" > "$GLBOX_ETC_GITLAB/gitlab-secrets.json""#,
     ),
     (
         "dnf",
         r#"echo "dnf $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set}" >> "$SANDBOX/calls.log"
+[ "$1" = install ] || exit 0
 spec="${*: -1}"
 case "$spec" in
   gitlab-e?-*) echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
@@ -50,7 +54,13 @@ echo "Sandbox-Root-Password-1""#,
     ),
     (
         "gitlab-ctl",
-        r#"echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log""#,
+        r#"echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log"
+# A test makes reconfigure fail by creating this file.
+[ ! -e "$SANDBOX/gitlab-ctl-fails" ]"#,
+    ),
+    (
+        "cloud-init",
+        r#"echo "cloud-init $*" >> "$SANDBOX/calls.log""#,
     ),
     (
         "glbox-prepare-data",
@@ -67,7 +77,7 @@ impl Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        for sub in ["etc-gitlab", "apt", "yum", "log"] {
+        for sub in ["etc-gitlab", "apt", "yum", "log", "data", "lock"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         for (name, body) in STUBS {
@@ -97,6 +107,10 @@ impl Sandbox {
             ("GLBOX_PREPARE_DATA".into(), path("bin/glbox-prepare-data")),
             ("GLBOX_APT_SOURCES".into(), path("apt")),
             ("GLBOX_YUM_REPOS".into(), path("yum")),
+            ("GLBOX_DATA_MOUNTPOINT".into(), path("data")),
+            ("GLBOX_LOCK_DIR".into(), path("lock")),
+            // No cloud-init run on this machine: the wait is skipped.
+            ("GLBOX_CLOUD_INIT_RUN_DIR".into(), path("no-cloud-init")),
         ]
     }
 

@@ -129,15 +129,28 @@ def add_instance_information():
     SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
 
 
+CANCELLED = set()
+
+
 def add_invocation_outcomes():
     """Gap: SendCommand never runs anything, and every invocation reports
-    Success with empty output. Let a test choose the outcome per script."""
+    Success with empty output. Let a test choose the outcome per script.
+    Gap: CancelCommand answers HTTP 500; serve it (the command then reports
+    Cancelled)."""
     original = SimpleSystemManagerResponse.get_command_invocation
+
+    def cancel_command(self):
+        CANCELLED.add(self._get_param("CommandId"))
+        return ActionResult({})
 
     def get_command_invocation(self):
         result = original(self)
         invocation = dict(result.result)
-        command = self.ssm_backend.get_command_by_id(self._get_param("CommandId"))
+        command_id = self._get_param("CommandId")
+        if command_id in CANCELLED:
+            invocation.update({"Status": "Cancelled", "StatusDetails": "Cancelled", "ResponseCode": -1})
+            return ActionResult(invocation)
+        command = self.ssm_backend.get_command_by_id(command_id)
         script = "\n".join(command.parameters.get("commands", []))
         for rule in behaviour(self.current_account, self.region).get("invocations", []):
             if rule["contains"] in script:
@@ -155,6 +168,7 @@ def add_invocation_outcomes():
         return ActionResult(invocation)
 
     SimpleSystemManagerResponse.get_command_invocation = get_command_invocation
+    SimpleSystemManagerResponse.cancel_command = cancel_command
 
 
 def add_console_output():
