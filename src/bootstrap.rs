@@ -8,10 +8,8 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::aws::AwsResultExt;
-use crate::config::{AccessMethod, Settings};
+use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::remote::ssh::Ssh;
-use crate::remote::ssm::Ssm;
 use crate::remote::{Outcome, Transport};
 use crate::resources::instance::Instance;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -160,12 +158,7 @@ pub async fn apply(
     if instance.bootstrap_digest.as_deref() == Some(wanted.as_str()) {
         return Ok(());
     }
-    let transport = match ctx.settings.access {
-        AccessMethod::Ssm => Transport::Ssm(Ssm {
-            instance_id: instance.id.clone(),
-        }),
-        AccessMethod::Ssh => Transport::Ssh(Ssh::prepare(ctx, &instance.id, public_address).await?),
-    };
+    let transport = Transport::for_instance(ctx, &instance.id, public_address).await?;
     transport.wait_ready(ctx).await?;
     let run = transport
         .run(
@@ -183,12 +176,12 @@ pub async fn apply(
                 "timed out after {}s; raise gitlab.install_timeout_minutes if the box is slow",
                 elapsed.as_secs()
             ),
-            output_tail: String::new(),
+            output: String::new(),
         },
         other => other?,
     };
     for warning in outcome
-        .output_tail
+        .output
         .lines()
         .filter_map(|l| l.strip_prefix("glbox-warning: "))
     {
@@ -239,8 +232,8 @@ async fn failure(
         )
         .await
     {
-        Ok(tail) if tail.succeeded() => tail.output_tail,
-        _ => outcome.output_tail.clone(),
+        Ok(tail) if tail.succeeded() => tail.output,
+        _ => outcome.tail(40),
     };
     Error::Refused(format!(
         "the GitLab bootstrap on {instance_id} failed ({}); the end of /var/log/glbox/bootstrap.log:\n{}\n  fix: correct the cause shown above, then re-run glbox up (it picks up where it stopped)",

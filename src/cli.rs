@@ -22,6 +22,7 @@ Examples:
   glbox up                            create or converge everything, GitLab included
   glbox up --no-bootstrap --yes       create or converge the AWS side, no prompt
   glbox status --output json          the deployment's resources as JSON
+  glbox verify [--deep]               is GitLab healthy? (exit 0 yes, 1 no, 2 could not check)
   glbox down                          remove the deployment, keep the data volume
   glbox down --delete-data            also delete the data volume (after a final snapshot)
   glbox render user-data              the cloud-config the instance gets at launch
@@ -77,6 +78,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove everything the deployment owns (the data volume is kept unless --delete-data).
     Down(DownArgs),
+    /// Check that GitLab works: health endpoints, services, version, data volume, swap.
+    Verify(VerifyArgs),
     /// Print what glbox would send to the instance, for review (changes nothing).
     Render {
         #[arg(value_enum)]
@@ -99,6 +102,13 @@ pub struct UpArgs {
     /// Stop after the AWS side: do not install or configure GitLab on the box.
     #[arg(long)]
     pub no_bootstrap: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Also run `gitlab-rake gitlab:check` (takes minutes).
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +160,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             run_down(&ctx, cli.output, cli.yes, options).await
         }
         Command::Render { what } => run_render(&ctx, *what).await,
+        Command::Verify(args) => run_verify(&ctx, cli.output, args.deep).await,
     }
 }
 
@@ -302,6 +313,8 @@ fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
 struct UpReport {
     plan: plan::PlanReport,
     applied: Option<apply::Applied>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<crate::verify::Report>,
 }
 
 async fn run_up(
@@ -318,6 +331,7 @@ async fn run_up(
             OutputFormat::Json => print_json(&UpReport {
                 plan: report,
                 applied: None,
+                verify: None,
             }),
             OutputFormat::Text => println!(
                 "Deployment {:?} in {} is up to date: nothing to do.",
@@ -331,6 +345,7 @@ async fn run_up(
     }
     confirm("Apply these changes?", "applying this plan", yes)?;
     let applied = apply::apply(ctx, &plan).await?;
+    let mut verify_report = None;
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
         applied.elastic_ip.as_deref(),
@@ -357,11 +372,22 @@ async fn run_up(
             &target,
         )
         .await?;
+        let transport = crate::remote::Transport::for_instance(
+            ctx,
+            &applied.instance_id,
+            applied.public_ip.as_deref(),
+        )
+        .await?;
+        verify_report = Some(
+            crate::verify::run(ctx, &transport, &url, ctx.settings.verify_timeout, false).await?,
+        );
     }
+    let healthy = verify_report.as_ref().is_none_or(|r| r.healthy);
     match output {
         OutputFormat::Json => print_json(&UpReport {
             plan: report,
             applied: Some(applied),
+            verify: verify_report,
         }),
         OutputFormat::Text => {
             println!(
@@ -383,10 +409,63 @@ async fn run_up(
                 println!("  password:    glbox status --show-password");
             }
             println!("  shell:       {}", shell_command(ctx, &applied));
+            if let Some(report) = &verify_report {
+                print!("{}", crate::verify::table(report));
+            }
             println!("Tear down with: glbox down");
         }
     }
-    Ok(())
+    if healthy {
+        Ok(())
+    } else {
+        Err(Error::Unhealthy)
+    }
+}
+
+/// `glbox verify`: exit 0 healthy, 1 unhealthy, 2 could not check.
+async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<()> {
+    let unverifiable = |e: Error| match e {
+        Error::Unverifiable(_) => e,
+        other => Error::Unverifiable(other.to_string()),
+    };
+    let observed = plan::observe(ctx).await.map_err(unverifiable)?;
+    let holder = observed
+        .data_volumes
+        .iter()
+        .find_map(|v| v.attached_to.as_deref());
+    let (primary, _) = crate::resources::instance::pick_primary(observed.live_instances(), holder);
+    let instance = primary.filter(|i| i.state == "running").ok_or_else(|| {
+        Error::Unverifiable("the deployment has no running instance: run glbox up".into())
+    })?;
+    let elastic_ip = observed
+        .addresses
+        .iter()
+        .find(|a| a.instance_id.as_deref() == Some(instance.id.as_str()))
+        .map(|a| a.public_ip.clone());
+    let host = instance
+        .public_dns
+        .clone()
+        .or_else(|| instance.public_ip.clone());
+    let url = crate::gitlab_rb::external_url(ctx.settings, elastic_ip.as_deref(), host.as_deref())
+        .ok_or_else(|| {
+            Error::Unverifiable("the instance has no address: set gitlab.external_url".into())
+        })?;
+    let address = elastic_ip.or_else(|| instance.public_ip.clone());
+    let transport = crate::remote::Transport::for_instance(ctx, &instance.id, address.as_deref())
+        .await
+        .map_err(unverifiable)?;
+    transport.wait_ready(ctx).await.map_err(unverifiable)?;
+    let report =
+        crate::verify::run(ctx, &transport, &url, ctx.settings.verify_timeout, deep).await?;
+    match output {
+        OutputFormat::Json => print_json(&report),
+        OutputFormat::Text => print!("{}", crate::verify::table(&report)),
+    }
+    if report.healthy {
+        Ok(())
+    } else {
+        Err(Error::Unhealthy)
+    }
 }
 
 /// The command that opens a shell on the box.

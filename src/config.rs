@@ -62,6 +62,13 @@ struct RawConfig {
     network: RawNetwork,
     data_volume: RawDataVolume,
     gitlab: RawGitlab,
+    verify: RawVerify,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawVerify {
+    timeout_minutes: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +161,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("gitlab.letsencrypt", Kind::Boolean),
     ("gitlab.root_email", Kind::Text),
     ("gitlab.install_timeout_minutes", Kind::Integer),
+    ("verify.timeout_minutes", Kind::Integer),
 ];
 
 fn env_var_name(path: &str) -> String {
@@ -379,6 +387,8 @@ pub struct Settings {
     pub remote_port: u16,
     /// How long to wait for the SSM agent or sshd to answer.
     pub ready_timeout: std::time::Duration,
+    /// How long the health checks may wait for GitLab to become ready.
+    pub verify_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -490,6 +500,13 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
     )?;
     let data_volume = validate_data_volume(raw.data_volume)?;
     let gitlab = validate_gitlab(raw.gitlab)?;
+    let verify_minutes = validate_range(
+        "verify.timeout_minutes",
+        raw.verify.timeout_minutes.unwrap_or(10),
+        1,
+        120,
+        "minutes",
+    )?;
     Ok(Settings {
         name,
         region,
@@ -508,6 +525,9 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         remote_host: remote.host,
         remote_port: remote.port,
         ready_timeout: remote.ready_timeout,
+        verify_timeout: std::time::Duration::from_secs(
+            60 * u64::from(verify_minutes.unsigned_abs()),
+        ),
     })
 }
 

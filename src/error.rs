@@ -24,6 +24,12 @@ pub enum Error {
         last_seen: String,
         elapsed: Duration,
     },
+    /// The health checks ran and GitLab is not healthy (exit status 1).
+    #[error("GitLab is not healthy")]
+    Unhealthy,
+    /// The health checks could not run at all (exit status 2).
+    #[error("could not check GitLab's health: {0}")]
+    Unverifiable(String),
     /// The user declined the confirmation prompt.
     #[error("cancelled: nothing was changed")]
     Declined,
@@ -43,10 +49,11 @@ impl Error {
         }
     }
 
-    /// Exit status: 2 for input the user must correct, 1 for everything else.
+    /// Exit status: 2 for input the user must correct or a health check
+    /// that could not run, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) => 2,
+            Error::Config(_) | Error::Unverifiable(_) => 2,
             _ => 1,
         }
     }

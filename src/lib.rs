@@ -24,6 +24,7 @@ pub mod resources;
 pub mod status;
 pub mod ui;
 pub mod userdata;
+pub mod verify;
 pub mod wait;
 
 #[cfg(test)]
@@ -63,6 +64,7 @@ pub(crate) mod test_support {
             remote_host: None,
             remote_port: 22,
             ready_timeout: std::time::Duration::from_secs(900),
+            verify_timeout: std::time::Duration::from_secs(600),
         }
     }
 }

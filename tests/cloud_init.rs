@@ -70,6 +70,7 @@ fn every_shell_script_passes_shellcheck() {
     let scripts = [
         "cloud-init/prepare-data.sh",
         "cloud-init/bootstrap.sh",
+        "cloud-init/verify.sh",
         "scripts/test",
         "scripts/ensure-emulator",
         "scripts/bench",

@@ -119,3 +119,120 @@ async fn a_failing_script_reports_its_exit_status_and_the_log_tail() {
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
     assert!(bootstrap_tag(&emulator, "trial").await.is_some());
 }
+
+fn write(sandbox: &Sandbox, name: &str, text: &str) {
+    std::fs::create_dir_all(sandbox.path("http")).unwrap();
+    std::fs::write(sandbox.path(name), text).unwrap();
+}
+
+#[tokio::test]
+async fn verify_waits_while_gitlab_boots() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+
+    // nginx answers 502 twice while Puma boots, then GitLab is up.
+    write(&sandbox, "http/health.fail-times", "2");
+    let run = glbox(&emulator, &workspace, &["verify"]);
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("not ready yet (health: 502"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("pass  health"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn verify_stops_at_once_on_what_is_wrong_and_says_why() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+
+    // The allowlist answer: 404 with an empty body.
+    write(&sandbox, "http/readiness.code", "404");
+    let started = std::time::Instant::now();
+    let run = glbox(&emulator, &workspace, &["verify"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("FAIL  readiness") && run.stdout.contains("monitoring_whitelist"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "no waiting for what cannot heal"
+    );
+    std::fs::remove_file(sandbox.path("http/readiness.code")).unwrap();
+
+    // --deep adds gitlab:check and names its failures.
+    write(
+        &sandbox,
+        "gitlab-check",
+        "Uploads directory exists? ... no\n",
+    );
+    let deep = glbox(
+        &emulator,
+        &workspace,
+        &["verify", "--deep", "--output", "json"],
+    );
+    assert_eq!(deep.code, 1);
+    let report = deep.json();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gitlab_check")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "fail");
+    assert_eq!(check["evidence"], "Uploads directory exists? ... no");
+
+    // No running instance: cannot check at all.
+    let instance = common::running_instance(&emulator, "trial").await;
+    emulator
+        .ec2()
+        .stop_instances()
+        .instance_ids(instance.instance_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let stopped = glbox(&emulator, &workspace, &["verify"]);
+    assert_eq!(stopped.code, 2, "{}", stopped.stderr);
+    assert!(
+        stopped.stderr.contains("no running instance"),
+        "{}",
+        stopped.stderr
+    );
+}
+
+#[tokio::test]
+async fn verify_gives_up_at_its_deadline_naming_what_is_still_failing() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&format!(
+        "{}[verify]\ntimeout_minutes = 1\n",
+        config(&sshd, "host_key.pub")
+    ));
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+
+    write(&sandbox, "http/readiness.code", "503");
+    write(
+        &sandbox,
+        "http/readiness.body",
+        r#"{"status":"failed","db_check":[{"status":"failed","message":"PG::ConnectionBad"}]}"#,
+    );
+    let run = glbox(&emulator, &workspace, &["verify"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("FAIL  readiness")
+            && run.stdout.contains("failing: db (PG::ConnectionBad)"),
+        "{}",
+        run.stdout
+    );
+}

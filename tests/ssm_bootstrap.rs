@@ -9,7 +9,24 @@ mod common;
 use base64::Engine;
 use common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
 
-async fn behave(emulator: &Emulator, behaviour: serde_json::Value) {
+/// Sets the emulator's behaviour; the health-check script always gets a
+/// healthy box running `version` unless a rule says otherwise.
+async fn behave(emulator: &Emulator, mut behaviour: serde_json::Value) {
+    behave_with_version(emulator, &mut behaviour, "18.6.0").await
+}
+
+async fn behave_with_version(
+    emulator: &Emulator,
+    behaviour: &mut serde_json::Value,
+    version: &str,
+) {
+    let healthy = serde_json::json!({"contains": "# glbox verify:", "status": "Success",
+        "stdout": common::healthy_verify_output(version)});
+    let object = behaviour.as_object_mut().unwrap();
+    let rules = object
+        .entry("invocations")
+        .or_insert_with(|| serde_json::json!([]));
+    rules.as_array_mut().unwrap().push(healthy);
     emulator
         .ssm()
         .put_parameter()
@@ -22,8 +39,17 @@ async fn behave(emulator: &Emulator, behaviour: serde_json::Value) {
         .unwrap();
 }
 
-/// The scripts glbox sent with SendCommand, decoded, oldest first.
+/// The bootstrap scripts glbox sent with SendCommand, decoded, oldest first.
 async fn sent_scripts(emulator: &Emulator) -> Vec<(String, Vec<String>)> {
+    all_sent_scripts(emulator)
+        .await
+        .into_iter()
+        .filter(|(script, _)| script.contains("# glbox bootstrap:"))
+        .collect()
+}
+
+/// Every script glbox sent with SendCommand, decoded, oldest first.
+async fn all_sent_scripts(emulator: &Emulator) -> Vec<(String, Vec<String>)> {
     let out = emulator.ssm().list_commands().send().await.unwrap();
     out.commands()
         .iter()
@@ -44,16 +70,21 @@ async fn sent_scripts(emulator: &Emulator) -> Vec<(String, Vec<String>)> {
 
 /// What the emulator should see for the log-tail command glbox sends on failure.
 fn log_tail_marker() -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(r#"tail -n 60 "${GLBOX_LOG_DIR:-/var/log/glbox}/bootstrap.log""#)
+    "tail -n 60".to_string()
 }
 
 #[tokio::test]
 async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     let emulator = Emulator::start();
     let workspace = Workspace::new("name = \"trial\"\n");
+    behave(&emulator, serde_json::json!({})).await;
     let run = glbox(&emulator, &workspace, &["up", "--yes"]);
     run.assert_ok();
+    assert!(
+        run.stdout.contains("GitLab is healthy."),
+        "up ends with the verdict:\n{}",
+        run.stdout
+    );
 
     let ssm = emulator.ssm();
     let parameter = ssm
@@ -107,6 +138,7 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
 
     // A new version re-runs the bootstrap, once.
     workspace.write_config("name = \"trial\"\n[gitlab]\nversion = \"18.9.1\"\n");
+    behave_with_version(&emulator, &mut serde_json::json!({}), "18.9.1").await;
     let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]).json();
     let gitlab = plan["resources"]
         .as_array()
@@ -207,4 +239,71 @@ async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
         .await
         .unwrap();
     assert_eq!(invocation.status().unwrap().as_str(), "Cancelled");
+}
+
+#[tokio::test]
+async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n");
+    glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+
+    behave(&emulator, serde_json::json!({})).await;
+    let healthy = glbox(&emulator, &workspace, &["verify", "--output", "json"]);
+    healthy.assert_ok();
+    let report = healthy.json();
+    assert_eq!(report["healthy"], true);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "liveness",
+            "readiness",
+            "health",
+            "services",
+            "version",
+            "data_volume",
+            "swap",
+            "gitlab_check"
+        ]
+    );
+
+    // The data on the root disk is "wrong", not "not yet": no waiting.
+    let broken = include_str!("data/verify-broken.txt");
+    behave(
+        &emulator,
+        serde_json::json!({"invocations": [{"contains": "# glbox verify:", "status": "Success", "stdout": broken}]}),
+    )
+    .await;
+    let unhealthy = glbox(&emulator, &workspace, &["verify"]);
+    assert_eq!(unhealthy.code, 1, "{}", unhealthy.stderr);
+    assert!(
+        unhealthy.stdout.contains("FAIL  data_volume"),
+        "{}",
+        unhealthy.stdout
+    );
+    assert!(
+        unhealthy.stdout.contains("db (PG::ConnectionBad"),
+        "{}",
+        unhealthy.stdout
+    );
+    assert!(unhealthy.stdout.contains("GitLab is NOT healthy."));
+
+    // An answer that is not the check script's: could not check.
+    behave(
+        &emulator,
+        serde_json::json!({"invocations": [{"contains": "# glbox verify:", "status": "Failed", "code": 127, "stdout": "bash: curl: command not found"}]}),
+    )
+    .await;
+    let unknown = glbox(&emulator, &workspace, &["verify"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("could not check"),
+        "{}",
+        unknown.stderr
+    );
 }

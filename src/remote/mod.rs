@@ -14,13 +14,18 @@ pub struct Outcome {
     pub exit_code: Option<i32>,
     /// Why it ended, in the transport's words (`Success`, `Failed`, `TimedOut`, `exit 3`…).
     pub status: String,
-    /// The end of what it printed.
-    pub output_tail: String,
+    /// What it printed (SSM keeps at most 24,000 characters of it).
+    pub output: String,
 }
 
 impl Outcome {
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0)
+    }
+
+    /// The last `lines` lines of the output.
+    pub fn tail(&self, lines: usize) -> String {
+        tail(&self.output, lines)
     }
 }
 
@@ -36,6 +41,23 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The configured transport to `instance_id` (SSH connects to
+    /// `access.host`, else `public_address`).
+    pub async fn for_instance(
+        ctx: &crate::resources::Ctx<'_>,
+        instance_id: &str,
+        public_address: Option<&str>,
+    ) -> Result<Transport> {
+        Ok(match ctx.settings.access {
+            crate::config::AccessMethod::Ssm => Transport::Ssm(ssm::Ssm {
+                instance_id: instance_id.to_string(),
+            }),
+            crate::config::AccessMethod::Ssh => {
+                Transport::Ssh(ssh::Ssh::prepare(ctx, instance_id, public_address).await?)
+            }
+        })
+    }
+
     /// Waits (with the configured deadline) until the box can take commands.
     pub async fn wait_ready(&self, ctx: &crate::resources::Ctx<'_>) -> Result<()> {
         match self {

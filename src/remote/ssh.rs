@@ -14,7 +14,7 @@ use russh::ChannelMsg;
 use crate::aws::AwsResultExt;
 use crate::config::{Os, SshKeySource};
 use crate::error::{Error, Result};
-use crate::remote::{tail, Outcome};
+use crate::remote::Outcome;
 use crate::resources::Ctx;
 use crate::wait::{self, Poll};
 
@@ -268,7 +268,7 @@ impl Ssh {
         Ok(Outcome {
             exit_code: if streamed.is_ok() { exit_code } else { None },
             status,
-            output_tail: tail(&output, 40),
+            output,
         })
     }
 

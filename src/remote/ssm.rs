@@ -9,7 +9,7 @@ use base64::Engine;
 
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
-use crate::remote::{tail, Outcome};
+use crate::remote::Outcome;
 use crate::resources::Ctx;
 use crate::wait::{self, Poll};
 
@@ -164,7 +164,7 @@ impl Ssm {
             // SSM reports -1 when the script never got to exit.
             exit_code: (code >= 0 && status != "TimedOut" && status != "Cancelled").then_some(code),
             status,
-            output_tail: tail(&output, 40),
+            output,
         }))
     }
 }

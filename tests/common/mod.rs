@@ -328,3 +328,8 @@ pub async fn bootstrap_tag(emulator: &Emulator, name: &str) -> Option<String> {
         .and_then(|t| t.value())
         .map(str::to_string)
 }
+
+/// What `cloud-init/verify.sh` prints on a healthy box running `version`.
+pub fn healthy_verify_output(version: &str) -> String {
+    include_str!("../data/verify-healthy.txt").replace("18.6.0", version)
+}

@@ -35,7 +35,10 @@ esac"#,
     (
         "dpkg-query",
         r#"[ -s "$SANDBOX/installed" ] || exit 1
-echo "installed $(cat "$SANDBOX/installed")-ce.0""#,
+case "$*" in
+  *db:Status*) echo "installed $(cat "$SANDBOX/installed")-ce.0" ;;
+  *) echo "$(cat "$SANDBOX/installed")-ce.0" ;;
+esac"#,
     ),
     (
         "rpm",
@@ -45,7 +48,30 @@ cat "$SANDBOX/installed""#,
     (
         "curl",
         r#"echo "curl $*" >> "$SANDBOX/calls.log"
-echo 'touch "$GLBOX_APT_SOURCES/gitlab_gitlab-ce.list" "$GLBOX_YUM_REPOS/gitlab_gitlab-ee.repo"'"#,
+case "$*" in
+  *packages.gitlab.com*)
+    echo 'touch "$GLBOX_APT_SOURCES/gitlab_gitlab-ce.list" "$GLBOX_YUM_REPOS/gitlab_gitlab-ee.repo"'
+    exit 0 ;;
+esac
+# A health endpoint: answers from $SANDBOX/http/<name>.{code,body}, else
+# healthy ones; <name>.fail-times makes the first N answers a 502.
+out=""; prev=""
+for arg in "$@"; do [ "$prev" = -o ] && out="$arg"; prev="$arg"; done
+url="${*: -1}"; name="${url##*/-/}"; name="${name%%\?*}"
+dir="$SANDBOX/http"
+if [ -s "$dir/$name.fail-times" ] && [ "$(cat "$dir/$name.fail-times")" -gt 0 ]; then
+  echo $(( $(cat "$dir/$name.fail-times") - 1 )) > "$dir/$name.fail-times"
+  printf 'Bad Gateway' > "$out"; printf '502'; exit 0
+fi
+if [ -e "$dir/$name.code" ]; then
+  cat "$dir/$name.body" > "$out" 2>/dev/null || : > "$out"; cat "$dir/$name.code"; exit 0
+fi
+case "$name" in
+  liveness) printf '{"status":"ok"}' > "$out" ;;
+  readiness) printf '{"status":"ok","master_check":[{"status":"ok"}],"db_check":[{"status":"ok"}]}' > "$out" ;;
+  health) printf 'GitLab OK' > "$out" ;;
+esac
+printf '200'"#,
     ),
     (
         "aws",
@@ -55,9 +81,28 @@ echo "Sandbox-Root-Password-1""#,
     (
         "gitlab-ctl",
         r#"echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log"
+if [ "$1" = status ]; then
+  echo "run: puma: (pid 1234) 345s; run: log: (pid 1200) 400s"
+  echo "run: sidekiq: (pid 1240) 340s; run: log: (pid 1210) 400s"
+  exit 0
+fi
 # A test makes reconfigure fail by creating this file.
 [ ! -e "$SANDBOX/gitlab-ctl-fails" ]"#,
     ),
+    (
+        "findmnt",
+        r#"case "$*" in
+  *--target*) cat "$SANDBOX/findmnt-data" 2>/dev/null || echo "/dev/nvme1n1 ext4 98.1G 90.2G" ;;
+  *) echo "/dev/nvme0n1p1" ;;
+esac"#,
+    ),
+    (
+        "gitlab-rake",
+        r#"echo "Checking GitLab subtasks ..."
+echo "All migrations up? ... yes"
+cat "$SANDBOX/gitlab-check" 2>/dev/null || true"#,
+    ),
+    ("swapon", r#"echo "/swapfile 2147483648""#),
     (
         "cloud-init",
         r#"echo "cloud-init $*" >> "$SANDBOX/calls.log""#,

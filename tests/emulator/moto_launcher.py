@@ -19,6 +19,7 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 RECORDING = tempfile.NamedTemporaryFile(prefix="glbox-moto-recording-", delete=False)
 os.environ["MOTO_RECORDER_FILEPATH"] = RECORDING.name
 
+import base64  # noqa: E402
 import json  # noqa: E402
 
 from moto.core.responses import ActionResult  # noqa: E402
@@ -35,8 +36,9 @@ from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
 #   "offline": true            -> DescribeInstanceInformation reports ConnectionLost
 #   "invocations": [{"contains": TEXT, "status": S, "code": N,
 #                    "stdout": TEXT, "stderr": TEXT}, ...]
-#                              -> the first rule whose TEXT occurs in a command's
-#                                 script decides that command's invocation
+#                              -> the first rule whose TEXT occurs in a command
+#                                 (or in the base64 script it carries) decides
+#                                 that command's invocation
 #   "console": TEXT            -> GetConsoleOutput returns TEXT
 BEHAVIOUR_PARAMETER = "/glbox-test/behaviour"
 
@@ -132,6 +134,18 @@ def add_instance_information():
 CANCELLED = set()
 
 
+def decoded_script(command):
+    """glbox sends scripts as `echo '<base64>' | base64 -d > file`: match
+    rules against the script itself as well as the command around it."""
+    if "echo '" in command and "' | base64 -d" in command:
+        encoded = command.split("echo '", 1)[1].split("' | base64 -d", 1)[0]
+        try:
+            return command + "\n" + base64.b64decode(encoded).decode("utf-8", "replace")
+        except ValueError:
+            pass
+    return command
+
+
 def add_invocation_outcomes():
     """Gap: SendCommand never runs anything, and every invocation reports
     Success with empty output. Let a test choose the outcome per script.
@@ -151,7 +165,7 @@ def add_invocation_outcomes():
             invocation.update({"Status": "Cancelled", "StatusDetails": "Cancelled", "ResponseCode": -1})
             return ActionResult(invocation)
         command = self.ssm_backend.get_command_by_id(command_id)
-        script = "\n".join(command.parameters.get("commands", []))
+        script = decoded_script("\n".join(command.parameters.get("commands", [])))
         for rule in behaviour(self.current_account, self.region).get("invocations", []):
             if rule["contains"] in script:
                 status = rule.get("status", "Success")

@@ -1,0 +1,523 @@
+//! Health verification on the box: `cloud-init/verify.sh` gathers the
+//! evidence (health endpoints on 127.0.0.1, `gitlab-ctl status`, the
+//! installed version, the data mount, swap), and the parsers here judge it.
+//!
+//! Each check ends as pass, fail or skipped. While GitLab boots, failures
+//! that mean "not yet" (nginx's 502, a refused connection, readiness still
+//! failing, services still starting) are retried until the deadline; ones
+//! that mean "wrong" (the allowlist's 404, a missing data mount, no swap, a
+//! different version) stop at once with the likely cause.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::{GitlabVersion, Settings};
+use crate::error::{Error, Result};
+use crate::remote::Transport;
+use crate::resources::Ctx;
+
+const SCRIPT: &str = include_str!("../cloud-init/verify.sh");
+const ROUND_TIMEOUT: Duration = Duration::from_secs(180);
+const DEEP_ROUND_TIMEOUT: Duration = Duration::from_secs(1200);
+const PAUSE_BETWEEN_ROUNDS: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skipped,
+}
+
+/// How a failing check should be treated while waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Done,
+    NotYet,
+    Wrong,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub evidence: String,
+    #[serde(skip)]
+    kind: Kind,
+}
+
+impl Check {
+    fn pass(name: &'static str, evidence: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Pass,
+            evidence: evidence.into(),
+            kind: Kind::Done,
+        }
+    }
+
+    fn not_yet(name: &'static str, evidence: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Fail,
+            evidence: evidence.into(),
+            kind: Kind::NotYet,
+        }
+    }
+
+    fn wrong(name: &'static str, evidence: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Fail,
+            evidence: evidence.into(),
+            kind: Kind::Wrong,
+        }
+    }
+
+    fn skipped(name: &'static str, evidence: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Skipped,
+            evidence: evidence.into(),
+            kind: Kind::Done,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub healthy: bool,
+    pub checks: Vec<Check>,
+}
+
+/// The verify script with the deployment's values in front of it.
+pub fn render(settings: &Settings, external_url: &str, deep: bool) -> String {
+    let (shebang, body) = SCRIPT.split_once('\n').unwrap_or(("#!/bin/bash", SCRIPT));
+    format!(
+        "{shebang}\nGLBOX_EXTERNAL_URL='{external_url}'\nGLBOX_EDITION='{}'\nGLBOX_OS='{}'\nGLBOX_DEEP='{}'\n{body}",
+        settings.gitlab.edition.as_str(),
+        settings.os.as_str(),
+        u8::from(deep)
+    )
+}
+
+/// Splits the script's output into its `=== name` sections.
+fn sections(output: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for line in output.lines() {
+        if let Some(name) = line.strip_prefix("=== ") {
+            if let Some((done, text)) = current.take() {
+                map.insert(done, text);
+            }
+            current = Some((name.trim().to_string(), String::new()));
+        } else if let Some((_, text)) = current.as_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if let Some((done, text)) = current {
+        map.insert(done, text);
+    }
+    map
+}
+
+/// An endpoint section: the status code line, then the body.
+fn endpoint(section: Option<&String>) -> (String, String) {
+    let text = section.map(String::as_str).unwrap_or("");
+    let (code, body) = text.split_once('\n').unwrap_or((text, ""));
+    (code.trim().to_string(), body.trim().to_string())
+}
+
+/// What a non-200 answer from a health endpoint means.
+fn judge_http(name: &'static str, code: &str, body: &str) -> Check {
+    match code {
+        "404" if body.is_empty() => Check::wrong(
+            name,
+            "404 with an empty body: 127.0.0.1 is not in gitlab_rails['monitoring_whitelist'] (glbox sets it; was gitlab.rb changed by hand?)",
+        ),
+        "302" => Check::wrong(
+            name,
+            "302 to the sign-in page: the request reached Rails but not the health route (an old GitLab, or a proxy in front?)",
+        ),
+        "000" => Check::not_yet(name, "no answer on 127.0.0.1 (nginx not up yet)"),
+        "502" | "503" | "504" => Check::not_yet(name, format!("{code}: GitLab is still starting")),
+        other => Check::not_yet(name, format!("HTTP {other}: {}", first_line(body))),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+fn check_liveness(section: Option<&String>) -> Check {
+    let (code, body) = endpoint(section);
+    if code == "200" {
+        Check::pass("liveness", format!("200 {}", first_line(&body)))
+    } else {
+        judge_http("liveness", &code, &body)
+    }
+}
+
+fn check_health(section: Option<&String>) -> Check {
+    let (code, body) = endpoint(section);
+    if code == "200" && body.contains("GitLab OK") {
+        Check::pass("health", "200 GitLab OK")
+    } else if code == "200" {
+        Check::wrong(
+            "health",
+            format!("200 but not \"GitLab OK\": {}", first_line(&body)),
+        )
+    } else {
+        judge_http("health", &code, &body)
+    }
+}
+
+/// The failing sub-checks of a `/-/readiness?all=1` answer, by name.
+pub fn failing_readiness(json: &str) -> Option<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let object = value.as_object()?;
+    let mut failing = Vec::new();
+    for (name, results) in object {
+        if let Some(list) = results.as_array() {
+            if list.iter().any(|r| r["status"] != "ok") {
+                let message = list
+                    .iter()
+                    .filter_map(|r| r["message"].as_str())
+                    .next()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                failing.push(format!("{}{message}", name.trim_end_matches("_check")));
+            }
+        }
+    }
+    Some(failing)
+}
+
+fn check_readiness(section: Option<&String>) -> Check {
+    let (code, body) = endpoint(section);
+    match (code.as_str(), failing_readiness(&body)) {
+        ("200", Some(failing)) if failing.is_empty() => {
+            Check::pass("readiness", "200, every sub-check ok")
+        }
+        ("200" | "503", Some(failing)) if !failing.is_empty() => {
+            Check::not_yet("readiness", format!("failing: {}", failing.join(", ")))
+        }
+        ("500", _) => Check::not_yet("readiness", "500: the readiness check raised an exception"),
+        _ => judge_http("readiness", &code, &body),
+    }
+}
+
+/// `gitlab-ctl status`: each service and whether it runs.
+pub fn parse_gitlab_ctl(text: &str) -> Vec<(String, bool)> {
+    text.lines()
+        .filter_map(|line| {
+            let (state, rest) = line.split_once(": ")?;
+            let service = rest.split(':').next()?.trim();
+            match state {
+                "run" => Some((service.to_string(), true)),
+                "down" | "fail" | "warning" | "finish" => Some((service.to_string(), false)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn check_services(section: Option<&String>) -> Check {
+    let services = parse_gitlab_ctl(section.map(String::as_str).unwrap_or(""));
+    if services.is_empty() {
+        return Check::not_yet("services", "gitlab-ctl status listed no service");
+    }
+    let down: Vec<&str> = services
+        .iter()
+        .filter(|(_, up)| !up)
+        .map(|(s, _)| s.as_str())
+        .collect();
+    if down.is_empty() {
+        Check::pass("services", format!("{} services running", services.len()))
+    } else {
+        Check::not_yet("services", format!("down: {}", down.join(", ")))
+    }
+}
+
+fn check_version(settings: &Settings, section: Option<&String>) -> Check {
+    let installed = section.map(|s| s.trim()).unwrap_or("");
+    match (&settings.gitlab.version, installed) {
+        (_, "") => Check::wrong("version", "the GitLab package is not installed"),
+        (GitlabVersion::Latest, installed) => {
+            Check::pass("version", format!("{installed} (latest at install)"))
+        }
+        (GitlabVersion::Pinned(wanted), installed) if wanted == installed => {
+            Check::pass("version", installed.to_string())
+        }
+        (GitlabVersion::Pinned(wanted), installed) => Check::wrong(
+            "version",
+            format!("{installed} installed, {wanted} requested: run glbox up"),
+        ),
+    }
+}
+
+/// `findmnt -o SOURCE,FSTYPE,SIZE,AVAIL --target /var/opt/gitlab` against
+/// the root file system's source.
+fn check_data_mount(mount: Option<&String>, root: Option<&String>) -> Check {
+    let fields: Vec<&str> = mount
+        .map(|m| m.split_whitespace().collect())
+        .unwrap_or_default();
+    let root_source = root.map(|r| r.trim()).unwrap_or("");
+    match fields.as_slice() {
+        [source, fstype, size, avail, ..] if *source != root_source => Check::pass(
+            "data_volume",
+            format!("{source} ({fstype}) at /var/opt/gitlab: {avail} free of {size}"),
+        ),
+        [source, ..] => Check::wrong(
+            "data_volume",
+            format!("/var/opt/gitlab is on the root disk ({source}), not the data volume: see /var/log/glbox/prepare-data.log"),
+        ),
+        [] => Check::wrong("data_volume", "findmnt found nothing at /var/opt/gitlab"),
+    }
+}
+
+/// `swapon --show=NAME,SIZE --noheadings --bytes`: the total swap in bytes.
+pub fn swap_bytes(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+fn check_swap(section: Option<&String>) -> Check {
+    let bytes = swap_bytes(section.map(String::as_str).unwrap_or(""));
+    if bytes > 0 {
+        Check::pass("swap", format!("{} MiB", bytes >> 20))
+    } else {
+        Check::wrong("swap", "no swap is on (GitLab asks for at least 2 GiB)")
+    }
+}
+
+/// The failures in `gitlab-rake gitlab:check` output: the lines that say
+/// "no" or "Failure" (with the check name before them).
+pub fn gitlab_check_failures(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| {
+            line.ends_with("... no")
+                || line.contains("... Failure")
+                || line.ends_with("... failed")
+                || line.starts_with("Try fixing it")
+        })
+        .filter(|line| !line.starts_with("Try fixing it"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_deep(section: Option<&String>) -> Check {
+    match section {
+        None => Check::skipped("gitlab_check", "run with --deep"),
+        Some(text) => {
+            let failures = gitlab_check_failures(text);
+            let exit = text
+                .lines()
+                .find_map(|l| l.strip_prefix("glbox-exit: "))
+                .unwrap_or("?");
+            if failures.is_empty() && exit != "0" {
+                Check::wrong(
+                    "gitlab_check",
+                    format!("gitlab-rake gitlab:check did not run (exit {exit})"),
+                )
+            } else if failures.is_empty() {
+                Check::pass("gitlab_check", "gitlab:check found nothing wrong")
+            } else {
+                Check::wrong("gitlab_check", failures.join("; "))
+            }
+        }
+    }
+}
+
+/// Judges one round of the script's output.
+pub fn evaluate(settings: &Settings, output: &str) -> Vec<Check> {
+    let s = sections(output);
+    vec![
+        check_liveness(s.get("liveness")),
+        check_readiness(s.get("readiness")),
+        check_health(s.get("health")),
+        check_services(s.get("gitlab-ctl")),
+        check_version(settings, s.get("version")),
+        check_data_mount(s.get("mount"), s.get("root")),
+        check_swap(s.get("swap")),
+        check_deep(s.get("gitlab-check")),
+    ]
+}
+
+/// Runs the checks through `transport` until they pass, one is wrong, or
+/// `deadline` passes. `Err` only when the box could not be asked at all.
+pub async fn run(
+    ctx: &Ctx<'_>,
+    transport: &Transport,
+    external_url: &str,
+    deadline: Duration,
+    deep: bool,
+) -> Result<Report> {
+    let script = render(ctx.settings, external_url, deep);
+    let round_timeout = if deep {
+        DEEP_ROUND_TIMEOUT
+    } else {
+        ROUND_TIMEOUT
+    };
+    let started = tokio::time::Instant::now();
+    loop {
+        let outcome = transport
+            .run(ctx, "health checks", &script, round_timeout)
+            .await
+            .map_err(|e| Error::Unverifiable(e.to_string()))?;
+        if !outcome.output.contains("=== end") {
+            return Err(Error::Unverifiable(format!(
+                "the check script did not finish ({}): {}",
+                outcome.status,
+                outcome.tail(5)
+            )));
+        }
+        let checks = evaluate(ctx.settings, &outcome.output);
+        let wrong = checks.iter().any(|c| c.kind == Kind::Wrong);
+        let waiting: Vec<&Check> = checks.iter().filter(|c| c.kind == Kind::NotYet).collect();
+        if wrong || waiting.is_empty() || started.elapsed() >= deadline {
+            return Ok(Report {
+                healthy: checks.iter().all(|c| c.status != Status::Fail),
+                checks,
+            });
+        }
+        ctx.ui.info(&format!(
+            "GitLab is not ready yet ({}: {}); checking again in {}s (gave it {}s of {}s)",
+            waiting[0].name,
+            waiting[0].evidence,
+            PAUSE_BETWEEN_ROUNDS.as_secs(),
+            started.elapsed().as_secs(),
+            deadline.as_secs()
+        ));
+        tokio::time::sleep(PAUSE_BETWEEN_ROUNDS).await;
+    }
+}
+
+/// The report as a table for people.
+pub fn table(report: &Report) -> String {
+    let mut out = String::new();
+    for check in &report.checks {
+        let status = match check.status {
+            Status::Pass => "pass",
+            Status::Fail => "FAIL",
+            Status::Skipped => "skip",
+        };
+        out.push_str(&format!(
+            "  {status:<5} {:<13} {}\n",
+            check.name, check.evidence
+        ));
+    }
+    out.push_str(if report.healthy {
+        "GitLab is healthy.\n"
+    } else {
+        "GitLab is NOT healthy.\n"
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEALTHY: &str = include_str!("../tests/data/verify-healthy.txt");
+    const BROKEN: &str = include_str!("../tests/data/verify-broken.txt");
+
+    fn by_name<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+        checks.iter().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_healthy_box_passes_everything_but_the_deep_check() {
+        let checks = evaluate(&crate::test_support::settings("t"), HEALTHY);
+        for check in &checks {
+            let expected = if check.name == "gitlab_check" {
+                Status::Skipped
+            } else {
+                Status::Pass
+            };
+            assert_eq!(check.status, expected, "{check:?}");
+        }
+        assert_eq!(by_name(&checks, "services").evidence, "11 services running");
+        assert_eq!(by_name(&checks, "swap").evidence, "2048 MiB");
+    }
+
+    #[test]
+    fn a_broken_box_names_every_problem() {
+        let mut settings = crate::test_support::settings("t");
+        settings.gitlab.version = GitlabVersion::Pinned("18.7.0".into());
+        let checks = evaluate(&settings, BROKEN);
+        let readiness = by_name(&checks, "readiness");
+        assert_eq!(readiness.kind, Kind::NotYet);
+        assert!(
+            readiness.evidence.contains("db (PG::ConnectionBad"),
+            "{readiness:?}"
+        );
+        assert!(
+            readiness
+                .evidence
+                .contains("gitaly (14:Connection refused)"),
+            "{readiness:?}"
+        );
+        assert_eq!(
+            by_name(&checks, "services").evidence,
+            "down: postgresql, sidekiq"
+        );
+        assert_eq!(by_name(&checks, "version").kind, Kind::Wrong);
+        assert!(by_name(&checks, "data_volume")
+            .evidence
+            .contains("root disk"));
+        assert_eq!(by_name(&checks, "swap").kind, Kind::Wrong);
+        let deep = by_name(&checks, "gitlab_check");
+        assert_eq!(deep.evidence, "All migrations up? ... no");
+    }
+
+    #[test]
+    fn http_answers_are_told_apart() {
+        assert_eq!(judge_http("health", "502", "").kind, Kind::NotYet);
+        assert_eq!(judge_http("health", "000", "").kind, Kind::NotYet);
+        let allowlist = judge_http("health", "404", "");
+        assert_eq!(allowlist.kind, Kind::Wrong);
+        assert!(allowlist.evidence.contains("monitoring_whitelist"));
+        assert_eq!(judge_http("health", "302", "").kind, Kind::Wrong);
+    }
+
+    #[test]
+    fn gitlab_ctl_lines_parse() {
+        let services = parse_gitlab_ctl(
+            "run: puma: (pid 1234) 345s; run: log: (pid 1200) 400s\ndown: sidekiq: 0s, normally up; run: log: (pid 1) 2s\nfail: redis: runsv not running\nnoise\n",
+        );
+        assert_eq!(
+            services,
+            vec![
+                ("puma".into(), true),
+                ("sidekiq".into(), false),
+                ("redis".into(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_deep_check_that_could_not_run_is_a_failure() {
+        let check = check_deep(Some(
+            &"bash: gitlab-rake: command not found\nglbox-exit: 127\n".to_string(),
+        ));
+        assert_eq!(check.kind, Kind::Wrong);
+        assert!(check.evidence.contains("exit 127"));
+        assert_eq!(
+            check_deep(Some(&"ok ... yes\nglbox-exit: 0\n".to_string())).status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn unparseable_readiness_is_not_a_pass() {
+        assert_eq!(failing_readiness("<html>"), None);
+        let check = check_readiness(Some(&"200\n<html>".to_string()));
+        assert_eq!(check.status, Status::Fail);
+    }
+}
