@@ -12,8 +12,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LAUNCHER = os.path.join(os.path.dirname(__file__), "..", "tests", "emulator", "moto_launcher.py")
 HEALTHY_OUTPUT = os.path.join(os.path.dirname(__file__), "..", "tests", "data", "verify-healthy.txt")
@@ -40,6 +42,25 @@ def action_of(record):
 
 def is_mutating(action):
     return not action.startswith(("Describe", "Get", "List"))
+
+
+class SignInPage(BaseHTTPRequestHandler):
+    """Stands in for GitLab's sign-in page for the outside check (the
+    addresses the emulator hands out exist nowhere)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def sign_in_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SignInPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
 
 
 def healthy_box(port):
@@ -87,6 +108,7 @@ def main():
     launcher = subprocess.Popen([sys.executable, LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         port = int(launcher.stdout.readline())
+        sign_in_port = sign_in_server()
         results = {"from_empty": [], "no_op": []}
         counts = {}
         for run in range(args.runs):
@@ -94,7 +116,7 @@ def main():
             healthy_box(port)
             with tempfile.TemporaryDirectory() as workdir:
                 with open(os.path.join(workdir, "glbox.toml"), "w") as config:
-                    config.write(f'name = "bench{run}"\n')
+                    config.write(f'name = "bench{run}"\n[verify]\nurl = "http://127.0.0.1:{sign_in_port}"\n')
                 # The emulator loads each service lazily: warm it with one
                 # untimed deployment first.
                 if run == 0:

@@ -69,6 +69,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawVerify {
     timeout_minutes: Option<i64>,
+    url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +163,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("gitlab.root_email", Kind::Text),
     ("gitlab.install_timeout_minutes", Kind::Integer),
     ("verify.timeout_minutes", Kind::Integer),
+    ("verify.url", Kind::Text),
 ];
 
 fn env_var_name(path: &str) -> String {
@@ -389,6 +391,9 @@ pub struct Settings {
     pub ready_timeout: std::time::Duration,
     /// How long the health checks may wait for GitLab to become ready.
     pub verify_timeout: std::time::Duration,
+    /// Where the outside check asks for the sign-in page, when not the
+    /// external URL (a VPN address, a test server).
+    pub verify_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,6 +505,13 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
     )?;
     let data_volume = validate_data_volume(raw.data_volume)?;
     let gitlab = validate_gitlab(raw.gitlab)?;
+    let verify_url = raw
+        .verify
+        .url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .map(|u| validate_url("verify.url", &u))
+        .transpose()?;
     let verify_minutes = validate_range(
         "verify.timeout_minutes",
         raw.verify.timeout_minutes.unwrap_or(10),
@@ -528,6 +540,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         verify_timeout: std::time::Duration::from_secs(
             60 * u64::from(verify_minutes.unsigned_abs()),
         ),
+        verify_url,
     })
 }
 
@@ -903,7 +916,7 @@ fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
     let external_url = raw
         .external_url
         .filter(|u| !u.is_empty())
-        .map(|u| validate_external_url(&u))
+        .map(|u| validate_url("gitlab.external_url", &u))
         .transpose()?;
     let https = external_url
         .as_deref()
@@ -985,8 +998,7 @@ pub fn url_host(url: &str) -> &str {
     }
 }
 
-fn validate_external_url(url: &str) -> Result<String, ConfigError> {
-    let field = "gitlab.external_url";
+fn validate_url(field: &str, url: &str) -> Result<String, ConfigError> {
     let fix = "use a URL like \"https://gitlab.example.com\" or \"http://203.0.113.7\"";
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(bad(field, url, "has no scheme", fix));
@@ -1223,6 +1235,7 @@ mod tests {
             ("name = \"a\"\n[gitlab]\nexternal_url = \"https://203.0.113.7\"", &[], "gitlab.external_url", "203.0.113.7"),
             ("name = \"a\"\n[gitlab]\nletsencrypt = true", &[], "gitlab.letsencrypt", "true"),
             ("name = \"a\"\n[gitlab]\nroot_email = \"root\"", &[], "gitlab.root_email", "root"),
+            ("name = \"a\"\n[verify]\nurl = \"127.0.0.1:8080\"", &[], "verify.url", "127.0.0.1:8080"),
             ("name = \"a\"\n[gitlab]\nroot_email = \"o'brien@example.com\"", &[], "gitlab.root_email", "o'brien"),
         ];
         for (text, env, field, value) in cases {

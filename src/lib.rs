@@ -19,6 +19,7 @@ pub mod gitlab_rb;
 pub mod names;
 pub mod paths;
 pub mod plan;
+pub mod probe;
 pub mod remote;
 pub mod resources;
 pub mod status;
@@ -65,6 +66,7 @@ pub(crate) mod test_support {
             remote_port: 22,
             ready_timeout: std::time::Duration::from_secs(900),
             verify_timeout: std::time::Duration::from_secs(600),
+            verify_url: None,
         }
     }
 }

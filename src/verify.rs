@@ -349,6 +349,18 @@ pub fn evaluate(settings: &Settings, output: &str) -> Vec<Check> {
     ]
 }
 
+/// The sign-in page through the URL users will use.
+async fn outside(url: &str) -> Check {
+    const NAME: &str = "sign_in_page";
+    match crate::probe::sign_in_page(url).await {
+        crate::probe::Finding::Ok(evidence) => Check::pass(NAME, evidence),
+        crate::probe::Finding::NotYet(evidence) => {
+            Check::not_yet(NAME, format!("{url}: {evidence}"))
+        }
+        crate::probe::Finding::Wrong(evidence) => Check::wrong(NAME, format!("{url}: {evidence}")),
+    }
+}
+
 /// Runs the checks through `transport` until they pass, one is wrong, or
 /// `deadline` passes. `Err` only when the box could not be asked at all.
 pub async fn run(
@@ -377,7 +389,9 @@ pub async fn run(
                 outcome.tail(5)
             )));
         }
-        let checks = evaluate(ctx.settings, &outcome.output);
+        let mut checks =
+            vec![outside(ctx.settings.verify_url.as_deref().unwrap_or(external_url)).await];
+        checks.extend(evaluate(ctx.settings, &outcome.output));
         let wrong = checks.iter().any(|c| c.kind == Kind::Wrong);
         let waiting: Vec<&Check> = checks.iter().filter(|c| c.kind == Kind::NotYet).collect();
         if wrong || waiting.is_empty() || started.elapsed() >= deadline {

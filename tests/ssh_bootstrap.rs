@@ -9,7 +9,16 @@ use common::sshd::Sshd;
 use common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
 
 fn config(sshd: &Sshd, host_key: &str) -> String {
-    format!("name = \"trial\"\n{}", sshd.access_config(host_key))
+    config_with(sshd, host_key, "")
+}
+
+/// `verify`: extra keys for the `[verify]` section.
+fn config_with(sshd: &Sshd, host_key: &str, verify: &str) -> String {
+    format!(
+        "name = \"trial\"\n{}{}",
+        sshd.access_config(host_key),
+        common::verify_section(verify)
+    )
 }
 
 #[tokio::test]
@@ -215,10 +224,7 @@ async fn verify_gives_up_at_its_deadline_naming_what_is_still_failing() {
     let emulator = Emulator::start();
     let sandbox = Sandbox::new();
     let sshd = Sshd::start(Some(&sandbox.env()));
-    let workspace = Workspace::new(&format!(
-        "{}[verify]\ntimeout_minutes = 1\n",
-        config(&sshd, "host_key.pub")
-    ));
+    let workspace = Workspace::new(&config_with(&sshd, "host_key.pub", "timeout_minutes = 1\n"));
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
 
     write(&sandbox, "http/readiness.code", "503");

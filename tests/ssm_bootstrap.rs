@@ -76,7 +76,7 @@ fn log_tail_marker() -> String {
 #[tokio::test]
 async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new("name = \"trial\"\n");
+    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
     behave(&emulator, serde_json::json!({})).await;
     let run = glbox(&emulator, &workspace, &["up", "--yes"]);
     run.assert_ok();
@@ -137,7 +137,10 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
 
     // A new version re-runs the bootstrap, once.
-    workspace.write_config("name = \"trial\"\n[gitlab]\nversion = \"18.9.1\"\n");
+    workspace.write_config(&format!(
+        "name = \"trial\"\n[gitlab]\nversion = \"18.9.1\"\n{}",
+        common::verify_section("")
+    ));
     behave_with_version(&emulator, &mut serde_json::json!({}), "18.9.1").await;
     let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]).json();
     let gitlab = plan["resources"]
@@ -157,7 +160,7 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
 #[tokio::test]
 async fn a_failed_bootstrap_shows_the_on_box_log_and_is_not_recorded_as_done() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new("name = \"trial\"\n");
+    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
     behave(
         &emulator,
         serde_json::json!({"invocations": [
@@ -189,7 +192,10 @@ async fn a_failed_bootstrap_shows_the_on_box_log_and_is_not_recorded_as_done() {
 #[tokio::test]
 async fn an_agent_that_never_comes_online_is_explained() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new("name = \"trial\"\n[access]\nready_timeout_minutes = 1\n");
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n[access]\nready_timeout_minutes = 1\n{}",
+        common::verify_section("")
+    ));
     behave(&emulator, serde_json::json!({"offline": true})).await;
     let run = glbox(&emulator, &workspace, &["up", "--yes"]);
     assert_eq!(run.code, 1);
@@ -208,7 +214,10 @@ async fn an_agent_that_never_comes_online_is_explained() {
 #[tokio::test]
 async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new("name = \"trial\"\n[gitlab]\ninstall_timeout_minutes = 1\n");
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n[gitlab]\ninstall_timeout_minutes = 1\n{}",
+        common::verify_section("")
+    ));
     behave(
         &emulator,
         serde_json::json!({"invocations": [
@@ -244,7 +253,7 @@ async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
 #[tokio::test]
 async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new("name = \"trial\"\n");
+    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
     glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
 
     behave(&emulator, serde_json::json!({})).await;
@@ -261,6 +270,7 @@ async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
     assert_eq!(
         names,
         [
+            "sign_in_page",
             "liveness",
             "readiness",
             "health",
@@ -305,5 +315,27 @@ async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
         unknown.stderr.contains("could not check"),
         "{}",
         unknown.stderr
+    );
+}
+
+#[tokio::test]
+async fn up_exits_with_the_verdict_of_its_checks() {
+    let emulator = Emulator::start();
+    let rejecting = common::http_server("422 Unprocessable Entity");
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n[verify]\nurl = \"http://127.0.0.1:{rejecting}\"\n"
+    ));
+    behave(&emulator, serde_json::json!({})).await;
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("FAIL  sign_in_page") && run.stdout.contains("external_url"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("GitLab is not healthy"),
+        "{}",
+        run.stderr
     );
 }

@@ -333,3 +333,27 @@ pub async fn bootstrap_tag(emulator: &Emulator, name: &str) -> Option<String> {
 pub fn healthy_verify_output(version: &str) -> String {
     include_str!("../data/verify-healthy.txt").replace("18.6.0", version)
 }
+
+/// A local HTTP server answering every request with `status` (e.g. "200 OK").
+pub fn http_server(status: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let response =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    port
+}
+
+/// A `[verify]` section whose outside check goes to a local server that
+/// answers 200 (never to an address the emulator made up), plus `extra`.
+pub fn verify_section(extra: &str) -> String {
+    static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    let port = *PORT.get_or_init(|| http_server("200 OK"));
+    format!("[verify]\nurl = \"http://127.0.0.1:{port}\"\n{extra}")
+}

@@ -1,0 +1,225 @@
+//! The outside check against local HTTP(S) servers that reproduce what
+//! GitLab and the network in front of it answer (127.0.0.1 only).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use glbox::probe::{sign_in_page, Finding};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// One answer of the stub: a status line with headers, or a stall.
+#[derive(Clone)]
+enum Answer {
+    Status(&'static str, &'static str),
+    Stall(Duration),
+}
+
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, reply: Answer) {
+    let mut buffer = [0u8; 4096];
+    let _ = stream.read(&mut buffer).await;
+    match reply {
+        Answer::Status(status, headers) => {
+            let response = format!(
+                "HTTP/1.1 {status}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+        Answer::Stall(time) => tokio::time::sleep(time).await,
+    }
+}
+
+/// Serves `replies` in turn (the last one again and again); with `tls`, over TLS.
+async fn serve(replies: Vec<Answer>, tls: Option<tokio_rustls::TlsAcceptor>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let reply = replies[n.min(replies.len() - 1)].clone();
+            n += 1;
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(tcp).await {
+                            answer(stream, reply).await;
+                        }
+                    }
+                    None => answer(tcp, reply).await,
+                }
+            });
+        }
+    });
+    port
+}
+
+fn acceptor(cert: CertificateDer<'static>, key: &KeyPair) -> tokio_rustls::TlsAcceptor {
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+fn ok_contains(finding: &Finding, text: &str) {
+    match finding {
+        Finding::Ok(evidence) => assert!(evidence.contains(text), "{evidence}"),
+        other => panic!("expected a pass with {text:?}, got {other:?}"),
+    }
+}
+
+fn wrong_contains(finding: &Finding, text: &str) {
+    match finding {
+        Finding::Wrong(evidence) => assert!(evidence.contains(text), "{evidence}"),
+        other => panic!("expected a wrong answer with {text:?}, got {other:?}"),
+    }
+}
+
+fn not_yet_contains(finding: &Finding, text: &str) {
+    match finding {
+        Finding::NotYet(evidence) => assert!(evidence.contains(text), "{evidence}"),
+        other => panic!("expected a not-yet answer with {text:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn plain_http_answers_are_told_apart() {
+    let ok = serve(vec![Answer::Status("200 OK", "")], None).await;
+    ok_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{ok}")).await,
+        "200 over http",
+    );
+
+    let booting = serve(vec![Answer::Status("502 Bad Gateway", "")], None).await;
+    not_yet_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{booting}")).await,
+        "502",
+    );
+
+    let mismatch = serve(vec![Answer::Status("422 Unprocessable Entity", "")], None).await;
+    wrong_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{mismatch}")).await,
+        "external_url",
+    );
+
+    let looping = serve(
+        vec![Answer::Status("302 Found", "Location: /users/sign_in\r\n")],
+        None,
+    )
+    .await;
+    wrong_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{looping}")).await,
+        "redirect loop",
+    );
+
+    let moved = serve(
+        vec![
+            Answer::Status("301 Moved", "Location: /users/sign_in?x=1\r\n"),
+            Answer::Status("200 OK", ""),
+        ],
+        None,
+    )
+    .await;
+    ok_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{moved}")).await,
+        "200",
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    not_yet_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{closed}")).await,
+        "cannot connect",
+    );
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_not_yet() {
+    let slow = serve(vec![Answer::Stall(Duration::from_secs(30))], None).await;
+    not_yet_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{slow}")).await,
+        "no answer within",
+    );
+}
+
+#[tokio::test]
+async fn certificates_are_checked_for_trust_host_and_expiry() {
+    // A private CA, trusted through SSL_CERT_FILE (read by the probe's
+    // native root store), as a public one would be.
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    // Only this test reads the trust store (the others speak plain HTTP).
+    std::env::set_var("SSL_CERT_FILE", &ca_file);
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |names: &[&str], days: i64| {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        acceptor(cert.der().clone(), &key)
+    };
+
+    let good = serve(
+        vec![Answer::Status("200 OK", "")],
+        Some(leaf(&["localhost"], 90)),
+    )
+    .await;
+    let finding = sign_in_page(&format!("https://localhost:{good}")).await;
+    ok_contains(&finding, "200 over https");
+    ok_contains(&finding, "certificate valid until");
+
+    let expiring = serve(
+        vec![Answer::Status("200 OK", "")],
+        Some(leaf(&["localhost"], 5)),
+    )
+    .await;
+    ok_contains(
+        &sign_in_page(&format!("https://localhost:{expiring}")).await,
+        "WARNING: the certificate expires in",
+    );
+
+    let other_host = serve(
+        vec![Answer::Status("200 OK", "")],
+        Some(leaf(&["gitlab.example.com"], 90)),
+    )
+    .await;
+    wrong_contains(
+        &sign_in_page(&format!("https://localhost:{other_host}")).await,
+        "another host",
+    );
+
+    let self_signed =
+        rcgen::generate_simple_self_signed(vec!["wrong.example".to_string()]).unwrap();
+    let stranger = serve(
+        vec![Answer::Status("200 OK", "")],
+        Some(acceptor(
+            self_signed.cert.der().clone(),
+            &self_signed.signing_key,
+        )),
+    )
+    .await;
+    wrong_contains(
+        &sign_in_page(&format!("https://localhost:{stranger}")).await,
+        "self-signed",
+    );
+}
