@@ -12,16 +12,25 @@ data_mountpoint="${GLBOX_DATA_MOUNTPOINT:-/var/opt/gitlab}"
 package="gitlab-$GLBOX_EDITION"
 
 scheme="${GLBOX_EXTERNAL_URL%%://*}"
-host="${GLBOX_EXTERNAL_URL#*://}"
-host="${host%%/*}"
+authority="${GLBOX_EXTERNAL_URL#*://}"
+authority="${authority%%/*}"
+hostname="${authority%%:*}"
+if [ "$authority" != "$hostname" ]; then
+  port="${authority##*:}"
+elif [ "$scheme" = https ]; then
+  port=443
+else
+  port=80
+fi
 
 # endpoint PATH: the HTTP status code on one line, then the body.
 endpoint() {
   local body status
   body="$(mktemp)"
-  # -k: the certificate is for the public name, not 127.0.0.1.
+  # The public name, resolved to this box (so Host and SNI are right);
+  # -k: the certificate may not be issued yet.
   status="$(curl -sk -o "$body" -w '%{http_code}' --max-time 20 \
-    -H "Host: $host" "$scheme://127.0.0.1$1" 2> /dev/null)" || true
+    --resolve "$hostname:$port:127.0.0.1" "$scheme://$authority$1" 2> /dev/null)" || true
   printf '%s\n' "${status:-000}"
   head -c 4000 "$body"
   printf '\n'
@@ -37,10 +46,15 @@ endpoint /-/health
 echo "=== gitlab-ctl"
 gitlab-ctl status 2>&1 || true
 echo "=== version"
+# Only an installed package counts (rpm prints "not installed" on stdout;
+# dpkg keeps a version for removed packages).
 if [ "$GLBOX_OS" = al2023 ]; then
-  rpm -q --qf '%{VERSION}\n' "$package" 2> /dev/null || true
+  if version="$(rpm -q --qf '%{VERSION}\n' "$package" 2> /dev/null)"; then
+    echo "$version"
+  fi
 else
-  dpkg-query -W -f='${Version}\n' "$package" 2> /dev/null | sed 's/-.*//' || true
+  { dpkg-query -W -f='${db:Status-Abbrev} ${Version}\n' "$package" 2> /dev/null || true; } |
+    sed -n 's/^ii  *\([0-9.]*\)-.*/\1/p'
 fi
 echo "=== mount"
 findmnt -n -o SOURCE,FSTYPE,SIZE,AVAIL --target "$data_mountpoint" 2> /dev/null || true

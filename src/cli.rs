@@ -346,6 +346,7 @@ async fn run_up(
     confirm("Apply these changes?", "applying this plan", yes)?;
     let applied = apply::apply(ctx, &plan).await?;
     let mut verify_report = None;
+    let mut verify_error = None;
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
         applied.elastic_ip.as_deref(),
@@ -378,9 +379,11 @@ async fn run_up(
             applied.public_ip.as_deref(),
         )
         .await?;
-        verify_report = Some(
-            crate::verify::run(ctx, &transport, &url, ctx.settings.verify_timeout, false).await?,
-        );
+        // Whatever the checks say, the summary of what exists comes first.
+        match crate::verify::run(ctx, &transport, &url, ctx.settings.verify_timeout, false).await {
+            Ok(report) => verify_report = Some(report),
+            Err(e) => verify_error = Some(e),
+        }
     }
     let healthy = verify_report.as_ref().is_none_or(|r| r.healthy);
     match output {
@@ -415,10 +418,10 @@ async fn run_up(
             println!("Tear down with: glbox down");
         }
     }
-    if healthy {
-        Ok(())
-    } else {
-        Err(Error::Unhealthy)
+    match verify_error {
+        Some(e) => Err(e),
+        None if healthy => Ok(()),
+        None => Err(Error::Unhealthy),
     }
 }
 

@@ -485,7 +485,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
     let swap_gib = validate_range(
         "instance.swap_gib",
         raw.instance.swap_gib.unwrap_or(2),
-        1,
+        2,
         64,
         "GiB",
     )?;

@@ -65,6 +65,7 @@ fn parse_head(head: &str) -> Option<(u16, Option<String>)> {
     let mut lines = head.lines();
     let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
     let location = lines
+        .take_while(|l| !l.is_empty())
         .filter_map(|l| l.split_once(':'))
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("location"))
         .map(|(_, value)| value.trim().to_string());
@@ -75,9 +76,15 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     target: &Target,
 ) -> std::io::Result<String> {
+    let default_port = if target.https { 443 } else { 80 };
+    let host = if target.port == default_port {
+        target.host.clone()
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: glbox-verify\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
-        target.path, target.host
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: glbox-verify\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+        target.path
     );
     stream.write_all(request.as_bytes()).await?;
     let mut head = Vec::new();
@@ -158,10 +165,11 @@ async fn fetch(target: &Target) -> Result<(u16, Option<String>, Option<String>),
         let name = ServerName::try_from(target.host.clone()).map_err(|_| {
             Finding::Wrong(format!("{} is not a valid TLS server name", target.host))
         })?;
-        let mut tls = tokio_rustls::TlsConnector::from(tls_config())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| explain_tls(&e, &target.host))?;
+        let handshake = tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp);
+        let mut tls = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+            Err(_) => return Err(Finding::NotYet("the TLS handshake did not finish".into())),
+            Ok(result) => result.map_err(|e| explain_tls(&e, &target.host))?,
+        };
         let note = tls
             .get_ref()
             .1

@@ -144,6 +144,7 @@ fn judge_http(name: &'static str, code: &str, body: &str) -> Check {
         ),
         "000" => Check::not_yet(name, "no answer on 127.0.0.1 (nginx not up yet)"),
         "502" | "503" | "504" => Check::not_yet(name, format!("{code}: GitLab is still starting")),
+        other if other.starts_with('4') => Check::wrong(name, format!("HTTP {other}: {}", first_line(body))),
         other => Check::not_yet(name, format!("HTTP {other}: {}", first_line(body))),
     }
 }
@@ -175,10 +176,18 @@ fn check_health(section: Option<&String>) -> Check {
     }
 }
 
-/// The failing sub-checks of a `/-/readiness?all=1` answer, by name.
+/// The failing sub-checks of a `/-/readiness?all=1` answer, by name;
+/// `None` when the answer is not a readiness report (not JSON, or no
+/// sub-check at all).
 pub fn failing_readiness(json: &str) -> Option<Vec<String>> {
     let value: serde_json::Value = serde_json::from_str(json).ok()?;
     let object = value.as_object()?;
+    let has_checks = object
+        .iter()
+        .any(|(name, v)| name.ends_with("_check") && v.as_array().is_some_and(|a| !a.is_empty()));
+    if !has_checks {
+        return None;
+    }
     let mut failing = Vec::new();
     for (name, results) in object {
         if let Some(list) = results.as_array() {
@@ -192,6 +201,11 @@ pub fn failing_readiness(json: &str) -> Option<Vec<String>> {
                 failing.push(format!("{}{message}", name.trim_end_matches("_check")));
             }
         }
+    }
+    // A failed overall status with every sub-check ok is still a failure.
+    let overall_ok = object.get("status").is_none_or(|s| s == "ok");
+    if failing.is_empty() && !overall_ok {
+        failing.push("overall status".to_string());
     }
     Some(failing)
 }
@@ -286,10 +300,21 @@ pub fn swap_bytes(text: &str) -> u64 {
         .sum()
 }
 
+/// GitLab asks for 2 GiB; a 2 GiB swap file shows a page less.
+const MIN_SWAP_BYTES: u64 = (2 << 30) - (1 << 20);
+
 fn check_swap(section: Option<&String>) -> Check {
     let bytes = swap_bytes(section.map(String::as_str).unwrap_or(""));
-    if bytes > 0 {
+    if bytes >= MIN_SWAP_BYTES {
         Check::pass("swap", format!("{} MiB", bytes >> 20))
+    } else if bytes > 0 {
+        Check::wrong(
+            "swap",
+            format!(
+                "{} MiB of swap; GitLab asks for at least 2 GiB",
+                bytes >> 20
+            ),
+        )
     } else {
         Check::wrong("swap", "no swap is on (GitLab asks for at least 2 GiB)")
     }
@@ -303,6 +328,7 @@ pub fn gitlab_check_failures(text: &str) -> Vec<String> {
         .filter(|line| {
             line.ends_with("... no")
                 || line.contains("... Failure")
+                || line.contains("... FAIL")
                 || line.ends_with("... failed")
                 || line.starts_with("Try fixing it")
         })
@@ -370,14 +396,17 @@ pub async fn run(
     deadline: Duration,
     deep: bool,
 ) -> Result<Report> {
-    let script = render(ctx.settings, external_url, deep);
-    let round_timeout = if deep {
-        DEEP_ROUND_TIMEOUT
-    } else {
-        ROUND_TIMEOUT
-    };
     let started = tokio::time::Instant::now();
+    // gitlab:check takes minutes and fails while GitLab boots: it runs
+    // once, in a last round, after everything else passed.
+    let mut deep_round = false;
     loop {
+        let script = render(ctx.settings, external_url, deep_round);
+        let round_timeout = if deep_round {
+            DEEP_ROUND_TIMEOUT
+        } else {
+            ROUND_TIMEOUT
+        };
         let outcome = transport
             .run(ctx, "health checks", &script, round_timeout)
             .await
@@ -394,6 +423,10 @@ pub async fn run(
         checks.extend(evaluate(ctx.settings, &outcome.output));
         let wrong = checks.iter().any(|c| c.kind == Kind::Wrong);
         let waiting: Vec<&Check> = checks.iter().filter(|c| c.kind == Kind::NotYet).collect();
+        if deep && !deep_round && !wrong && waiting.is_empty() {
+            deep_round = true;
+            continue;
+        }
         if wrong || waiting.is_empty() || started.elapsed() >= deadline {
             return Ok(Report {
                 healthy: checks.iter().all(|c| c.status != Status::Fail),
@@ -491,6 +524,39 @@ mod tests {
     }
 
     #[test]
+    fn only_the_data_mount_being_wrong_is_wrong_at_once() {
+        let root_disk = HEALTHY.replace(
+            "/dev/nvme1n1 ext4 98.1G 90.2G",
+            "/dev/nvme0n1p1 ext4 48.4G 40.1G",
+        );
+        let checks = evaluate(&crate::test_support::settings("t"), &root_disk);
+        let failing: Vec<&Check> = checks.iter().filter(|c| c.status == Status::Fail).collect();
+        assert_eq!(failing.len(), 1, "{failing:?}");
+        assert_eq!(failing[0].name, "data_volume");
+        assert_eq!(failing[0].kind, Kind::Wrong);
+    }
+
+    #[test]
+    fn readiness_needs_sub_checks_and_small_swap_is_wrong() {
+        assert_eq!(failing_readiness(r#"{"status":"ok"}"#), None);
+        assert_eq!(failing_readiness(r#"{"status":"ok","db_check":[]}"#), None);
+        assert_eq!(
+            failing_readiness(r#"{"status":"failed","db_check":[{"status":"ok"}]}"#),
+            Some(vec!["overall status".to_string()])
+        );
+        assert_eq!(
+            check_swap(Some(&"/swapfile 536870912\n".to_string())).kind,
+            Kind::Wrong
+        );
+        assert_eq!(
+            check_swap(Some(&"/swapfile 2147479552\n".to_string())).status,
+            Status::Pass
+        );
+        let gitaly = gitlab_check_failures("Gitaly: ... default ... FAIL: 14:connection refused\n");
+        assert_eq!(gitaly.len(), 1);
+    }
+
+    #[test]
     fn http_answers_are_told_apart() {
         assert_eq!(judge_http("health", "502", "").kind, Kind::NotYet);
         assert_eq!(judge_http("health", "000", "").kind, Kind::NotYet);
@@ -498,6 +564,7 @@ mod tests {
         assert_eq!(allowlist.kind, Kind::Wrong);
         assert!(allowlist.evidence.contains("monitoring_whitelist"));
         assert_eq!(judge_http("health", "302", "").kind, Kind::Wrong);
+        assert_eq!(judge_http("health", "403", "Forbidden").kind, Kind::Wrong);
     }
 
     #[test]

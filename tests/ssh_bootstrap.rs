@@ -236,6 +236,11 @@ async fn verify_gives_up_at_its_deadline_naming_what_is_still_failing() {
     let run = glbox(&emulator, &workspace, &["verify"]);
     assert_eq!(run.code, 1);
     assert!(
+        run.stderr.contains("not ready yet (readiness"),
+        "it waited first:\n{}",
+        run.stderr
+    );
+    assert!(
         run.stdout.contains("FAIL  readiness")
             && run.stdout.contains("failing: db (PG::ConnectionBad)"),
         "{}",

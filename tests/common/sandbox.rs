@@ -36,6 +36,7 @@ esac"#,
         "dpkg-query",
         r#"[ -s "$SANDBOX/installed" ] || exit 1
 case "$*" in
+  *db:Status-Abbrev*) echo "ii  $(cat "$SANDBOX/installed")-ce.0" ;;
   *db:Status*) echo "installed $(cat "$SANDBOX/installed")-ce.0" ;;
   *) echo "$(cat "$SANDBOX/installed")-ce.0" ;;
 esac"#,
