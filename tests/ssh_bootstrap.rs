@@ -129,6 +129,17 @@ async fn a_failing_script_reports_its_exit_status_and_the_log_tail() {
     assert!(bootstrap_tag(&emulator, "trial").await.is_some());
 }
 
+/// A deployment that `up` installed over SSH into a fresh sandbox;
+/// `verify`: extra `[verify]` keys.
+fn installed_box(verify: &str) -> (Emulator, Sandbox, Sshd, Workspace) {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config_with(&sshd, "host_key.pub", verify));
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    (emulator, sandbox, sshd, workspace)
+}
+
 fn write(sandbox: &Sandbox, name: &str, text: &str) {
     std::fs::create_dir_all(sandbox.path("http")).unwrap();
     std::fs::write(sandbox.path(name), text).unwrap();
@@ -136,11 +147,7 @@ fn write(sandbox: &Sandbox, name: &str, text: &str) {
 
 #[tokio::test]
 async fn verify_waits_while_gitlab_boots() {
-    let emulator = Emulator::start();
-    let sandbox = Sandbox::new();
-    let sshd = Sshd::start(Some(&sandbox.env()));
-    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
-    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    let (emulator, sandbox, _sshd, workspace) = installed_box("");
 
     // nginx answers 502 twice while Puma boots, then GitLab is up.
     write(&sandbox, "http/health.fail-times", "2");
@@ -156,11 +163,7 @@ async fn verify_waits_while_gitlab_boots() {
 
 #[tokio::test]
 async fn verify_stops_at_once_on_what_is_wrong_and_says_why() {
-    let emulator = Emulator::start();
-    let sandbox = Sandbox::new();
-    let sshd = Sshd::start(Some(&sandbox.env()));
-    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
-    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    let (emulator, sandbox, _sshd, workspace) = installed_box("");
 
     // The allowlist answer: 404 with an empty body.
     write(&sandbox, "http/readiness.code", "404");
@@ -221,11 +224,7 @@ async fn verify_stops_at_once_on_what_is_wrong_and_says_why() {
 
 #[tokio::test]
 async fn verify_gives_up_at_its_deadline_naming_what_is_still_failing() {
-    let emulator = Emulator::start();
-    let sandbox = Sandbox::new();
-    let sshd = Sshd::start(Some(&sandbox.env()));
-    let workspace = Workspace::new(&config_with(&sshd, "host_key.pub", "timeout_minutes = 1\n"));
-    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    let (emulator, sandbox, _sshd, workspace) = installed_box("timeout_minutes = 1\n");
 
     write(&sandbox, "http/readiness.code", "503");
     write(
