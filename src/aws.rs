@@ -25,7 +25,21 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub route53: aws_sdk_route53::Client,
     pub region: String,
+    /// For clients of another region (SES may live elsewhere).
+    shared: aws_config::SdkConfig,
+}
+
+impl Aws {
+    /// An SES client for `region` (the email identity's region, which need
+    /// not be the deployment's).
+    pub fn ses(&self, region: &str) -> aws_sdk_ses::Client {
+        let config = aws_sdk_ses::config::Builder::from(&self.shared)
+            .region(Region::new(region.to_string()))
+            .build();
+        aws_sdk_ses::Client::from_conf(config)
+    }
 }
 
 /// Throttling and 5xx answers are retried by the SDK with exponential
@@ -60,7 +74,9 @@ pub async fn connect(options: &ConnectOptions) -> Aws {
         ec2: aws_sdk_ec2::Client::new(&shared),
         iam: aws_sdk_iam::Client::new(&shared),
         ssm: aws_sdk_ssm::Client::new(&shared),
+        route53: aws_sdk_route53::Client::new(&shared),
         region: options.region.clone(),
+        shared,
     }
 }
 

@@ -63,6 +63,20 @@ struct RawConfig {
     data_volume: RawDataVolume,
     gitlab: RawGitlab,
     verify: RawVerify,
+    email: RawEmail,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawEmail {
+    enabled: Option<bool>,
+    domain: Option<String>,
+    from: Option<String>,
+    reply_to: Option<String>,
+    ses_region: Option<String>,
+    port: Option<i64>,
+    route53_zone_id: Option<String>,
+    test_recipient: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +178,14 @@ const KEYS: &[(&str, Kind)] = &[
     ("gitlab.install_timeout_minutes", Kind::Integer),
     ("verify.timeout_minutes", Kind::Integer),
     ("verify.url", Kind::Text),
+    ("email.enabled", Kind::Boolean),
+    ("email.domain", Kind::Text),
+    ("email.from", Kind::Text),
+    ("email.reply_to", Kind::Text),
+    ("email.ses_region", Kind::Text),
+    ("email.port", Kind::Integer),
+    ("email.route53_zone_id", Kind::Text),
+    ("email.test_recipient", Kind::Text),
 ];
 
 fn env_var_name(path: &str) -> String {
@@ -394,6 +416,35 @@ pub struct Settings {
     /// Where the outside check asks for the sign-in page, when not the
     /// external URL (a VPN address, a test server).
     pub verify_url: Option<String>,
+    /// Outbound email through SES; `None` when `email.enabled` is false.
+    pub email: Option<EmailSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailSettings {
+    /// The SES domain identity mail is sent as (lowercase).
+    pub domain: String,
+    pub from: String,
+    pub reply_to: Option<String>,
+    /// Where the SES identity and SMTP endpoint are.
+    pub ses_region: String,
+    /// 587/2587 (STARTTLS) or 465/2465 (TLS).
+    pub port: u16,
+    /// The hosted zone glbox writes the verification records to.
+    pub route53_zone_id: Option<String>,
+    /// Who gets the test mail GitLab sends after an install or change.
+    pub test_recipient: Option<String>,
+}
+
+impl EmailSettings {
+    /// Ports 465 and 2465 speak TLS from the first byte; the others STARTTLS.
+    pub fn implicit_tls(&self) -> bool {
+        matches!(self.port, 465 | 2465)
+    }
+
+    pub fn smtp_host(&self) -> String {
+        format!("email-smtp.{}.amazonaws.com", self.ses_region)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -512,6 +563,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         .filter(|u| !u.is_empty())
         .map(|u| validate_url("verify.url", &u))
         .transpose()?;
+    let email = validate_email(raw.email, &region)?;
     let verify_minutes = validate_range(
         "verify.timeout_minutes",
         raw.verify.timeout_minutes.unwrap_or(10),
@@ -541,6 +593,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
             60 * u64::from(verify_minutes.unsigned_abs()),
         ),
         verify_url,
+        email,
     })
 }
 
@@ -951,15 +1004,7 @@ fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
     )?;
     let root_email = raw.root_email.filter(|e| !e.is_empty());
     if let Some(email) = &root_email {
-        // It lands inside quotes in gitlab.rb and the shell: plain addresses only.
-        let plain = email
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".@_+-".contains(c));
-        let ok = plain
-            && email
-                .split_once('@')
-                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'));
-        if !ok {
+        if !is_plain_address(email) {
             return Err(bad(
                 "gitlab.root_email",
                 email,
@@ -978,6 +1023,157 @@ fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
             60 * u64::from(install_minutes.unsigned_abs()),
         ),
     })
+}
+
+/// A plain address (letters, digits, `.`, `_`, `+`, `-`): it lands inside
+/// quotes in gitlab.rb, in Ruby and in the shell, so nothing else is let in.
+fn is_plain_address(address: &str) -> bool {
+    address
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".@_+-".contains(c))
+        && address
+            .split_once('@')
+            .is_some_and(|(user, domain)| !user.is_empty() && is_domain(domain))
+}
+
+/// A DNS name with at least two labels, each 1-63 letters, digits or
+/// hyphens, not starting or ending with a hyphen.
+pub fn is_domain(name: &str) -> bool {
+    let labels: Vec<&str> = name.split('.').collect();
+    name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+/// The address's domain is `domain` itself or one of its subdomains.
+fn sends_as(address: &str, domain: &str) -> bool {
+    address.rsplit_once('@').is_some_and(|(_, host)| {
+        host.eq_ignore_ascii_case(domain)
+            || host
+                .to_ascii_lowercase()
+                .ends_with(&format!(".{domain}"))
+    })
+}
+
+fn optional_text(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn validate_address(field: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
+    match optional_text(value) {
+        Some(address) if !is_plain_address(&address) => Err(bad(
+            field,
+            &address,
+            "is not a plain email address",
+            "use an address like gitlab@example.com (letters, digits, . _ + - only)",
+        )),
+        other => Ok(other),
+    }
+}
+
+fn validate_email(raw: RawEmail, region: &str) -> Result<Option<EmailSettings>, ConfigError> {
+    // Checked even when email is off, so a typo shows before it is switched on.
+    let from = validate_address("email.from", raw.from)?;
+    let reply_to = validate_address("email.reply_to", raw.reply_to)?;
+    let test_recipient = validate_address("email.test_recipient", raw.test_recipient)?;
+    if !raw.enabled.unwrap_or(false) {
+        return Ok(None);
+    }
+    let Some(domain) = optional_text(raw.domain).map(|d| d.to_ascii_lowercase()) else {
+        return Err(bad(
+            "email.domain",
+            "",
+            "is required when email.enabled = true: SES sends only as a verified domain",
+            "set email.domain = \"example.com\" (a domain whose DNS you can change)",
+        ));
+    };
+    if !is_domain(&domain) {
+        return Err(bad(
+            "email.domain",
+            &domain,
+            "is not a domain name",
+            "use a DNS domain such as \"example.com\" or \"mail.example.com\", without @ or a URL",
+        ));
+    }
+    let from = from.unwrap_or_else(|| format!("gitlab@{domain}"));
+    if !sends_as(&from, &domain) {
+        return Err(bad(
+            "email.from",
+            &from,
+            &format!("is not an address at {domain}: SES refuses to send as a domain that is not verified"),
+            format!("use an address at {domain} (for example gitlab@{domain}), or change email.domain"),
+        ));
+    }
+    let ses_region = optional_text(raw.ses_region).unwrap_or_else(|| region.to_string());
+    if !crate::email::smtp_password::is_smtp_region(&ses_region) {
+        return Err(bad(
+            "email.ses_region",
+            &ses_region,
+            "has no Amazon SES SMTP endpoint",
+            format!(
+                "set email.ses_region to one of: {}",
+                crate::email::smtp_password::SMTP_REGIONS.join(", ")
+            ),
+        ));
+    }
+    let port = match raw.port.unwrap_or(587) {
+        port @ (587 | 2587 | 465 | 2465) => port as u16,
+        25 => {
+            return Err(bad(
+                "email.port",
+                25,
+                "is throttled by EC2 for outbound mail by default, so mail would stall",
+                "use 587 (STARTTLS, the default) or 465 (TLS)",
+            ))
+        }
+        other => {
+            return Err(bad(
+                "email.port",
+                other,
+                "is not an SES SMTP port",
+                "use 587 or 2587 (STARTTLS), or 465 or 2465 (TLS)",
+            ))
+        }
+    };
+    let route53_zone_id = optional_text(raw.route53_zone_id)
+        .map(|id| validate_zone_id(&id))
+        .transpose()?;
+    Ok(Some(EmailSettings {
+        domain,
+        from,
+        reply_to,
+        ses_region,
+        port,
+        route53_zone_id,
+        test_recipient,
+    }))
+}
+
+/// `Z0123456789ABC` or `/hostedzone/Z0123456789ABC`; the id alone is kept.
+fn validate_zone_id(id: &str) -> Result<String, ConfigError> {
+    let bare = id.strip_prefix("/hostedzone/").unwrap_or(id);
+    let ok = bare.len() >= 2
+        && bare.len() <= 32
+        && bare.starts_with('Z')
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if ok {
+        Ok(bare.to_string())
+    } else {
+        Err(bad(
+            "email.route53_zone_id",
+            id,
+            "is not a Route 53 hosted zone id",
+            "use the id shown by `aws route53 list-hosted-zones` (like Z0123456789ABCDEFGHIJ), or leave it empty to publish the records yourself",
+        ))
+    }
 }
 
 fn is_version(text: &str) -> bool {

@@ -14,6 +14,7 @@ pub mod caller_ip;
 pub mod cli;
 pub mod config;
 pub mod down;
+pub mod email;
 pub mod error;
 pub mod gitlab_rb;
 pub mod names;
@@ -67,6 +68,7 @@ pub(crate) mod test_support {
             ready_timeout: std::time::Duration::from_secs(900),
             verify_timeout: std::time::Duration::from_secs(600),
             verify_url: None,
+            email: None,
         }
     }
 }

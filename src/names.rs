@@ -22,6 +22,7 @@ pub enum Role {
     KeyPair,
     InstanceRole,
     FinalSnapshot,
+    SmtpUser,
 }
 
 impl Role {
@@ -35,6 +36,7 @@ impl Role {
             Role::KeyPair => "key-pair",
             Role::InstanceRole => "instance-role",
             Role::FinalSnapshot => "final-snapshot",
+            Role::SmtpUser => "smtp-user",
         }
     }
 
@@ -47,6 +49,7 @@ impl Role {
             Role::RootVolume => Some("root"),
             Role::ElasticIp => Some("eip"),
             Role::FinalSnapshot => Some("final"),
+            Role::SmtpUser => Some("smtp"),
         }
     }
 }

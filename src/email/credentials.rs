@@ -1,0 +1,683 @@
+//! SMTP credentials: a dedicated IAM user per deployment whose only
+//! permission is `ses:SendRawEmail` as the domain, one access key, and the
+//! SMTP password derived from it, stored only as an SSM SecureString that
+//! the instance reads.
+//!
+//! Two parameters record the credential. `smtp-password` holds the secret;
+//! `smtp-key` (plain JSON: key id and SES region) says which key the
+//! password belongs to and is written last and removed first whenever a key
+//! is made, so a crash half-way leaves no record that pairs a key with the
+//! wrong password: the next run sees no usable key and makes one.
+
+use aws_sdk_iam::error::SdkError;
+use aws_sdk_ssm::types::ParameterType;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::aws::{partition, AwsResultExt};
+use crate::config::EmailSettings;
+use crate::email::smtp_password;
+use crate::error::{Error, Result};
+use crate::names::Role;
+use crate::resources::iam::parse_policy;
+use crate::resources::{Action, Ctx, PlanItem};
+
+pub const POLICY_NAME: &str = "glbox-ses-send";
+
+pub fn user_name(ctx: &Ctx<'_>) -> String {
+    format!("{}-smtp", ctx.names.iam_name())
+}
+
+pub fn password_parameter(ctx: &Ctx<'_>) -> String {
+    format!("{}smtp-password", ctx.names.parameter_prefix())
+}
+
+pub fn key_parameter(ctx: &Ctx<'_>) -> String {
+    format!("{}smtp-key", ctx.names.parameter_prefix())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub id: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserState {
+    pub name: String,
+    /// False when a user of this name lacks the deployment's tags.
+    pub owned: bool,
+    pub arn: String,
+    /// Oldest first.
+    pub keys: Vec<AccessKey>,
+    pub policy: Option<Value>,
+}
+
+/// What `smtp-key` records: the key the stored password was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentKey {
+    pub access_key_id: String,
+    pub ses_region: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub user: Option<UserState>,
+    pub current: Option<CurrentKey>,
+}
+
+/// The account id in an IAM ARN (`arn:aws:iam::123456789012:user/...`).
+fn account_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// `ses:SendRawEmail` as the domain's identity, nothing else. The test
+/// recipient's identity is listed too: while the account is in the SES
+/// sandbox, SES also authorizes the send against a verified recipient.
+pub fn desired_policy(email: &EmailSettings, account: &str) -> Value {
+    let arn = |identity: &str| {
+        format!(
+            "arn:{}:ses:{}:{account}:identity/{identity}",
+            partition(&email.ses_region),
+            email.ses_region
+        )
+    };
+    let mut resources = vec![arn(&email.domain)];
+    resources.extend(email.test_recipient.as_deref().map(arn));
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "SendAsTheDomainOnly",
+            "Effect": "Allow",
+            "Action": "ses:SendRawEmail",
+            "Resource": resources
+        }]
+    })
+}
+
+pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
+    let (user, current) = tokio::try_join!(observe_user(ctx), observe_current(ctx))?;
+    Ok(Observed { user, current })
+}
+
+async fn observe_user(ctx: &Ctx<'_>) -> Result<Option<UserState>> {
+    let name = user_name(ctx);
+    let iam = &ctx.aws.iam;
+    let user = match iam.get_user().user_name(&name).send().await {
+        Ok(out) => out.user,
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => return Ok(None),
+        Err(e) => return Err(crate::aws::error("iam:GetUser", e).into()),
+    };
+    let Some(user) = user else { return Ok(None) };
+    let arn = user.arn().to_string();
+    if !ctx.names.owns_iam(user.tags()) {
+        return Ok(Some(UserState {
+            name,
+            owned: false,
+            arn,
+            keys: Vec::new(),
+            policy: None,
+        }));
+    }
+    let keys = iam
+        .list_access_keys()
+        .user_name(&name)
+        .send()
+        .await
+        .ctx("iam:ListAccessKeys")?;
+    let mut keys: Vec<_> = keys.access_key_metadata().to_vec();
+    keys.sort_by_key(|k| k.create_date().map(|d| (d.secs(), d.subsec_nanos())));
+    let policy = match iam
+        .get_user_policy()
+        .user_name(&name)
+        .policy_name(POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(out) => parse_policy(out.policy_document()),
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
+        Err(e) => return Err(crate::aws::error("iam:GetUserPolicy", e).into()),
+    };
+    Ok(Some(UserState {
+        name,
+        owned: true,
+        arn,
+        keys: keys
+            .iter()
+            .filter_map(|k| {
+                Some(AccessKey {
+                    id: k.access_key_id()?.to_string(),
+                    active: k.status().is_some_and(|s| s.as_str() == "Active"),
+                })
+            })
+            .collect(),
+        policy,
+    }))
+}
+
+async fn observe_current(ctx: &Ctx<'_>) -> Result<Option<CurrentKey>> {
+    let name = key_parameter(ctx);
+    match ctx.aws.ssm.get_parameter().name(&name).send().await {
+        Ok(out) => Ok(out
+            .parameter()
+            .and_then(|p| p.value())
+            .and_then(|v| serde_json::from_str(v).ok())),
+        Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
+        Err(e) => Err(crate::aws::error("ssm:GetParameter", e).into()),
+    }
+}
+
+/// The steps that bring the credentials to the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Steps {
+    pub create_user: bool,
+    pub put_policy: bool,
+    /// No usable key (none, inactive, unrecorded, or made for another SES
+    /// region): make one.
+    pub new_key: bool,
+    /// Deleted before the new key, to stay within IAM's two keys per user.
+    pub make_room: Option<String>,
+    /// Deleted once GitLab uses the current key (after the bootstrap).
+    pub retire: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Email is off and nothing of it exists.
+    Absent,
+    NoChange { access_key_id: String },
+    Converge(Steps),
+    /// Email was turned off: the user, its keys and the parameters go.
+    Delete { user: Option<String> },
+}
+
+/// `password_stored`: the `smtp-password` parameter exists. `retire_old`:
+/// this run will bring the box to the current key (so old keys may go).
+pub fn diff(
+    email: Option<&EmailSettings>,
+    observed: &Observed,
+    password_stored: bool,
+    retire_old: bool,
+) -> Result<Change> {
+    if let Some(user) = observed.user.as_ref().filter(|u| !u.owned) {
+        return Err(Error::Refused(format!(
+            "an IAM user named {} exists but is not tagged as this deployment's (glbox:deployment)\n  fix: delete or rename it, or choose another deployment name",
+            user.name
+        )));
+    }
+    let Some(email) = email else {
+        return Ok(match (&observed.user, &observed.current, password_stored) {
+            (None, None, false) => Change::Absent,
+            (user, _, _) => Change::Delete {
+                user: user.as_ref().map(|u| u.name.clone()),
+            },
+        });
+    };
+    let Some(user) = &observed.user else {
+        return Ok(Change::Converge(Steps {
+            create_user: true,
+            put_policy: true,
+            new_key: true,
+            ..Steps::default()
+        }));
+    };
+    let put_policy = account_of(&user.arn)
+        .is_none_or(|account| user.policy.as_ref() != Some(&desired_policy(email, account)));
+    let usable = observed.current.as_ref().filter(|current| {
+        password_stored
+            && current.ses_region == email.ses_region
+            && user
+                .keys
+                .iter()
+                .any(|k| k.id == current.access_key_id && k.active)
+    });
+    let others: Vec<String> = user
+        .keys
+        .iter()
+        .filter(|k| usable.is_none_or(|u| u.access_key_id != k.id))
+        .map(|k| k.id.clone())
+        .collect();
+    let new_key = usable.is_none();
+    // Two keys and none usable: drop the newer (the older is likelier to be
+    // the one the box still uses until it gets the new one).
+    let make_room = (new_key && user.keys.len() >= 2).then(|| others[others.len() - 1].clone());
+    let retire = if retire_old {
+        others
+            .into_iter()
+            .filter(|k| Some(k) != make_room.as_ref())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let steps = Steps {
+        create_user: false,
+        put_policy,
+        new_key,
+        make_room,
+        retire,
+    };
+    Ok(match usable {
+        Some(current) if steps == Steps::default() => Change::NoChange {
+            access_key_id: current.access_key_id.clone(),
+        },
+        _ => Change::Converge(steps),
+    })
+}
+
+impl Change {
+    pub fn item(&self, ctx: &Ctx<'_>) -> Option<PlanItem> {
+        let name = user_name(ctx);
+        let item = match self {
+            Change::Absent => return None,
+            Change::NoChange { access_key_id } => {
+                PlanItem::new("smtp_user", name.clone(), Some(name), Action::NoChange)
+                    .with_changes(vec![format!("SMTP user {access_key_id}")])
+            }
+            Change::Converge(steps) => {
+                let mut changes = Vec::new();
+                if steps.create_user {
+                    changes.push(format!("IAM user under {}", ctx.names.iam_path()));
+                }
+                if steps.put_policy {
+                    changes.push("allow only ses:SendRawEmail as the domain".into());
+                }
+                if let Some(old) = &steps.make_room {
+                    changes.push(format!("delete access key {old} (IAM allows two)"));
+                }
+                if steps.new_key {
+                    changes.push(format!(
+                        "new access key; SMTP password into {} (SecureString)",
+                        password_parameter(ctx)
+                    ));
+                }
+                for old in &steps.retire {
+                    changes.push(format!(
+                        "delete old access key {old} once GitLab uses the new one"
+                    ));
+                }
+                let (id, action) = if steps.create_user {
+                    (None, Action::Create)
+                } else {
+                    (Some(name.clone()), Action::Update)
+                };
+                PlanItem::new("smtp_user", name, id, action).with_changes(changes)
+            }
+            Change::Delete { user } => {
+                PlanItem::new("smtp_user", name, user.clone(), Action::Delete).with_changes(vec![
+                    "email is off: the SMTP user, its keys and parameters go".into(),
+                ])
+            }
+        };
+        Some(item)
+    }
+}
+
+/// Carries out everything but retiring old keys; returns the access key id
+/// GitLab must use (when email is on).
+pub async fn apply(
+    ctx: &Ctx<'_>,
+    email: Option<&EmailSettings>,
+    change: &Change,
+    password_stored: bool,
+) -> Result<Option<String>> {
+    let steps = match change {
+        Change::Absent => return Ok(None),
+        Change::NoChange { access_key_id } => return Ok(Some(access_key_id.clone())),
+        Change::Delete { user } => {
+            if let Some(user) = user {
+                delete_user(ctx, user).await?;
+            }
+            delete_parameters(ctx).await?;
+            return Ok(None);
+        }
+        Change::Converge(steps) => steps,
+    };
+    let email = email.expect("credentials converge only with email on");
+    let name = user_name(ctx);
+    let iam = &ctx.aws.iam;
+    let arn = if steps.create_user {
+        let out = iam
+            .create_user()
+            .user_name(&name)
+            .path(ctx.names.iam_path())
+            .set_tags(Some(ctx.names.iam_tags(Role::SmtpUser)))
+            .send()
+            .await
+            .ctx("iam:CreateUser")?;
+        ctx.ui.info(&format!("created IAM user {name}"));
+        out.user().map(|u| u.arn().to_string()).unwrap_or_default()
+    } else {
+        iam.get_user()
+            .user_name(&name)
+            .send()
+            .await
+            .ctx("iam:GetUser")?
+            .user()
+            .map(|u| u.arn().to_string())
+            .unwrap_or_default()
+    };
+    if steps.put_policy {
+        let account = account_of(&arn).ok_or_else(|| {
+            Error::Refused(format!("IAM returned no account id for user {name} ({arn:?})"))
+        })?;
+        iam.put_user_policy()
+            .user_name(&name)
+            .policy_name(POLICY_NAME)
+            .policy_document(desired_policy(email, account).to_string())
+            .send()
+            .await
+            .ctx("iam:PutUserPolicy")?;
+    }
+    if let Some(old) = &steps.make_room {
+        delete_key(ctx, &name, old).await?;
+    }
+    if !steps.new_key {
+        return Ok(Some(current_key(ctx).await?.access_key_id));
+    }
+    let key = new_key(ctx, email, &name, password_stored).await?;
+    Ok(Some(key.access_key_id))
+}
+
+async fn current_key(ctx: &Ctx<'_>) -> Result<CurrentKey> {
+    observe_current(ctx).await?.ok_or_else(|| {
+        Error::Refused(format!(
+            "{} disappeared while glbox was running\n  fix: re-run glbox up",
+            key_parameter(ctx)
+        ))
+    })
+}
+
+/// Makes a key, stores its SMTP password, then records which key it is.
+pub async fn new_key(
+    ctx: &Ctx<'_>,
+    email: &EmailSettings,
+    user: &str,
+    password_stored: bool,
+) -> Result<CurrentKey> {
+    // The record goes first, so no crash leaves it naming the wrong key.
+    delete_parameter(ctx, &key_parameter(ctx)).await?;
+    let out = ctx
+        .aws
+        .iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .ctx("iam:CreateAccessKey")?;
+    let key = out
+        .access_key()
+        .ok_or_else(|| Error::Refused("IAM returned no access key".into()))?;
+    let password = smtp_password::derive(key.secret_access_key(), &email.ses_region)
+        .map_err(|e| Error::Refused(e.to_string()))?;
+    put_parameter(
+        ctx,
+        &password_parameter(ctx),
+        &password,
+        ParameterType::SecureString,
+        password_stored,
+        "SES SMTP password",
+    )
+    .await?;
+    let current = CurrentKey {
+        access_key_id: key.access_key_id().to_string(),
+        ses_region: email.ses_region.clone(),
+    };
+    put_parameter(
+        ctx,
+        &key_parameter(ctx),
+        &serde_json::to_string(&current).expect("serializes"),
+        ParameterType::String,
+        // Deleted above: always a fresh parameter.
+        false,
+        "which access key the SMTP password belongs to",
+    )
+    .await?;
+    ctx.ui.info(&format!(
+        "made access key {} for {user}; its SMTP password is in {}",
+        current.access_key_id,
+        password_parameter(ctx)
+    ));
+    Ok(current)
+}
+
+async fn put_parameter(
+    ctx: &Ctx<'_>,
+    name: &str,
+    value: &str,
+    kind: ParameterType,
+    exists: bool,
+    what: &str,
+) -> Result<()> {
+    let mut put = ctx
+        .aws
+        .ssm
+        .put_parameter()
+        .name(name)
+        .description(format!("glbox {}: {what}", ctx.names.deployment))
+        .r#type(kind)
+        .value(value)
+        .overwrite(exists);
+    // SSM takes tags only when a parameter is created.
+    if !exists {
+        for (key, value) in ctx.names.tag_pairs(Role::SmtpUser) {
+            put = put.tags(
+                aws_sdk_ssm::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .expect("key and value are set"),
+            );
+        }
+    }
+    put.send().await.ctx("ssm:PutParameter")?;
+    Ok(())
+}
+
+async fn delete_parameter(ctx: &Ctx<'_>, name: &str) -> Result<()> {
+    match ctx.aws.ssm.delete_parameter().name(name).send().await {
+        Ok(_) => Ok(()),
+        Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(()),
+        Err(e) => Err(crate::aws::error("ssm:DeleteParameter", e).into()),
+    }
+}
+
+async fn delete_parameters(ctx: &Ctx<'_>) -> Result<()> {
+    delete_parameter(ctx, &key_parameter(ctx)).await?;
+    delete_parameter(ctx, &password_parameter(ctx)).await
+}
+
+pub async fn delete_key(ctx: &Ctx<'_>, user: &str, key: &str) -> Result<()> {
+    ctx.aws
+        .iam
+        .delete_access_key()
+        .user_name(user)
+        .access_key_id(key)
+        .send()
+        .await
+        .ctx("iam:DeleteAccessKey")?;
+    ctx.ui
+        .info(&format!("deleted access key {key} of {user}"));
+    Ok(())
+}
+
+/// Deletes keys that GitLab no longer uses.
+pub async fn retire(ctx: &Ctx<'_>, keys: &[String]) -> Result<()> {
+    let user = user_name(ctx);
+    for key in keys {
+        delete_key(ctx, &user, key).await?;
+    }
+    Ok(())
+}
+
+/// The user with its keys and policy (IAM refuses to delete a user that
+/// still has either).
+pub async fn delete_user(ctx: &Ctx<'_>, user: &str) -> Result<()> {
+    let iam = &ctx.aws.iam;
+    let keys = iam
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .ctx("iam:ListAccessKeys")?;
+    for key in keys.access_key_metadata() {
+        if let Some(id) = key.access_key_id() {
+            delete_key(ctx, user, id).await?;
+        }
+    }
+    match iam
+        .delete_user_policy()
+        .user_name(user)
+        .policy_name(POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => {}
+        Err(e) => return Err(crate::aws::error("iam:DeleteUserPolicy", e).into()),
+    }
+    iam.delete_user()
+        .user_name(user)
+        .send()
+        .await
+        .ctx("iam:DeleteUser")?;
+    ctx.ui.info(&format!("deleted IAM user {user}"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> EmailSettings {
+        EmailSettings {
+            domain: "example.com".into(),
+            from: "gitlab@example.com".into(),
+            reply_to: None,
+            ses_region: "eu-west-1".into(),
+            port: 587,
+            route53_zone_id: None,
+            test_recipient: None,
+        }
+    }
+
+    fn user(keys: &[(&str, bool)], policy: Option<Value>) -> UserState {
+        UserState {
+            name: "glbox-t-us-east-1-smtp".into(),
+            owned: true,
+            arn: "arn:aws:iam::123456789012:user/glbox/glbox-t-us-east-1-smtp".into(),
+            keys: keys
+                .iter()
+                .map(|(id, active)| AccessKey {
+                    id: id.to_string(),
+                    active: *active,
+                })
+                .collect(),
+            policy,
+        }
+    }
+
+    fn current(id: &str, region: &str) -> Option<CurrentKey> {
+        Some(CurrentKey {
+            access_key_id: id.into(),
+            ses_region: region.into(),
+        })
+    }
+
+    fn policy() -> Option<Value> {
+        Some(desired_policy(&email(), "123456789012"))
+    }
+
+    #[test]
+    fn a_recorded_active_key_is_kept() {
+        let observed = Observed {
+            user: Some(user(&[("AK1", true)], policy())),
+            current: current("AK1", "eu-west-1"),
+        };
+        assert_eq!(
+            diff(Some(&email()), &observed, true, true).unwrap(),
+            Change::NoChange {
+                access_key_id: "AK1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_key_for_another_region_or_without_password_is_replaced() {
+        for (region, stored) in [("us-east-1", true), ("eu-west-1", false)] {
+            let observed = Observed {
+                user: Some(user(&[("AK1", true)], policy())),
+                current: current("AK1", region),
+            };
+            let Change::Converge(steps) = diff(Some(&email()), &observed, stored, true).unwrap()
+            else {
+                panic!("expected converge");
+            };
+            assert!(steps.new_key);
+            assert_eq!(steps.make_room, None);
+            assert_eq!(steps.retire, vec!["AK1".to_string()]);
+        }
+    }
+
+    #[test]
+    fn two_unusable_keys_make_room_by_dropping_the_newer() {
+        let observed = Observed {
+            user: Some(user(&[("OLD", true), ("NEW", true)], policy())),
+            current: None,
+        };
+        let Change::Converge(steps) = diff(Some(&email()), &observed, false, false).unwrap() else {
+            panic!("expected converge");
+        };
+        assert_eq!(steps.make_room.as_deref(), Some("NEW"));
+        assert!(steps.retire.is_empty(), "not without a bootstrap");
+    }
+
+    #[test]
+    fn a_crashed_rotation_retires_the_old_key_only_with_a_bootstrap() {
+        let observed = Observed {
+            user: Some(user(&[("OLD", true), ("NEW", true)], policy())),
+            current: current("NEW", "eu-west-1"),
+        };
+        let Change::Converge(steps) = diff(Some(&email()), &observed, true, true).unwrap() else {
+            panic!("expected converge");
+        };
+        assert_eq!(steps.retire, vec!["OLD".to_string()]);
+        assert!(!steps.new_key);
+        assert!(matches!(
+            diff(Some(&email()), &observed, true, false).unwrap(),
+            Change::NoChange { .. }
+        ));
+    }
+
+    #[test]
+    fn email_off_removes_what_exists() {
+        let observed = Observed {
+            user: Some(user(&[("AK1", true)], policy())),
+            current: None,
+        };
+        assert!(matches!(
+            diff(None, &observed, false, true).unwrap(),
+            Change::Delete { user: Some(_) }
+        ));
+        let nothing = Observed {
+            user: None,
+            current: None,
+        };
+        assert_eq!(diff(None, &nothing, false, true).unwrap(), Change::Absent);
+    }
+
+    #[test]
+    fn the_policy_names_the_identity_and_the_recipient() {
+        let mut settings = email();
+        settings.test_recipient = Some("me@example.org".into());
+        let policy = desired_policy(&settings, "123456789012");
+        assert_eq!(policy["Statement"][0]["Action"], "ses:SendRawEmail");
+        assert_eq!(
+            policy["Statement"][0]["Resource"],
+            json!([
+                "arn:aws:ses:eu-west-1:123456789012:identity/example.com",
+                "arn:aws:ses:eu-west-1:123456789012:identity/me@example.org"
+            ])
+        );
+        assert_eq!(account_of("arn:aws:iam::123:user/x"), Some("123"));
+    }
+}

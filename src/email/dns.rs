@@ -1,0 +1,414 @@
+//! The DNS records SES needs: the `_amazonses` TXT record that verifies the
+//! domain and the three Easy DKIM CNAMEs. glbox prints them (as a table and
+//! as zone-file lines) and, given a Route 53 hosted zone, writes them there.
+
+use aws_sdk_route53::types::{
+    Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+};
+use serde::Serialize;
+
+use crate::aws::AwsResultExt;
+use crate::config::EmailSettings;
+use crate::email::identity::IdentityState;
+use crate::error::{Error, Result};
+use crate::resources::{Action, Ctx, PlanItem};
+
+const TTL_SECONDS: i64 = 1800;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Fully qualified, without the final dot.
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// As it goes into the zone (a TXT value with its quotes).
+    pub value: String,
+    pub purpose: &'static str,
+}
+
+/// The records for what SES reports; empty until the identity exists.
+pub fn records(identity: &IdentityState) -> Vec<Record> {
+    let mut out = Vec::new();
+    if let Some(token) = &identity.token {
+        out.push(Record {
+            name: format!("_amazonses.{}", identity.domain),
+            kind: "TXT",
+            value: format!("\"{token}\""),
+            purpose: "SES domain verification",
+        });
+    }
+    for token in &identity.dkim_tokens {
+        out.push(Record {
+            name: format!("{token}._domainkey.{}", identity.domain),
+            kind: "CNAME",
+            value: format!("{token}.dkim.amazonses.com"),
+            purpose: "Easy DKIM",
+        });
+    }
+    out
+}
+
+/// The records as a table for people.
+pub fn table(records: &[Record]) -> String {
+    let width = records.iter().map(|r| r.name.len()).max().unwrap_or(4);
+    let mut out = format!("  {:<width$}  {:<5}  VALUE\n", "NAME", "TYPE");
+    for record in records {
+        out.push_str(&format!(
+            "  {:<width$}  {:<5}  {}\n",
+            record.name, record.kind, record.value
+        ));
+    }
+    out
+}
+
+/// The records as BIND zone-file lines, ready to paste.
+pub fn zone_file(records: &[Record]) -> String {
+    records
+        .iter()
+        .map(|r| {
+            let value = match r.kind {
+                "CNAME" => format!("{}.", r.value),
+                _ => r.value.clone(),
+            };
+            format!("{}. {TTL_SECONDS} IN {} {value}\n", r.name, r.kind)
+        })
+        .collect()
+}
+
+/// What the hosted zone holds at the records' names.
+#[derive(Debug, Clone)]
+pub struct ZoneState {
+    pub zone_id: String,
+    pub zone_name: String,
+    /// Name and type → the values there now.
+    pub existing: Vec<(String, &'static str, Vec<String>)>,
+}
+
+fn rr_type(kind: &str) -> RrType {
+    match kind {
+        "TXT" => RrType::Txt,
+        _ => RrType::Cname,
+    }
+}
+
+fn trim_dot(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Reads the zone's name and what it holds at each record's name.
+pub async fn observe(ctx: &Ctx<'_>, zone_id: &str, wanted: &[Record]) -> Result<ZoneState> {
+    let route53 = &ctx.aws.route53;
+    let zone = route53
+        .get_hosted_zone()
+        .id(zone_id)
+        .send()
+        .await
+        .ctx("route53:GetHostedZone")?;
+    let zone_name = zone
+        .hosted_zone()
+        .map(|z| trim_dot(z.name()))
+        .unwrap_or_default();
+    let mut existing = Vec::new();
+    for record in wanted {
+        let page = route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .start_record_name(&record.name)
+            .start_record_type(rr_type(record.kind))
+            .max_items(1)
+            .send()
+            .await
+            .ctx("route53:ListResourceRecordSets")?;
+        let values = page
+            .resource_record_sets()
+            .iter()
+            .find(|set| trim_dot(set.name()) == record.name && set.r#type() == &rr_type(record.kind))
+            .map(|set| {
+                set.resource_records()
+                    .iter()
+                    .map(|r| r.value().trim_end_matches('.').to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        existing.push((record.name.clone(), record.kind, values));
+    }
+    Ok(ZoneState {
+        zone_id: zone_id.to_string(),
+        zone_name,
+        existing,
+    })
+}
+
+/// The zone must be the domain's own or a parent's.
+pub fn check_zone(email: &EmailSettings, zone: &ZoneState) -> Result<()> {
+    let covers = email.domain == zone.zone_name
+        || email.domain.ends_with(&format!(".{}", zone.zone_name));
+    if covers {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "email.route53_zone_id {} is the zone for {}, which does not hold {}\n  fix: use the hosted zone of {} (or of a parent domain), or leave route53_zone_id empty and publish the records yourself",
+            zone.zone_id, zone.zone_name, email.domain, email.domain
+        )))
+    }
+}
+
+/// One record set to write: the name, type and every value it must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upsert {
+    pub name: String,
+    pub kind: &'static str,
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// No hosted zone: the user publishes the records.
+    Manual,
+    Upsert { zone_id: String, sets: Vec<Upsert> },
+    NoChange,
+}
+
+/// What to write so the zone holds every record. A TXT record set at
+/// `_amazonses` may hold other regions' tokens too: they are kept.
+pub fn diff(wanted: &[Record], zone: Option<&ZoneState>) -> Change {
+    let Some(zone) = zone else {
+        return Change::Manual;
+    };
+    let mut sets = Vec::new();
+    for record in wanted {
+        let current = zone
+            .existing
+            .iter()
+            .find(|(name, kind, _)| *name == record.name && *kind == record.kind)
+            .map(|(_, _, values)| values.clone())
+            .unwrap_or_default();
+        if current.contains(&record.value) {
+            continue;
+        }
+        let values = match record.kind {
+            "TXT" => current.into_iter().chain([record.value.clone()]).collect(),
+            _ => vec![record.value.clone()],
+        };
+        sets.push(Upsert {
+            name: record.name.clone(),
+            kind: record.kind,
+            values,
+        });
+    }
+    if sets.is_empty() {
+        Change::NoChange
+    } else {
+        Change::Upsert {
+            zone_id: zone.zone_id.clone(),
+            sets,
+        }
+    }
+}
+
+impl Change {
+    pub fn item(&self, email: &EmailSettings, count: usize) -> PlanItem {
+        let name = format!("{} records", email.domain);
+        match self {
+            Change::Manual => PlanItem::new("dns_records", name, None, Action::NoChange)
+                .with_changes(vec![
+                    "published by you: `glbox email dns` prints them".into(),
+                ]),
+            Change::Upsert { zone_id, sets } => PlanItem::new(
+                "dns_records",
+                name,
+                Some(zone_id.clone()),
+                Action::Update,
+            )
+            .with_changes(
+                sets.iter()
+                    .map(|s| format!("write {} {} in Route 53", s.kind, s.name))
+                    .collect(),
+            ),
+            Change::NoChange => PlanItem::new(
+                "dns_records",
+                name,
+                email.route53_zone_id.clone(),
+                Action::NoChange,
+            )
+            .with_changes(vec![format!("{count} records in Route 53")]),
+        }
+    }
+}
+
+fn record_set(upsert: &Upsert) -> ResourceRecordSet {
+    ResourceRecordSet::builder()
+        .name(format!("{}.", upsert.name))
+        .r#type(rr_type(upsert.kind))
+        .ttl(TTL_SECONDS)
+        .set_resource_records(Some(
+            upsert
+                .values
+                .iter()
+                .map(|v| {
+                    ResourceRecord::builder()
+                        .value(v)
+                        .build()
+                        .expect("value is set")
+                })
+                .collect(),
+        ))
+        .build()
+        .expect("name and type are set")
+}
+
+pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
+    let Change::Upsert { zone_id, sets } = change else {
+        return Ok(());
+    };
+    let changes = sets
+        .iter()
+        .map(|set| {
+            R53Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(record_set(set))
+                .build()
+                .expect("action and record set are set")
+        })
+        .collect();
+    ctx.aws
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .comment("glbox: SES verification and DKIM")
+                .set_changes(Some(changes))
+                .build()
+                .expect("changes are set"),
+        )
+        .send()
+        .await
+        .ctx("route53:ChangeResourceRecordSets")?;
+    ctx.ui.info(&format!(
+        "wrote {} DNS record set(s) in Route 53 zone {zone_id}",
+        sets.len()
+    ));
+    Ok(())
+}
+
+/// Removes glbox's records from the zone, keeping any other value of a
+/// shared TXT record set (for `down --delete-email-identity`).
+pub async fn delete(ctx: &Ctx<'_>, wanted: &[Record], zone: &ZoneState) -> Result<()> {
+    let mut changes = Vec::new();
+    for record in wanted {
+        let Some((_, _, values)) = zone
+            .existing
+            .iter()
+            .find(|(name, kind, _)| *name == record.name && *kind == record.kind)
+        else {
+            continue;
+        };
+        if !values.contains(&record.value) {
+            continue;
+        }
+        let current = Upsert {
+            name: record.name.clone(),
+            kind: record.kind,
+            values: values.clone(),
+        };
+        let others: Vec<String> = values
+            .iter()
+            .filter(|v| **v != record.value)
+            .cloned()
+            .collect();
+        let change = if others.is_empty() {
+            R53Change::builder()
+                .action(ChangeAction::Delete)
+                .resource_record_set(record_set(&current))
+        } else {
+            R53Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(record_set(&Upsert {
+                    values: others,
+                    ..current
+                }))
+        };
+        changes.push(change.build().expect("action and record set are set"));
+    }
+    if changes.is_empty() {
+        return Ok(());
+    }
+    ctx.aws
+        .route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone.zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .set_changes(Some(changes))
+                .build()
+                .expect("changes are set"),
+        )
+        .send()
+        .await
+        .ctx("route53:ChangeResourceRecordSets")?;
+    ctx.ui.info(&format!(
+        "removed glbox's SES records from Route 53 zone {}",
+        zone.zone_id
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> IdentityState {
+        IdentityState {
+            domain: "example.com".into(),
+            verification: "Pending".into(),
+            token: Some("abc+/=".into()),
+            dkim_enabled: true,
+            dkim_status: "Pending".into(),
+            dkim_tokens: vec!["k1".into(), "k2".into(), "k3".into()],
+        }
+    }
+
+    #[test]
+    fn records_and_zone_lines_follow_the_tokens() {
+        let records = records(&identity());
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[0].name, "_amazonses.example.com");
+        assert_eq!(records[0].value, "\"abc+/=\"");
+        assert_eq!(records[1].name, "k1._domainkey.example.com");
+        assert_eq!(records[1].value, "k1.dkim.amazonses.com");
+        let zone = zone_file(&records);
+        assert!(zone.contains("_amazonses.example.com. 1800 IN TXT \"abc+/=\"\n"));
+        assert!(zone.contains("k3._domainkey.example.com. 1800 IN CNAME k3.dkim.amazonses.com.\n"));
+    }
+
+    #[test]
+    fn a_shared_txt_record_keeps_its_other_values() {
+        let wanted = records(&identity());
+        let zone = ZoneState {
+            zone_id: "Z1".into(),
+            zone_name: "example.com".into(),
+            existing: vec![
+                (
+                    "_amazonses.example.com".into(),
+                    "TXT",
+                    vec!["\"other-region\"".into()],
+                ),
+                (
+                    "k1._domainkey.example.com".into(),
+                    "CNAME",
+                    vec!["k1.dkim.amazonses.com".into()],
+                ),
+            ],
+        };
+        let Change::Upsert { sets, .. } = diff(&wanted, Some(&zone)) else {
+            panic!("expected an upsert");
+        };
+        assert_eq!(sets.len(), 3, "k1 is already right");
+        assert_eq!(
+            sets[0].values,
+            vec!["\"other-region\"".to_string(), "\"abc+/=\"".to_string()]
+        );
+        assert_eq!(diff(&wanted, None), Change::Manual);
+    }
+}

@@ -1,0 +1,262 @@
+//! The SES domain identity the box sends as, with Easy DKIM, and the
+//! account's sending quota (which tells whether SES is in the sandbox).
+//!
+//! SES (v1) identities carry no tags and are often shared by other senders
+//! of the same domain: glbox creates one when it is missing, never changes
+//! one that exists, and deletes it only when asked to.
+
+use aws_sdk_ses::types::VerificationStatus;
+use serde::Serialize;
+
+use crate::aws::AwsResultExt;
+use crate::config::EmailSettings;
+use crate::error::Result;
+use crate::resources::{Action, Ctx, PlanItem};
+
+/// What SES reports for the domain (and the test recipient).
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityState {
+    pub domain: String,
+    /// Success, Pending, Failed, TemporaryFailure or NotStarted.
+    pub verification: String,
+    #[serde(skip)]
+    pub token: Option<String>,
+    pub dkim_enabled: bool,
+    pub dkim_status: String,
+    #[serde(skip)]
+    pub dkim_tokens: Vec<String>,
+}
+
+impl IdentityState {
+    pub fn verified(&self) -> bool {
+        self.verification == "Success"
+    }
+
+    pub fn dkim_verified(&self) -> bool {
+        self.dkim_status == "Success"
+    }
+}
+
+/// The account's SES sending limits in the identity's region.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SendQuota {
+    pub max_24_hour_send: f64,
+    pub sent_last_24_hours: f64,
+    pub max_send_rate: f64,
+}
+
+/// SES's sandbox allows 200 messages a day; production access raises it.
+const SANDBOX_DAILY_LIMIT: f64 = 200.0;
+
+impl SendQuota {
+    pub fn sandbox(&self) -> bool {
+        self.max_24_hour_send <= SANDBOX_DAILY_LIMIT
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// `None`: SES has no identity for the domain.
+    pub identity: Option<IdentityState>,
+    pub quota: SendQuota,
+    /// Whether the test recipient is a verified SES identity (it must be
+    /// while the account is in the sandbox); `None` without a recipient.
+    pub recipient_verified: Option<bool>,
+}
+
+fn status_text(status: &VerificationStatus) -> String {
+    status.as_str().to_string()
+}
+
+pub async fn observe(ctx: &Ctx<'_>, email: &EmailSettings) -> Result<Observed> {
+    let ses = ctx.aws.ses(&email.ses_region);
+    let mut identities = vec![email.domain.clone()];
+    identities.extend(email.test_recipient.clone());
+    let (verification, dkim, quota) = tokio::try_join!(
+        async {
+            ses.get_identity_verification_attributes()
+                .set_identities(Some(identities.clone()))
+                .send()
+                .await
+                .ctx("ses:GetIdentityVerificationAttributes")
+        },
+        async {
+            ses.get_identity_dkim_attributes()
+                .identities(&email.domain)
+                .send()
+                .await
+                .ctx("ses:GetIdentityDkimAttributes")
+        },
+        async { ses.get_send_quota().send().await.ctx("ses:GetSendQuota") },
+    )?;
+    let attributes = verification.verification_attributes();
+    let identity = attributes.get(&email.domain).map(|v| {
+        let dkim = dkim.dkim_attributes().get(&email.domain);
+        IdentityState {
+            domain: email.domain.clone(),
+            verification: status_text(v.verification_status()),
+            token: v.verification_token().map(str::to_string),
+            dkim_enabled: dkim.is_some_and(|d| d.dkim_enabled()),
+            dkim_status: dkim
+                .map(|d| status_text(d.dkim_verification_status()))
+                .unwrap_or_else(|| "NotStarted".into()),
+            dkim_tokens: dkim.map(|d| d.dkim_tokens().to_vec()).unwrap_or_default(),
+        }
+    });
+    let recipient_verified = email.test_recipient.as_ref().map(|recipient| {
+        attributes
+            .get(recipient)
+            .is_some_and(|v| *v.verification_status() == VerificationStatus::Success)
+    });
+    Ok(Observed {
+        identity,
+        quota: SendQuota {
+            max_24_hour_send: quota.max24_hour_send(),
+            sent_last_24_hours: quota.sent_last24_hours(),
+            max_send_rate: quota.max_send_rate(),
+        },
+        recipient_verified,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// VerifyDomainIdentity, then Easy DKIM.
+    Create,
+    /// Verification failed (SES gives up after 72 hours without the DNS
+    /// record): ask again, which restarts it with the same token.
+    Reverify { dkim: bool },
+    /// The identity exists without DKIM tokens.
+    EnableDkim,
+    NoChange,
+}
+
+pub fn diff(observed: Option<&IdentityState>) -> Change {
+    let Some(identity) = observed else {
+        return Change::Create;
+    };
+    let dkim_missing = identity.dkim_tokens.is_empty();
+    match identity.verification.as_str() {
+        "Failed" => Change::Reverify { dkim: dkim_missing },
+        _ if dkim_missing => Change::EnableDkim,
+        _ => Change::NoChange,
+    }
+}
+
+impl Change {
+    pub fn item(&self, email: &EmailSettings, observed: Option<&IdentityState>) -> PlanItem {
+        let name = format!("{} ({})", email.domain, email.ses_region);
+        let id = observed.map(|i| i.domain.clone());
+        match self {
+            Change::Create => PlanItem::new("ses_identity", name, None, Action::Create)
+                .with_changes(vec![
+                    "verify the domain and turn on Easy DKIM".into(),
+                    "then publish the DNS records glbox prints".into(),
+                ]),
+            Change::Reverify { .. } => PlanItem::new("ses_identity", name, id, Action::Update)
+                .with_changes(vec![
+                    "verification failed: start it again (publish the DNS records)".into(),
+                ]),
+            Change::EnableDkim => PlanItem::new("ses_identity", name, id, Action::Update)
+                .with_changes(vec!["turn on Easy DKIM".into()]),
+            Change::NoChange => {
+                let state = observed
+                    .map(|i| {
+                        format!(
+                            "verification {}, DKIM {}",
+                            i.verification.to_lowercase(),
+                            i.dkim_status.to_lowercase()
+                        )
+                    })
+                    .unwrap_or_default();
+                PlanItem::new("ses_identity", name, id, Action::NoChange).with_changes(vec![state])
+            }
+        }
+    }
+}
+
+pub async fn apply(ctx: &Ctx<'_>, email: &EmailSettings, change: &Change) -> Result<()> {
+    let ses = ctx.aws.ses(&email.ses_region);
+    let (verify, dkim) = match change {
+        Change::Create => (true, true),
+        Change::Reverify { dkim } => (true, *dkim),
+        Change::EnableDkim => (false, true),
+        Change::NoChange => return Ok(()),
+    };
+    if verify {
+        ses.verify_domain_identity()
+            .domain(&email.domain)
+            .send()
+            .await
+            .ctx("ses:VerifyDomainIdentity")?;
+        ctx.ui.info(&format!(
+            "asked SES ({}) to verify {}",
+            email.ses_region, email.domain
+        ));
+    }
+    if dkim {
+        ses.verify_domain_dkim()
+            .domain(&email.domain)
+            .send()
+            .await
+            .ctx("ses:VerifyDomainDkim")?;
+        ctx.ui
+            .info(&format!("turned on Easy DKIM for {}", email.domain));
+    }
+    Ok(())
+}
+
+/// `down --delete-email-identity`: the identity goes (it may be shared:
+/// glbox only does this when asked).
+pub async fn delete(ctx: &Ctx<'_>, email: &EmailSettings) -> Result<()> {
+    ctx.aws
+        .ses(&email.ses_region)
+        .delete_identity()
+        .identity(&email.domain)
+        .send()
+        .await
+        .ctx("ses:DeleteIdentity")?;
+    ctx.ui.info(&format!(
+        "deleted the SES identity {} in {}",
+        email.domain, email.ses_region
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(verification: &str, tokens: usize) -> IdentityState {
+        IdentityState {
+            domain: "example.com".into(),
+            verification: verification.into(),
+            token: Some("t".into()),
+            dkim_enabled: tokens > 0,
+            dkim_status: "Pending".into(),
+            dkim_tokens: (0..tokens).map(|i| format!("k{i}")).collect(),
+        }
+    }
+
+    #[test]
+    fn only_what_is_missing_is_asked_for() {
+        assert_eq!(diff(None), Change::Create);
+        assert_eq!(diff(Some(&state("Pending", 3))), Change::NoChange);
+        assert_eq!(diff(Some(&state("Success", 0))), Change::EnableDkim);
+        assert_eq!(
+            diff(Some(&state("Failed", 3))),
+            Change::Reverify { dkim: false }
+        );
+    }
+
+    #[test]
+    fn the_sandbox_is_told_by_its_daily_limit() {
+        let quota = |max| SendQuota {
+            max_24_hour_send: max,
+            sent_last_24_hours: 0.0,
+            max_send_rate: 1.0,
+        };
+        assert!(quota(200.0).sandbox());
+        assert!(!quota(50_000.0).sandbox());
+    }
+}
