@@ -9,14 +9,16 @@
 # finish). Everything it prints also goes to /var/log/glbox/bootstrap.log,
 # so a failure can be read on the box.
 #
-# The initial root password is read here, on the instance, from SSM
-# Parameter Store; it is never printed, never on a command line, and never
-# sent by glbox.
+# The initial root password and the SMTP password are read here, on the
+# instance, from SSM Parameter Store; they are never printed, never on a
+# command line, and never sent by glbox.
 set -euo pipefail
 
 : "${GLBOX_DEPLOYMENT:?}" "${GLBOX_REGION:?}" "${GLBOX_OS:?}" "${GLBOX_EDITION:?}"
 : "${GLBOX_VERSION:?}" "${GLBOX_EXTERNAL_URL:?}" "${GLBOX_DATA_VOLUME:?}" "${GLBOX_GITLAB_RB_B64:?}"
 root_email="${GLBOX_ROOT_EMAIL:-}"
+# Empty when email is off.
+smtp_parameter="${GLBOX_SMTP_PASSWORD_PARAMETER:-}"
 
 # Paths, overridable only so the tests can run this in a sandbox.
 etc_gitlab="${GLBOX_ETC_GITLAB:-/etc/gitlab}"
@@ -147,12 +149,37 @@ phase "configuration"
 mkdir -p "$etc_gitlab"
 chmod 0775 "$etc_gitlab"
 new_rb="$(mktemp)"
-trap 'rm -f "$new_rb"' EXIT
+new_smtp="$(mktemp)"
+trap 'rm -f "$new_rb" "$new_smtp"' EXIT
 printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
 if ! cmp -s "$new_rb" "$etc_gitlab/gitlab.rb"; then
   touch "$pending"
   install -m 0600 "$new_rb" "$etc_gitlab/gitlab.rb"
   echo "gitlab.rb written"
+fi
+# The SMTP password goes to its own 0600 file, which gitlab.rb includes.
+smtp_include="$etc_gitlab/glbox-smtp-password.rb"
+if [ -n "$smtp_parameter" ]; then
+  smtp_password="$(aws ssm get-parameter --region "$GLBOX_REGION" \
+    --name "$smtp_parameter" --with-decryption \
+    --query Parameter.Value --output text)" ||
+    fail "cannot read $smtp_parameter from SSM (does the instance role allow it?)"
+  case "$smtp_password" in
+    '' | *"'"* | *"\\"*) fail "the SMTP password in $smtp_parameter is not usable; run glbox email rotate" ;;
+  esac
+  # mktemp made the file 0600; printf is a builtin, so the password is never
+  # on a command line.
+  printf "gitlab_rails['smtp_password'] = '%s'\n" "$smtp_password" > "$new_smtp"
+  unset smtp_password
+  if ! cmp -s "$new_smtp" "$smtp_include"; then
+    touch "$pending"
+    install -m 0600 "$new_smtp" "$smtp_include"
+    echo "SMTP password written"
+  fi
+elif [ -e "$smtp_include" ]; then
+  rm -f "$smtp_include"
+  touch "$pending"
+  echo "SMTP password removed (email is off)"
 fi
 if [ -s "$state_dir/gitlab-secrets.json" ] && [ ! -e "$etc_gitlab/gitlab-secrets.json" ]; then
   install -m 0600 "$state_dir/gitlab-secrets.json" "$etc_gitlab/gitlab-secrets.json"

@@ -9,6 +9,8 @@ set -uo pipefail
 
 : "${GLBOX_EXTERNAL_URL:?}" "${GLBOX_EDITION:?}" "${GLBOX_OS:?}" "${GLBOX_DEEP:?}"
 data_mountpoint="${GLBOX_DATA_MOUNTPOINT:-/var/opt/gitlab}"
+# A plain address (glbox checks it), or empty: no test mail.
+test_mail="${GLBOX_TEST_MAIL:-}"
 package="gitlab-$GLBOX_EDITION"
 
 scheme="${GLBOX_EXTERNAL_URL%%://*}"
@@ -65,6 +67,12 @@ swapon --show=NAME,SIZE --noheadings --bytes 2> /dev/null || true
 if [ "$GLBOX_DEEP" = 1 ]; then
   echo "=== gitlab-check"
   timeout 900 gitlab-rake gitlab:check SANITIZE=true 2>&1
+  echo "glbox-exit: $?"
+fi
+if [ -n "$test_mail" ]; then
+  echo "=== test-mail"
+  # Through GitLab itself, so the SMTP settings and password are what is tested.
+  timeout 600 gitlab-rails runner "Notify.test_email('$test_mail', 'GitLab on $hostname can send email', 'glbox sent this through GitLab and Amazon SES to check outbound email.').deliver_now" 2>&1
   echo "glbox-exit: $?"
 fi
 echo "=== end"

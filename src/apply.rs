@@ -19,6 +19,9 @@ pub struct Applied {
     pub data_volume_id: String,
     pub public_ip: Option<String>,
     pub public_dns: Option<String>,
+    /// The SES SMTP user GitLab must use (email on).
+    #[serde(skip)]
+    pub smtp_username: Option<String>,
 }
 
 pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
@@ -28,6 +31,9 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     let profile_changed = iam::apply_profile(ctx, &plan.profile).await?;
     key_pair::apply(ctx, &plan.key_pair).await?;
     crate::resources::parameters::apply(ctx, &plan.root_password).await?;
+    // Email before the instance: a refusal (SES or IAM permissions) stops
+    // `up` before anything is launched.
+    let email = crate::email::apply(ctx, &plan.email, plan.smtp_password_stored).await?;
     let data_volume_id =
         data_volume::ensure_exists(ctx, &plan.data_volume, &plan.placement.availability_zone)
             .await?;
@@ -58,5 +64,6 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
         elastic_ip,
         security_group_id,
         data_volume_id,
+        smtp_username: email.smtp_username,
     })
 }

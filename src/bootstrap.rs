@@ -20,6 +20,9 @@ const SCRIPT: &str = include_str!("../cloud-init/bootstrap.sh");
 pub struct Target<'a> {
     pub data_volume_id: &'a str,
     pub external_url: &'a str,
+    /// The SES SMTP user (access key id) when email is on. It is part of the
+    /// script, so a new key changes the digest and the box is updated.
+    pub smtp_username: Option<&'a str>,
 }
 
 /// Quotes a value for a POSIX shell: single quotes, with `'` escaped.
@@ -28,7 +31,13 @@ fn shell_quote(value: &str) -> String {
 }
 
 pub fn render(settings: &Settings, target: &Target<'_>) -> String {
-    let gitlab_rb = crate::gitlab_rb::render(settings, target.external_url);
+    let gitlab_rb = crate::gitlab_rb::render(settings, target.external_url, target.smtp_username);
+    // Read on the box with the instance role; empty when email is off.
+    let smtp_parameter = settings
+        .email
+        .as_ref()
+        .map(|_| crate::email::credentials::password_parameter_for(&settings.name))
+        .unwrap_or_default();
     let values = [
         ("GLBOX_DEPLOYMENT", settings.name.as_str()),
         ("GLBOX_REGION", &settings.region),
@@ -41,6 +50,7 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
             settings.gitlab.root_email.as_deref().unwrap_or(""),
         ),
         ("GLBOX_DATA_VOLUME", target.data_volume_id),
+        ("GLBOX_SMTP_PASSWORD_PARAMETER", &smtp_parameter),
         (
             "GLBOX_GITLAB_RB_B64",
             &base64::engine::general_purpose::STANDARD.encode(gitlab_rb),
@@ -70,11 +80,13 @@ mod tests {
             &Target {
                 data_volume_id: "vol-1",
                 external_url: "http://203.0.113.7",
+                smtp_username: None,
             },
         );
         assert!(script.starts_with("#!/bin/bash\n# Values for deployment \"trial\""));
         assert!(script.contains("GLBOX_DATA_VOLUME='vol-1'\n"));
         assert!(script.contains("GLBOX_VERSION='latest'\n"));
+        assert!(script.contains("GLBOX_SMTP_PASSWORD_PARAMETER=''\n"));
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }
@@ -120,7 +132,7 @@ pub fn diff(current: Option<(&Instance, Option<String>)>) -> Change {
             reason: "GitLab has not been installed by glbox yet".into(),
         },
         (Some(_), None) => Change::Update {
-            reason: "the data volume or address will change".into(),
+            reason: "the data volume, address or SMTP key will change".into(),
         },
         (Some(done), Some(script)) if *done == digest(script) => Change::NoChange,
         (Some(_), Some(_)) => Change::Update {

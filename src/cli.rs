@@ -27,6 +27,9 @@ Examples:
   glbox down --delete-data            also delete the data volume (after a final snapshot)
   glbox render user-data              the cloud-config the instance gets at launch
   glbox render gitlab-rb              /etc/gitlab/gitlab.rb as glbox writes it
+  glbox up --wait-email               also wait until SES has verified the email domain
+  glbox email dns [--zone-file]       the DNS records SES needs for the email domain
+  glbox email rotate                  new SMTP key, GitLab updated, old key deleted
 
 Configuration: glbox.toml (see examples/glbox.toml), overridden by GLBOX_* variables
 (e.g. GLBOX_NAME, GLBOX_INSTANCE_TYPE, GLBOX_DATA_VOLUME_SIZE_GIB), overridden by flags.";
@@ -85,6 +88,21 @@ pub enum Command {
         #[arg(value_enum)]
         what: RenderWhat,
     },
+    /// Outbound email through Amazon SES ([email] in the configuration).
+    #[command(subcommand)]
+    Email(EmailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EmailCommand {
+    /// Print the DNS records SES needs: the verification TXT record and the three DKIM CNAMEs.
+    Dns {
+        /// Print BIND zone-file lines instead of a table.
+        #[arg(long)]
+        zone_file: bool,
+    },
+    /// Make a new SMTP access key, bring GitLab on the box to it, then delete the old key.
+    Rotate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +120,9 @@ pub struct UpArgs {
     /// Stop after the AWS side: do not install or configure GitLab on the box.
     #[arg(long)]
     pub no_bootstrap: bool,
+    /// Wait (up to 30 minutes) until SES has verified the email domain and its DKIM records.
+    #[arg(long)]
+    pub wait_email: bool,
 }
 
 #[derive(Debug, Args)]
@@ -126,7 +147,13 @@ pub struct DownArgs {
     /// With --delete-data: skip the final snapshot.
     #[arg(long, requires = "delete_data")]
     pub no_snapshot: bool,
+    /// Also delete the SES domain identity (kept by default: other senders may share it).
+    #[arg(long)]
+    pub delete_email_identity: bool,
 }
+
+/// How long `up --wait-email` waits for SES to see the DNS records.
+const EMAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Runs the command; the caller turns an error into a message and status.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -138,6 +165,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let ui = Ui::new(verbosity);
     let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
     let mut settings = config::load(&sources)?;
+    check_email_flags(&cli.command, &settings)?;
     if matches!(cli.command, Command::Plan(_) | Command::Up(_)) {
         resolve_ssh_cidrs(&mut settings, &ui).await?;
     }
@@ -150,18 +178,43 @@ pub async fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx::new(&aws, &settings, &ui);
     match &cli.command {
         Command::Plan(args) => run_plan(&ctx, cli.output, !args.no_bootstrap).await,
-        Command::Up(args) => run_up(&ctx, cli.output, cli.yes, !args.no_bootstrap).await,
+        Command::Up(args) => run_up(&ctx, cli.output, cli.yes, args).await,
         Command::Status(args) => run_status(&ctx, cli.output, args.show_password).await,
         Command::Down(args) => {
             let options = DownOptions {
                 delete_data: args.delete_data,
                 snapshot: !args.no_snapshot,
+                delete_email_identity: args.delete_email_identity,
             };
             run_down(&ctx, cli.output, cli.yes, options).await
         }
         Command::Render { what } => run_render(&ctx, *what).await,
         Command::Verify(args) => run_verify(&ctx, cli.output, args.deep).await,
+        Command::Email(EmailCommand::Dns { zone_file }) => {
+            run_email_dns(&ctx, cli.output, *zone_file).await
+        }
+        Command::Email(EmailCommand::Rotate) => run_email_rotate(&ctx, cli.output, cli.yes).await,
     }
+}
+
+/// Email flags and commands need `[email]` on: said before any AWS call.
+fn check_email_flags(command: &Command, settings: &Settings) -> Result<()> {
+    if settings.email.is_some() {
+        return Ok(());
+    }
+    let what = match command {
+        Command::Up(args) if args.wait_email => "--wait-email",
+        Command::Down(args) if args.delete_email_identity => "--delete-email-identity",
+        Command::Email(EmailCommand::Dns { .. }) => "glbox email dns",
+        Command::Email(EmailCommand::Rotate) => "glbox email rotate",
+        _ => return Ok(()),
+    };
+    Err(Error::Config(ConfigError {
+        field: "email.enabled".into(),
+        value: "false".into(),
+        problem: format!("{what} needs email turned on"),
+        fix: "set enabled = true and domain = \"example.com\" under [email] (or GLBOX_EMAIL_ENABLED=true, GLBOX_EMAIL_DOMAIN=...)".into(),
+    }))
 }
 
 /// Renders against what AWS has: the data volume's id and the instance's
@@ -191,6 +244,17 @@ async fn run_render(ctx: &Ctx<'_>, what: RenderWhat) -> Result<()> {
         }
         "http://<elastic-ip>".to_string()
     });
+    let smtp_username = ctx.settings.email.as_ref().map(|_| {
+        match &observed.email.credentials.current {
+            Some(current) => current.access_key_id.clone(),
+            None => {
+                if what != RenderWhat::UserData {
+                    ctx.ui.warn("the SMTP user does not exist yet: `glbox up` creates it and puts its name where <smtp-username> stands");
+                }
+                "<smtp-username>".to_string()
+            }
+        }
+    });
     let text = match what {
         RenderWhat::UserData => crate::userdata::render(ctx.settings, &volume_id),
         RenderWhat::Bootstrap => crate::bootstrap::render(
@@ -198,9 +262,12 @@ async fn run_render(ctx: &Ctx<'_>, what: RenderWhat) -> Result<()> {
             &crate::bootstrap::Target {
                 data_volume_id: &volume_id,
                 external_url: &external_url,
+                smtp_username: smtp_username.as_deref(),
             },
         ),
-        RenderWhat::GitlabRb => crate::gitlab_rb::render(ctx.settings, &external_url),
+        RenderWhat::GitlabRb => {
+            crate::gitlab_rb::render(ctx.settings, &external_url, smtp_username.as_deref())
+        }
     };
     print!("{text}");
     Ok(())
@@ -278,7 +345,7 @@ fn print_plan(report: &plan::PlanReport) {
 async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat, with_bootstrap: bool) -> Result<()> {
     let observed = plan::observe(ctx).await?;
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
-    let report = plan.report(ctx);
+    let report = plan.report(ctx, &observed);
     match output {
         OutputFormat::Json => print_json(&report),
         OutputFormat::Text => print_plan(&report),
@@ -315,28 +382,37 @@ struct UpReport {
     applied: Option<apply::Applied>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<crate::verify::Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<crate::email::Report>,
 }
 
-async fn run_up(
-    ctx: &Ctx<'_>,
-    output: OutputFormat,
-    yes: bool,
-    with_bootstrap: bool,
-) -> Result<()> {
+async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -> Result<()> {
+    let with_bootstrap = !args.no_bootstrap;
     let observed = plan::observe(ctx).await?;
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
-    let report = plan.report(ctx);
+    let report = plan.report(ctx, &observed);
     if plan.is_noop() {
+        // Waiting for DNS is still worth doing when nothing else is.
+        let ses = match args.wait_email {
+            true => Some(crate::email::wait_verified(ctx, EMAIL_WAIT).await?),
+            false => None,
+        };
         match output {
             OutputFormat::Json => print_json(&UpReport {
                 plan: report,
                 applied: None,
                 verify: None,
+                email: crate::email::report(ctx, &observed.email),
             }),
-            OutputFormat::Text => println!(
-                "Deployment {:?} in {} is up to date: nothing to do.",
-                ctx.settings.name, ctx.settings.region
-            ),
+            OutputFormat::Text => {
+                println!(
+                    "Deployment {:?} in {} is up to date: nothing to do.",
+                    ctx.settings.name, ctx.settings.region
+                );
+                if ses.is_some() {
+                    println!("Email: SES has verified the domain and its DKIM records.");
+                }
+            }
         }
         return Ok(());
     }
@@ -345,8 +421,6 @@ async fn run_up(
     }
     confirm("Apply these changes?", "applying this plan", yes)?;
     let applied = apply::apply(ctx, &plan).await?;
-    let mut verify_report = None;
-    let mut verify_error = None;
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
         applied.elastic_ip.as_deref(),
@@ -355,6 +429,7 @@ async fn run_up(
             .as_deref()
             .or(applied.public_ip.as_deref()),
     );
+    let mut transport = None;
     if with_bootstrap {
         let url = url.clone().ok_or_else(|| {
             Error::Refused(format!(
@@ -365,6 +440,7 @@ async fn run_up(
         let target = crate::bootstrap::Target {
             data_volume_id: &applied.data_volume_id,
             external_url: &url,
+            smtp_username: applied.smtp_username.as_deref(),
         };
         crate::bootstrap::apply(
             ctx,
@@ -373,25 +449,52 @@ async fn run_up(
             &target,
         )
         .await?;
-        let transport = crate::remote::Transport::for_instance(
-            ctx,
-            &applied.instance_id,
-            applied.public_ip.as_deref(),
-        )
-        .await?;
+        // GitLab uses the current SMTP key now: older ones can go.
+        crate::email::finish(ctx, &plan.email).await?;
+        transport = Some(
+            crate::remote::Transport::for_instance(
+                ctx,
+                &applied.instance_id,
+                applied.public_ip.as_deref(),
+            )
+            .await?,
+        );
+    }
+    let ses = email_state(ctx, args.wait_email).await?;
+    let mut verify_report = None;
+    let mut verify_error = None;
+    if let (Some(transport), Some(url)) = (&transport, &url) {
+        let facts = email_facts(ctx, ses.as_ref(), true);
         // Whatever the checks say, the summary of what exists comes first.
-        match crate::verify::run(ctx, &transport, &url, ctx.settings.verify_timeout, false).await {
+        match crate::verify::run(
+            ctx,
+            transport,
+            url,
+            ctx.settings.verify_timeout,
+            false,
+            facts.as_ref(),
+        )
+        .await
+        {
             Ok(report) => verify_report = Some(report),
             Err(e) => verify_error = Some(e),
         }
     }
     let healthy = verify_report.as_ref().is_none_or(|r| r.healthy);
+    let email_advice = match (&ctx.settings.email, &ses) {
+        (Some(email), Some(ses)) => crate::email::advice(email, ses),
+        _ => Vec::new(),
+    };
     match output {
-        OutputFormat::Json => print_json(&UpReport {
-            plan: report,
-            applied: Some(applied),
-            verify: verify_report,
-        }),
+        OutputFormat::Json => {
+            let observed = plan::observe(ctx).await?;
+            print_json(&UpReport {
+                plan: report,
+                applied: Some(applied),
+                verify: verify_report,
+                email: crate::email::report(ctx, &observed.email),
+            })
+        }
         OutputFormat::Text => {
             println!(
                 "Deployment {:?} is up in {}.",
@@ -411,9 +514,20 @@ async fn run_up(
                 }
                 println!("  password:    glbox status --show-password");
             }
+            if let Some(email) = &ctx.settings.email {
+                println!(
+                    "  email:       from {} through {}:{}",
+                    email.from,
+                    email.smtp_host(),
+                    email.port
+                );
+            }
             println!("  shell:       {}", shell_command(ctx, &applied));
             if let Some(report) = &verify_report {
                 print!("{}", crate::verify::table(report));
+            }
+            for line in &email_advice {
+                println!("Email: {line}");
             }
             println!("Tear down with: glbox down");
         }
@@ -425,13 +539,40 @@ async fn run_up(
     }
 }
 
-/// `glbox verify`: exit 0 healthy, 1 unhealthy, 2 could not check.
-async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<()> {
-    let unverifiable = |e: Error| match e {
-        Error::Unverifiable(_) => e,
-        other => Error::Unverifiable(other.to_string()),
+/// SES's view of the email domain after `up` changed things: waited for
+/// with `--wait-email`, else read once. `None` with email off.
+async fn email_state(
+    ctx: &Ctx<'_>,
+    wait: bool,
+) -> Result<Option<crate::email::identity::Observed>> {
+    let Some(email) = &ctx.settings.email else {
+        return Ok(None);
     };
-    let observed = plan::observe(ctx).await.map_err(unverifiable)?;
+    if wait {
+        return Ok(Some(crate::email::wait_verified(ctx, EMAIL_WAIT).await?));
+    }
+    Ok(Some(crate::email::identity::observe(ctx, email).await?))
+}
+
+fn email_facts(
+    ctx: &Ctx<'_>,
+    ses: Option<&crate::email::identity::Observed>,
+    may_send: bool,
+) -> Option<crate::verify::EmailFacts> {
+    let email = ctx.settings.email.as_ref()?;
+    Some(crate::email::facts(email, ses?, may_send))
+}
+
+/// The running instance of the deployment and how to reach it.
+struct RunningBox {
+    instance: crate::resources::instance::Instance,
+    url: String,
+    /// The public address SSH connects to (Elastic IP first).
+    address: Option<String>,
+    data_volume_id: Option<String>,
+}
+
+fn running_box(ctx: &Ctx<'_>, observed: &plan::Observed) -> Result<RunningBox> {
     let holder = observed
         .data_volumes
         .iter()
@@ -453,13 +594,43 @@ async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<(
         .ok_or_else(|| {
             Error::Unverifiable("the instance has no address: set gitlab.external_url".into())
         })?;
-    let address = elastic_ip.or_else(|| instance.public_ip.clone());
-    let transport = crate::remote::Transport::for_instance(ctx, &instance.id, address.as_deref())
-        .await
-        .map_err(unverifiable)?;
+    let data_volume_id = observed
+        .data_volumes
+        .iter()
+        .find(|v| v.attached_to.as_deref() == Some(instance.id.as_str()))
+        .map(|v| v.id.clone());
+    Ok(RunningBox {
+        address: elastic_ip.or_else(|| instance.public_ip.clone()),
+        instance,
+        url,
+        data_volume_id,
+    })
+}
+
+/// `glbox verify`: exit 0 healthy, 1 unhealthy, 2 could not check.
+async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<()> {
+    let unverifiable = |e: Error| match e {
+        Error::Unverifiable(_) => e,
+        other => Error::Unverifiable(other.to_string()),
+    };
+    let observed = plan::observe(ctx).await.map_err(unverifiable)?;
+    let target = running_box(ctx, &observed)?;
+    let transport =
+        crate::remote::Transport::for_instance(ctx, &target.instance.id, target.address.as_deref())
+            .await
+            .map_err(unverifiable)?;
     transport.wait_ready(ctx).await.map_err(unverifiable)?;
-    let report =
-        crate::verify::run(ctx, &transport, &url, ctx.settings.verify_timeout, deep).await?;
+    // The test mail only with --deep: a plain verify may run from cron.
+    let facts = email_facts(ctx, observed.email.ses.as_ref(), deep);
+    let report = crate::verify::run(
+        ctx,
+        &transport,
+        &target.url,
+        ctx.settings.verify_timeout,
+        deep,
+        facts.as_ref(),
+    )
+    .await?;
     match output {
         OutputFormat::Json => print_json(&report),
         OutputFormat::Text => print!("{}", crate::verify::table(&report)),
@@ -469,6 +640,180 @@ async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<(
     } else {
         Err(Error::Unhealthy)
     }
+}
+
+/// `glbox email dns`: the records, from what SES reports now.
+async fn run_email_dns(ctx: &Ctx<'_>, output: OutputFormat, zone_file: bool) -> Result<()> {
+    let email = ctx.settings.email.as_ref().expect("checked before AWS");
+    let ses = crate::email::identity::observe(ctx, email).await?;
+    let identity = ses.identity.as_ref().ok_or_else(|| {
+        Error::Refused(format!(
+            "SES ({}) has no identity for {} yet, so there are no records to publish\n  fix: run glbox up (it creates the identity), then glbox email dns",
+            email.ses_region, email.domain
+        ))
+    })?;
+    let records = crate::email::dns::records(identity);
+    match (output, zone_file) {
+        (OutputFormat::Json, _) => print_json(&records),
+        (OutputFormat::Text, true) => print!("{}", crate::email::dns::zone_file(&records)),
+        (OutputFormat::Text, false) => {
+            println!(
+                "DNS records for {} (SES {}: verification {}, DKIM {}):",
+                email.domain,
+                email.ses_region,
+                identity.verification.to_lowercase(),
+                identity.dkim_status.to_lowercase()
+            );
+            print!("{}", crate::email::dns::table(&records));
+            println!("As zone-file lines: glbox email dns --zone-file");
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct RotateReport {
+    new_access_key_id: String,
+    deleted_access_key_ids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<crate::verify::Report>,
+}
+
+/// `glbox email rotate`: a new key and password; the box is brought to them
+/// (then, with a test recipient, a test mail proves they work); only then
+/// is the old key deleted, so mail never stops in between.
+async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
+    use crate::email::credentials;
+    let email = ctx.settings.email.as_ref().expect("checked before AWS");
+    let observed = plan::observe(ctx).await?;
+    let user = observed
+        .email
+        .credentials
+        .user
+        .as_ref()
+        .filter(|u| u.owned)
+        .ok_or_else(|| {
+            Error::Refused(format!(
+                "there is no SMTP user {} to rotate\n  fix: run glbox up first",
+                credentials::user_name(ctx)
+            ))
+        })?;
+    let old: Vec<String> = user.keys.iter().map(|k| k.id.clone()).collect();
+    if output == OutputFormat::Text {
+        println!(
+            "Rotating the SMTP key of {}: a new access key, GitLab updated, then {} deleted.",
+            user.name,
+            if old.is_empty() {
+                "nothing".to_string()
+            } else {
+                old.join(", ")
+            }
+        );
+    }
+    confirm("Rotate the SMTP key?", "rotating the SMTP key", yes)?;
+    // IAM allows two keys: a stale second one (not the box's) goes first.
+    let current = observed.email.credentials.current.as_ref();
+    if old.len() >= 2 {
+        let stale = old
+            .iter()
+            .rev()
+            .find(|k| current.is_none_or(|c| c.access_key_id != **k))
+            .expect("two keys, at most one current");
+        credentials::delete_key(ctx, &user.name, stale).await?;
+    }
+    let stored = observed
+        .parameters
+        .contains(&credentials::password_parameter(ctx));
+    let new = credentials::new_key(ctx, email, &user.name, stored).await?;
+    let mut verify_report = None;
+    match running_box(ctx, &observed) {
+        Ok(target) => {
+            let data_volume_id = target.data_volume_id.clone().ok_or_else(|| {
+                Error::Refused(format!(
+                    "the instance {} has no data volume attached\n  fix: run glbox up, then glbox email rotate",
+                    target.instance.id
+                ))
+            })?;
+            let script_target = crate::bootstrap::Target {
+                data_volume_id: &data_volume_id,
+                external_url: &target.url,
+                smtp_username: Some(&new.access_key_id),
+            };
+            crate::bootstrap::apply(
+                ctx,
+                &target.instance,
+                target.address.as_deref(),
+                &script_target,
+            )
+            .await?;
+            let transport = crate::remote::Transport::for_instance(
+                ctx,
+                &target.instance.id,
+                target.address.as_deref(),
+            )
+            .await?;
+            let ses = crate::email::identity::observe(ctx, email).await?;
+            let facts = crate::email::facts(email, &ses, true);
+            let report = crate::verify::run(
+                ctx,
+                &transport,
+                &target.url,
+                ctx.settings.verify_timeout,
+                false,
+                Some(&facts),
+            )
+            .await?;
+            if !report.healthy {
+                print!("{}", crate::verify::table(&report));
+                return Err(Error::Refused(format!(
+                    "GitLab is not healthy with the new key {}; the old key{} kept so you can look into it\n  fix: correct the cause above, then run glbox up (it deletes the old key once GitLab is updated)",
+                    new.access_key_id,
+                    if old.len() == 1 { " is" } else { "s are" }
+                )));
+            }
+            verify_report = Some(report);
+        }
+        Err(_) => ctx.ui.warn(
+            "the deployment has no running instance: it gets the new key at the next glbox up",
+        ),
+    }
+    let retired: Vec<String> = old
+        .into_iter()
+        .filter(|k| *k != new.access_key_id)
+        .collect();
+    let still_there: Vec<String> = {
+        let now = credentials::observe(ctx).await?;
+        now.user
+            .map(|u| u.keys.into_iter().map(|k| k.id).collect())
+            .unwrap_or_default()
+    };
+    let retired: Vec<String> = retired
+        .into_iter()
+        .filter(|k| still_there.contains(k))
+        .collect();
+    credentials::retire(ctx, &retired).await?;
+    match output {
+        OutputFormat::Json => print_json(&RotateReport {
+            new_access_key_id: new.access_key_id,
+            deleted_access_key_ids: retired,
+            verify: verify_report,
+        }),
+        OutputFormat::Text => {
+            if let Some(report) = &verify_report {
+                print!("{}", crate::verify::table(report));
+            }
+            println!(
+                "SMTP key rotated: GitLab uses {}; deleted {}.",
+                new.access_key_id,
+                if retired.is_empty() {
+                    "no old key".to_string()
+                } else {
+                    retired.join(", ")
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The command that opens a shell on the box.
@@ -546,6 +891,9 @@ async fn run_status(ctx: &Ctx<'_>, output: OutputFormat, show_password: bool) ->
             if let Some(url) = &report.url {
                 println!("  URL:        {url}");
             }
+            if let Some(email) = &report.email {
+                print_email_status(email);
+            }
             if let Some(password) = &report.root_password {
                 println!("  root password: {password}");
             }
@@ -569,7 +917,7 @@ async fn run_down(
     options: DownOptions,
 ) -> Result<()> {
     let observed = plan::observe(ctx).await?;
-    let items = down::items(&observed, options);
+    let items = down::items(ctx, &observed, options);
     let mut report = DownReport {
         deployment: ctx.settings.name.clone(),
         region: ctx.settings.region.clone(),
@@ -617,9 +965,39 @@ async fn run_down(
             for id in &outcome.snapshots {
                 println!("Kept final snapshot {id} (tagged with the deployment; delete it when no longer needed).");
             }
+            if let Some(domain) = &outcome.kept_identity {
+                println!("Kept the SES identity {domain} (other senders may use it; `glbox down --delete-email-identity` removes it).");
+            }
         }
     }
     Ok(())
+}
+
+fn print_email_status(email: &crate::email::Report) {
+    let identity = email
+        .identity
+        .as_ref()
+        .map_or("no SES identity".to_string(), |i| {
+            format!(
+                "verification {}, DKIM {}",
+                i.verification.to_lowercase(),
+                i.dkim_status.to_lowercase()
+            )
+        });
+    println!(
+        "  email:      {} in SES {}: {identity}",
+        email.domain, email.ses_region
+    );
+    if email.sandbox == Some(true) {
+        println!("              SES sandbox: only verified recipients, 200 a day (request production access in the SES console)");
+    }
+    if email
+        .identity
+        .as_ref()
+        .is_some_and(|i| !(i.verified() && i.dkim_verified()))
+    {
+        println!("              DNS records to publish: glbox email dns");
+    }
 }
 
 fn print_kept(items: &[down::DownItem]) {

@@ -1055,14 +1055,14 @@ pub fn is_domain(name: &str) -> bool {
 fn sends_as(address: &str, domain: &str) -> bool {
     address.rsplit_once('@').is_some_and(|(_, host)| {
         host.eq_ignore_ascii_case(domain)
-            || host
-                .to_ascii_lowercase()
-                .ends_with(&format!(".{domain}"))
+            || host.to_ascii_lowercase().ends_with(&format!(".{domain}"))
     })
 }
 
 fn optional_text(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 fn validate_address(field: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {

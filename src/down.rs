@@ -19,6 +19,8 @@ const GROUP_RELEASE_WAIT: Duration = Duration::from_secs(300);
 pub struct DownOptions {
     pub delete_data: bool,
     pub snapshot: bool,
+    /// Also delete the SES identity (and glbox's records in Route 53).
+    pub delete_email_identity: bool,
 }
 
 /// One thing `down` removes or keeps.
@@ -29,7 +31,7 @@ pub struct DownItem {
     pub action: &'static str,
 }
 
-pub fn items(observed: &Observed, options: DownOptions) -> Vec<DownItem> {
+pub fn items(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<DownItem> {
     let item = |resource, id: &str, action| DownItem {
         resource,
         id: id.to_string(),
@@ -85,6 +87,20 @@ pub fn items(observed: &Observed, options: DownOptions) -> Vec<DownItem> {
     if let Some(role) = &observed.role {
         items.push(item("iam_role", &role.name, ownership(role.owned)));
     }
+    if let Some(user) = &observed.email.credentials.user {
+        items.push(item("smtp_user", &user.name, ownership(user.owned)));
+    }
+    if let (Some(email), Some(_)) = (&ctx.settings.email, observed.email.identity()) {
+        let action = if options.delete_email_identity {
+            "delete"
+        } else {
+            "keep"
+        };
+        items.push(item("ses_identity", &email.domain, action));
+        if options.delete_email_identity && observed.email.zone.is_some() {
+            items.push(item("dns_records", &email.domain, "delete glbox's"));
+        }
+    }
     items
 }
 
@@ -94,6 +110,8 @@ pub struct DownOutcome {
     pub removed: Vec<String>,
     pub kept_volumes: Vec<String>,
     pub snapshots: Vec<String>,
+    /// The SES identity, kept because it may be shared.
+    pub kept_identity: Option<String>,
 }
 
 pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Result<DownOutcome> {
@@ -135,6 +153,21 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
     if let Some(role) = observed.role.as_ref().filter(|r| r.owned) {
         iam::delete_role(ctx, role).await?;
         outcome.removed.push(role.name.clone());
+    }
+    if let Some(user) = observed.email.credentials.user.as_ref().filter(|u| u.owned) {
+        crate::email::credentials::delete_user(ctx, &user.name).await?;
+        outcome.removed.push(user.name.clone());
+    }
+    if let (Some(email), Some(_)) = (&ctx.settings.email, observed.email.identity()) {
+        if options.delete_email_identity {
+            if let Some(zone) = &observed.email.zone {
+                crate::email::dns::delete(ctx, &observed.email.records(), zone).await?;
+            }
+            crate::email::identity::delete(ctx, email).await?;
+            outcome.removed.push(email.domain.clone());
+        } else {
+            outcome.kept_identity = Some(email.domain.clone());
+        }
     }
     Ok(outcome)
 }

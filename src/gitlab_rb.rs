@@ -2,11 +2,11 @@
 //! the same text on every run, so the bootstrap reconfigures GitLab only
 //! when the configuration really changed.
 
-use crate::config::Settings;
+use crate::config::{EmailSettings, Settings};
 
-/// The file the email settings go to (written by the email feature); the
-/// main file includes it when it exists.
-pub const EMAIL_INCLUDE: &str = "/etc/gitlab/glbox-email.rb";
+/// The file the bootstrap writes on the box with the SMTP password it reads
+/// from SSM (mode 0600): the password never travels in what glbox sends.
+pub const SMTP_PASSWORD_INCLUDE: &str = "/etc/gitlab/glbox-smtp-password.rb";
 
 /// The URL GitLab answers on: the configured one, else `http://` and the
 /// Elastic IP (stable), else the instance's public name or address.
@@ -24,8 +24,9 @@ pub fn external_url(
 }
 
 /// Renders gitlab.rb for `external_url` (already resolved: configured, or
-/// the instance's address).
-pub fn render(settings: &Settings, external_url: &str) -> String {
+/// the instance's address). `smtp_username` is the SES SMTP user (an access
+/// key id) when email is on.
+pub fn render(settings: &Settings, external_url: &str, smtp_username: Option<&str>) -> String {
     let gitlab = &settings.gitlab;
     let mut out = format!(
         "# Written by glbox for deployment \"{name}\": `glbox up` replaces this file.\n\
@@ -49,9 +50,51 @@ pub fn render(settings: &Settings, external_url: &str) -> String {
          # there (through SSM or SSH), so they need not be open to the internet.\n\
          gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '::1/128']\n\n",
     );
+    if let Some(email) = &settings.email {
+        out.push_str(&smtp_block(
+            email,
+            smtp_username.unwrap_or("<smtp-username>"),
+        ));
+    }
+    out
+}
+
+/// GitLab's SMTP settings for SES (`doc/settings/smtp.md`).
+fn smtp_block(email: &EmailSettings, username: &str) -> String {
+    let mut out = format!(
+        "# Outbound email through Amazon SES ({region}).\n\
+         gitlab_rails['smtp_enable'] = true\n\
+         gitlab_rails['smtp_address'] = '{host}'\n\
+         gitlab_rails['smtp_port'] = {port}\n\
+         gitlab_rails['smtp_user_name'] = '{username}'\n\
+         gitlab_rails['smtp_domain'] = '{domain}'\n\
+         gitlab_rails['smtp_authentication'] = 'login'\n",
+        region = email.ses_region,
+        host = email.smtp_host(),
+        port = email.port,
+        domain = email.domain,
+    );
+    if email.implicit_tls() {
+        out.push_str(
+            "gitlab_rails['smtp_enable_starttls_auto'] = false\n\
+             gitlab_rails['smtp_ssl'] = true\n\
+             gitlab_rails['smtp_force_ssl'] = true\n",
+        );
+    } else {
+        out.push_str("gitlab_rails['smtp_enable_starttls_auto'] = true\n");
+    }
     out.push_str(&format!(
-        "# Outbound email settings, when glbox manages them.\n\
-         from_file '{EMAIL_INCLUDE}' if File.exist?('{EMAIL_INCLUDE}')\n"
+        "gitlab_rails['gitlab_email_from'] = '{}'\n",
+        email.from
+    ));
+    if let Some(reply_to) = &email.reply_to {
+        out.push_str(&format!(
+            "gitlab_rails['gitlab_email_reply_to'] = '{reply_to}'\n"
+        ));
+    }
+    out.push_str(&format!(
+        "# The SMTP password: read from SSM on the box into this file (0600).\n\
+         from_file '{SMTP_PASSWORD_INCLUDE}'\n"
     ));
     out
 }
@@ -63,14 +106,18 @@ mod tests {
     #[test]
     fn renders_the_required_settings() {
         let settings = crate::test_support::settings("trial");
-        let rb = render(&settings, "http://203.0.113.7");
+        let rb = render(&settings, "http://203.0.113.7", None);
         assert!(rb.contains("external_url 'http://203.0.113.7'\n"));
         assert!(rb.contains("letsencrypt['enable'] = false\n"));
         assert!(rb.contains("high_availability['mountpoint'] = '/var/opt/gitlab'\n"));
         assert!(rb.contains("gitlab_rails['monitoring_whitelist'] = ['127.0.0.0/8', '::1/128']\n"));
-        assert!(rb.contains(&format!("from_file '{EMAIL_INCLUDE}'")));
+        assert!(!rb.contains("smtp"), "no email settings while email is off");
         assert!(!rb.contains("git_data_dirs"), "removed in GitLab 18.0");
-        assert_eq!(rb, render(&settings, "http://203.0.113.7"), "stable text");
+        assert_eq!(
+            rb,
+            render(&settings, "http://203.0.113.7", None),
+            "stable text"
+        );
     }
 
     #[test]
@@ -102,8 +149,64 @@ mod tests {
         let mut settings = crate::test_support::settings("trial");
         settings.gitlab.letsencrypt = true;
         settings.gitlab.root_email = Some("admin@example.com".into());
-        let rb = render(&settings, "https://git.example.com");
+        let rb = render(&settings, "https://git.example.com", None);
         assert!(rb.contains("letsencrypt['enable'] = true\n"));
         assert!(rb.contains("letsencrypt['contact_emails'] = ['admin@example.com']\n"));
+    }
+
+    fn email_settings(port: u16) -> crate::config::Settings {
+        let mut settings = crate::test_support::settings("trial");
+        settings.email = Some(EmailSettings {
+            domain: "example.com".into(),
+            from: "gitlab@example.com".into(),
+            reply_to: Some("noreply@example.com".into()),
+            ses_region: "eu-west-1".into(),
+            port,
+            route53_zone_id: None,
+            test_recipient: None,
+        });
+        settings
+    }
+
+    #[test]
+    fn the_smtp_block_for_starttls_on_587() {
+        let rb = render(
+            &email_settings(587),
+            "http://203.0.113.7",
+            Some("AKIAEXAMPLE"),
+        );
+        let expected = "\
+gitlab_rails['smtp_enable'] = true
+gitlab_rails['smtp_address'] = 'email-smtp.eu-west-1.amazonaws.com'
+gitlab_rails['smtp_port'] = 587
+gitlab_rails['smtp_user_name'] = 'AKIAEXAMPLE'
+gitlab_rails['smtp_domain'] = 'example.com'
+gitlab_rails['smtp_authentication'] = 'login'
+gitlab_rails['smtp_enable_starttls_auto'] = true
+gitlab_rails['gitlab_email_from'] = 'gitlab@example.com'
+gitlab_rails['gitlab_email_reply_to'] = 'noreply@example.com'
+# The SMTP password: read from SSM on the box into this file (0600).
+from_file '/etc/gitlab/glbox-smtp-password.rb'
+";
+        assert!(rb.contains(expected), "{rb}");
+        assert!(
+            !rb.contains("smtp_password"),
+            "the password is only on the box"
+        );
+        assert!(!rb.contains("smtp_ssl"));
+    }
+
+    #[test]
+    fn the_smtp_block_for_tls_on_465() {
+        let rb = render(
+            &email_settings(465),
+            "http://203.0.113.7",
+            Some("AKIAEXAMPLE"),
+        );
+        assert!(rb.contains("gitlab_rails['smtp_port'] = 465\n"));
+        assert!(rb.contains("gitlab_rails['smtp_enable_starttls_auto'] = false\n"));
+        assert!(rb.contains("gitlab_rails['smtp_ssl'] = true\n"));
+        assert!(rb.contains("gitlab_rails['smtp_force_ssl'] = true\n"));
+        assert!(!rb.contains("smtp_password"));
     }
 }

@@ -28,6 +28,7 @@ pub struct Observed {
     pub addresses: Vec<Address>,
     /// Names of the SSM parameters under `/glbox/<name>/`.
     pub parameters: Vec<String>,
+    pub email: crate::email::Observed,
 }
 
 impl Observed {
@@ -39,17 +40,27 @@ impl Observed {
 /// Reads the deployment's resources, all lookups at once.
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
     let policy = iam::parameters_policy(ctx);
-    let (security_group, role, profile, key_pair, instances, data_volumes, addresses, parameters) =
-        tokio::try_join!(
-            security_group::observe(ctx),
-            iam::observe_role(ctx, &policy),
-            iam::observe_profile(ctx),
-            key_pair::observe(ctx),
-            instance::observe(ctx),
-            data_volume::observe(ctx),
-            elastic_ip::observe(ctx),
-            crate::resources::parameters::observe(ctx),
-        )?;
+    let (
+        security_group,
+        role,
+        profile,
+        key_pair,
+        instances,
+        data_volumes,
+        addresses,
+        parameters,
+        email,
+    ) = tokio::try_join!(
+        security_group::observe(ctx),
+        iam::observe_role(ctx, &policy),
+        iam::observe_profile(ctx),
+        key_pair::observe(ctx),
+        instance::observe(ctx),
+        data_volume::observe(ctx),
+        elastic_ip::observe(ctx),
+        crate::resources::parameters::observe(ctx),
+        crate::email::observe(ctx),
+    )?;
     Ok(Observed {
         security_group,
         role,
@@ -59,6 +70,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         data_volumes,
         addresses,
         parameters,
+        email,
     })
 }
 
@@ -77,6 +89,10 @@ pub struct Plan {
     pub extra_volumes: Vec<Volume>,
     pub elastic_ip: EipPlan,
     pub root_password: crate::resources::parameters::Change,
+    pub email: crate::email::Plan,
+    /// Whether the SMTP password parameter exists (it is then overwritten,
+    /// not created).
+    pub smtp_password_stored: bool,
     /// `None` with `--no-bootstrap`.
     pub bootstrap: Option<crate::bootstrap::Change>,
 }
@@ -91,7 +107,7 @@ pub struct PlanReport {
 }
 
 impl Plan {
-    pub fn items(&self, ctx: &Ctx<'_>) -> Vec<PlanItem> {
+    pub fn items(&self, ctx: &Ctx<'_>, observed: &Observed) -> Vec<PlanItem> {
         let mut items = vec![
             self.security_group.item(ctx),
             self.role.item(ctx),
@@ -102,6 +118,7 @@ impl Plan {
         items.push(self.data_volume.item(ctx, &self.extra_volumes));
         items.extend(self.elastic_ip.items(ctx));
         items.push(self.root_password.item(ctx));
+        items.extend(self.email.items(ctx, &observed.email));
         if let Some(bootstrap) = &self.bootstrap {
             let instance_id = match &self.instance.change {
                 instance::Change::Update { id, .. } | instance::Change::NoChange { id } => {
@@ -114,8 +131,8 @@ impl Plan {
         items
     }
 
-    pub fn report(&self, ctx: &Ctx<'_>) -> PlanReport {
-        let resources = self.items(ctx);
+    pub fn report(&self, ctx: &Ctx<'_>, observed: &Observed) -> PlanReport {
+        let resources = self.items(ctx, observed);
         PlanReport {
             deployment: ctx.settings.name.clone(),
             region: ctx.settings.region.clone(),
@@ -136,6 +153,7 @@ impl Plan {
             && matches!(self.data_volume, data_volume::Change::NoChange { .. })
             && self.elastic_ip.is_noop()
             && self.root_password == crate::resources::parameters::Change::NoChange
+            && self.email.is_noop()
             && matches!(
                 self.bootstrap,
                 None | Some(crate::bootstrap::Change::NoChange)
@@ -200,10 +218,20 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         instance::Change::Create | instance::Change::Replace { .. } => None,
     };
     let eip_plan = elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target);
+    let smtp_password_stored = observed
+        .parameters
+        .contains(&crate::email::credentials::password_parameter(ctx));
+    let email = crate::email::diff(ctx, &observed.email, smtp_password_stored, with_bootstrap)?;
+    // The SMTP user the box will get, when it is known before applying.
+    let smtp_username = smtp_username_after(&email, &observed.email);
     let bootstrap = with_bootstrap.then(|| {
         let staying = target.and(primary.as_ref());
         crate::bootstrap::diff(staying.map(|instance| {
             let script = chosen_volume.as_ref().and_then(|volume| {
+                let smtp_username = match &smtp_username {
+                    SmtpUsername::Unknown => return None,
+                    SmtpUsername::Known(name) => name.as_deref(),
+                };
                 let host = instance
                     .public_dns
                     .as_deref()
@@ -215,6 +243,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
                     &crate::bootstrap::Target {
                         data_volume_id: &volume.id,
                         external_url: &url,
+                        smtp_username,
                     },
                 ))
             });
@@ -223,6 +252,8 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
     });
     Ok(Plan {
         root_password: crate::resources::parameters::diff(ctx, &observed.parameters),
+        email,
+        smtp_password_stored,
         bootstrap,
         security_group: security_group::diff(ctx.settings, observed.security_group.as_ref()),
         role: iam::diff_role(observed.role.as_ref()),
@@ -242,6 +273,32 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         },
         placement,
     })
+}
+
+enum SmtpUsername {
+    /// `None` with email off.
+    Known(Option<String>),
+    /// A new access key will be made.
+    Unknown,
+}
+
+fn smtp_username_after(
+    plan: &crate::email::Plan,
+    observed: &crate::email::Observed,
+) -> SmtpUsername {
+    use crate::email::credentials::Change;
+    match &plan.credentials {
+        Change::Absent | Change::Delete { .. } => SmtpUsername::Known(None),
+        Change::NoChange { access_key_id } => SmtpUsername::Known(Some(access_key_id.clone())),
+        Change::Converge(steps) if steps.new_key => SmtpUsername::Unknown,
+        Change::Converge(_) => SmtpUsername::Known(
+            observed
+                .credentials
+                .current
+                .as_ref()
+                .map(|c| c.access_key_id.clone()),
+        ),
+    }
 }
 
 /// The public IP of the Elastic IP the plan keeps (what `up` will use for

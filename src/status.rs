@@ -28,6 +28,9 @@ pub struct Status {
     /// Only with `--show-password`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root_password: Option<String>,
+    /// With email on: the SES identity, the sandbox, the records, the SMTP user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<crate::email::Report>,
 }
 
 fn entry(resource: &'static str, id: Option<String>, state: impl Into<String>) -> ResourceStatus {
@@ -140,6 +143,9 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
             _ => "not installed",
         },
     ));
+    if ctx.settings.email.is_some() {
+        resources.extend(email_entries(&observed.email));
+    }
     let complete = resources
         .iter()
         .all(|r| r.state != MISSING && !r.state.contains("not ") && !r.state.contains("drifted"))
@@ -163,5 +169,34 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
         private_ip,
         url,
         root_password: None,
+        email: crate::email::report(ctx, &observed.email),
     }
+}
+
+fn email_entries(observed: &crate::email::Observed) -> Vec<ResourceStatus> {
+    let identity = observed.identity();
+    let user = observed.credentials.user.as_ref();
+    vec![
+        entry(
+            "ses_identity",
+            identity.map(|i| i.domain.clone()),
+            identity.map_or(MISSING.to_string(), |i| {
+                format!(
+                    "verification {}, DKIM {}",
+                    i.verification.to_lowercase(),
+                    i.dkim_status.to_lowercase()
+                )
+            }),
+        ),
+        entry(
+            "smtp_user",
+            user.map(|u| u.name.clone()),
+            match (user, &observed.credentials.current) {
+                (None, _) => MISSING.to_string(),
+                (Some(u), _) if !u.owned => "not glbox's".to_string(),
+                (Some(_), Some(current)) => format!("access key {}", current.access_key_id),
+                (Some(_), None) => "no SMTP key recorded (run glbox up)".to_string(),
+            },
+        ),
+    ]
 }

@@ -29,6 +29,9 @@ pub enum Status {
     Pass,
     Fail,
     Skipped,
+    /// Waiting on something outside the box (DNS for the SES identity):
+    /// reported, not counted as unhealthy.
+    Pending,
 }
 
 /// How a failing check should be treated while waiting.
@@ -84,6 +87,26 @@ impl Check {
             kind: Kind::Done,
         }
     }
+
+    fn pending(name: &'static str, evidence: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Pending,
+            evidence: evidence.into(),
+            kind: Kind::Done,
+        }
+    }
+}
+
+/// The email facts the checks need, when email is on.
+#[derive(Debug, Clone)]
+pub struct EmailFacts {
+    /// What SES reports for the domain (`None`: no identity).
+    pub identity: Option<crate::email::identity::IdentityState>,
+    /// Send GitLab's test mail here in the last round.
+    pub test_recipient: Option<String>,
+    /// Why no test mail is sent, when none is.
+    pub no_test_reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,14 +115,24 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
+/// What the last round adds to the usual checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// `gitlab-rake gitlab:check`.
+    pub deep: bool,
+    /// A test mail through GitLab to this (plain, validated) address.
+    pub test_mail: Option<&'a str>,
+}
+
 /// The verify script with the deployment's values in front of it.
-pub fn render(settings: &Settings, external_url: &str, deep: bool) -> String {
+pub fn render(settings: &Settings, external_url: &str, extras: Extras<'_>) -> String {
     let (shebang, body) = SCRIPT.split_once('\n').unwrap_or(("#!/bin/bash", SCRIPT));
     format!(
-        "{shebang}\nGLBOX_EXTERNAL_URL='{external_url}'\nGLBOX_EDITION='{}'\nGLBOX_OS='{}'\nGLBOX_DEEP='{}'\n{body}",
+        "{shebang}\nGLBOX_EXTERNAL_URL='{external_url}'\nGLBOX_EDITION='{}'\nGLBOX_OS='{}'\nGLBOX_DEEP='{}'\nGLBOX_TEST_MAIL='{}'\n{body}",
         settings.gitlab.edition.as_str(),
         settings.os.as_str(),
-        u8::from(deep)
+        u8::from(extras.deep),
+        extras.test_mail.unwrap_or("")
     )
 }
 
@@ -360,6 +393,80 @@ fn check_deep(section: Option<&String>) -> Check {
     }
 }
 
+/// The SES identity and its DKIM, as SES reports them.
+pub fn check_email_identity(facts: &EmailFacts) -> Vec<Check> {
+    let Some(identity) = &facts.identity else {
+        return vec![Check::wrong(
+            "email_identity",
+            "SES has no identity for the domain: run glbox up",
+        )];
+    };
+    let fix = "publish the records `glbox email dns` prints, or wait with glbox up --wait-email";
+    let domain = &identity.domain;
+    let verification = match identity.verification.as_str() {
+        "Success" => Check::pass("email_identity", format!("{domain} verified in SES")),
+        "Pending" | "NotStarted" => Check::pending(
+            "email_identity",
+            format!("{domain}: SES verification pending; {fix}"),
+        ),
+        other => Check::wrong(
+            "email_identity",
+            format!("{domain}: SES verification {other}; run glbox up to restart it, then {fix}"),
+        ),
+    };
+    let dkim = match identity.dkim_status.as_str() {
+        "Success" => Check::pass("email_dkim", "DKIM records verified"),
+        "Pending" | "NotStarted" => Check::pending("email_dkim", format!("DKIM pending; {fix}")),
+        other => Check::wrong(
+            "email_dkim",
+            format!("DKIM {other}: check the three CNAME records (glbox email dns)"),
+        ),
+    };
+    vec![verification, dkim]
+}
+
+/// The test mail's outcome: `gitlab-rails runner` output and exit status.
+fn check_test_mail(section: Option<&String>, facts: &EmailFacts) -> Check {
+    const NAME: &str = "email_test";
+    let Some(text) = section else {
+        return Check::skipped(NAME, facts.no_test_reason.clone());
+    };
+    let exit = text
+        .lines()
+        .find_map(|l| l.strip_prefix("glbox-exit: "))
+        .unwrap_or("?");
+    let recipient = facts.test_recipient.as_deref().unwrap_or("?");
+    if exit == "0" {
+        return Check::pass(
+            NAME,
+            format!("GitLab sent a test mail to {recipient} through SES"),
+        );
+    }
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("glbox-exit: ") && !l.trim().is_empty())
+        .collect();
+    // The exception's line says most; else the last thing printed.
+    let cause = lines
+        .iter()
+        .find(|l| l.contains("Error") || l.contains("error"))
+        .or(lines.last())
+        .map_or("", |l| l.trim());
+    let hint = if cause.contains("535") || cause.contains("Authentication") {
+        "; SES refused the SMTP credentials: run glbox email rotate"
+    } else if cause.contains("not verified") {
+        "; in the SES sandbox both sender and recipient must be verified"
+    } else if cause.contains("OpenTimeout") || cause.contains("timed out") {
+        "; the box cannot reach the SMTP endpoint: check outbound traffic on the SMTP port"
+    } else {
+        ""
+    };
+    Check::wrong(
+        NAME,
+        format!("the test mail to {recipient} failed (exit {exit}): {cause}{hint}"),
+    )
+}
+
 /// Judges one round of the script's output.
 pub fn evaluate(settings: &Settings, output: &str) -> Vec<Check> {
     let s = sections(output);
@@ -395,14 +502,25 @@ pub async fn run(
     external_url: &str,
     deadline: Duration,
     deep: bool,
+    email: Option<&EmailFacts>,
 ) -> Result<Report> {
     let started = tokio::time::Instant::now();
-    // gitlab:check takes minutes and fails while GitLab boots: it runs
-    // once, in a last round, after everything else passed.
-    let mut deep_round = false;
+    // gitlab:check takes minutes and fails while GitLab boots, and a test
+    // mail is only worth sending to a running GitLab: they run once, in a
+    // last round, after everything else passed.
+    let wanted = Extras {
+        deep,
+        test_mail: email.and_then(|e| e.test_recipient.as_deref()),
+    };
+    let mut last_round = false;
     loop {
-        let script = render(ctx.settings, external_url, deep_round);
-        let round_timeout = if deep_round {
+        let extras = if last_round {
+            wanted
+        } else {
+            Extras::default()
+        };
+        let script = render(ctx.settings, external_url, extras);
+        let round_timeout = if last_round {
             DEEP_ROUND_TIMEOUT
         } else {
             ROUND_TIMEOUT
@@ -421,10 +539,18 @@ pub async fn run(
         let mut checks =
             vec![outside(ctx.settings.verify_url.as_deref().unwrap_or(external_url)).await];
         checks.extend(evaluate(ctx.settings, &outcome.output));
+        if let Some(facts) = email {
+            checks.extend(check_email_identity(facts));
+            checks.push(check_test_mail(
+                sections(&outcome.output).get("test-mail"),
+                facts,
+            ));
+        }
         let wrong = checks.iter().any(|c| c.kind == Kind::Wrong);
         let waiting: Vec<&Check> = checks.iter().filter(|c| c.kind == Kind::NotYet).collect();
-        if deep && !deep_round && !wrong && waiting.is_empty() {
-            deep_round = true;
+        let extras_due = wanted.deep || wanted.test_mail.is_some();
+        if extras_due && !last_round && !wrong && waiting.is_empty() {
+            last_round = true;
             continue;
         }
         if wrong || waiting.is_empty() || started.elapsed() >= deadline {
@@ -445,7 +571,8 @@ pub async fn run(
     }
 }
 
-/// The report as a table for people.
+/// The report as a table for people. A pending email identity does not
+/// make GitLab unhealthy, but it is said.
 pub fn table(report: &Report) -> String {
     let mut out = String::new();
     for check in &report.checks {
@@ -453,6 +580,7 @@ pub fn table(report: &Report) -> String {
             Status::Pass => "pass",
             Status::Fail => "FAIL",
             Status::Skipped => "skip",
+            Status::Pending => "wait",
         };
         out.push_str(&format!(
             "  {status:<5} {:<13} {}\n",
@@ -593,6 +721,53 @@ mod tests {
             check_deep(Some(&"ok ... yes\nglbox-exit: 0\n".to_string())).status,
             Status::Pass
         );
+    }
+
+    fn facts(verification: &str, dkim: &str) -> EmailFacts {
+        EmailFacts {
+            identity: Some(crate::email::identity::IdentityState {
+                domain: "example.com".into(),
+                verification: verification.into(),
+                token: None,
+                dkim_enabled: true,
+                dkim_status: dkim.into(),
+                dkim_tokens: Vec::new(),
+            }),
+            test_recipient: Some("me@example.org".into()),
+            no_test_reason: "set email.test_recipient".into(),
+        }
+    }
+
+    #[test]
+    fn a_pending_identity_is_pending_and_a_failed_one_wrong() {
+        let checks = check_email_identity(&facts("Pending", "Success"));
+        assert_eq!(checks[0].status, Status::Pending);
+        assert!(checks[0].evidence.contains("glbox email dns"));
+        assert_eq!(checks[1].status, Status::Pass);
+        let checks = check_email_identity(&facts("Failed", "Failed"));
+        assert_eq!(checks[0].kind, Kind::Wrong);
+        assert_eq!(checks[1].kind, Kind::Wrong);
+        let none = EmailFacts {
+            identity: None,
+            ..facts("Success", "Success")
+        };
+        assert_eq!(check_email_identity(&none)[0].kind, Kind::Wrong);
+    }
+
+    #[test]
+    fn the_test_mail_outcome_is_judged_with_a_hint() {
+        let facts = facts("Success", "Success");
+        assert_eq!(check_test_mail(None, &facts).status, Status::Skipped);
+        let sent = check_test_mail(Some(&"glbox-exit: 0\n".to_string()), &facts);
+        assert_eq!(sent.status, Status::Pass);
+        assert!(sent.evidence.contains("me@example.org"));
+        let refused = check_test_mail(
+            Some(&"Net::SMTPAuthenticationError: 535 Authentication Credentials Invalid\nglbox-exit: 1\n".to_string()),
+            &facts,
+        );
+        assert_eq!(refused.kind, Kind::Wrong);
+        assert!(refused.evidence.contains("535"), "{refused:?}");
+        assert!(refused.evidence.contains("glbox email rotate"));
     }
 
     #[test]

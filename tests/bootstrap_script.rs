@@ -18,6 +18,7 @@ fn script(settings: &Settings, external_url: &str) -> String {
         &glbox::bootstrap::Target {
             data_volume_id: "vol-0123456789abcdef0",
             external_url,
+            smtp_username: None,
         },
     )
 }
@@ -79,7 +80,10 @@ fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigure
         "the package's own reconfigure is enough"
     );
     let rb = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
-    assert_eq!(rb, glbox::gitlab_rb::render(&s, "http://198.51.100.1"));
+    assert_eq!(
+        rb,
+        glbox::gitlab_rb::render(&s, "http://198.51.100.1", None)
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(sandbox.path("etc-gitlab/gitlab.rb"))
         .unwrap()
@@ -131,6 +135,7 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
         &glbox::bootstrap::Target {
             data_volume_id: VOLUME_ID,
             external_url: "http://198.51.100.1",
+            smtp_username: None,
         },
     );
     // The real data-volume script this time, on the loop device.

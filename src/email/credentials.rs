@@ -29,7 +29,15 @@ pub fn user_name(ctx: &Ctx<'_>) -> String {
 }
 
 pub fn password_parameter(ctx: &Ctx<'_>) -> String {
-    format!("{}smtp-password", ctx.names.parameter_prefix())
+    password_parameter_for(&ctx.names.deployment)
+}
+
+/// `/glbox/<name>/smtp-password`.
+pub fn password_parameter_for(deployment: &str) -> String {
+    format!(
+        "{}smtp-password",
+        crate::names::Names::new(deployment, "").parameter_prefix()
+    )
 }
 
 pub fn key_parameter(ctx: &Ctx<'_>) -> String {
@@ -185,10 +193,14 @@ pub struct Steps {
 pub enum Change {
     /// Email is off and nothing of it exists.
     Absent,
-    NoChange { access_key_id: String },
+    NoChange {
+        access_key_id: String,
+    },
     Converge(Steps),
     /// Email was turned off: the user, its keys and the parameters go.
-    Delete { user: Option<String> },
+    Delete {
+        user: Option<String>,
+    },
 }
 
 /// `password_stored`: the `smtp-password` parameter exists. `retire_old`:
@@ -358,7 +370,9 @@ pub async fn apply(
     };
     if steps.put_policy {
         let account = account_of(&arn).ok_or_else(|| {
-            Error::Refused(format!("IAM returned no account id for user {name} ({arn:?})"))
+            Error::Refused(format!(
+                "IAM returned no account id for user {name} ({arn:?})"
+            ))
         })?;
         iam.put_user_policy()
             .user_name(&name)
@@ -495,8 +509,7 @@ pub async fn delete_key(ctx: &Ctx<'_>, user: &str, key: &str) -> Result<()> {
         .send()
         .await
         .ctx("iam:DeleteAccessKey")?;
-    ctx.ui
-        .info(&format!("deleted access key {key} of {user}"));
+    ctx.ui.info(&format!("deleted access key {key} of {user}"));
     Ok(())
 }
 

@@ -122,7 +122,9 @@ pub async fn observe(ctx: &Ctx<'_>, zone_id: &str, wanted: &[Record]) -> Result<
         let values = page
             .resource_record_sets()
             .iter()
-            .find(|set| trim_dot(set.name()) == record.name && set.r#type() == &rr_type(record.kind))
+            .find(|set| {
+                trim_dot(set.name()) == record.name && set.r#type() == &rr_type(record.kind)
+            })
             .map(|set| {
                 set.resource_records()
                     .iter()
@@ -141,8 +143,8 @@ pub async fn observe(ctx: &Ctx<'_>, zone_id: &str, wanted: &[Record]) -> Result<
 
 /// The zone must be the domain's own or a parent's.
 pub fn check_zone(email: &EmailSettings, zone: &ZoneState) -> Result<()> {
-    let covers = email.domain == zone.zone_name
-        || email.domain.ends_with(&format!(".{}", zone.zone_name));
+    let covers =
+        email.domain == zone.zone_name || email.domain.ends_with(&format!(".{}", zone.zone_name));
     if covers {
         Ok(())
     } else {
@@ -165,7 +167,10 @@ pub struct Upsert {
 pub enum Change {
     /// No hosted zone: the user publishes the records.
     Manual,
-    Upsert { zone_id: String, sets: Vec<Upsert> },
+    Upsert {
+        zone_id: String,
+        sets: Vec<Upsert>,
+    },
     NoChange,
 }
 
@@ -212,19 +217,16 @@ impl Change {
         match self {
             Change::Manual => PlanItem::new("dns_records", name, None, Action::NoChange)
                 .with_changes(vec![
-                    "published by you: `glbox email dns` prints them".into(),
+                    "published by you: `glbox email dns` prints them".into()
                 ]),
-            Change::Upsert { zone_id, sets } => PlanItem::new(
-                "dns_records",
-                name,
-                Some(zone_id.clone()),
-                Action::Update,
-            )
-            .with_changes(
-                sets.iter()
-                    .map(|s| format!("write {} {} in Route 53", s.kind, s.name))
-                    .collect(),
-            ),
+            Change::Upsert { zone_id, sets } => {
+                PlanItem::new("dns_records", name, Some(zone_id.clone()), Action::Update)
+                    .with_changes(
+                        sets.iter()
+                            .map(|s| format!("write {} {} in Route 53", s.kind, s.name))
+                            .collect(),
+                    )
+            }
             Change::NoChange => PlanItem::new(
                 "dns_records",
                 name,

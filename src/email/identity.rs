@@ -125,7 +125,9 @@ pub enum Change {
     Create,
     /// Verification failed (SES gives up after 72 hours without the DNS
     /// record): ask again, which restarts it with the same token.
-    Reverify { dkim: bool },
+    Reverify {
+        dkim: bool,
+    },
     /// The identity exists without DKIM tokens.
     EnableDkim,
     NoChange,

@@ -46,10 +46,8 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
             credentials: credentials::observe(ctx).await?,
         });
     };
-    let (ses, credentials) = tokio::try_join!(
-        identity::observe(ctx, email),
-        credentials::observe(ctx)
-    )?;
+    let (ses, credentials) =
+        tokio::try_join!(identity::observe(ctx, email), credentials::observe(ctx))?;
     let zone = match &email.route53_zone_id {
         Some(zone_id) => {
             let wanted = ses.identity.as_ref().map(dns::records).unwrap_or_default();
@@ -76,7 +74,9 @@ pub struct Plan {
 pub enum DnsPlan {
     Known(dns::Change),
     /// The identity is new: its records are written once SES made them.
-    AfterIdentity { zone_id: String },
+    AfterIdentity {
+        zone_id: String,
+    },
 }
 
 pub fn diff(
@@ -86,8 +86,7 @@ pub fn diff(
     retire_old: bool,
 ) -> Result<Plan> {
     let email = ctx.settings.email.as_ref();
-    let credentials =
-        credentials::diff(email, &observed.credentials, password_stored, retire_old)?;
+    let credentials = credentials::diff(email, &observed.credentials, password_stored, retire_old)?;
     let Some(email) = email else {
         return Ok(Plan {
             identity: None,
@@ -141,16 +140,15 @@ impl Plan {
     }
 
     pub fn is_noop(&self) -> bool {
-        matches!(
-            self.identity,
-            None | Some(identity::Change::NoChange)
-        ) && matches!(
-            self.dns,
-            None | Some(DnsPlan::Known(dns::Change::NoChange | dns::Change::Manual))
-        ) && matches!(
-            self.credentials,
-            credentials::Change::Absent | credentials::Change::NoChange { .. }
-        )
+        matches!(self.identity, None | Some(identity::Change::NoChange))
+            && matches!(
+                self.dns,
+                None | Some(DnsPlan::Known(dns::Change::NoChange | dns::Change::Manual))
+            )
+            && matches!(
+                self.credentials,
+                credentials::Change::Absent | credentials::Change::NoChange { .. }
+            )
     }
 }
 
@@ -176,8 +174,7 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan, password_stored: bool) -> Result<
             None => {}
         }
     }
-    let smtp_username =
-        credentials::apply(ctx, email, &plan.credentials, password_stored).await?;
+    let smtp_username = credentials::apply(ctx, email, &plan.credentials, password_stored).await?;
     Ok(Applied { smtp_username })
 }
 
@@ -210,11 +207,7 @@ pub fn report(ctx: &Ctx<'_>, observed: &Observed) -> Option<Report> {
         identity: observed.identity().cloned(),
         sandbox: observed.ses.as_ref().map(|s| s.quota.sandbox()),
         records: observed.records(),
-        smtp_user: observed
-            .credentials
-            .user
-            .as_ref()
-            .map(|u| u.name.clone()),
+        smtp_user: observed.credentials.user.as_ref().map(|u| u.name.clone()),
         smtp_access_key_id: observed
             .credentials
             .current
@@ -282,4 +275,37 @@ pub async fn wait_verified(ctx: &Ctx<'_>, deadline: Duration) -> Result<identity
         })
     })
     .await
+}
+
+/// What the health checks need. `may_send`: this run may send the test
+/// mail (`up` after a change, `verify --deep`, `email rotate`).
+pub fn facts(
+    email: &EmailSettings,
+    ses: &identity::Observed,
+    may_send: bool,
+) -> crate::verify::EmailFacts {
+    let identity = ses.identity.clone();
+    let reason = match &email.test_recipient {
+        None => Some("set email.test_recipient to have GitLab send a test mail".to_string()),
+        Some(_) if !may_send => {
+            Some("sent after a change by glbox up, or by glbox verify --deep".to_string())
+        }
+        Some(_) if !identity.as_ref().is_some_and(|i| i.verified()) => {
+            Some(format!("{} is not verified in SES yet", email.domain))
+        }
+        Some(recipient) if ses.quota.sandbox() && ses.recipient_verified == Some(false) => {
+            Some(format!(
+                "SES is in the sandbox and {recipient} is not a verified address, so SES would refuse it"
+            ))
+        }
+        Some(_) => None,
+    };
+    crate::verify::EmailFacts {
+        identity,
+        test_recipient: match reason {
+            None => email.test_recipient.clone(),
+            Some(_) => None,
+        },
+        no_test_reason: reason.unwrap_or_default(),
+    }
 }
