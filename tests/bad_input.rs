@@ -31,6 +31,16 @@ const CASES: &[Case] = &[
     ("name = \"t\"\n[instance\n", &[], "not valid TOML"),
     ("name = \"t\"\n", &[("GLBOX_DATA_VOLUME_SIZE_GIB", "lots")], "GLBOX_DATA_VOLUME_SIZE_GIB"),
     ("name = \"t\"\n", &[("GLBOX_INSTANCE_TPYE", "c5.large")], "GLBOX_INSTANCE_TPYE"),
+    ("name = \"t\"\n[email]\nenabled = true\n", &[], "email.domain"),
+    ("name = \"t\"\n[email]\nenabled = true\ndomain = \"https://example.com\"\n", &[], "email.domain"),
+    ("name = \"t\"\n[email]\nenabled = true\ndomain = \"example.com\"\nport = 25\n", &[], "EC2"),
+    ("name = \"t\"\n[email]\nenabled = true\ndomain = \"example.com\"\nport = 2525\n", &[], "email.port"),
+    ("name = \"t\"\n[email]\nenabled = true\ndomain = \"example.com\"\nses_region = \"us-east-7\"\n", &[], "email.ses_region"),
+    ("name = \"t\"\nregion = \"ap-east-1\"\n[email]\nenabled = true\ndomain = \"example.com\"\n", &[], "SMTP endpoint"),
+    ("name = \"t\"\n[email]\nenabled = true\ndomain = \"example.com\"\nfrom = \"gitlab@other.org\"\n", &[], "email.from"),
+    ("name = \"t\"\n[email]\nenabled = true\ndomain = \"example.com\"\nroute53_zone_id = \"zone-1\"\n", &[], "email.route53_zone_id"),
+    ("name = \"t\"\n[email]\ntest_recipient = \"me'@example.com\"\n", &[], "email.test_recipient"),
+    ("name = \"t\"\n", &[("GLBOX_EMAIL_ENABLED", "maybe")], "GLBOX_EMAIL_ENABLED"),
 ];
 
 #[test]
@@ -67,6 +77,10 @@ fn bad_arguments_are_rejected_before_any_aws_request() {
         ),
         (&["down", "--no-snapshot"], "--delete-data"),
         (&["plan", "--output", "yaml"], "yaml"),
+        (&["up", "--wait-email"], "email.enabled"),
+        (&["email", "dns"], "email.enabled"),
+        (&["email", "rotate", "--yes"], "email.enabled"),
+        (&["down", "--delete-email-identity"], "email.enabled"),
     ];
     for (args, expected) in cases {
         emulator.start_recording();

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::loop_volume::{FakeVolume, VOLUME_ID};
-use common::sandbox::{Sandbox, ROOT_PASSWORD};
+use common::sandbox::{Sandbox, ROOT_PASSWORD, SMTP_PASSWORD};
 use common::settings;
 use glbox::config::Settings;
 
@@ -21,6 +21,10 @@ fn script(settings: &Settings, external_url: &str) -> String {
             smtp_username: None,
         },
     )
+}
+
+fn script_for(settings: &Settings) -> String {
+    script(settings, "http://198.51.100.1")
 }
 
 fn ok(out: &Output) -> String {
@@ -361,4 +365,85 @@ fn a_failing_step_stops_the_script_with_its_status() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(sandbox.count("apt-get"), 0);
     assert!(!Path::new(&sandbox.path("etc-gitlab/gitlab.rb")).exists());
+}
+
+const EMAIL: &str = "name = \"trial\"\n[email]\nenabled = true\ndomain = \"example.com\"\nses_region = \"eu-west-1\"\n";
+
+fn email_script(settings: &Settings, smtp_username: &str) -> String {
+    glbox::bootstrap::render(
+        settings,
+        &glbox::bootstrap::Target {
+            data_volume_id: "vol-0123456789abcdef0",
+            external_url: "http://198.51.100.1",
+            smtp_username: Some(smtp_username),
+        },
+    )
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn the_smtp_password_is_read_on_the_box_into_a_private_include_and_follows_rotation() {
+    let sandbox = Sandbox::new();
+    let s = settings(EMAIL);
+    let include = sandbox.path("etc-gitlab/glbox-smtp-password.rb");
+
+    let script = email_script(&s, "AKIAEXAMPLEKEY000001");
+    assert!(!script.contains(SMTP_PASSWORD), "never in what glbox sends");
+    let first = ok(&sandbox.run(&script));
+    assert_eq!(
+        sandbox.count("aws ssm get-parameter --region us-east-1 --name /glbox/trial/smtp-password --with-decryption"),
+        1,
+        "read from the deployment's own parameter, decrypted"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&include).unwrap(),
+        format!("gitlab_rails['smtp_password'] = '{SMTP_PASSWORD}'\n")
+    );
+    assert_eq!(mode_of(&include), 0o600);
+    let rb = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
+    assert!(rb.contains("gitlab_rails['smtp_user_name'] = 'AKIAEXAMPLEKEY000001'\n"));
+    assert!(rb.contains("from_file '/etc/gitlab/glbox-smtp-password.rb'\n"));
+    let log = std::fs::read_to_string(sandbox.path("log/bootstrap.log")).unwrap();
+    assert!(
+        !log.contains(SMTP_PASSWORD) && !first.contains(SMTP_PASSWORD),
+        "the SMTP password is never printed"
+    );
+
+    // The same key again: nothing to reconfigure.
+    ok(&sandbox.run(&script));
+    assert_eq!(sandbox.count("gitlab-ctl"), 0);
+
+    // A rotated key: a new user name and password, one reconfigure.
+    let rotated = "BBbphbrQmrKMx42d1N6+C7VINYEBGI5v9VsZeTxwskfh";
+    std::fs::write(sandbox.path("smtp-password"), format!("{rotated}\n")).unwrap();
+    ok(&sandbox.run(&email_script(&s, "AKIAEXAMPLEKEY000002")));
+    assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
+    assert_eq!(
+        std::fs::read_to_string(&include).unwrap(),
+        format!("gitlab_rails['smtp_password'] = '{rotated}'\n")
+    );
+
+    // Email turned off: the password file goes, GitLab is reconfigured.
+    let off = settings("name = \"trial\"\n");
+    ok(&sandbox.run(&script_for(&off)));
+    assert!(!include.exists());
+    assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
+    assert_eq!(sandbox.count("aws"), 0, "no SMTP parameter to read");
+}
+
+#[test]
+fn an_unusable_smtp_password_stops_the_bootstrap_before_gitlab_rb_uses_it() {
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path("smtp-password"), "it's-broken\n").unwrap();
+    let out = sandbox.run(&email_script(&settings(EMAIL), "AKIAEXAMPLEKEY000001"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("glbox email rotate"), "{text}");
+    assert!(!text.contains("it's-broken"), "{text}");
+    assert!(!sandbox.path("etc-gitlab/glbox-smtp-password.rb").exists());
+    assert_eq!(sandbox.count("apt-get"), 0, "stopped before installing");
 }

@@ -246,3 +246,123 @@ async fn verify_gives_up_at_its_deadline_naming_what_is_still_failing() {
         run.stdout
     );
 }
+
+/// The secret access key the emulator handed out for `key_id`, read from
+/// its state dump: an oracle independent of what glbox stored.
+fn emulator_secret(emulator: &Emulator, key_id: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", emulator.port)).unwrap();
+    write!(
+        stream,
+        "GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    let data: serde_json::Value = serde_json::from_str(body).unwrap();
+    data["iam"]["AccessKey"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["access_key_id"] == key_id)
+        .and_then(|k| k["secret_access_key"].as_str())
+        .expect("the emulator knows the key")
+        .to_string()
+}
+
+#[tokio::test]
+async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_mail() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    // The box's `aws` reads the parameter from the emulator for real.
+    let mut env = sandbox.env();
+    env.push(("SANDBOX_AWS_ENDPOINT".into(), emulator.endpoint()));
+    env.push((
+        "SANDBOX_PYTHON".into(),
+        std::env::var("TEST_MOTO_PYTHON").unwrap(),
+    ));
+    let sshd = Sshd::start(Some(&env));
+    let email = "[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n";
+    let workspace = Workspace::new(&format!("{}{email}", config(&sshd, "host_key.pub")));
+
+    // The emulator's SES is a sandbox: an unverified recipient gets no mail.
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("skip  email_test")
+            && run.stdout.contains("me@example.org is not a verified address"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("sandbox"), "{}", run.stdout);
+    assert_eq!(sandbox.count("gitlab-rails"), 0);
+
+    let keys = emulator
+        .iam()
+        .list_access_keys()
+        .user_name("glbox-trial-us-east-1-smtp")
+        .send()
+        .await
+        .unwrap();
+    let key_id = keys.access_key_metadata()[0].access_key_id().unwrap();
+    let expected = glbox::email::smtp_password::derive(
+        &emulator_secret(&emulator, key_id),
+        "us-east-1",
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path("etc-gitlab/glbox-smtp-password.rb")).unwrap(),
+        format!("gitlab_rails['smtp_password'] = '{expected}'\n"),
+        "the box holds the password derived from the key IAM made"
+    );
+    assert!(!run.stdout.contains(&expected) && !run.stderr.contains(&expected));
+
+    // A verified recipient: GitLab itself sends the test mail.
+    let ses = aws_sdk_ses::Client::from_conf(
+        aws_sdk_ses::Config::builder()
+            .behavior_version(aws_sdk_ses::config::BehaviorVersion::latest())
+            .region(aws_sdk_ses::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ses::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .endpoint_url(emulator.endpoint())
+            .build(),
+    );
+    ses.verify_email_identity()
+        .email_address("me@example.org")
+        .send()
+        .await
+        .unwrap();
+    let deep = glbox(&emulator, &workspace, &["verify", "--deep"]);
+    deep.assert_ok();
+    assert!(
+        deep.stdout.contains("pass  email_test")
+            && deep.stdout.contains("pass  email_identity")
+            && deep.stdout.contains("pass  email_dkim"),
+        "{}",
+        deep.stdout
+    );
+    let mails: Vec<String> = sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("gitlab-rails runner Notify.test_email('me@example.org'"))
+        .collect();
+    assert_eq!(mails.len(), 1, "{:?}", sandbox.calls());
+
+    // SES refusing the credentials is named, with the way out.
+    write(
+        &sandbox,
+        "mail-fails",
+        "Net::SMTPAuthenticationError: 535 Authentication Credentials Invalid\n",
+    );
+    let refused = glbox(&emulator, &workspace, &["verify", "--deep"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stdout.contains("FAIL  email_test")
+            && refused.stdout.contains("535")
+            && refused.stdout.contains("glbox email rotate"),
+        "{}",
+        refused.stdout
+    );
+}

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 pub const ROOT_PASSWORD: &str = "Sandbox-Root-Password-1";
+/// What the `aws` stub answers for the SMTP password parameter, unless a
+/// test writes another into `$SANDBOX/smtp-password`.
+pub const SMTP_PASSWORD: &str = "BMXhUYlu5Z3gSXVQORxlVa7XPaz91aGWdfHxvkOZdWZ2";
 
 /// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log.
 /// The installed version lives in $SANDBOX/installed.
@@ -77,7 +80,25 @@ printf '200'"#,
     (
         "aws",
         r#"echo "aws $*" >> "$SANDBOX/calls.log"
-echo "Sandbox-Root-Password-1""#,
+# Backed by the emulator when a test says where it is: the parameter is
+# read for real (decrypted) with boto3 from the emulator's Python.
+if [ -n "${SANDBOX_AWS_ENDPOINT:-}" ]; then
+  region="" name=""
+  while [ "$#" -gt 0 ]; do
+    case "$1" in
+      --region) region="$2"; shift ;;
+      --name) name="$2"; shift ;;
+    esac
+    shift
+  done
+  exec "$SANDBOX_PYTHON" -c 'import sys, boto3
+ssm = boto3.client("ssm", region_name=sys.argv[1], endpoint_url=sys.argv[3], aws_access_key_id="testing", aws_secret_access_key="testing")
+print(ssm.get_parameter(Name=sys.argv[2], WithDecryption=True)["Parameter"]["Value"])' "$region" "$name" "$SANDBOX_AWS_ENDPOINT"
+fi
+case "$*" in
+  *smtp-password*) cat "$SANDBOX/smtp-password" ;;
+  *) echo "Sandbox-Root-Password-1" ;;
+esac"#,
     ),
     (
         "gitlab-ctl",
@@ -105,6 +126,15 @@ cat "$SANDBOX/gitlab-check" 2>/dev/null || true"#,
     ),
     ("swapon", r#"echo "/swapfile 2147483648""#),
     (
+        "gitlab-rails",
+        r#"echo "gitlab-rails $*" >> "$SANDBOX/calls.log"
+# A test makes the mail fail by writing the error into this file.
+if [ -e "$SANDBOX/mail-fails" ]; then
+  cat "$SANDBOX/mail-fails"
+  exit 1
+fi"#,
+    ),
+    (
         "cloud-init",
         r#"echo "cloud-init $*" >> "$SANDBOX/calls.log""#,
     ),
@@ -126,6 +156,7 @@ impl Sandbox {
         for sub in ["etc-gitlab", "apt", "yum", "log", "data", "lock"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
+        std::fs::write(dir.path().join("smtp-password"), format!("{SMTP_PASSWORD}\n")).unwrap();
         for (name, body) in STUBS {
             let path = bin.join(name);
             std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();

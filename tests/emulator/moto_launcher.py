@@ -27,7 +27,12 @@ from moto.core.utils import utcnow  # noqa: E402
 from moto.ec2.models import ec2_backends  # noqa: E402
 from moto.ec2.responses.general import General  # noqa: E402
 from moto.ec2.utils import Base64EncodedString  # noqa: E402
+from moto.iam import models as iam_models  # noqa: E402
+from moto.iam.exceptions import DeleteConflictException  # noqa: E402
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer  # noqa: E402
+from moto.route53 import models as route53_models  # noqa: E402
+from moto.ses import models as ses_models  # noqa: E402
+from moto.ses.responses import EmailResponse  # noqa: E402
 from moto.ssm import models as ssm_models  # noqa: E402
 from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
 
@@ -40,7 +45,16 @@ from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
 #                                 (or in the base64 script it carries) decides
 #                                 that command's invocation
 #   "console": TEXT            -> GetConsoleOutput returns TEXT
+#   "ses_pending_polls": N     -> the first N GetIdentityVerificationAttributes
+#                                 calls that report a domain identity say
+#                                 Pending (and GetIdentityDkimAttributes says
+#                                 Pending for its DKIM meanwhile); counted
+#                                 afresh from each PutParameter of this
+#                                 parameter
 BEHAVIOUR_PARAMETER = "/glbox-test/behaviour"
+# Where tests put the behaviour parameter (their deployment's region). SES
+# may be asked in another region: its extensions read it from here.
+BEHAVIOUR_REGION = "us-east-1"
 
 UBUNTU_PARAMETER = (
     "/aws/service/canonical/ubuntu/server/24.04/stable/current/{arch}/hvm/ebs-gp3/ami-id"
@@ -97,6 +111,11 @@ def behaviour(account_id, region):
     backend = ssm_models.ssm_backends[account_id][region]
     parameter = backend.get_parameter(BEHAVIOUR_PARAMETER)
     return json.loads(parameter.value) if parameter else {}
+
+
+def behaviour_parameter(account_id, region):
+    """The behaviour parameter itself (for its version), or None."""
+    return ssm_models.ssm_backends[account_id][region].get_parameter(BEHAVIOUR_PARAMETER)
 
 
 def add_instance_information():
@@ -206,6 +225,131 @@ def add_console_output():
     General.get_console_output = get_console_output
 
 
+def is_domain(identity):
+    return "@" not in identity
+
+
+def dkim_domains(backend):
+    """The domains of an SES backend for which VerifyDomainDkim was called."""
+    if not hasattr(backend, "glbox_dkim_domains"):
+        backend.glbox_dkim_domains = set()
+    return backend.glbox_dkim_domains
+
+
+# (account, behaviour parameter version) -> GetIdentityVerificationAttributes
+# calls counted so far that reported a domain identity.
+SES_POLLS = {}
+
+
+def ses_still_pending(account_id, count):
+    """Whether SES should still call domain identities Pending under the
+    test's "ses_pending_polls"; with `count`, this is one of the polls."""
+    parameter = behaviour_parameter(account_id, BEHAVIOUR_REGION)
+    if parameter is None:
+        return False
+    limit = json.loads(parameter.value).get("ses_pending_polls", 0)
+    key = (account_id, parameter.version)
+    seen = SES_POLLS.get(key, 0)
+    if count:
+        SES_POLLS[key] = seen + 1
+    return seen < limit
+
+
+def add_ses_dkim_state():
+    """Gap: GetIdentityDkimAttributes reports DkimEnabled=true, status
+    Success and three DKIM tokens for every domain identity, even when
+    VerifyDomainDkim was never called. Real SES reports DkimEnabled=false,
+    no tokens and NotStarted until VerifyDomainDkim turns on Easy DKIM for
+    the domain. Track the VerifyDomainDkim calls per backend (forgotten
+    with DeleteIdentity) and answer like SES."""
+    original_verify = EmailResponse.verify_domain_dkim
+
+    def verify_domain_dkim(self):
+        result = original_verify(self)
+        dkim_domains(self.backend).add(self._get_param("Domain").lower())
+        return result
+
+    original_attributes = ses_models.SESBackend.get_identity_dkim_attributes
+
+    def get_identity_dkim_attributes(self, identities):
+        result = original_attributes(self, identities)
+        pending = ses_still_pending(self.account_id, count=False)
+        for identity, attributes in result.items():
+            if not is_domain(identity):
+                continue
+            if identity.lower() not in dkim_domains(self) or identity not in self.email_identities:
+                attributes["DkimEnabled"] = False
+                attributes["DkimVerificationStatus"] = "NotStarted"
+                attributes.pop("DkimTokens", None)
+            elif pending:
+                attributes["DkimVerificationStatus"] = "Pending"
+        return result
+
+    original_delete = ses_models.SESBackend.delete_identity
+
+    def delete_identity(self, identity):
+        original_delete(self, identity)
+        if identity not in self.email_identities:
+            dkim_domains(self).discard(identity.lower())
+            self.dkim_tokens.pop(identity, None)
+
+    EmailResponse.verify_domain_dkim = verify_domain_dkim
+    ses_models.SESBackend.get_identity_dkim_attributes = get_identity_dkim_attributes
+    ses_models.SESBackend.delete_identity = delete_identity
+
+
+def add_ses_pending_verification():
+    """Gap: SES identities are verified the moment they are created
+    (GetIdentityVerificationAttributes always says Success), so nothing
+    that waits for the DNS records can be exercised. With the test's
+    "ses_pending_polls": N, the first N calls that report a domain identity
+    say Pending (DKIM too, see add_ses_dkim_state), then Success. The
+    behaviour parameter is read in BEHAVIOUR_REGION whatever SES region is
+    asked."""
+    original = ses_models.SESBackend.get_identity_verification_attributes
+
+    def get_identity_verification_attributes(self, identities=None):
+        result = original(self, identities)
+        if any(is_domain(identity) for identity in result):
+            if ses_still_pending(self.account_id, count=True):
+                for identity, attributes in result.items():
+                    if is_domain(identity):
+                        attributes["VerificationStatus"] = "Pending"
+        return result
+
+    ses_models.SESBackend.get_identity_verification_attributes = get_identity_verification_attributes
+
+
+def add_user_delete_conflict():
+    """Gap: DeleteUser succeeds while the user still has access keys (they
+    are left behind, orphaned). Real IAM refuses with DeleteConflict until
+    every access key is deleted."""
+    original = iam_models.IAMBackend.delete_user
+
+    def delete_user(self, user_name):
+        if self.get_user(user_name).get_all_access_keys():
+            raise DeleteConflictException("Cannot delete entity, must delete access keys first.")
+        original(self, user_name)
+
+    iam_models.IAMBackend.delete_user = delete_user
+
+
+def add_route53_zone_ids():
+    """Gap: hosted zone ids are 22 random characters from any letter
+    (S9VQLU39..., say), while Route 53's always start with Z
+    (Z0123456789ABCDEFGHIJ), which is what glbox accepts in
+    email.route53_zone_id. Make them start with Z."""
+    original = route53_models.HostedZoneIdentifier.generate
+
+    def generate(self, existing_ids=None, tags=None):
+        while True:
+            zone_id = "Z" + original(self, existing_ids=existing_ids, tags=tags)[1:]
+            if zone_id not in (existing_ids or []):
+                return zone_id
+
+    route53_models.HostedZoneIdentifier.generate = generate
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -213,6 +357,10 @@ def main():
     add_instance_information()
     add_invocation_outcomes()
     add_console_output()
+    add_ses_dkim_state()
+    add_ses_pending_verification()
+    add_user_delete_conflict()
+    add_route53_zone_ids()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
