@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::checkpoint::reached;
 use crate::error::Result;
 use crate::plan::Plan;
 use crate::resources::{data_volume, elastic_ip, iam, instance, key_pair, security_group, Ctx};
@@ -27,24 +28,34 @@ pub struct Applied {
 pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     let security_group_id =
         security_group::apply(ctx, &plan.security_group, &plan.placement.vpc_id).await?;
+    reached("security-group").await?;
     let role_created = iam::apply_role(ctx, &plan.role, &plan.policy).await?;
+    reached("iam-role").await?;
     let profile_changed = iam::apply_profile(ctx, &plan.profile).await?;
+    reached("instance-profile").await?;
     key_pair::apply(ctx, &plan.key_pair).await?;
+    reached("key-pair").await?;
     crate::resources::parameters::apply(ctx, &plan.root_password).await?;
+    reached("root-password").await?;
     // Email before the instance: a refusal (SES or IAM permissions) stops
     // `up` before anything is launched.
     let email = crate::email::apply(ctx, &plan.email, plan.smtp_password_stored).await?;
+    reached("email").await?;
     let data_volume_id =
         data_volume::ensure_exists(ctx, &plan.data_volume, &plan.placement.availability_zone)
             .await?;
+    reached("data-volume").await?;
     let inputs = instance::Inputs {
         security_group: &security_group_id,
         data_volume_id: &data_volume_id,
         fresh_profile: role_created || profile_changed,
     };
     let instance = instance::apply(ctx, &plan.instance, &inputs).await?;
+    reached("instance").await?;
     data_volume::converge(ctx, &plan.data_volume, &data_volume_id, &instance.id).await?;
+    reached("volume-attached").await?;
     let elastic_ip = elastic_ip::apply(ctx, &plan.elastic_ip, &instance.id).await?;
+    reached("elastic-ip").await?;
     // A new or released address changes the instance's public IP and name.
     let instance = if !plan.elastic_ip.is_noop() {
         instance::wait_for_state(

@@ -163,6 +163,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         _ => Verbosity::Normal,
     };
     let ui = Ui::new(verbosity);
+    if matches!(
+        cli.command,
+        Command::Up(_) | Command::Down(_) | Command::Email(EmailCommand::Rotate)
+    ) {
+        // Changes stop at a safe point, never in the middle of one.
+        crate::checkpoint::install_interrupt_handler(ui.clone());
+    }
     let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
     let mut settings = config::load(&sources)?;
     check_email_flags(&cli.command, &settings)?;
@@ -449,6 +456,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
             &target,
         )
         .await?;
+        crate::checkpoint::reached("bootstrap").await?;
         // GitLab uses the current SMTP key now: older ones can go.
         crate::email::finish(ctx, &plan.email).await?;
         transport = Some(
@@ -487,12 +495,16 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     };
     match output {
         OutputFormat::Json => {
-            let observed = plan::observe(ctx).await?;
+            // What the email step made, read back (the plan's view is stale).
+            let email = match ctx.settings.email {
+                Some(_) => crate::email::report(ctx, &crate::email::observe(ctx).await?),
+                None => None,
+            };
             print_json(&UpReport {
                 plan: report,
                 applied: Some(applied),
                 verify: verify_report,
-                email: crate::email::report(ctx, &observed.email),
+                email,
             })
         }
         OutputFormat::Text => {

@@ -299,7 +299,9 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
 
 fn overlay_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (var, text) in env.iter().filter(|(var, _)| var.starts_with("GLBOX_")) {
-        if NON_KEY_ENV_VARS.contains(&var.as_str()) {
+        // GLBOX_FAILPOINT exists only in test builds (src/checkpoint.rs).
+        let failpoint = cfg!(feature = "failpoints") && var == "GLBOX_FAILPOINT";
+        if NON_KEY_ENV_VARS.contains(&var.as_str()) || failpoint {
             continue;
         }
         let Some((path, kind)) = KEYS.iter().find(|(path, _)| env_var_name(path) == *var) else {

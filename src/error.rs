@@ -30,6 +30,9 @@ pub enum Error {
     /// The health checks could not run at all (exit status 2).
     #[error("could not check GitLab's health: {0}")]
     Unverifiable(String),
+    /// Ctrl-C stopped the run at a safe point (exit status 130).
+    #[error("{0}")]
+    Interrupted(String),
     /// The user declined the confirmation prompt.
     #[error("cancelled: nothing was changed")]
     Declined,
@@ -54,6 +57,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::Unverifiable(_) => 2,
+            Error::Interrupted(_) => 130,
             _ => 1,
         }
     }

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod aws;
 pub mod bootstrap;
 pub mod caller_ip;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod down;

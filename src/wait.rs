@@ -38,6 +38,11 @@ where
                 return Ok(value);
             }
             Poll::Pending(seen) => {
+                if crate::checkpoint::interrupted() {
+                    return Err(crate::checkpoint::stopped(&format!(
+                        "waiting for {what} (last seen: {seen})"
+                    )));
+                }
                 if started.elapsed() >= deadline {
                     return Err(Error::Timeout {
                         what: what.to_string(),

@@ -283,7 +283,8 @@ async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_
         std::env::var("TEST_MOTO_PYTHON").unwrap(),
     ));
     let sshd = Sshd::start(Some(&env));
-    let email = "[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n";
+    let email =
+        "[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n";
     let workspace = Workspace::new(&format!("{}{email}", config(&sshd, "host_key.pub")));
 
     // The emulator's SES is a sandbox: an unverified recipient gets no mail.
@@ -291,7 +292,9 @@ async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_
     run.assert_ok();
     assert!(
         run.stdout.contains("skip  email_test")
-            && run.stdout.contains("me@example.org is not a verified address"),
+            && run
+                .stdout
+                .contains("me@example.org is not a verified address"),
         "{}",
         run.stdout
     );
@@ -306,11 +309,9 @@ async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_
         .await
         .unwrap();
     let key_id = keys.access_key_metadata()[0].access_key_id().unwrap();
-    let expected = glbox::email::smtp_password::derive(
-        &emulator_secret(&emulator, key_id),
-        "us-east-1",
-    )
-    .unwrap();
+    let expected =
+        glbox::email::smtp_password::derive(&emulator_secret(&emulator, key_id), "us-east-1")
+            .unwrap();
     assert_eq!(
         std::fs::read_to_string(sandbox.path("etc-gitlab/glbox-smtp-password.rb")).unwrap(),
         format!("gitlab_rails['smtp_password'] = '{expected}'\n"),

@@ -156,7 +156,11 @@ impl Sandbox {
         for sub in ["etc-gitlab", "apt", "yum", "log", "data", "lock"] {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
-        std::fs::write(dir.path().join("smtp-password"), format!("{SMTP_PASSWORD}\n")).unwrap();
+        std::fs::write(
+            dir.path().join("smtp-password"),
+            format!("{SMTP_PASSWORD}\n"),
+        )
+        .unwrap();
         for (name, body) in STUBS {
             let path = bin.join(name);
             std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();

@@ -1,0 +1,170 @@
+//! Secrets never leak: a full deployment over SSH (real sshd, the box a
+//! sandbox whose `aws` reads the real parameters from the emulator) with
+//! email on, then every command a user runs, and every output is searched
+//! for the root password, the SMTP password, the SMTP user's secret access
+//! key and the SSH private key. Only `status --show-password`, asked for
+//! explicitly, may print the root password.
+
+mod common;
+
+use base64::Engine;
+use common::sandbox::Sandbox;
+use common::sshd::Sshd;
+use common::{glbox, Emulator, Workspace};
+
+/// The secret access key the emulator handed out for `key_id`, from its
+/// state dump.
+fn emulator_secret(emulator: &Emulator, key_id: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", emulator.port)).unwrap();
+    write!(
+        stream,
+        "GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    let data: serde_json::Value = serde_json::from_str(body).unwrap();
+    data["iam"]["AccessKey"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["access_key_id"] == key_id)
+        .and_then(|k| k["secret_access_key"].as_str())
+        .expect("the emulator knows the key")
+        .to_string()
+}
+
+async fn parameter(emulator: &Emulator, name: &str) -> String {
+    emulator
+        .ssm()
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .unwrap()
+        .parameter()
+        .unwrap()
+        .value()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs glbox and keeps what it printed, under the command's name.
+fn record(
+    outputs: &mut Vec<(String, String)>,
+    emulator: &Emulator,
+    workspace: &Workspace,
+    args: &[&str],
+) -> common::Run {
+    let run = glbox(emulator, workspace, args);
+    assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+    outputs.push((args.join(" "), format!("{}\n{}", run.stdout, run.stderr)));
+    run
+}
+
+#[tokio::test]
+async fn no_output_of_a_full_run_holds_a_secret() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let mut env = sandbox.env();
+    env.push(("SANDBOX_AWS_ENDPOINT".into(), emulator.endpoint()));
+    env.push((
+        "SANDBOX_PYTHON".into(),
+        std::env::var("TEST_MOTO_PYTHON").unwrap(),
+    ));
+    let sshd = Sshd::start(Some(&env));
+    let config = format!(
+        "name = \"trial\"\n{}{}[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n",
+        sshd.access_config("host_key.pub"),
+        common::verify_section("")
+    );
+    let workspace = Workspace::new(&config);
+
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str]| record(&mut outputs, &emulator, &workspace, args);
+    run(&["plan"]);
+    run(&["plan", "--output", "json"]);
+    run(&["up", "--yes", "-v"]).assert_ok();
+    let first_smtp_password = parameter(&emulator, "/glbox/trial/smtp-password").await;
+    run(&["up", "--yes", "--output", "json"]).assert_ok();
+    run(&["status"]).assert_ok();
+    run(&["status", "--output", "json"]).assert_ok();
+    run(&["verify", "--deep", "--output", "json"]);
+    run(&["render", "user-data"]).assert_ok();
+    run(&["render", "bootstrap"]).assert_ok();
+    run(&["render", "gitlab-rb"]).assert_ok();
+    run(&["email", "dns", "--output", "json"]).assert_ok();
+    run(&["email", "rotate", "--yes", "-v"]).assert_ok();
+    let shown = glbox(&emulator, &workspace, &["status", "--show-password"]);
+    shown.assert_ok();
+
+    let root_password = parameter(&emulator, "/glbox/trial/root-password").await;
+    let smtp_password = parameter(&emulator, "/glbox/trial/smtp-password").await;
+    assert!(
+        shown.stdout.contains(&root_password),
+        "asked for, the password is shown (so the search below can find it)"
+    );
+    let keys = emulator
+        .iam()
+        .list_access_keys()
+        .user_name("glbox-trial-us-east-1-smtp")
+        .send()
+        .await
+        .unwrap();
+    let key_id = keys.access_key_metadata()[0].access_key_id().unwrap();
+    let aws_secret = emulator_secret(&emulator, key_id);
+    let private_key = std::fs::read_to_string(sshd.dir.path().join("client_key")).unwrap();
+    // The key's body lines, any of which would be a leak.
+    let key_lines: Vec<&str> = private_key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() > 20)
+        .collect();
+    assert!(!key_lines.is_empty());
+
+    // What AWS holds about the instance: its user data.
+    let instance = common::running_instance(&emulator, "trial").await;
+    let user_data = emulator
+        .ec2()
+        .describe_instance_attribute()
+        .instance_id(instance.instance_id().unwrap())
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let user_data = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(user_data.user_data().unwrap().value().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    outputs.push(("instance user data".into(), user_data));
+    // The box's own log of the bootstrap.
+    outputs.push((
+        "bootstrap.log on the box".into(),
+        std::fs::read_to_string(sandbox.path("log/bootstrap.log")).unwrap(),
+    ));
+    record(&mut outputs, &emulator, &workspace, &["down", "--yes"]).assert_ok();
+
+    assert_ne!(first_smtp_password, smtp_password, "rotated");
+    let mut secrets = vec![
+        ("root password", root_password.as_str()),
+        ("SMTP password", smtp_password.as_str()),
+        (
+            "SMTP password before rotation",
+            first_smtp_password.as_str(),
+        ),
+        ("SMTP user's secret access key", aws_secret.as_str()),
+    ];
+    secrets.extend(key_lines.iter().map(|l| ("SSH private key", *l)));
+    for (what, text) in &outputs {
+        for (secret_name, secret) in &secrets {
+            assert!(
+                !text.contains(secret),
+                "the {secret_name} appears in `{what}`:\n{text}"
+            );
+        }
+    }
+}
