@@ -40,6 +40,16 @@ impl Aws {
             .build();
         aws_sdk_ses::Client::from_conf(config)
     }
+
+    /// For `glbox doctor`: who the credentials belong to.
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::new(&self.shared)
+    }
+
+    /// For `glbox doctor`: the account's vCPU quota.
+    pub fn service_quotas(&self) -> aws_sdk_servicequotas::Client {
+        aws_sdk_servicequotas::Client::new(&self.shared)
+    }
 }
 
 /// Throttling and 5xx answers are retried by the SDK with exponential

@@ -18,6 +18,7 @@ use crate::{apply, caller_ip, status};
 
 const EXAMPLES: &str = "\
 Examples:
+  glbox doctor                        check credentials, permissions, quota, tools before the first up
   glbox plan                          show what `up` would change
   glbox up                            create or converge everything, GitLab included
   glbox up --no-bootstrap --yes       create or converge the AWS side, no prompt
@@ -91,6 +92,8 @@ pub enum Command {
     /// Outbound email through Amazon SES ([email] in the configuration).
     #[command(subcommand)]
     Email(EmailCommand),
+    /// Check what `up` needs (credentials, region, permissions, vCPU quota, local tools); changes nothing.
+    Doctor,
 }
 
 #[derive(Debug, Subcommand)]
@@ -201,6 +204,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             run_email_dns(&ctx, cli.output, *zone_file).await
         }
         Command::Email(EmailCommand::Rotate) => run_email_rotate(&ctx, cli.output, cli.yes).await,
+        Command::Doctor => run_doctor(&ctx, cli.output).await,
     }
 }
 
@@ -826,6 +830,31 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
         }
     }
     Ok(())
+}
+
+/// `glbox doctor`: exit 0 when nothing fails (warnings allowed), else 1.
+async fn run_doctor(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
+    let findings = crate::doctor::run(ctx).await;
+    let failed = findings
+        .iter()
+        .filter(|f| f.verdict == crate::doctor::Verdict::Fail)
+        .count();
+    match output {
+        OutputFormat::Json => print_json(&findings),
+        OutputFormat::Text => {
+            print!("{}", crate::doctor::table(&findings));
+            if failed == 0 {
+                println!("Ready for glbox up.");
+            }
+        }
+    }
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{failed} check(s) failed: fix them (see above), then run glbox doctor again"
+        )))
+    }
 }
 
 /// The command that opens a shell on the box.

@@ -1,0 +1,502 @@
+//! `glbox doctor`: before the first `up`, everything that would stop it,
+//! each with what to fix. Nothing is created: EC2 permissions are tried
+//! with `DryRun`, the others asked of IAM's policy simulator, and the rest
+//! read.
+
+use serde::Serialize;
+
+use crate::aws::{has_code, AwsResultExt};
+use crate::error::Result;
+use crate::resources::Ctx;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Finding {
+    fn ok(check: &'static str, detail: impl Into<String>) -> Finding {
+        Finding {
+            check,
+            verdict: Verdict::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn warn(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            check,
+            verdict: Verdict::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+        Finding {
+            check,
+            verdict: Verdict::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// An AWS error as a failed check, with glbox's usual hint.
+    fn from_error(check: &'static str, error: crate::error::Error) -> Finding {
+        let text = error.to_string();
+        let (detail, fix) = match text.split_once("\n  fix: ") {
+            Some((detail, fix)) => (detail.to_string(), fix.to_string()),
+            None => (text, "see the message".to_string()),
+        };
+        Finding::fail(check, detail, fix)
+    }
+}
+
+fn few_retries() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard().with_max_attempts(2)
+}
+
+/// Why a call failed, in a few words (AWS's code, or the first part of
+/// the message when there is none).
+fn reason(error: crate::aws::AwsError) -> String {
+    match error.code {
+        Some(code) => format!("{code}: {}", error.message),
+        None => error.message.chars().take(80).collect::<String>() + "…",
+    }
+}
+
+/// Every check, in order. Stops after the credentials when they fail:
+/// nothing else can be asked then.
+pub async fn run(ctx: &Ctx<'_>) -> Vec<Finding> {
+    let mut findings = vec![Finding::ok(
+        "configuration",
+        format!(
+            "deployment {:?} in {}, {} on {}",
+            ctx.settings.name,
+            ctx.settings.region,
+            ctx.settings.instance_type,
+            ctx.settings.os.as_str()
+        ),
+    )];
+    let caller = match credentials(ctx).await {
+        Ok((finding, arn)) => {
+            findings.push(finding);
+            arn
+        }
+        Err(e) => {
+            findings.push(Finding::from_error("credentials", e));
+            return findings;
+        }
+    };
+    findings.push(region(ctx).await);
+    findings.extend(ec2_permissions(ctx).await);
+    findings.push(other_permissions(ctx, &caller).await);
+    findings.push(vcpu_quota(ctx).await);
+    findings.extend(local_tools(ctx));
+    findings
+}
+
+async fn credentials(ctx: &Ctx<'_>) -> Result<(Finding, String)> {
+    let who = ctx
+        .aws
+        .sts()
+        .get_caller_identity()
+        .send()
+        .await
+        .ctx("sts:GetCallerIdentity")?;
+    let arn = who.arn().unwrap_or("?").to_string();
+    Ok((
+        Finding::ok(
+            "credentials",
+            format!("{arn} (account {})", who.account().unwrap_or("?")),
+        ),
+        arn,
+    ))
+}
+
+async fn region(ctx: &Ctx<'_>) -> Finding {
+    match ctx
+        .aws
+        .ec2
+        .describe_availability_zones()
+        .send()
+        .await
+        .ctx("ec2:DescribeAvailabilityZones")
+    {
+        Ok(out) => Finding::ok(
+            "region",
+            format!(
+                "{}: {} availability zones",
+                ctx.settings.region,
+                out.availability_zones().len()
+            ),
+        ),
+        Err(e) => Finding::from_error("region", e.into()),
+    }
+}
+
+/// What a `DryRun` call answered.
+fn dry_run<T, E, R>(
+    check: &'static str,
+    action: &'static str,
+    result: std::result::Result<T, aws_sdk_ec2::error::SdkError<E, R>>,
+) -> Finding
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Err(e) if has_code(&e, "DryRunOperation") => {
+            Finding::ok(check, format!("{action} allowed"))
+        }
+        Err(e) if has_code(&e, "UnauthorizedOperation") => Finding::fail(
+            check,
+            format!("{action} is not allowed"),
+            format!("add {action} to your policy (docs/iam-policy.json has all glbox needs)"),
+        ),
+        Err(e) => Finding::from_error(check, crate::aws::error(action, e).into()),
+        Ok(_) => Finding::ok(check, format!("{action} allowed")),
+    }
+}
+
+/// The EC2 calls that create things, tried with `DryRun` on what `up`
+/// would really use (the image, zone and VPC it would pick).
+async fn ec2_permissions(ctx: &Ctx<'_>) -> Vec<Finding> {
+    const CHECK: &str = "ec2 permissions";
+    let placement = match crate::resources::placement::resolve(ctx, None, None).await {
+        Ok(p) => p,
+        Err(e) => return vec![Finding::from_error(CHECK, e)],
+    };
+    let launch = match crate::resources::instance::resolve_launch(ctx, &placement, &[], None).await
+    {
+        Ok(l) => l,
+        Err(e) => return vec![Finding::from_error(CHECK, e)],
+    };
+    let ec2 = &ctx.aws.ec2;
+    let run = ec2
+        .run_instances()
+        .dry_run(true)
+        .image_id(&launch.image_id)
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(
+            ctx.settings.instance_type.as_str(),
+        ))
+        .subnet_id(&placement.subnet_id)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await;
+    let volume = ec2
+        .create_volume()
+        .dry_run(true)
+        .availability_zone(&placement.availability_zone)
+        .size(ctx.settings.data_volume.size_gib)
+        .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
+        .encrypted(true)
+        .send()
+        .await;
+    let group = ec2
+        .create_security_group()
+        .dry_run(true)
+        .group_name("glbox-doctor-dry-run")
+        .description("glbox doctor dry run")
+        .vpc_id(&placement.vpc_id)
+        .send()
+        .await;
+    let address = ec2.allocate_address().dry_run(true).send().await;
+    vec![
+        dry_run(CHECK, "ec2:RunInstances", run),
+        dry_run(CHECK, "ec2:CreateVolume", volume),
+        dry_run(CHECK, "ec2:CreateSecurityGroup", group),
+        dry_run(CHECK, "ec2:AllocateAddress", address),
+    ]
+}
+
+/// IAM, SSM and SES actions `up` needs, as `iam:SimulatePrincipalPolicy`
+/// judges them for the caller.
+const SIMULATED_ACTIONS: &[&str] = &[
+    "iam:CreateRole",
+    "iam:PutRolePolicy",
+    "iam:AttachRolePolicy",
+    "iam:CreateInstanceProfile",
+    "iam:AddRoleToInstanceProfile",
+    "iam:PassRole",
+    "ssm:PutParameter",
+    "ssm:SendCommand",
+    "ssm:GetCommandInvocation",
+];
+const EMAIL_ACTIONS: &[&str] = &[
+    "iam:CreateUser",
+    "iam:PutUserPolicy",
+    "iam:CreateAccessKey",
+    "ses:VerifyDomainIdentity",
+    "ses:VerifyDomainDkim",
+    "ses:GetSendQuota",
+];
+
+/// The principal to simulate: an assumed role's session is its role.
+fn principal_arn(caller: &str) -> String {
+    match caller.split_once(":assumed-role/") {
+        Some((head, rest)) => {
+            let role = rest.split('/').next().unwrap_or(rest);
+            format!("{}:role/{role}", head.replacen(":sts:", ":iam:", 1))
+        }
+        None => caller.to_string(),
+    }
+}
+
+async fn other_permissions(ctx: &Ctx<'_>, caller: &str) -> Finding {
+    const CHECK: &str = "iam/ssm/ses permissions";
+    let mut actions: Vec<String> = SIMULATED_ACTIONS.iter().map(|a| a.to_string()).collect();
+    if ctx.settings.email.is_some() {
+        actions.extend(EMAIL_ACTIONS.iter().map(|a| a.to_string()));
+    }
+    let simulated = ctx
+        .aws
+        .iam
+        .simulate_principal_policy()
+        .policy_source_arn(principal_arn(caller))
+        .set_action_names(Some(actions.clone()))
+        .customize()
+        // A probe: an answer now or a warning, not a minute of retries.
+        .config_override(aws_sdk_iam::config::Builder::default().retry_config(few_retries()))
+        .send()
+        .await;
+    match simulated {
+        Ok(out) => {
+            let denied: Vec<&str> = out
+                .evaluation_results()
+                .iter()
+                .filter(|r| r.eval_decision().as_str() != "allowed")
+                .map(|r| r.eval_action_name())
+                .collect();
+            if denied.is_empty() {
+                Finding::ok(CHECK, format!("{} actions allowed", actions.len()))
+            } else {
+                Finding::fail(
+                    CHECK,
+                    format!("not allowed: {}", denied.join(", ")),
+                    "add them to your policy (docs/iam-policy.json has all glbox needs)",
+                )
+            }
+        }
+        Err(e) => Finding::warn(
+            CHECK,
+            format!(
+                "could not ask IAM's policy simulator ({}); these are checked when used",
+                reason(crate::aws::error("iam:SimulatePrincipalPolicy", e))
+            ),
+            "allow iam:SimulatePrincipalPolicy on yourself for a full check",
+        ),
+    }
+}
+
+/// "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances".
+const STANDARD_VCPU_QUOTA: &str = "L-1216C47A";
+
+fn is_standard_family(instance_type: &str) -> bool {
+    instance_type
+        .chars()
+        .next()
+        .is_some_and(|c| "acdhimrtz".contains(c))
+}
+
+async fn vcpus_of(ctx: &Ctx<'_>, instance_type: &str) -> Result<i32> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instance_types()
+        .instance_types(aws_sdk_ec2::types::InstanceType::from(instance_type))
+        .send()
+        .await
+        .ctx("ec2:DescribeInstanceTypes")?;
+    Ok(out
+        .instance_types()
+        .first()
+        .and_then(|t| t.v_cpu_info())
+        .and_then(|v| v.default_v_cpus())
+        .unwrap_or(0))
+}
+
+/// vCPUs of the running standard-family instances, which count against
+/// the quota.
+async fn vcpus_in_use(ctx: &Ctx<'_>) -> Result<i32> {
+    let mut pages = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    let mut used = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ec2:DescribeInstances")?;
+        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+            let standard = instance
+                .instance_type()
+                .is_some_and(|t| is_standard_family(t.as_str()));
+            if standard {
+                used += instance
+                    .cpu_options()
+                    .map(|c| c.core_count().unwrap_or(1) * c.threads_per_core().unwrap_or(1))
+                    .unwrap_or(1);
+            }
+        }
+    }
+    Ok(used)
+}
+
+async fn vcpu_quota(ctx: &Ctx<'_>) -> Finding {
+    const CHECK: &str = "vcpu quota";
+    let instance_type = &ctx.settings.instance_type;
+    if !is_standard_family(instance_type) {
+        return Finding::warn(
+            CHECK,
+            format!("{instance_type} is not a standard family; its quota is not checked"),
+            "check Service Quotas (EC2) for the family's Running On-Demand instances quota",
+        );
+    }
+    let quota = ctx
+        .aws
+        .service_quotas()
+        .get_service_quota()
+        .service_code("ec2")
+        .quota_code(STANDARD_VCPU_QUOTA)
+        .customize()
+        .config_override(
+            aws_sdk_servicequotas::config::Builder::default().retry_config(few_retries()),
+        )
+        .send()
+        .await;
+    let limit = match quota {
+        Ok(out) => out.quota().and_then(|q| q.value()).unwrap_or(0.0) as i32,
+        Err(e) => {
+            return Finding::warn(
+                CHECK,
+                format!(
+                    "could not read the quota ({})",
+                    reason(crate::aws::error("servicequotas:GetServiceQuota", e))
+                ),
+                "allow servicequotas:GetServiceQuota, or check Service Quotas (EC2) yourself",
+            )
+        }
+    };
+    let (needed, used) = match tokio::try_join!(vcpus_of(ctx, instance_type), vcpus_in_use(ctx)) {
+        Ok(pair) => pair,
+        Err(e) => return Finding::from_error(CHECK, e),
+    };
+    let detail = format!(
+        "{instance_type} needs {needed} vCPUs; {used} of the account's {limit} standard vCPUs are in use in {}",
+        ctx.settings.region
+    );
+    if used + needed <= limit {
+        Finding::ok(CHECK, detail)
+    } else {
+        Finding::fail(
+            CHECK,
+            detail,
+            format!(
+                "request at least {} vCPUs in Service Quotas (EC2, Running On-Demand Standard instances, {STANDARD_VCPU_QUOTA}), stop other instances, or choose a smaller instance.type",
+                used + needed
+            ),
+        )
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// What glbox itself does not need, but the commands it prints do.
+fn local_tools(ctx: &Ctx<'_>) -> Vec<Finding> {
+    const CHECK: &str = "local tools";
+    let mut findings = Vec::new();
+    match &ctx.settings.ssh {
+        None => {
+            let missing: Vec<&str> = ["aws", "session-manager-plugin"]
+                .into_iter()
+                .filter(|p| !on_path(p))
+                .collect();
+            findings.push(if missing.is_empty() {
+                Finding::ok(CHECK, "aws and session-manager-plugin for a shell on the box")
+            } else {
+                Finding::warn(
+                    CHECK,
+                    format!("{} not found: glbox works without, but `aws ssm start-session` (the shell command glbox prints) needs them", missing.join(" and ")),
+                    "install the AWS CLI and the Session Manager plugin",
+                )
+            });
+        }
+        Some(_) => findings.push(if on_path("ssh") {
+            Finding::ok(CHECK, "ssh for a shell on the box")
+        } else {
+            Finding::warn(
+                CHECK,
+                "ssh not found: glbox works without, but the shell command it prints needs it",
+                "install an OpenSSH client",
+            )
+        }),
+    }
+    findings
+}
+
+/// The findings as a table for people.
+pub fn table(findings: &[Finding]) -> String {
+    let mut out = String::new();
+    for f in findings {
+        let verdict = match f.verdict {
+            Verdict::Ok => "ok",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        out.push_str(&format!("  {verdict:<5} {:<24} {}\n", f.check, f.detail));
+        if let Some(fix) = &f.fix {
+            out.push_str(&format!("        fix: {fix}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assumed_role_is_simulated_as_its_role() {
+        assert_eq!(
+            principal_arn("arn:aws:sts::123456789012:assumed-role/Admin/me@example.com"),
+            "arn:aws:iam::123456789012:role/Admin"
+        );
+        assert_eq!(
+            principal_arn("arn:aws:iam::123456789012:user/ci"),
+            "arn:aws:iam::123456789012:user/ci"
+        );
+    }
+
+    #[test]
+    fn standard_families_share_one_quota() {
+        assert!(is_standard_family("c5.2xlarge"));
+        assert!(is_standard_family("m7g.2xlarge"));
+        assert!(!is_standard_family("g5.xlarge"));
+        assert!(!is_standard_family("p4d.24xlarge"));
+    }
+}
