@@ -41,6 +41,22 @@ const CASES: &[Case] = &[
     ("name = \"t\"\n[email]\nenabled = true\ndomain = \"example.com\"\nroute53_zone_id = \"zone-1\"\n", &[], "email.route53_zone_id"),
     ("name = \"t\"\n[email]\ntest_recipient = \"me'@example.com\"\n", &[], "email.test_recipient"),
     ("name = \"t\"\n", &[("GLBOX_EMAIL_ENABLED", "maybe")], "GLBOX_EMAIL_ENABLED"),
+    ("name = \"a-name-that-is-far-too-long-for-aws\"\n", &[], "1-31 characters"),
+    ("name = 7\n", &[], "invalid type"),
+    ("name = \"t\"\n[gitlab]\nversion = \"18.5\"\n", &[], "gitlab.version"),
+    ("name = \"t\"\n[gitlab]\nedition = \"premium\"\n", &[], "gitlab.edition"),
+    ("name = \"t\"\n[gitlab]\nexternal_url = \"http://git.example.com\"\nletsencrypt = true\n", &[], "gitlab.letsencrypt"),
+    ("name = \"t\"\n[gitlab]\nexternal_url = \"https://203.0.113.7\"\n", &[], "gitlab.external_url"),
+    ("name = \"t\"\n[gitlab]\nexternal_url = \"https://git.example.com/gitlab\"\n", &[], "has a path"),
+    ("name = \"t\"\n[gitlab]\nroot_email = \"admin\"\n", &[], "gitlab.root_email"),
+    ("name = \"t\"\n[verify]\nurl = \"ftp://example.com\"\n", &[], "verify.url"),
+    ("name = \"t\"\n[verify]\ntimeout_minutes = 0\n", &[], "verify.timeout_minutes"),
+    ("name = \"t\"\n[instance]\nswap_gib = 1\n", &[], "instance.swap_gib"),
+    ("name = \"t\"\n[instance]\nsubnet_id = \"sn-1\"\n", &[], "instance.subnet_id"),
+    ("name = \"t\"\n[access]\nmethod = \"ssh\"\nssh_public_key = \".\"\nssh_cidrs = [\"192.0.2.0/24\"]\n", &[], "access.ssh_public_key"),
+    ("name = \"t\"\n[access]\nmethod = \"ssh\"\nssh_cidrs = [\"192.0.2.0/24\"]\nssh_host_key = \"missing_host_key.pub\"\n", &[], "access.ssh_host_key"),
+    ("name = \"t\"\n[access]\nport = 70000\n", &[], "access.port"),
+    ("name = \"t\"\n", &[("GLBOX_NETWORK_HTTP_CIDRS", "10.0.0.0/8,not-a-cidr")], "network.http_cidrs"),
 ];
 
 #[test]
@@ -81,6 +97,9 @@ fn bad_arguments_are_rejected_before_any_aws_request() {
         (&["email", "dns"], "email.enabled"),
         (&["email", "rotate", "--yes"], "email.enabled"),
         (&["down", "--delete-email-identity"], "email.enabled"),
+        (&["plan", "--config", "."], "--config"),
+        (&["up", "--bogus"], "--bogus"),
+        (&["render", "everything"], "everything"),
     ];
     for (args, expected) in cases {
         emulator.start_recording();
