@@ -1,0 +1,1718 @@
+//! `docs/iam-policy.json`, the least-privilege policy for running glbox,
+//! checked two ways.
+//!
+//! Statically: every AWS call in glbox names its IAM action in
+//! `.ctx("svc:Action")` or `crate::aws::error("svc:Action", e)` (that is how
+//! its errors name the action refused). The test reads those literals from
+//! `src/`, cross-checks them against the SDK operations `src/` really
+//! invokes (so a call added without a `.ctx` cannot hide from the list),
+//! and asserts that the policy allows each one on the resources AWS
+//! authorizes for it, and allows nothing else but the documented
+//! exceptions (permissions AWS checks for a call glbox makes, such as
+//! `iam:PassRole` for RunInstances with an instance profile). A small
+//! evaluator of the policy (Allow statements, Action and Resource globs,
+//! the few condition operators the policy uses) also shows what the policy
+//! refuses: other roles, other parameters, untagged instances.
+//!
+//! Dynamically: moto enforces IAM for requests signed with the keys of IAM
+//! users it knows once `INITIAL_NO_AUTH_ACTION_COUNT` requests have been
+//! served. Its enforcement covers Action only for these services: it asks
+//! every non-IAM request with Resource `*` (and IAM requests with the
+//! role's ARN only when they name an existing role), and it evaluates
+//! Condition blocks against an empty context, which makes every condition
+//! hold. So the emulator gets the policy with each Resource widened to `*`
+//! (the "moto view"; conditions kept, and vacuous there); the resource
+//! scopes and conditions are checked statically, including on the ARNs the
+//! emulator handed out for what glbox created. With that user's keys the
+//! real glbox binary runs a whole life cycle (full `up` over SSM with email
+//! and Route 53, `plan`, `status`, `verify`, `email dns`, `email rotate`, a
+//! type, volume and rule change, drift repaired, `doctor`,
+//! `down --delete-data --delete-email-identity`, an SSH-mode deployment
+//! with its key pair), and with single actions removed it fails naming the
+//! action and the fix. The emulator runs with two more extensions (see
+//! `ENFORCING_LAUNCHER`): moto's SigV4 check is skipped (it mis-computes
+//! signatures of glbox's requests) and its refusals are answered in each
+//! service's real error shape.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use base64::Engine;
+use common::{Run, Workspace};
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+/// moto's default account.
+const ACCOUNT: &str = "123456789012";
+const DEPLOYMENT: &str = "trial";
+const SSM_CORE_POLICY: &str = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
+const MANAGED_BY_TAG: &str = "aws:ResourceTag/glbox:managed-by";
+
+/// Permissions AWS checks for calls glbox makes, which glbox never calls
+/// itself, and why (docs/iam-policy.md explains each too).
+const EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "iam:PassRole",
+        "RunInstances, AssociateIamInstanceProfile and ReplaceIamInstanceProfileAssociation with glbox's instance profile, and AddRoleToInstanceProfile, hand the role to EC2",
+    ),
+    ("iam:TagRole", "CreateRole with Tags"),
+    ("iam:TagInstanceProfile", "CreateInstanceProfile with Tags"),
+    ("iam:TagUser", "CreateUser with Tags"),
+    ("ssm:AddTagsToResource", "PutParameter with Tags"),
+];
+
+/// Actions glbox calls that AWS allows to every identity: not in the policy.
+const NO_PERMISSION_NEEDED: &[&str] = &["sts:GetCallerIdentity"];
+
+/// The managed-policy size quota (characters, whitespace not counted). An
+/// inline user policy allows only 2,048: the policy does not fit one.
+const MANAGED_POLICY_MAX_CHARS: usize = 6144;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn policy() -> Value {
+    let text = std::fs::read_to_string(repo().join("docs/iam-policy.json"))
+        .expect("read docs/iam-policy.json");
+    serde_json::from_str(&text).expect("docs/iam-policy.json is JSON")
+}
+
+fn statements(policy: &Value) -> &Vec<Value> {
+    policy["Statement"].as_array().expect("Statement is a list")
+}
+
+/// A string or a list of strings.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_string())
+            .collect(),
+        Value::Null => Vec::new(),
+        other => panic!("expected a string or a list of strings, got {other}"),
+    }
+}
+
+fn policy_actions(policy: &Value) -> BTreeSet<String> {
+    statements(policy)
+        .iter()
+        .flat_map(|s| strings(&s["Action"]))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// What glbox calls, from its source.
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn sources() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .strip_prefix(repo())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset].matches('\n').count() + 1
+}
+
+fn is_action(text: &str) -> bool {
+    let Some((service, action)) = text.split_once(':') else {
+        return false;
+    };
+    !service.is_empty()
+        && service
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && action.starts_with(|c: char| c.is_ascii_uppercase())
+        && action.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The action literals of `.ctx(` and `aws::error(` calls in `src/`, each
+/// with where it is used; and the places that pass something else (a
+/// helper's parameter), which the SDK cross-check covers.
+struct Calls {
+    actions: BTreeMap<String, Vec<String>>,
+    indirect: Vec<String>,
+}
+
+fn called_actions() -> Calls {
+    let mut calls = Calls {
+        actions: BTreeMap::new(),
+        indirect: Vec::new(),
+    };
+    for (file, text) in sources() {
+        for marker in [".ctx(", "aws::error("] {
+            for (offset, _) in text.match_indices(marker) {
+                let rest = text[offset + marker.len()..].trim_start();
+                let place = format!("{file}:{}", line_of(&text, offset));
+                match rest.strip_prefix('"') {
+                    Some(literal) => {
+                        let action = &literal[..literal.find('"').unwrap()];
+                        assert!(
+                            is_action(action),
+                            "{place}: {action:?} is not a service:Action name"
+                        );
+                        calls
+                            .actions
+                            .entry(action.to_string())
+                            .or_default()
+                            .push(place);
+                    }
+                    None => calls.indirect.push(place),
+                }
+            }
+        }
+    }
+    calls
+}
+
+/// `describe_instance_type_offerings` -> `DescribeInstanceTypeOfferings`.
+fn camel(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// The operations of each AWS SDK crate glbox depends on, by snake_case
+/// name, with the IAM service prefix (`aws-sdk-<prefix>`) of each crate
+/// that has it. Read from the crates' sources, found by `cargo metadata`.
+fn sdk_operations() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let host = String::from_utf8(
+        Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .arg("-vV")
+            .output()
+            .expect("run rustc -vV")
+            .stdout,
+    )
+    .unwrap()
+    .lines()
+    .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+    .expect("rustc names its host");
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
+        .current_dir(repo())
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = metadata["packages"].as_array().unwrap();
+    let glbox = packages
+        .iter()
+        .find(|p| p["name"] == "glbox")
+        .expect("glbox's own package");
+    let direct: BTreeSet<&str> = glbox["dependencies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"].is_null())
+        .filter_map(|d| d["name"].as_str())
+        .filter(|n| n.starts_with("aws-sdk-"))
+        .collect();
+    let mut operations: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for name in &direct {
+        let package = packages
+            .iter()
+            .find(|p| p["name"] == *name)
+            .unwrap_or_else(|| panic!("cargo metadata has no package {name}"));
+        let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
+        let dir = manifest.parent().unwrap().join("src/operation");
+        let prefix = name.trim_start_matches("aws-sdk-").to_string();
+        for entry in
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+        {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                let op = path.file_name().unwrap().to_string_lossy().into_owned();
+                operations.entry(op).or_default().insert(prefix.clone());
+            }
+        }
+    }
+    assert!(
+        direct.len() >= 5 && operations.len() > 100,
+        "found too few SDK crates ({direct:?}) or operations ({})",
+        operations.len()
+    );
+    operations
+}
+
+/// Every `.operation()` call in `src/` whose name is an SDK operation, as
+/// the actions it may be (one per crate that has the operation), with where.
+fn sdk_calls(operations: &BTreeMap<String, BTreeSet<String>>) -> Vec<(String, BTreeSet<String>)> {
+    let mut calls = Vec::new();
+    for (file, text) in sources() {
+        for (offset, _) in text.match_indices("()") {
+            let start = text[..offset]
+                .rfind(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .map_or(0, |i| i + 1);
+            if start == 0 || &text[start - 1..start] != "." {
+                continue;
+            }
+            let name = &text[start..offset];
+            if let Some(prefixes) = operations.get(name) {
+                let actions = prefixes
+                    .iter()
+                    .map(|p| format!("{p}:{}", camel(name)))
+                    .collect();
+                calls.push((format!("{file}:{}", line_of(&text, offset)), actions));
+            }
+        }
+    }
+    calls
+}
+
+#[test]
+fn every_sdk_call_in_src_names_its_action() {
+    let calls = called_actions();
+    let operations = sdk_operations();
+    let invoked = sdk_calls(&operations);
+    assert!(invoked.len() > 50, "found only {} SDK calls", invoked.len());
+    let unnamed: Vec<String> = invoked
+        .iter()
+        .filter(|(_, actions)| actions.iter().all(|a| !calls.actions.contains_key(a)))
+        .map(|(place, actions)| format!("{place}: {actions:?}"))
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "SDK calls whose action no .ctx(\"svc:Action\") / aws::error(\"svc:Action\", e) names (wrap them, so that their errors name the action, and add the action to docs/iam-policy.json):\n{}",
+        unnamed.join("\n")
+    );
+    // And the other way round: every named action is a real operation
+    // (catches a typo such as "ec2:RunInstance").
+    let real: BTreeSet<String> = operations
+        .iter()
+        .flat_map(|(op, prefixes)| prefixes.iter().map(move |p| format!("{p}:{}", camel(op))))
+        .collect();
+    let unknown: Vec<String> = calls
+        .actions
+        .iter()
+        .filter(|(action, _)| !real.contains(*action))
+        .map(|(action, places)| format!("{action} at {}", places.join(", ")))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "named actions that are no SDK operation of glbox's AWS crates:\n{}",
+        unknown.join("\n")
+    );
+    eprintln!(
+        "{} SDK calls in src/, {} distinct actions named; passed through a helper (checked by the SDK cross-check): {}",
+        invoked.len(),
+        calls.actions.len(),
+        calls.indirect.join(", ")
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A small evaluator of the policy: Allow statements, Action and Resource
+// globs (`*`, `?`), and the condition operators the policy uses.
+
+/// IAM's glob: `*` any run of characters, `?` one character.
+fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = if ignore_case {
+        (
+            pattern.to_ascii_lowercase().chars().collect(),
+            text.to_ascii_lowercase().chars().collect(),
+        )
+    } else {
+        (pattern.chars().collect(), text.chars().collect())
+    };
+    // Classic backtracking wildcard match.
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// One authorization AWS makes for a request: an action on a resource,
+/// with the request context the policy's conditions may read.
+#[derive(Debug, Clone)]
+struct Auth {
+    action: String,
+    resource: String,
+    context: Vec<(String, String)>,
+}
+
+fn auth(action: &str, resource: &str, context: &[(&str, &str)]) -> Auth {
+    Auth {
+        action: action.to_string(),
+        resource: resource.to_string(),
+        context: context
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+fn conditions_hold(statement: &Value, context: &[(String, String)]) -> bool {
+    let Some(conditions) = statement.get("Condition") else {
+        return true;
+    };
+    conditions
+        .as_object()
+        .expect("Condition is an object")
+        .iter()
+        .all(|(operator, keys)| {
+            keys.as_object()
+                .expect("a condition operator maps keys to values")
+                .iter()
+                .all(|(key, expected)| {
+                    // Condition keys are case-insensitive; a missing key fails.
+                    let Some((_, actual)) =
+                        context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key))
+                    else {
+                        return false;
+                    };
+                    let expected = strings(expected);
+                    match operator.as_str() {
+                        "StringEquals" | "ArnEquals" => expected.iter().any(|e| e == actual),
+                        "StringLike" | "ArnLike" => expected.iter().any(|e| glob(e, actual, false)),
+                        other => panic!(
+                            "the evaluator does not know the condition operator {other}: teach it"
+                        ),
+                    }
+                })
+        })
+}
+
+fn allows(policy: &Value, request: &Auth) -> bool {
+    statements(policy).iter().any(|s| {
+        s["Effect"] == "Allow"
+            && strings(&s["Action"])
+                .iter()
+                .any(|a| glob(a, &request.action, true))
+            && strings(&s["Resource"])
+                .iter()
+                .any(|r| glob(r, &request.resource, false))
+            && conditions_hold(s, &request.context)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// What AWS authorizes for each call glbox makes, on resources named the way
+// glbox names them (from glbox's own naming code).
+
+fn ec2_arn(kind: &str, id: &str) -> String {
+    format!("arn:aws:ec2:{REGION}:{ACCOUNT}:{kind}/{id}")
+}
+
+fn iam_arn(kind: &str, path: &str, name: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:{kind}{path}{name}")
+}
+
+fn names() -> glbox::names::Names {
+    glbox::names::Names::new(DEPLOYMENT, REGION)
+}
+
+fn role_arn() -> String {
+    let names = names();
+    iam_arn("role", names.iam_path(), &names.iam_name())
+}
+
+fn profile_arn() -> String {
+    let names = names();
+    iam_arn("instance-profile", names.iam_path(), &names.iam_name())
+}
+
+fn smtp_user_arn() -> String {
+    let names = names();
+    iam_arn(
+        "user",
+        names.iam_path(),
+        &format!("{}-smtp", names.iam_name()),
+    )
+}
+
+fn parameter_arn(name: &str) -> String {
+    format!(
+        "arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{}",
+        name.trim_start_matches('/')
+    )
+}
+
+/// AWS's public parameters belong to no account.
+fn public_parameter_arn(name: &str) -> String {
+    format!(
+        "arn:aws:ssm:{REGION}::parameter/{}",
+        name.trim_start_matches('/')
+    )
+}
+
+const TAGGED: &[(&str, &str)] = &[(MANAGED_BY_TAG, "glbox")];
+
+fn tag_on_create(create_action: &str, resources: &[String]) -> Vec<Auth> {
+    resources
+        .iter()
+        .map(|r| auth("ec2:CreateTags", r, &[("ec2:CreateAction", create_action)]))
+        .collect()
+}
+
+fn pass_role() -> Auth {
+    auth(
+        "iam:PassRole",
+        &role_arn(),
+        &[("iam:PassedToService", "ec2.amazonaws.com")],
+    )
+}
+
+/// The authorizations AWS makes for `action` as glbox calls it: each
+/// resource the request touches, with its context, plus the other actions
+/// AWS checks for that call. A new action must be added here: think about
+/// which resources it touches before widening the policy.
+fn authorizations(action: &str) -> Vec<Auth> {
+    let instance = ec2_arn("instance", "i-0123456789abcdef0");
+    let volume = ec2_arn("volume", "vol-0123456789abcdef0");
+    let group = ec2_arn("security-group", "sg-0123456789abcdef0");
+    let address = ec2_arn("elastic-ip", "eipalloc-0123456789abcdef0");
+    let key_pair = ec2_arn("key-pair", "glbox-trial");
+    let interface = ec2_arn("network-interface", "eni-0123456789abcdef0");
+    let rule = ec2_arn("security-group-rule", "sgr-0123456789abcdef0");
+    let snapshot = format!("arn:aws:ec2:{REGION}::snapshot/snap-0123456789abcdef0");
+    let tagged = |resource: &str| auth(action, resource, TAGGED);
+    let plain = |resource: &str| auth(action, resource, &[]);
+    let names = names();
+    let root_password = format!("{}root-password", names.parameter_prefix());
+    let smtp_password = format!("{}smtp-password", names.parameter_prefix());
+    let mut auths = match action {
+        a if a.starts_with("ec2:Describe") => vec![plain("*")],
+        "ec2:RunInstances" => {
+            let mut auths = vec![
+                plain(&instance),
+                plain(&volume),
+                plain(&interface),
+                tagged(&group),
+                tagged(&key_pair),
+                plain(&ec2_arn("subnet", "subnet-0123456789abcdef0")),
+                plain(&format!("arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0")),
+                pass_role(),
+            ];
+            auths.extend(tag_on_create("RunInstances", &[instance, volume]));
+            auths
+        }
+        "ec2:CreateVolume" => {
+            let mut auths = vec![plain(&volume)];
+            auths.extend(tag_on_create("CreateVolume", &[volume]));
+            auths
+        }
+        "ec2:CreateSecurityGroup" => {
+            let mut auths = vec![plain(&group), plain(&ec2_arn("vpc", "vpc-0123456789abcdef0"))];
+            auths.extend(tag_on_create("CreateSecurityGroup", &[group]));
+            auths
+        }
+        "ec2:AllocateAddress" => {
+            let mut auths = vec![plain(&address)];
+            auths.extend(tag_on_create("AllocateAddress", &[address]));
+            auths
+        }
+        "ec2:ImportKeyPair" => {
+            let mut auths = vec![plain(&key_pair)];
+            auths.extend(tag_on_create("ImportKeyPair", &[key_pair]));
+            auths
+        }
+        "ec2:CreateSnapshot" => {
+            let mut auths = vec![tagged(&volume), plain(&snapshot)];
+            auths.extend(tag_on_create("CreateSnapshot", &[snapshot]));
+            auths
+        }
+        // The `glbox:bootstrap` tag on the deployment's instance.
+        "ec2:CreateTags" => vec![tagged(&instance)],
+        "ec2:AssociateAddress" => vec![tagged(&address), tagged(&instance), plain(&interface)],
+        "ec2:DisassociateAddress" => vec![tagged(&address), plain(&interface)],
+        "ec2:ReleaseAddress" => vec![tagged(&address)],
+        "ec2:AssociateIamInstanceProfile" | "ec2:ReplaceIamInstanceProfileAssociation" => {
+            vec![tagged(&instance), pass_role()]
+        }
+        "ec2:AttachVolume" => vec![tagged(&instance), tagged(&volume)],
+        "ec2:AuthorizeSecurityGroupIngress" | "ec2:RevokeSecurityGroupIngress" => {
+            vec![tagged(&group), plain(&rule)]
+        }
+        "ec2:DeleteKeyPair" => vec![tagged(&key_pair)],
+        "ec2:DeleteSecurityGroup" => vec![tagged(&group)],
+        "ec2:DeleteVolume" | "ec2:ModifyVolume" => vec![tagged(&volume)],
+        "ec2:GetConsoleOutput"
+        | "ec2:ModifyInstanceMetadataOptions"
+        | "ec2:StartInstances"
+        | "ec2:StopInstances"
+        | "ec2:TerminateInstances" => vec![tagged(&instance)],
+        // The instance type, or its security groups (which may include one
+        // someone else added).
+        "ec2:ModifyInstanceAttribute" => vec![tagged(&instance), plain(&group)],
+        "iam:CreateRole" => vec![plain(&role_arn()), auth("iam:TagRole", &role_arn(), &[])],
+        "iam:AttachRolePolicy" => vec![auth(
+            action,
+            &role_arn(),
+            &[("iam:PolicyARN", SSM_CORE_POLICY)],
+        )],
+        "iam:DeleteRole"
+        | "iam:DeleteRolePolicy"
+        | "iam:DetachRolePolicy"
+        | "iam:GetRole"
+        | "iam:GetRolePolicy"
+        | "iam:ListAttachedRolePolicies"
+        | "iam:ListRolePolicies"
+        | "iam:PutRolePolicy"
+        | "iam:UpdateAssumeRolePolicy" => vec![plain(&role_arn())],
+        "iam:CreateInstanceProfile" => vec![
+            plain(&profile_arn()),
+            auth("iam:TagInstanceProfile", &profile_arn(), &[]),
+        ],
+        "iam:AddRoleToInstanceProfile" => vec![plain(&profile_arn()), pass_role()],
+        "iam:DeleteInstanceProfile"
+        | "iam:GetInstanceProfile"
+        | "iam:RemoveRoleFromInstanceProfile" => vec![plain(&profile_arn())],
+        "iam:CreateUser" => vec![
+            plain(&smtp_user_arn()),
+            auth("iam:TagUser", &smtp_user_arn(), &[]),
+        ],
+        "iam:CreateAccessKey"
+        | "iam:DeleteAccessKey"
+        | "iam:DeleteUser"
+        | "iam:DeleteUserPolicy"
+        | "iam:GetUser"
+        | "iam:GetUserPolicy"
+        | "iam:ListAccessKeys"
+        | "iam:PutUserPolicy" => vec![plain(&smtp_user_arn())],
+        // `glbox doctor` asks the simulator about the caller itself.
+        "iam:SimulatePrincipalPolicy" => vec![plain(&iam_arn("user", "/", "alice"))],
+        "ssm:GetParameter" => {
+            let mut auths = vec![
+                plain(&parameter_arn(&root_password)),
+                plain(&parameter_arn(&smtp_password)),
+            ];
+            for os in [glbox::config::Os::Ubuntu2404, glbox::config::Os::Al2023] {
+                for arch in ["x86_64", "arm64"] {
+                    let name = glbox::resources::instance::ami_parameter(os, arch);
+                    auths.push(plain(&public_parameter_arn(&name)));
+                }
+            }
+            auths
+        }
+        "ssm:GetParametersByPath" => vec![plain(&parameter_arn(&names.parameter_prefix()))],
+        "ssm:PutParameter" => vec![
+            plain(&parameter_arn(&root_password)),
+            auth("ssm:AddTagsToResource", &parameter_arn(&root_password), &[]),
+        ],
+        "ssm:DeleteParameter" | "ssm:DeleteParameters" => {
+            vec![
+                plain(&parameter_arn(&root_password)),
+                plain(&parameter_arn(&smtp_password)),
+            ]
+        }
+        "ssm:SendCommand" => vec![
+            plain(&format!("arn:aws:ssm:{REGION}::document/AWS-RunShellScript")),
+            auth(
+                action,
+                &instance,
+                &[("ssm:resourceTag/glbox:managed-by", "glbox")],
+            ),
+        ],
+        "ssm:CancelCommand" | "ssm:DescribeInstanceInformation" | "ssm:GetCommandInvocation" => {
+            vec![plain("*")]
+        }
+        "ses:DeleteIdentity"
+        | "ses:GetIdentityDkimAttributes"
+        | "ses:GetIdentityVerificationAttributes"
+        | "ses:VerifyDomainDkim"
+        | "ses:VerifyDomainIdentity" => vec![plain(&format!(
+            "arn:aws:ses:{REGION}:{ACCOUNT}:identity/example.com"
+        ))],
+        "ses:GetSendQuota" => vec![plain("*")],
+        "route53:ChangeResourceRecordSets"
+        | "route53:GetHostedZone"
+        | "route53:ListResourceRecordSets" => {
+            vec![plain("arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ")]
+        }
+        "servicequotas:GetServiceQuota" => vec![plain(&format!(
+            "arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/L-1216C47A"
+        ))],
+        a if NO_PERMISSION_NEEDED.contains(&a) => Vec::new(),
+        other => panic!(
+            "glbox now calls {other}: add the resources it touches to authorizations() in tests/iam_policy.rs, then the least privilege that allows them to docs/iam-policy.json (and docs/iam-policy.md)"
+        ),
+    };
+    auths.sort_by(|a, b| (&a.action, &a.resource).cmp(&(&b.action, &b.resource)));
+    auths
+}
+
+#[test]
+fn the_policy_allows_exactly_what_glbox_calls() {
+    let policy = policy();
+    let calls = called_actions();
+    assert!(
+        calls.actions.len() > 60,
+        "found only {} actions in src/: did the .ctx convention change?",
+        calls.actions.len()
+    );
+
+    // Every call, on every resource AWS authorizes for it, is allowed.
+    let mut refused = Vec::new();
+    let mut implied = BTreeSet::new();
+    for (action, places) in &calls.actions {
+        for request in authorizations(action) {
+            if request.action != *action {
+                implied.insert(request.action.clone());
+            }
+            if !allows(&policy, &request) {
+                refused.push(format!("{request:?} (for {action} at {})", places[0]));
+            }
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "docs/iam-policy.json refuses what glbox needs:\n{}",
+        refused.join("\n")
+    );
+
+    // The implied actions are exactly the documented exceptions.
+    let implied: BTreeSet<String> = implied
+        .into_iter()
+        .filter(|a| !calls.actions.contains_key(a))
+        .collect();
+    let exceptions: BTreeSet<String> = EXCEPTIONS.iter().map(|(a, _)| a.to_string()).collect();
+    assert_eq!(
+        implied, exceptions,
+        "the permissions AWS checks for glbox's calls besides the calls themselves"
+    );
+
+    // Least privilege: nothing but those.
+    let needed: BTreeSet<String> = calls
+        .actions
+        .keys()
+        .cloned()
+        .chain(exceptions)
+        .filter(|a| !NO_PERMISSION_NEEDED.contains(&a.as_str()))
+        .collect();
+    let granted = policy_actions(&policy);
+    let extra: Vec<&String> = granted.difference(&needed).collect();
+    let missing: Vec<&String> = needed.difference(&granted).collect();
+    assert!(
+        extra.is_empty(),
+        "docs/iam-policy.json grants actions glbox never needs: {extra:?}"
+    );
+    assert!(
+        missing.is_empty(),
+        "docs/iam-policy.json lacks: {missing:?}"
+    );
+    eprintln!(
+        "{} actions called by glbox, {} exceptions, {} actions in {} statements",
+        calls.actions.len(),
+        EXCEPTIONS.len(),
+        granted.len(),
+        statements(&policy).len()
+    );
+}
+
+#[test]
+fn the_policy_is_well_formed_and_explained() {
+    let policy = policy();
+    assert_eq!(policy["Version"], "2012-10-17");
+    let text = std::fs::read_to_string(repo().join("docs/iam-policy.json")).unwrap();
+    let size = text.chars().filter(|c| !c.is_whitespace()).count();
+    assert!(
+        size <= MANAGED_POLICY_MAX_CHARS,
+        "{size} characters: more than a managed policy holds"
+    );
+    let explained = std::fs::read_to_string(repo().join("docs/iam-policy.md")).unwrap();
+    let mut sids = BTreeSet::new();
+    for statement in statements(&policy) {
+        let sid = statement["Sid"]
+            .as_str()
+            .expect("every statement has a Sid");
+        assert!(sids.insert(sid), "Sid {sid} twice");
+        assert_eq!(statement["Effect"], "Allow", "{sid}: only Allow statements");
+        for key in ["NotAction", "NotResource", "Principal"] {
+            assert!(statement.get(key).is_none(), "{sid}: no {key}");
+        }
+        for action in strings(&statement["Action"]) {
+            assert!(
+                is_action(&action),
+                "{sid}: {action} (no wildcards: every action is named)"
+            );
+        }
+        assert!(
+            !strings(&statement["Resource"]).is_empty(),
+            "{sid}: has a Resource"
+        );
+        // IAM and SSM parameter statements are never on every resource.
+        let actions = strings(&statement["Action"]);
+        let scoped = actions.iter().any(|a| {
+            (a.starts_with("iam:") && a != "iam:SimulatePrincipalPolicy")
+                || a.contains("Parameter")
+                || a.starts_with("route53:")
+        });
+        if scoped {
+            assert!(
+                !strings(&statement["Resource"]).contains(&"*".to_string()),
+                "{sid}: scoped to glbox's resources, not *"
+            );
+        }
+        assert!(
+            explained.contains(&format!("`{sid}`")),
+            "docs/iam-policy.md explains statement `{sid}`"
+        );
+    }
+    for (action, _) in EXCEPTIONS {
+        assert!(
+            explained.contains(&format!("`{action}`")),
+            "docs/iam-policy.md explains the exception `{action}`"
+        );
+    }
+}
+
+#[test]
+fn the_policy_refuses_what_glbox_does_not_own() {
+    let policy = policy();
+    let foreign_instance = ec2_arn("instance", "i-0fedcba9876543210");
+    let other_owner = [(MANAGED_BY_TAG, "terraform")];
+    let refused = [
+        // EC2 resources glbox did not create (no tag, or another owner's).
+        auth("ec2:TerminateInstances", &foreign_instance, &[]),
+        auth("ec2:TerminateInstances", &foreign_instance, &other_owner),
+        auth("ec2:StopInstances", &foreign_instance, &[]),
+        auth("ec2:ModifyInstanceAttribute", &foreign_instance, &[]),
+        auth(
+            "ec2:DeleteVolume",
+            &ec2_arn("volume", "vol-0fedcba9876543210"),
+            &[],
+        ),
+        auth(
+            "ec2:AuthorizeSecurityGroupIngress",
+            &ec2_arn("security-group", "sg-0fedcba9876543210"),
+            &[],
+        ),
+        auth(
+            "ec2:DeleteSecurityGroup",
+            &ec2_arn("security-group", "sg-0fedcba9876543210"),
+            &[],
+        ),
+        auth(
+            "ec2:ReleaseAddress",
+            &ec2_arn("elastic-ip", "eipalloc-0fedcba9876543210"),
+            &[],
+        ),
+        auth("ec2:DeleteKeyPair", &ec2_arn("key-pair", "prod"), &[]),
+        // Tagging a foreign resource as glbox's, to take it over.
+        auth("ec2:CreateTags", &foreign_instance, &[]),
+        auth(
+            "ec2:CreateTags",
+            &foreign_instance,
+            &[("ec2:CreateAction", "CreateTags")],
+        ),
+        // Run Command on instances glbox does not own, or another document.
+        auth(
+            "ssm:SendCommand",
+            &foreign_instance,
+            &[("ssm:resourceTag/glbox:managed-by", "other")],
+        ),
+        auth(
+            "ssm:SendCommand",
+            &format!("arn:aws:ssm:{REGION}::document/AWS-RunPowerShellScript"),
+            &[],
+        ),
+        // IAM outside /glbox/.
+        auth("iam:CreateRole", &iam_arn("role", "/", "Admin"), &[]),
+        auth(
+            "iam:PutRolePolicy",
+            &iam_arn("role", "/ops/", "deploy"),
+            &[],
+        ),
+        auth("iam:CreateUser", &iam_arn("user", "/", "mallory"), &[]),
+        auth("iam:CreateAccessKey", &iam_arn("user", "/", "alice"), &[]),
+        auth("iam:PutUserPolicy", &iam_arn("user", "/", "alice"), &[]),
+        auth(
+            "iam:DeleteInstanceProfile",
+            &iam_arn("instance-profile", "/", "web"),
+            &[],
+        ),
+        // Passing roles: only glbox's, only to EC2.
+        auth(
+            "iam:PassRole",
+            &iam_arn("role", "/", "Admin"),
+            &[("iam:PassedToService", "ec2.amazonaws.com")],
+        ),
+        auth(
+            "iam:PassRole",
+            &role_arn(),
+            &[("iam:PassedToService", "lambda.amazonaws.com")],
+        ),
+        // Attaching any managed policy but SSM's core one.
+        auth(
+            "iam:AttachRolePolicy",
+            &role_arn(),
+            &[(
+                "iam:PolicyARN",
+                "arn:aws:iam::aws:policy/AdministratorAccess",
+            )],
+        ),
+        // Parameters outside /glbox/, and writing AWS's public ones.
+        auth(
+            "ssm:GetParameter",
+            &parameter_arn("/prod/database-password"),
+            &[],
+        ),
+        auth("ssm:GetParametersByPath", &parameter_arn("/prod/"), &[]),
+        auth(
+            "ssm:PutParameter",
+            &public_parameter_arn("/aws/service/ami-amazon-linux-latest/x"),
+            &[],
+        ),
+        // Actions glbox never calls.
+        auth("iam:CreatePolicy", "*", &[]),
+        auth("iam:CreateLoginProfile", &smtp_user_arn(), &[]),
+        auth("ec2:DeleteSnapshot", "*", &[]),
+        auth("sts:AssumeRole", &role_arn(), &[]),
+        auth("ses:SendRawEmail", "*", &[]),
+    ];
+    let wrongly_allowed: Vec<String> = refused
+        .iter()
+        .filter(|r| allows(&policy, r))
+        .map(|r| format!("{r:?}"))
+        .collect();
+    assert!(
+        wrongly_allowed.is_empty(),
+        "docs/iam-policy.json allows:\n{}",
+        wrongly_allowed.join("\n")
+    );
+}
+
+#[test]
+fn the_evaluator_matches_like_iam() {
+    assert!(glob(
+        "arn:aws:iam::*:role/glbox/*",
+        "arn:aws:iam::1:role/glbox/x",
+        false
+    ));
+    assert!(!glob(
+        "arn:aws:iam::*:role/glbox/*",
+        "arn:aws:iam::1:role/x",
+        false
+    ));
+    assert!(glob(
+        "arn:aws:ec2:*:*:*/*",
+        "arn:aws:ec2:us-east-1::snapshot/s",
+        false
+    ));
+    assert!(glob("ec2:describe*", "ec2:DescribeVpcs", true));
+    assert!(!glob("ec2:Describe?", "ec2:Describe", false));
+    assert!(glob("*", "anything at all", false));
+    assert!(!glob("a*b", "acbd", false));
+}
+
+// ---------------------------------------------------------------------------
+// The emulator with IAM enforcement.
+
+/// Requests moto serves before it enforces IAM: exactly the three that make
+/// the admin user (CreateUser, PutUserPolicy, CreateAccessKey).
+const UNAUTHENTICATED_REQUESTS: u32 = 3;
+
+/// Runs tests/emulator/moto_launcher.py (its directory is the argument)
+/// with two more extensions for IAM enforcement:
+/// - moto checks SigV4 signatures against a body it re-encodes from the
+///   parsed form (spaces as `+` where the Rust SDK sends `%20`) and, for
+///   REST requests without a body (Route 53's GETs), against the request
+///   headers as if they were the body: every such request from glbox would
+///   be refused as `SignatureDoesNotMatch`. The check is skipped; the user
+///   is still identified by its access key id (unknown keys are refused),
+///   which is all the policy's enforcement needs.
+/// - moto answers a refusal in one XML shape for every service, which no
+///   SDK parser reads (the error then has no code). Answer like AWS: EC2's
+///   `UnauthorizedOperation`, `AccessDeniedException` for JSON services
+///   (SSM), `AccessDenied` for the XML ones (IAM, SES, Route 53).
+const ENFORCING_LAUNCHER: &str = r#"
+import json
+import sys
+
+sys.path.insert(0, sys.argv[1])
+import moto_launcher
+from moto.iam import access_control
+from werkzeug.exceptions import HTTPException
+
+
+class Refused(HTTPException):
+    code = 403
+
+    def __init__(self, body):
+        super().__init__()
+        self.description = body
+
+
+def refuse(self):
+    message = f"User: {self._access_key.arn} is not authorized to perform: {self._action}"
+    if self._service == "ec2":
+        body = ('<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error>'
+                '<Code>UnauthorizedOperation</Code><Message>You are not authorized to perform '
+                f'this operation. {message}</Message></Error></Errors>'
+                '<RequestID>glbox-test</RequestID></Response>')
+    elif self._service in ("ssm", "servicequotas"):
+        body = json.dumps({"__type": "AccessDeniedException", "message": message})
+    else:
+        body = ('<?xml version="1.0" encoding="UTF-8"?><ErrorResponse><Error><Type>Sender</Type>'
+                f'<Code>AccessDenied</Code><Message>{message}</Message></Error>'
+                '<RequestId>glbox-test</RequestId></ErrorResponse>')
+    raise Refused(body)
+
+
+access_control.IAMRequest._raise_access_denied = refuse
+access_control.IAMRequestBase.check_signature = lambda self: None
+moto_launcher.main()
+"#;
+
+/// One emulator process (the launcher, as in `common::Emulator::start`)
+/// started with IAM enforcement.
+struct Emulator {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    port: u16,
+}
+
+impl Emulator {
+    fn start_enforcing() -> Emulator {
+        let python = std::env::var_os("TEST_MOTO_PYTHON").expect(
+            "TEST_MOTO_PYTHON is not set: run the tests with scripts/test, which installs the pinned emulator and sets it",
+        );
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(ENFORCING_LAUNCHER)
+            .arg(repo().join("tests/emulator"))
+            .env(
+                "INITIAL_NO_AUTH_ACTION_COUNT",
+                UNAUTHENTICATED_REQUESTS.to_string(),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the moto launcher");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut first_line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut first_line)
+            .expect("read the emulator's port");
+        let port = first_line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the emulator did not print its port (got {first_line:?})"));
+        Emulator {
+            child,
+            stdin: Some(stdin),
+            port,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The control API (`/moto-api/`), which IAM enforcement does not cover.
+    fn control(&self, method: &str, path: &str) -> String {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the emulator");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.contains(" 200 "), "{method} {path}: {head}");
+        body.to_string()
+    }
+
+    fn start_recording(&self) {
+        self.control("POST", "/moto-api/recorder/reset-recording");
+        self.control("POST", "/moto-api/recorder/start-recording");
+    }
+
+    /// Stops recording; the actions (`svc:Action`) of the requests signed
+    /// with access key `key_id`, with how often each was sent.
+    fn recorded_actions_of(&self, key_id: &str) -> BTreeMap<String, usize> {
+        self.control("POST", "/moto-api/recorder/stop-recording");
+        let log = self.control("GET", "/moto-api/recorder/download-recording");
+        let mut actions = BTreeMap::new();
+        for line in log.lines().filter(|l| !l.trim().is_empty()) {
+            let record: Value = serde_json::from_str(line).expect("a recorder line is JSON");
+            let authorization = record["headers"]["Authorization"]
+                .as_str()
+                .unwrap_or_default();
+            // Credential=<key id>/<date>/<region>/<service>/aws4_request
+            let Some(scope) = authorization
+                .split("Credential=")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+            else {
+                continue;
+            };
+            let parts: Vec<&str> = scope.split('/').collect();
+            if parts[0] != key_id {
+                continue;
+            }
+            let service = parts[3];
+            *actions
+                .entry(format!("{service}:{}", request_operation(&record)))
+                .or_insert(0) += 1;
+        }
+        actions
+    }
+}
+
+/// The operation of a recorded request: `X-Amz-Target` (JSON protocols),
+/// the `Action` form field (query protocols), or Route 53's REST path.
+fn request_operation(record: &Value) -> String {
+    if let Some(target) = record["headers"]["X-Amz-Target"].as_str() {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    let body = record["body"].as_str().unwrap_or_default();
+    let body = if record["body_encoded"].as_bool() == Some(true) {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap(),
+        )
+        .unwrap_or_default()
+    } else {
+        body.to_string()
+    };
+    if let Some(action) = body
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+    {
+        return action.to_string();
+    }
+    let method = record["method"].as_str().unwrap_or_default();
+    let url = record["url"].as_str().unwrap_or_default();
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    common::rest_operation(method, path).unwrap_or_else(|| format!("{method} {path}"))
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Keys {
+    id: String,
+    secret: String,
+}
+
+impl Keys {
+    fn credentials(&self) -> Credentials {
+        Credentials::new(&self.id, &self.secret, None, None, "iam-policy-test")
+    }
+}
+
+/// An SDK client of one service, pointed at the emulator, signing with `keys`.
+macro_rules! client {
+    ($sdk:ident, $emulator:expr, $keys:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .credentials_provider($keys.credentials())
+                .endpoint_url($emulator.endpoint())
+                .build(),
+        )
+    };
+}
+
+/// The error code of a refused request. moto answers a request with
+/// unknown keys in one XML shape for every service
+/// (`<ErrorResponse><Errors><Error>`), which the SDKs' parsers do not read:
+/// fall back to the raw body.
+fn refusal_code<E: ProvideErrorMetadata>(err: &aws_sdk_iam::error::SdkError<E>) -> Option<String> {
+    if let Some(code) = err.code() {
+        return Some(code.to_string());
+    }
+    let body = std::str::from_utf8(err.raw_response()?.body().bytes()?).ok()?;
+    Some(
+        body.split("<Code>")
+            .nth(1)?
+            .split("</Code>")
+            .next()?
+            .to_string(),
+    )
+}
+
+/// Makes the admin user with the emulator's first (unauthenticated)
+/// requests, and returns its keys; every later request needs valid keys.
+async fn bootstrap_admin(emulator: &Emulator) -> Keys {
+    let anyone = Keys {
+        id: "testing".into(),
+        secret: "testing".into(),
+    };
+    let iam = client!(aws_sdk_iam, emulator, anyone);
+    let admin = "glbox-test-admin";
+    iam.create_user().user_name(admin).send().await.unwrap();
+    iam.put_user_policy()
+        .user_name(admin)
+        .policy_name("everything")
+        .policy_document(
+            json!({"Version": "2012-10-17",
+                   "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(admin)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    // From here on, unknown keys are refused.
+    let refused = iam.list_users().send().await.unwrap_err();
+    assert_eq!(
+        refusal_code(&refused).as_deref(),
+        Some("InvalidClientTokenId"),
+        "the emulator enforces IAM after {UNAUTHENTICATED_REQUESTS} requests: {refused:?}"
+    );
+    Keys {
+        id: key.access_key_id,
+        secret: key.secret_access_key,
+    }
+}
+
+/// The policy as the emulator can enforce it: every Resource `*` (moto
+/// authorizes non-IAM requests, and IAM requests for resources that do not
+/// exist yet, against `*`). Actions and conditions are kept (moto holds
+/// conditions true against its empty request context).
+fn moto_view(policy: &Value) -> Value {
+    let mut view = policy.clone();
+    for statement in view["Statement"].as_array_mut().unwrap() {
+        statement["Resource"] = json!("*");
+    }
+    view
+}
+
+/// The policy without `action`: statements left with no action are dropped.
+fn without(policy: &Value, action: &str) -> Value {
+    let mut reduced = policy.clone();
+    let kept: Vec<Value> = statements(policy)
+        .iter()
+        .filter_map(|s| {
+            let actions: Vec<String> = strings(&s["Action"])
+                .into_iter()
+                .filter(|a| a != action)
+                .collect();
+            (!actions.is_empty()).then(|| {
+                let mut s = s.clone();
+                s["Action"] = json!(actions);
+                s
+            })
+        })
+        .collect();
+    assert!(
+        policy_actions(policy).contains(action),
+        "{action} is not in the policy"
+    );
+    reduced["Statement"] = json!(kept);
+    reduced
+}
+
+/// An IAM user holding exactly `policy` (its moto view) as a managed
+/// policy, the way an administrator would grant it; returns its keys.
+async fn operator(emulator: &Emulator, admin: &Keys, user: &str, policy: &Value) -> Keys {
+    let iam = client!(aws_sdk_iam, emulator, admin);
+    iam.create_user().user_name(user).send().await.unwrap();
+    let created = iam
+        .create_policy()
+        .policy_name(user)
+        .policy_document(moto_view(policy).to_string())
+        .send()
+        .await
+        .unwrap();
+    iam.attach_user_policy()
+        .user_name(user)
+        .policy_arn(created.policy().unwrap().arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    Keys {
+        id: key.access_key_id,
+        secret: key.secret_access_key,
+    }
+}
+
+/// A healthy box for every health check sent over SSM (see
+/// tests/ssm_bootstrap.rs); set by the admin.
+async fn behave_healthy(emulator: &Emulator, admin: &Keys) {
+    let behaviour = json!({"invocations": [{"contains": "# glbox verify:", "status": "Success",
+        "stdout": common::healthy_verify_output("18.6.0")}]});
+    client!(aws_sdk_ssm, emulator, admin)
+        .put_parameter()
+        .name("/glbox-test/behaviour")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .value(behaviour.to_string())
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A Route 53 hosted zone for `domain`, made by the admin; its id.
+async fn hosted_zone(emulator: &Emulator, admin: &Keys, domain: &str) -> String {
+    let zone = client!(aws_sdk_route53, emulator, admin)
+        .create_hosted_zone()
+        .name(domain)
+        .caller_reference(format!("iam-policy-{domain}"))
+        .send()
+        .await
+        .unwrap();
+    zone.hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string()
+}
+
+/// The glbox binary in the workspace, as `common::glbox_with_env` runs it,
+/// but signing with `keys`.
+fn glbox(emulator: &Emulator, workspace: &Workspace, keys: &Keys, args: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_glbox"))
+        .args(args)
+        .current_dir(workspace.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", workspace.path())
+        .env("XDG_STATE_HOME", workspace.state_dir())
+        .env("AWS_ACCESS_KEY_ID", &keys.id)
+        .env("AWS_SECRET_ACCESS_KEY", &keys.secret)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", emulator.endpoint())
+        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run glbox")
+        .into()
+}
+
+/// A full deployment (SSM bootstrap, health checks against a local server)
+/// with email for `domain`, its records in Route 53 when `zone` is given.
+fn full_config(name: &str, domain: &str, zone: Option<&str>, extra: &str) -> String {
+    let zone = zone
+        .map(|z| format!("route53_zone_id = \"{z}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "name = \"{name}\"\n{extra}{}\n[email]\nenabled = true\ndomain = \"{domain}\"\n{zone}",
+        common::verify_section("")
+    )
+}
+
+#[tokio::test]
+async fn glbox_runs_its_whole_life_cycle_with_exactly_the_policy() {
+    let emulator = Emulator::start_enforcing();
+    let admin = bootstrap_admin(&emulator).await;
+    let policy = policy();
+
+    // The real document (not only its moto view) is a valid policy.
+    client!(aws_sdk_iam, emulator, admin)
+        .create_policy()
+        .policy_name("glbox-as-documented")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("docs/iam-policy.json is accepted as a managed policy");
+
+    let keys = operator(&emulator, &admin, "glbox-operator", &policy).await;
+    // The operator is held to the policy: anything else is refused.
+    let refused = client!(aws_sdk_ec2, emulator, keys)
+        .describe_vpcs()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal_code(&refused).as_deref(),
+        Some("UnauthorizedOperation"),
+        "{refused:?}"
+    );
+    let refused = client!(aws_sdk_iam, emulator, keys)
+        .list_users()
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal_code(&refused).as_deref(),
+        Some("AccessDenied"),
+        "{refused:?}"
+    );
+
+    let zone = hosted_zone(&emulator, &admin, "example.com").await;
+    behave_healthy(&emulator, &admin).await;
+    emulator.start_recording();
+
+    let workspace = Workspace::new(&full_config(DEPLOYMENT, "example.com", Some(&zone), ""));
+    let run = |args: &[&str]| {
+        let run = glbox(&emulator, &workspace, &keys, args);
+        assert_eq!(
+            run.code, 0,
+            "glbox {args:?} failed with the policy\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    };
+    let up = run(&["up", "--yes"]);
+    assert!(up.stdout.contains("GitLab is healthy."), "{}", up.stdout);
+    run(&["up", "--yes"]);
+    run(&["plan"]);
+    run(&["status"]);
+    run(&["status", "--show-password"]);
+    run(&["verify"]);
+    run(&["email", "dns"]);
+    run(&["email", "rotate", "--yes"]);
+    // In-place changes: the type (stop, modify, start) and a bigger volume.
+    workspace.write_config(&full_config(
+        DEPLOYMENT,
+        "example.com",
+        Some(&zone),
+        "[instance]\ntype = \"c5.4xlarge\"\n[data_volume]\nsize_gib = 120\n",
+    ));
+    run(&["up", "--yes"]);
+
+    // Drift that `up` repairs: IMDSv2 turned off, the instance profile
+    // detached, the role's trust changed, and one HTTP rule less wanted.
+    drift(&emulator, &admin).await;
+    workspace.write_config(&full_config(
+        DEPLOYMENT,
+        "example.com",
+        Some(&zone),
+        "[instance]\ntype = \"c5.4xlarge\"\n[data_volume]\nsize_gib = 120\n[network]\nhttp_cidrs = [\"0.0.0.0/0\"]\n",
+    ));
+    run(&["up", "--yes"]);
+    let doctor = glbox(&emulator, &workspace, &keys, &["doctor"]);
+    for refusal in ["not allowed", "AWS refused"] {
+        assert!(
+            !doctor.stdout.contains(refusal) && !doctor.stderr.contains(refusal),
+            "glbox doctor with the policy:\n{}\n{}",
+            doctor.stdout,
+            doctor.stderr
+        );
+    }
+
+    // What glbox created lies inside the policy's resource scopes (which
+    // the emulator cannot check): ARNs as the emulator handed them out.
+    let iam = client!(aws_sdk_iam, emulator, admin);
+    let names = names();
+    let role = iam
+        .get_role()
+        .role_name(names.iam_name())
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn;
+    let profile = iam
+        .get_instance_profile()
+        .instance_profile_name(names.iam_name())
+        .send()
+        .await
+        .unwrap()
+        .instance_profile
+        .unwrap()
+        .arn;
+    let smtp_user = iam
+        .get_user()
+        .user_name(format!("{}-smtp", names.iam_name()))
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .arn;
+    let parameters = client!(aws_sdk_ssm, emulator, admin)
+        .get_parameters_by_path()
+        .path(names.parameter_prefix())
+        .recursive(true)
+        .send()
+        .await
+        .unwrap();
+    let mut created = vec![
+        auth("iam:PutRolePolicy", &role, &[]),
+        pass_role_on(&role),
+        auth("iam:AddRoleToInstanceProfile", &profile, &[]),
+        auth("iam:PutUserPolicy", &smtp_user, &[]),
+        auth("iam:CreateAccessKey", &smtp_user, &[]),
+        auth(
+            "route53:ChangeResourceRecordSets",
+            &format!("arn:aws:route53:::hostedzone/{zone}"),
+            &[],
+        ),
+    ];
+    assert!(parameters.parameters().len() >= 3, "{parameters:?}");
+    for parameter in parameters.parameters() {
+        created.push(auth("ssm:PutParameter", parameter.arn().unwrap(), &[]));
+        created.push(auth("ssm:DeleteParameters", parameter.arn().unwrap(), &[]));
+    }
+    for request in &created {
+        assert!(allows(&policy, request), "the policy refuses {request:?}");
+    }
+
+    run(&["down", "--yes", "--delete-data", "--delete-email-identity"]);
+
+    // SSH mode: the key pair (imported at up, deleted at down).
+    let ssh = Workspace::new(
+        "name = \"sshbox\"\n[access]\nmethod = \"ssh\"\nssh_cidrs = [\"192.0.2.0/24\"]\n",
+    );
+    for args in [&["up", "--no-bootstrap", "--yes"][..], &["down", "--yes"]] {
+        let run = glbox(&emulator, &ssh, &keys, args);
+        assert_eq!(
+            run.code, 0,
+            "glbox {args:?} (SSH mode) failed with the policy\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+    }
+
+    // Every request glbox sent is one the static test knows.
+    let sent = emulator.recorded_actions_of(&keys.id);
+    let known = called_actions().actions;
+    let unknown: Vec<&String> = sent.keys().filter(|a| !known.contains_key(*a)).collect();
+    assert!(
+        unknown.is_empty(),
+        "glbox sent requests no .ctx names: {unknown:?}"
+    );
+    assert!(sent.contains_key("ec2:RunInstances") && sent.contains_key("ec2:ImportKeyPair"));
+    let unexercised: Vec<&String> = known.keys().filter(|a| !sent.contains_key(*a)).collect();
+    eprintln!(
+        "{} requests of {} distinct actions, all allowed by the policy; of the {} actions glbox calls, not exercised here: {unexercised:?}",
+        sent.values().sum::<usize>(),
+        sent.len(),
+        known.len()
+    );
+}
+
+/// Changes the deployment behind glbox's back, as the admin: IMDSv2
+/// optional, no instance profile, the role trusting Lambda. (A foreign
+/// profile swapped in with ReplaceIamInstanceProfileAssociation would not
+/// do: the emulator's DescribeInstances keeps showing the old one.)
+async fn drift(emulator: &Emulator, admin: &Keys) {
+    let ec2 = client!(aws_sdk_ec2, emulator, admin);
+    let iam = client!(aws_sdk_iam, emulator, admin);
+    let instance = ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:glbox:deployment")
+                .values(DEPLOYMENT)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let association = ec2
+        .describe_iam_instance_profile_associations()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .values(&instance)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .iam_instance_profile_associations()
+        .first()
+        .and_then(|a| a.association_id())
+        .map(str::to_string);
+    ec2.modify_instance_metadata_options()
+        .instance_id(&instance)
+        .http_tokens(aws_sdk_ec2::types::HttpTokensState::Optional)
+        .send()
+        .await
+        .unwrap();
+    ec2.disassociate_iam_instance_profile()
+        .association_id(association.expect("the instance has glbox's profile"))
+        .send()
+        .await
+        .unwrap();
+    iam.update_assume_role_policy()
+        .role_name(names().iam_name())
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+fn pass_role_on(role: &str) -> Auth {
+    auth(
+        "iam:PassRole",
+        role,
+        &[("iam:PassedToService", "ec2.amazonaws.com")],
+    )
+}
+
+/// How a case with one permission missing runs.
+enum Case {
+    /// `up --yes` of a fresh deployment fails.
+    Up,
+    /// Same, with the domain's records in a Route 53 zone.
+    UpWithZone,
+    /// `up --no-bootstrap` with the whole policy, then `down` fails.
+    Down,
+}
+
+#[tokio::test]
+async fn a_missing_permission_is_named_with_the_fix() {
+    let emulator = Emulator::start_enforcing();
+    let admin = bootstrap_admin(&emulator).await;
+    behave_healthy(&emulator, &admin).await;
+    let policy = policy();
+    let whole = operator(&emulator, &admin, "glbox-whole", &policy).await;
+    let cases = [
+        ("iam:CreateRole", Case::Up),
+        ("ec2:RunInstances", Case::Up),
+        ("ssm:PutParameter", Case::Up),
+        ("ses:VerifyDomainIdentity", Case::Up),
+        ("ssm:SendCommand", Case::Up),
+        ("route53:ChangeResourceRecordSets", Case::UpWithZone),
+        ("ec2:TerminateInstances", Case::Down),
+    ];
+    let mut failures = Vec::new();
+    for (i, (action, case)) in cases.iter().enumerate() {
+        let name = format!("miss{i}");
+        let domain = format!("{name}.example.com");
+        let keys = operator(
+            &emulator,
+            &admin,
+            &format!("glbox-{name}"),
+            &without(&policy, action),
+        )
+        .await;
+        let zone = match case {
+            Case::UpWithZone => Some(hosted_zone(&emulator, &admin, &domain).await),
+            _ => None,
+        };
+        let workspace = Workspace::new(&full_config(&name, &domain, zone.as_deref(), ""));
+        let run = match case {
+            Case::Up | Case::UpWithZone => glbox(&emulator, &workspace, &keys, &["up", "--yes"]),
+            Case::Down => {
+                glbox(
+                    &emulator,
+                    &workspace,
+                    &whole,
+                    &["up", "--no-bootstrap", "--yes"],
+                )
+                .assert_ok();
+                glbox(&emulator, &workspace, &keys, &["down", "--yes"])
+            }
+        };
+        let named = format!("AWS refused {action}: ");
+        let fix = format!("not allowed to call {action}: add that action to the policy");
+        if run.code == 0 || !run.stderr.contains(&named) || !run.stderr.contains(&fix) {
+            failures.push(format!(
+                "without {action}: exit {}, stderr:\n{}",
+                run.code, run.stderr
+            ));
+        } else {
+            eprintln!(
+                "without {action}: exit {}, {}",
+                run.code,
+                run.stderr
+                    .lines()
+                    .find(|l| l.contains(&named))
+                    .unwrap_or_default()
+                    .trim()
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "glbox did not name the missing permission:\n{}",
+        failures.join("\n\n")
+    );
+}
