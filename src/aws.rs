@@ -125,11 +125,34 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
-fn hint_for(action: &str, code: &str) -> Option<String> {
-    let hint = match code {
-        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => format!(
-            "your AWS identity is not allowed to call {action}: add that action to the policy of the user or role glbox runs as"
+/// The action AWS names in a refusal ("... is not authorized to perform:
+/// iam:TagRole on resource ..."): it may not be the one glbox called.
+fn refused_action(message: &str) -> Option<&str> {
+    let rest = message.split_once("not authorized to perform: ")?.1;
+    let action = rest.split_whitespace().next()?;
+    action
+        .contains(':')
+        .then(|| action.trim_end_matches([',', '.', ';']))
+}
+
+fn permission_hint(action: &str, message: &str) -> String {
+    let policy = "add it to the policy of the user or role glbox runs as (docs/iam-policy.json has all glbox needs)";
+    match refused_action(message) {
+        Some(refused) if refused != action => {
+            format!("your AWS identity is not allowed to call {refused} (which {action} needs): {policy}")
+        }
+        _ if action == "ec2:RunInstances" || message.contains("Encoded authorization failure") => format!(
+            "your AWS identity is not allowed to call {action}, or an action it needs (iam:PassRole for the instance role, ec2:CreateTags for tags at launch): {policy}; `aws sts decode-authorization-message` shows which"
         ),
+        _ => format!("your AWS identity is not allowed to call {action}: {policy}"),
+    }
+}
+
+fn hint_for(action: &str, code: &str, message: &str) -> Option<String> {
+    let hint = match code {
+        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
+            permission_hint(action, message)
+        }
         "AuthFailure" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException"
         | "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
             "check your AWS credentials (--profile, AWS_PROFILE, or `aws sso login`) and that this machine's clock is right".into()
@@ -178,7 +201,7 @@ where
         None => DisplayErrorContext(&err).to_string(),
     };
     let hint = match (&code, &err) {
-        (Some(code), _) => hint_for(action, code),
+        (Some(code), _) => hint_for(action, code, &message),
         (None, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => Some(
             "could not reach AWS: check the network, the region, and --endpoint-url / AWS_ENDPOINT_URL if you set one".into(),
         ),
@@ -206,19 +229,33 @@ mod tests {
 
     #[test]
     fn permission_errors_name_the_action() {
-        let hint = hint_for("ec2:RunInstances", "UnauthorizedOperation").unwrap();
-        assert!(hint.contains("ec2:RunInstances"));
+        let hint = hint_for("ec2:RunInstances", "UnauthorizedOperation", "").unwrap();
+        assert!(hint.contains("ec2:RunInstances") && hint.contains("iam:PassRole"));
+        let hint = hint_for("ssm:PutParameter", "AccessDeniedException", "").unwrap();
+        assert!(hint.contains("not allowed to call ssm:PutParameter"));
+    }
+
+    #[test]
+    fn a_refusal_of_a_side_permission_names_that_one() {
+        let message = "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: iam:TagRole on resource: arn:aws:iam::123456789012:role/glbox/glbox-t-us-east-1";
+        let hint = hint_for("iam:CreateRole", "AccessDenied", message).unwrap();
+        assert!(
+            hint.contains("not allowed to call iam:TagRole (which iam:CreateRole needs)"),
+            "{hint}"
+        );
     }
 
     #[test]
     fn capacity_and_quota_errors_say_what_to_try() {
-        assert!(hint_for("ec2:RunInstances", "VcpuLimitExceeded")
+        assert!(hint_for("ec2:RunInstances", "VcpuLimitExceeded", "")
             .unwrap()
             .contains("Service Quotas"));
-        assert!(hint_for("ec2:RunInstances", "InsufficientInstanceCapacity")
-            .unwrap()
-            .contains("instance.type"));
-        assert!(hint_for("x", "SomethingElse").is_none());
+        assert!(
+            hint_for("ec2:RunInstances", "InsufficientInstanceCapacity", "")
+                .unwrap()
+                .contains("instance.type")
+        );
+        assert!(hint_for("x", "SomethingElse", "").is_none());
     }
 
     #[test]
