@@ -167,7 +167,7 @@ fn hint_for(action: &str, code: &str, message: &str) -> Option<String> {
         "VolumeModificationRateExceeded" | "IncorrectModificationState" => "EBS allows one modification of a volume every 6 hours: re-run after that".into(),
         "InvalidGroup.Duplicate" => "a security group with glbox's name exists in this VPC but does not carry this deployment's tags: delete or rename it, or choose another deployment name".into(),
         "InvalidKeyPair.Duplicate" => "a key pair with glbox's name exists but does not carry this deployment's tags: delete it, or choose another deployment name".into(),
-        "EntityAlreadyExists" => "an IAM role or instance profile with glbox's name exists but does not carry this deployment's tags: delete it, or choose another deployment name".into(),
+        "EntityAlreadyExists" => "an IAM role, instance profile or user with glbox's name exists but does not carry this deployment's tags: delete it, or choose another deployment name".into(),
         "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => "AWS kept throttling glbox after every retry: wait a minute and re-run (re-running is safe)".into(),
         _ => return None,
     };
@@ -212,6 +212,25 @@ where
         code,
         message,
         hint,
+    }
+}
+
+/// For calls whose error `codes` mean the wanted state is there already
+/// (the SDK retried a call whose first answer was lost, or someone did it
+/// meanwhile): those count as success.
+pub fn ok_if<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    codes: &[&str],
+    action: &'static str,
+) -> Result<(), AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if codes.iter().any(|c| has_code(&e, c)) => Ok(()),
+        Err(e) => Err(error(action, e)),
     }
 }
 

@@ -14,7 +14,7 @@ use aws_sdk_ssm::types::ParameterType;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aws::{partition, AwsResultExt};
+use crate::aws::{has_code, ok_if, partition, AwsResultExt};
 use crate::config::EmailSettings;
 use crate::email::smtp_password;
 use crate::error::{Error, Result};
@@ -348,16 +348,24 @@ pub async fn apply(
     let name = user_name(ctx);
     let iam = &ctx.aws.iam;
     let arn = if steps.create_user {
-        let out = iam
+        let created = iam
             .create_user()
             .user_name(&name)
             .path(ctx.names.iam_path())
             .set_tags(Some(ctx.names.iam_tags(Role::SmtpUser)))
             .send()
-            .await
-            .ctx("iam:CreateUser")?;
+            .await;
+        let arn = match created {
+            Ok(out) => out.user().map(|u| u.arn().to_string()).unwrap_or_default(),
+            // A retried create whose answer was lost: ours if tagged so.
+            Err(e) if has_code(&e, "EntityAlreadyExists") => match observe_user(ctx).await? {
+                Some(user) if user.owned => user.arn,
+                _ => return Err(crate::aws::error("iam:CreateUser", e).into()),
+            },
+            Err(e) => return Err(crate::aws::error("iam:CreateUser", e).into()),
+        };
         ctx.ui.info(&format!("created IAM user {name}"));
-        out.user().map(|u| u.arn().to_string()).unwrap_or_default()
+        arn
     } else {
         iam.get_user()
             .user_name(&name)
@@ -410,17 +418,20 @@ pub async fn new_key(
 ) -> Result<CurrentKey> {
     // The record goes first, so no crash leaves it naming the wrong key.
     delete_parameter(ctx, &key_parameter(ctx)).await?;
-    let out = ctx
-        .aws
-        .iam
-        .create_access_key()
-        .user_name(user)
-        .send()
-        .await
-        .ctx("iam:CreateAccessKey")?;
+    let before = key_ids(ctx, user).await?;
+    let out = match send_create_key(ctx, user).await {
+        // Full, because a retried call whose answer was lost made a key.
+        Err(e) if has_code(&e, "LimitExceeded") => {
+            delete_unseen_keys(ctx, user, &before, None).await?;
+            send_create_key(ctx, user).await
+        }
+        other => other,
+    }
+    .ctx("iam:CreateAccessKey")?;
     let key = out
         .access_key()
         .ok_or_else(|| Error::Refused("IAM returned no access key".into()))?;
+    delete_unseen_keys(ctx, user, &before, Some(key.access_key_id())).await?;
     let password = smtp_password::derive(key.secret_access_key(), &email.ses_region)
         .map_err(|e| Error::Refused(e.to_string()))?;
     put_parameter(
@@ -452,6 +463,49 @@ pub async fn new_key(
         password_parameter(ctx)
     ));
     Ok(current)
+}
+
+async fn send_create_key(
+    ctx: &Ctx<'_>,
+    user: &str,
+) -> std::result::Result<
+    aws_sdk_iam::operation::create_access_key::CreateAccessKeyOutput,
+    SdkError<aws_sdk_iam::operation::create_access_key::CreateAccessKeyError>,
+> {
+    ctx.aws.iam.create_access_key().user_name(user).send().await
+}
+
+async fn key_ids(ctx: &Ctx<'_>, user: &str) -> Result<Vec<String>> {
+    let out = ctx
+        .aws
+        .iam
+        .list_access_keys()
+        .user_name(user)
+        .send()
+        .await
+        .ctx("iam:ListAccessKeys")?;
+    Ok(out
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| k.access_key_id().map(str::to_string))
+        .collect())
+}
+
+/// Keys that appeared around a CreateAccessKey glbox did not get the
+/// answer of (the SDK retried it): their secret was never seen, so they
+/// are useless, and they hold one of IAM's two places.
+async fn delete_unseen_keys(
+    ctx: &Ctx<'_>,
+    user: &str,
+    before: &[String],
+    kept: Option<&str>,
+) -> Result<()> {
+    for key in key_ids(ctx, user).await? {
+        if !before.contains(&key) && Some(key.as_str()) != kept {
+            delete_key(ctx, user, &key).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn put_parameter(
@@ -501,14 +555,16 @@ async fn delete_parameters(ctx: &Ctx<'_>) -> Result<()> {
 }
 
 pub async fn delete_key(ctx: &Ctx<'_>, user: &str, key: &str) -> Result<()> {
-    ctx.aws
+    let deleted = ctx
+        .aws
         .iam
         .delete_access_key()
         .user_name(user)
         .access_key_id(key)
         .send()
-        .await
-        .ctx("iam:DeleteAccessKey")?;
+        .await;
+    // Gone already: a retried delete whose first answer was lost.
+    ok_if(deleted, &["NoSuchEntity"], "iam:DeleteAccessKey")?;
     ctx.ui.info(&format!("deleted access key {key} of {user}"));
     Ok(())
 }
@@ -548,11 +604,8 @@ pub async fn delete_user(ctx: &Ctx<'_>, user: &str) -> Result<()> {
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => {}
         Err(e) => return Err(crate::aws::error("iam:DeleteUserPolicy", e).into()),
     }
-    iam.delete_user()
-        .user_name(user)
-        .send()
-        .await
-        .ctx("iam:DeleteUser")?;
+    let deleted = iam.delete_user().user_name(user).send().await;
+    ok_if(deleted, &["NoSuchEntity"], "iam:DeleteUser")?;
     ctx.ui.info(&format!("deleted IAM user {user}"));
     Ok(())
 }

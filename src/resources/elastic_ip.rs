@@ -4,7 +4,7 @@
 
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
-use crate::aws::AwsResultExt;
+use crate::aws::{ok_if, AwsResultExt};
 use crate::error::Result;
 use crate::names::Role;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -167,7 +167,9 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<O
                 "allocated Elastic IP {}",
                 out.public_ip().unwrap_or_default()
             ));
-            out.allocation_id().unwrap_or_default().to_string()
+            let allocation_id = out.allocation_id().unwrap_or_default().to_string();
+            release_lost_allocations(ctx, &allocation_id).await?;
+            allocation_id
         }
     };
     ctx.aws
@@ -185,6 +187,20 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<O
     ctx.ui
         .info(&format!("associated Elastic IP {ip} with {instance_id}"));
     Ok(Some(ip))
+}
+
+/// AllocateAddress takes no idempotency token: when the SDK retried it
+/// after losing an answer, AWS allocated (and tagged) an address glbox never
+/// heard of. The plan allocates only when the deployment has no usable
+/// address, so any other unassociated one is such a leftover: it is
+/// released now, before it costs money.
+async fn release_lost_allocations(ctx: &Ctx<'_>, kept: &str) -> Result<()> {
+    for address in observe(ctx).await? {
+        if address.allocation_id != kept && address.association_id.is_none() {
+            release(ctx, &address).await?;
+        }
+    }
+    Ok(())
 }
 
 async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {
@@ -206,22 +222,33 @@ async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {
 
 /// Disassociates (if needed) and releases an address.
 pub async fn release(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
+    // Not-found answers mean done: a retried call whose first answer was lost.
     if let Some(association) = &address.association_id {
-        ctx.aws
+        let disassociated = ctx
+            .aws
             .ec2
             .disassociate_address()
             .association_id(association)
             .send()
-            .await
-            .ctx("ec2:DisassociateAddress")?;
+            .await;
+        ok_if(
+            disassociated,
+            &["InvalidAssociationID.NotFound"],
+            "ec2:DisassociateAddress",
+        )?;
     }
-    ctx.aws
+    let released = ctx
+        .aws
         .ec2
         .release_address()
         .allocation_id(&address.allocation_id)
         .send()
-        .await
-        .ctx("ec2:ReleaseAddress")?;
+        .await;
+    ok_if(
+        released,
+        &["InvalidAllocationID.NotFound"],
+        "ec2:ReleaseAddress",
+    )?;
     ctx.ui
         .info(&format!("released Elastic IP {}", address.public_ip));
     Ok(())

@@ -9,7 +9,7 @@
 use aws_sdk_iam::error::SdkError;
 use serde_json::{json, Value};
 
-use crate::aws::{partition, AwsResultExt};
+use crate::aws::{has_code, ok_if, partition, AwsResultExt};
 use crate::error::{Error, Result};
 use crate::names::Role;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -328,7 +328,8 @@ pub async fn apply_role(ctx: &Ctx<'_>, change: &RoleChange, policy: &Value) -> R
     };
     let iam = &ctx.aws.iam;
     if create {
-        iam.create_role()
+        let created = iam
+            .create_role()
             .role_name(&name)
             .path(ctx.names.iam_path())
             .description(format!(
@@ -338,8 +339,18 @@ pub async fn apply_role(ctx: &Ctx<'_>, change: &RoleChange, policy: &Value) -> R
             .assume_role_policy_document(trust_policy().to_string())
             .set_tags(Some(ctx.names.iam_tags(Role::InstanceRole)))
             .send()
-            .await
-            .ctx("iam:CreateRole")?;
+            .await;
+        match created {
+            // A retried create whose answer was lost: ours if tagged so.
+            Err(e) if has_code(&e, "EntityAlreadyExists") => {
+                if !observe_role(ctx, policy).await?.is_some_and(|r| r.owned) {
+                    return Err(crate::aws::error("iam:CreateRole", e).into());
+                }
+            }
+            other => {
+                other.ctx("iam:CreateRole")?;
+            }
+        }
         ctx.ui.info(&format!("created IAM role {name}"));
     }
     if trust {
@@ -379,15 +390,30 @@ pub async fn apply_profile(ctx: &Ctx<'_>, change: &ProfileChange) -> Result<bool
     let (created, add_role, remove_roles) = match change {
         ProfileChange::NoChange => return Ok(false),
         ProfileChange::Create => {
-            iam.create_instance_profile()
+            let created = iam
+                .create_instance_profile()
                 .instance_profile_name(&name)
                 .path(ctx.names.iam_path())
                 .set_tags(Some(ctx.names.iam_tags(Role::InstanceRole)))
                 .send()
-                .await
-                .ctx("iam:CreateInstanceProfile")?;
+                .await;
+            let add_role = match created {
+                // A retried create whose answer was lost: ours if tagged so.
+                Err(e) if has_code(&e, "EntityAlreadyExists") => {
+                    match observe_profile(ctx).await?.filter(|p| p.owned) {
+                        Some(profile) => !profile.roles.contains(&name),
+                        None => {
+                            return Err(crate::aws::error("iam:CreateInstanceProfile", e).into())
+                        }
+                    }
+                }
+                other => {
+                    other.ctx("iam:CreateInstanceProfile")?;
+                    true
+                }
+            };
             ctx.ui.info(&format!("created instance profile {name}"));
-            (true, true, Vec::new())
+            (true, add_role, Vec::new())
         }
         ProfileChange::Update {
             add_role,
@@ -398,25 +424,45 @@ pub async fn apply_profile(ctx: &Ctx<'_>, change: &ProfileChange) -> Result<bool
         remove_role(ctx, role).await?;
     }
     if add_role {
-        iam.add_role_to_instance_profile()
+        let added = iam
+            .add_role_to_instance_profile()
             .instance_profile_name(&name)
             .role_name(&name)
             .send()
-            .await
-            .ctx("iam:AddRoleToInstanceProfile")?;
+            .await;
+        match added {
+            // A profile holds one role: if it is ours, the retried call's
+            // first attempt did the job.
+            Err(e) if has_code(&e, "LimitExceeded") => {
+                let holds_ours = observe_profile(ctx)
+                    .await?
+                    .is_some_and(|p| p.roles == [name.clone()]);
+                if !holds_ours {
+                    return Err(crate::aws::error("iam:AddRoleToInstanceProfile", e).into());
+                }
+            }
+            other => {
+                other.ctx("iam:AddRoleToInstanceProfile")?;
+            }
+        }
     }
     Ok(created || add_role)
 }
 
+/// Deletes and removals below treat "no such entity" as done: a retried
+/// call whose first answer was lost finds nothing left to remove.
+const GONE: &[&str] = &["NoSuchEntity"];
+
 async fn remove_role(ctx: &Ctx<'_>, role: &str) -> Result<()> {
-    ctx.aws
+    let removed = ctx
+        .aws
         .iam
         .remove_role_from_instance_profile()
         .instance_profile_name(ctx.names.iam_name())
         .role_name(role)
         .send()
-        .await
-        .ctx("iam:RemoveRoleFromInstanceProfile")?;
+        .await;
+    ok_if(removed, GONE, "iam:RemoveRoleFromInstanceProfile")?;
     Ok(())
 }
 
@@ -425,13 +471,14 @@ pub async fn delete_profile(ctx: &Ctx<'_>, profile: &ProfileState) -> Result<()>
     for role in &profile.roles {
         remove_role(ctx, role).await?;
     }
-    ctx.aws
+    let deleted = ctx
+        .aws
         .iam
         .delete_instance_profile()
         .instance_profile_name(&profile.name)
         .send()
-        .await
-        .ctx("iam:DeleteInstanceProfile")?;
+        .await;
+    ok_if(deleted, GONE, "iam:DeleteInstanceProfile")?;
     ctx.ui
         .info(&format!("deleted instance profile {}", profile.name));
     Ok(())
@@ -448,12 +495,13 @@ pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
         .await
         .ctx("iam:ListAttachedRolePolicies")?;
     for policy in attached.attached_policies() {
-        iam.detach_role_policy()
+        let detached = iam
+            .detach_role_policy()
             .role_name(&role.name)
             .policy_arn(policy.policy_arn().unwrap_or_default())
             .send()
-            .await
-            .ctx("iam:DetachRolePolicy")?;
+            .await;
+        ok_if(detached, GONE, "iam:DetachRolePolicy")?;
     }
     let inline = iam
         .list_role_policies()
@@ -462,18 +510,16 @@ pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
         .await
         .ctx("iam:ListRolePolicies")?;
     for policy in inline.policy_names() {
-        iam.delete_role_policy()
+        let deleted = iam
+            .delete_role_policy()
             .role_name(&role.name)
             .policy_name(policy)
             .send()
-            .await
-            .ctx("iam:DeleteRolePolicy")?;
+            .await;
+        ok_if(deleted, GONE, "iam:DeleteRolePolicy")?;
     }
-    iam.delete_role()
-        .role_name(&role.name)
-        .send()
-        .await
-        .ctx("iam:DeleteRole")?;
+    let deleted = iam.delete_role().role_name(&role.name).send().await;
+    ok_if(deleted, GONE, "iam:DeleteRole")?;
     ctx.ui.info(&format!("deleted IAM role {}", role.name));
     Ok(())
 }

@@ -83,7 +83,8 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
             .build()
             .expect("key and value set")
     };
-    ctx.aws
+    let put = ctx
+        .aws
         .ssm
         .put_parameter()
         .name(&name)
@@ -98,8 +99,10 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
         .tags(tag(TAG_DEPLOYMENT, &ctx.names.deployment))
         .tags(tag(TAG_MANAGED_BY, MANAGED_BY))
         .send()
-        .await
-        .ctx("ssm:PutParameter")?;
+        .await;
+    // Already there (a retried call whose first answer was lost): the one
+    // stored first is the password, as it would be anyway.
+    crate::aws::ok_if(put, &["ParameterAlreadyExists"], "ssm:PutParameter")?;
     ctx.ui
         .info(&format!("stored a generated root password in {name}"));
     Ok(())

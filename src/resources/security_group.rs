@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 };
 use ipnet::IpNet;
 
-use crate::aws::AwsResultExt;
+use crate::aws::{has_code, AwsResultExt};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::names::Role;
@@ -224,26 +224,18 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change, vpc_id: &str) -> Result<Strin
     match change {
         Change::NoChange { id } => Ok(id.clone()),
         Change::Create => {
-            let name = ctx.names.name_of(Role::SecurityGroup);
-            let out = ctx
-                .aws
-                .ec2
-                .create_security_group()
-                .group_name(&name)
-                .description(format!(
-                    "glbox deployment {}: GitLab web and access",
-                    ctx.names.deployment
-                ))
-                .vpc_id(vpc_id)
-                .tag_specifications(
-                    ctx.names
-                        .tag_spec(ResourceType::SecurityGroup, Role::SecurityGroup),
-                )
-                .send()
-                .await
-                .ctx("ec2:CreateSecurityGroup")?;
-            let id = out.group_id().unwrap_or_default().to_string();
-            ctx.ui.info(&format!("created security group {id}"));
+            let id = match create(ctx, vpc_id).await {
+                Ok(id) => id,
+                // The SDK retried a create whose answer was lost: the group
+                // is there, with the deployment's tags.
+                Err(e) if e.code.as_deref() == Some("InvalidGroup.Duplicate") => {
+                    match observe(ctx).await?.filter(|g| g.vpc_id == vpc_id) {
+                        Some(group) => group.id,
+                        None => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             let rules: Vec<Rule> = desired_rules(ctx.settings).into_iter().collect();
             authorize(ctx, &id, &rules).await?;
             Ok(id)
@@ -251,14 +243,21 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change, vpc_id: &str) -> Result<Strin
         Change::Update { id, add, remove } => {
             authorize(ctx, id, add).await?;
             if !remove.is_empty() {
-                ctx.aws
+                let revoked = ctx
+                    .aws
                     .ec2
                     .revoke_security_group_ingress()
                     .group_id(id)
                     .set_ip_permissions(Some(remove.iter().map(Rule::permission).collect()))
                     .send()
-                    .await
-                    .ctx("ec2:RevokeSecurityGroupIngress")?;
+                    .await;
+                match revoked {
+                    // Already gone (a retried call whose answer was lost).
+                    Err(e) if has_code(&e, "InvalidPermission.NotFound") => {}
+                    other => {
+                        other.ctx("ec2:RevokeSecurityGroupIngress")?;
+                    }
+                }
             }
             ctx.ui.info(&format!(
                 "updated security group {id}: {} rule(s) added, {} removed",
@@ -270,10 +269,73 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change, vpc_id: &str) -> Result<Strin
     }
 }
 
+async fn create(ctx: &Ctx<'_>, vpc_id: &str) -> std::result::Result<String, crate::aws::AwsError> {
+    let name = ctx.names.name_of(Role::SecurityGroup);
+    let out = ctx
+        .aws
+        .ec2
+        .create_security_group()
+        .group_name(&name)
+        .description(format!(
+            "glbox deployment {}: GitLab web and access",
+            ctx.names.deployment
+        ))
+        .vpc_id(vpc_id)
+        .tag_specifications(
+            ctx.names
+                .tag_spec(ResourceType::SecurityGroup, Role::SecurityGroup),
+        )
+        .send()
+        .await
+        .ctx("ec2:CreateSecurityGroup")?;
+    let id = out.group_id().unwrap_or_default().to_string();
+    ctx.ui.info(&format!("created security group {id}"));
+    Ok(id)
+}
+
+/// Adds `rules`. `InvalidPermission.Duplicate` means some are there already
+/// (a retried call whose answer was lost, or rules added meanwhile): then
+/// only the missing ones are added.
 async fn authorize(ctx: &Ctx<'_>, id: &str, rules: &[Rule]) -> Result<()> {
     if rules.is_empty() {
         return Ok(());
     }
+    match send_authorize(ctx, id, rules).await {
+        Err(e) if has_code(&e, "InvalidPermission.Duplicate") => {
+            let present = observe(ctx)
+                .await?
+                .filter(|g| g.id == id)
+                .map(|g| g.rules)
+                .unwrap_or_default();
+            let missing: Vec<Rule> = rules
+                .iter()
+                .filter(|r| !present.contains(r))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                send_authorize(ctx, id, &missing)
+                    .await
+                    .ctx("ec2:AuthorizeSecurityGroupIngress")?;
+            }
+            Ok(())
+        }
+        other => {
+            other.ctx("ec2:AuthorizeSecurityGroupIngress")?;
+            Ok(())
+        }
+    }
+}
+
+async fn send_authorize(
+    ctx: &Ctx<'_>,
+    id: &str,
+    rules: &[Rule],
+) -> std::result::Result<
+    aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressOutput,
+    aws_sdk_ec2::error::SdkError<
+        aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressError,
+    >,
+>{
     ctx.aws
         .ec2
         .authorize_security_group_ingress()
@@ -281,19 +343,24 @@ async fn authorize(ctx: &Ctx<'_>, id: &str, rules: &[Rule]) -> Result<()> {
         .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()))
         .send()
         .await
-        .ctx("ec2:AuthorizeSecurityGroupIngress")?;
-    Ok(())
 }
 
 /// Deletes the group. The instance using it must be gone first.
 pub async fn delete(ctx: &Ctx<'_>, group: &SecurityGroup) -> Result<()> {
-    ctx.aws
+    let deleted = ctx
+        .aws
         .ec2
         .delete_security_group()
         .group_id(&group.id)
         .send()
-        .await
-        .ctx("ec2:DeleteSecurityGroup")?;
+        .await;
+    match deleted {
+        // Gone already: a retried delete whose answer was lost.
+        Err(e) if has_code(&e, "InvalidGroup.NotFound") => {}
+        other => {
+            other.ctx("ec2:DeleteSecurityGroup")?;
+        }
+    }
     ctx.ui.info(&format!("deleted security group {}", group.id));
     Ok(())
 }
