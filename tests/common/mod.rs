@@ -357,3 +357,159 @@ pub fn verify_section(extra: &str) -> String {
     let port = *PORT.get_or_init(|| http_server("200 OK"));
     format!("[verify]\nurl = \"http://127.0.0.1:{port}\"\n{extra}")
 }
+
+/// Like `client!`, for a service asked in another region than `REGION`.
+macro_rules! client_in {
+    ($sdk:ident, $emulator:expr, $region:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new($region.to_string()))
+                .credentials_provider(test_credentials())
+                .endpoint_url($emulator.endpoint())
+                .build(),
+        )
+    };
+}
+
+impl Emulator {
+    /// SES in `region` (the email identity's region need not be `REGION`).
+    pub fn ses(&self, region: &str) -> aws_sdk_ses::Client {
+        client_in!(aws_sdk_ses, self, region)
+    }
+
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        client!(aws_sdk_route53, self)
+    }
+
+    /// Stops recording and returns the AWS operations received, in order:
+    /// like `recorded_actions`, but Route 53's REST requests (which carry
+    /// no `Action`) are named by their operation (see `rest_operation`).
+    pub fn recorded_operations(&self) -> Vec<String> {
+        self.control("POST", "/moto-api/recorder/stop-recording");
+        let log = self.control("GET", "/moto-api/recorder/download-recording");
+        log.lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|line| {
+                let record: serde_json::Value =
+                    serde_json::from_str(line).expect("a recorder line is JSON");
+                let method = record["method"].as_str().unwrap_or_default().to_string();
+                let url = record["url"].as_str().unwrap_or_default().to_string();
+                let path = url
+                    .split_once("://")
+                    .map_or(url.as_str(), |(_, rest)| {
+                        rest.find('/').map_or("/", |i| &rest[i..])
+                    })
+                    .to_string();
+                if path.starts_with("/moto-api/") {
+                    return None;
+                }
+                Some(rest_operation(&method, &path).unwrap_or_else(|| parse_request(line).action))
+            })
+            .collect()
+    }
+
+    /// The emulator's whole state (`GET /moto-api/data.json`): the models of
+    /// every service, by service and model name.
+    pub fn data(&self) -> serde_json::Value {
+        serde_json::from_str(&self.control("GET", "/moto-api/data.json"))
+            .expect("data.json is JSON")
+    }
+
+    /// The secret the emulator handed out with IAM access key `id`, read
+    /// from its state rather than from anything glbox printed.
+    pub fn access_key_secret(&self, id: &str) -> String {
+        let data = self.data();
+        data["iam"]["AccessKey"]
+            .as_array()
+            .expect("the emulator's state lists IAM access keys")
+            .iter()
+            .find(|k| k["access_key_id"] == id)
+            .unwrap_or_else(|| panic!("the emulator has no access key {id}"))["secret_access_key"]
+            .as_str()
+            .expect("an access key has a secret")
+            .to_string()
+    }
+}
+
+/// The Route 53 operation of a REST request (`/2013-04-01/...`), by method
+/// and path; `None` for other services. Unknown Route 53 requests count as
+/// mutating unless they are GETs.
+pub fn rest_operation(method: &str, path: &str) -> Option<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let rest = path.strip_prefix("/2013-04-01/")?;
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let operation = match (method, parts.as_slice()) {
+        ("GET", ["hostedzone"]) => "ListHostedZones",
+        ("POST", ["hostedzone"]) => "CreateHostedZone",
+        ("GET", ["hostedzone", _]) => "GetHostedZone",
+        ("DELETE", ["hostedzone", _]) => "DeleteHostedZone",
+        ("GET", ["hostedzone", _, "rrset"]) => "ListResourceRecordSets",
+        ("POST", ["hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
+        ("GET", ["change", _]) => "GetChange",
+        ("GET", _) => return Some(format!("GetRoute53 {path}")),
+        _ => return Some(format!("Route53 {method} {path}")),
+    };
+    Some(operation.to_string())
+}
+
+/// Like `glbox`, but the run may take at most `limit`: past it the process
+/// is killed and the test fails with what it printed so far (for commands
+/// that wait, like `up --wait-email`, whose own deadline is long).
+pub fn glbox_within(
+    emulator: &Emulator,
+    workspace: &Workspace,
+    args: &[&str],
+    limit: std::time::Duration,
+) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_glbox"))
+        .args(args)
+        .current_dir(workspace.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", workspace.path())
+        .env("XDG_STATE_HOME", workspace.state_dir())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", emulator.endpoint())
+        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run glbox");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = pipe.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    assert!(
+        status.is_some(),
+        "glbox {args:?} still ran after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}

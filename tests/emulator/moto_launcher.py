@@ -21,6 +21,7 @@ os.environ["MOTO_RECORDER_FILEPATH"] = RECORDING.name
 
 import base64  # noqa: E402
 import json  # noqa: E402
+import threading  # noqa: E402
 
 from moto.core.responses import ActionResult  # noqa: E402
 from moto.core.utils import utcnow  # noqa: E402
@@ -237,8 +238,10 @@ def dkim_domains(backend):
 
 
 # (account, behaviour parameter version) -> GetIdentityVerificationAttributes
-# calls counted so far that reported a domain identity.
+# calls counted so far that reported a domain identity. The server answers
+# requests on several threads: counted under the lock.
 SES_POLLS = {}
+SES_POLLS_LOCK = threading.Lock()
 
 
 def ses_still_pending(account_id, count):
@@ -249,9 +252,10 @@ def ses_still_pending(account_id, count):
         return False
     limit = json.loads(parameter.value).get("ses_pending_polls", 0)
     key = (account_id, parameter.version)
-    seen = SES_POLLS.get(key, 0)
-    if count:
-        SES_POLLS[key] = seen + 1
+    with SES_POLLS_LOCK:
+        seen = SES_POLLS.get(key, 0)
+        if count:
+            SES_POLLS[key] = seen + 1
     return seen < limit
 
 
@@ -350,6 +354,47 @@ def add_route53_zone_ids():
     route53_models.HostedZoneIdentifier.generate = generate
 
 
+def add_robust_model_data():
+    """Gap: GET /moto-api/data.json (the emulator's state, which tests read
+    the secrets of access keys from) answers HTTP 500 once an IAM user was
+    deleted: it lists every model instance ever made, and a deleted user's
+    `group_list` property raises NoSuchEntity. Skip attributes that raise,
+    as moto already skips those that do not serialize. (Deleted instances
+    are still listed, as before.)"""
+    from moto.core.model_instances import model_data
+    from moto.moto_api._internal import urls as moto_api_urls
+    from moto.moto_api._internal.responses import MotoAPIResponse
+
+    def readable(instance, attr):
+        try:
+            value = getattr(instance, attr)
+            json.dumps(value)
+            return True, value
+        except Exception:  # noqa: BLE001 - whatever a property raises
+            return False, None
+
+    def model_data_view(self, request, full_url, headers):
+        results = {}
+        for service in sorted(model_data):
+            models = model_data[service]
+            results[service] = {}
+            for name in sorted(models):
+                results[service][name] = []
+                for instance in models[name].instances_tracked:
+                    entry = {}
+                    for attr in dir(instance):
+                        if attr.startswith("_"):
+                            continue
+                        ok, value = readable(instance, attr)
+                        if ok:
+                            entry[attr] = value
+                    results[service][name].append(entry)
+        return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
+
+    MotoAPIResponse.model_data = model_data_view
+    moto_api_urls.url_paths["{0}/moto-api/data.json"] = moto_api_urls.response_instance.model_data
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -361,6 +406,7 @@ def main():
     add_ses_pending_verification()
     add_user_delete_conflict()
     add_route53_zone_ids()
+    add_robust_model_data()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
