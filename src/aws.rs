@@ -219,9 +219,9 @@ where
 /// (the SDK retried a call whose first answer was lost, or someone did it
 /// meanwhile): those count as success.
 pub fn ok_if<T, E, R>(
+    action: &'static str,
     result: Result<T, SdkError<E, R>>,
     codes: &[&str],
-    action: &'static str,
 ) -> Result<(), AwsError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

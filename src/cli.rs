@@ -742,6 +742,7 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
         .contains(&credentials::password_parameter(ctx));
     let new = credentials::new_key(ctx, email, &user.name, stored).await?;
     let mut verify_report = None;
+    let mut keep_old = false;
     match running_box(ctx, &observed) {
         Ok(target) => {
             let data_volume_id = target.data_volume_id.clone().ok_or_else(|| {
@@ -789,13 +790,19 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
             }
             verify_report = Some(report);
         }
-        Err(_) => ctx.ui.warn(
-            "the deployment has no running instance: it gets the new key at the next glbox up",
-        ),
+        Err(_) if !observed.live_instances().is_empty() => {
+            // A stopped box still has the old key: it keeps working until
+            // `up` brings the box to the new one (and deletes the old).
+            ctx.ui.warn("the deployment's instance is not running: glbox up starts it, gives it the new key, and then deletes the old key");
+            keep_old = true;
+        }
+        Err(_) => ctx
+            .ui
+            .warn("the deployment has no instance: it gets the new key at the next glbox up"),
     }
     let retired: Vec<String> = old
         .into_iter()
-        .filter(|k| *k != new.access_key_id)
+        .filter(|k| *k != new.access_key_id && !keep_old)
         .collect();
     let still_there: Vec<String> = {
         let now = credentials::observe(ctx).await?;

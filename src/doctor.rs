@@ -384,25 +384,37 @@ fn is_standard_family(instance_type: &str) -> bool {
         .is_some_and(|c| "acdhimrtz".contains(c))
 }
 
-async fn vcpus_of(ctx: &Ctx<'_>, instance_type: &str) -> Result<i32> {
+/// Each type's default vCPUs.
+async fn vcpus_of(
+    ctx: &Ctx<'_>,
+    types: &[String],
+) -> Result<std::collections::BTreeMap<String, i32>> {
     let out = ctx
         .aws
         .ec2
         .describe_instance_types()
-        .instance_types(aws_sdk_ec2::types::InstanceType::from(instance_type))
+        .set_instance_types(Some(
+            types
+                .iter()
+                .map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str()))
+                .collect(),
+        ))
         .send()
         .await
         .ctx("ec2:DescribeInstanceTypes")?;
     Ok(out
         .instance_types()
-        .first()
-        .and_then(|t| t.v_cpu_info())
-        .and_then(|v| v.default_v_cpus())
-        .unwrap_or(0))
+        .iter()
+        .filter_map(|t| {
+            let name = t.instance_type()?.as_str().to_string();
+            let vcpus = t.v_cpu_info()?.default_v_cpus()?;
+            Some((name, vcpus))
+        })
+        .collect())
 }
 
 /// vCPUs of the running standard-family instances, which count against
-/// the quota.
+/// the quota: as configured (CPU options), else the type's default.
 async fn vcpus_in_use(ctx: &Ctx<'_>) -> Result<i32> {
     let mut pages = ctx
         .aws
@@ -418,19 +430,34 @@ async fn vcpus_in_use(ctx: &Ctx<'_>) -> Result<i32> {
         .into_paginator()
         .send();
     let mut used = 0;
+    let mut by_type: Vec<String> = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.ctx("ec2:DescribeInstances")?;
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            let standard = instance
-                .instance_type()
-                .is_some_and(|t| is_standard_family(t.as_str()));
-            if standard {
-                used += instance
-                    .cpu_options()
-                    .map(|c| c.core_count().unwrap_or(1) * c.threads_per_core().unwrap_or(1))
-                    .unwrap_or(1);
+            let Some(kind) = instance.instance_type().map(|t| t.as_str().to_string()) else {
+                continue;
+            };
+            if !is_standard_family(&kind) {
+                continue;
+            }
+            match instance
+                .cpu_options()
+                .and_then(|c| Some(c.core_count()? * c.threads_per_core()?))
+            {
+                Some(vcpus) => used += vcpus,
+                None => by_type.push(kind),
             }
         }
+    }
+    if !by_type.is_empty() {
+        let mut distinct = by_type.clone();
+        distinct.sort();
+        distinct.dedup();
+        let defaults = vcpus_of(ctx, &distinct).await?;
+        used += by_type
+            .iter()
+            .map(|t| defaults.get(t).copied().unwrap_or(1))
+            .sum::<i32>();
     }
     Ok(used)
 }
@@ -470,14 +497,36 @@ async fn vcpu_quota(ctx: &Ctx<'_>) -> Finding {
             )
         }
     };
-    let (needed, used) = match tokio::try_join!(vcpus_of(ctx, instance_type), vcpus_in_use(ctx)) {
+    let (defaults, used) = match tokio::try_join!(
+        vcpus_of(ctx, std::slice::from_ref(instance_type)),
+        vcpus_in_use(ctx)
+    ) {
         Ok(pair) => pair,
         Err(e) => return Finding::from_error(CHECK, e),
     };
-    let detail = format!(
-        "{instance_type} needs {needed} vCPUs; {used} of the account's {limit} standard vCPUs are in use in {}",
-        ctx.settings.region
-    );
+    // The deployment's own running instance is counted in `used` already.
+    let own = match crate::resources::instance::observe(ctx).await {
+        Ok(instances) => crate::resources::instance::live(&instances)
+            .iter()
+            .any(|i| i.instance_type == *instance_type),
+        Err(e) => return Finding::from_error(CHECK, e),
+    };
+    let needed = if own {
+        0
+    } else {
+        defaults.get(instance_type).copied().unwrap_or(0)
+    };
+    let detail = if own {
+        format!(
+            "the deployment's {instance_type} runs already; {used} of the account's {limit} standard vCPUs are in use in {}",
+            ctx.settings.region
+        )
+    } else {
+        format!(
+            "{instance_type} needs {needed} vCPUs; {used} of the account's {limit} standard vCPUs are in use in {}",
+            ctx.settings.region
+        )
+    };
     if used + needed <= limit {
         Finding::ok(CHECK, detail)
     } else {

@@ -143,12 +143,19 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
             _ => "not installed",
         },
     ));
+    let mut email_complete = true;
     if ctx.settings.email.is_some() {
         resources.extend(email_entries(&observed.email));
+        // A usable SMTP credential: the record and the password it names.
+        email_complete = observed.email.credentials.current.is_some()
+            && observed
+                .parameters
+                .contains(&crate::email::credentials::password_parameter(ctx));
     }
-    let complete = resources
-        .iter()
-        .all(|r| r.state != MISSING && !r.state.contains("not ") && !r.state.contains("drifted"))
+    let complete = email_complete
+        && resources.iter().all(|r| {
+            r.state != MISSING && !r.state.contains("not ") && !r.state.contains("drifted")
+        })
         && instance.is_some_and(|i| i.state == "running");
     let public_ip = instance.and_then(|i| i.public_ip.clone());
     let public_dns = instance.and_then(|i| i.public_dns.clone());

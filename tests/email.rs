@@ -17,8 +17,8 @@
 //! before VerifyDomainDkim) and lets a test keep identities Pending for a
 //! number of polls (`"ses_pending_polls"` in the behaviour parameter).
 //!
-//! The `#[ignore]`d tests at the end show known glbox bugs; each fails
-//! until its bug is fixed (`cargo test --test email -- --ignored`).
+//! The tests at the end pin bugs these tests found (a hand-published TTL,
+//! a foreign user with email off, status completeness), now fixed.
 
 mod common;
 
@@ -1043,7 +1043,6 @@ async fn status_shows_the_email_state_but_never_the_smtp_password() {
 // until the bug is fixed (run them with `cargo test --test email -- --ignored`).
 
 #[tokio::test]
-#[ignore = "glbox bug: dns::delete sends DELETE with TTL 1800 instead of the record set's own TTL"]
 async fn down_delete_email_identity_removes_dkim_records_published_with_another_ttl() {
     use aws_sdk_route53::types::{
         Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
@@ -1108,7 +1107,6 @@ async fn down_delete_email_identity_removes_dkim_records_published_with_another_
 }
 
 #[tokio::test]
-#[ignore = "glbox bug: credentials::diff refuses a foreign SMTP-named user even with email off"]
 async fn with_email_off_a_foreign_user_of_the_smtp_name_is_ignored() {
     let emulator = Emulator::start();
     emulator

@@ -1306,11 +1306,9 @@ fn a_lost_answer_to_a_removal_does_not_fail_down() {
 
 /// RunInstances carries glbox's deterministic ClientToken and CreateVolume
 /// the SDK's own (a UUID it keeps across its retries), so on AWS the
-/// repeated call returns the first instance or volume. The emulator ignores
-/// ClientToken and makes a second one, so this fails against it until the
-/// launcher honours the token.
+/// repeated call returns the first instance or volume. (The launcher makes
+/// the emulator honour the token as EC2 does.)
 #[test]
-#[ignore = "emulator gap: moto ignores ClientToken on RunInstances and CreateVolume, so the SDK's repeated call makes a second instance or volume (EC2 would return the first)"]
 fn lost_answers_to_launches_and_volumes_make_no_second_one() {
     let outcomes = lose_first_answers(
         &[

@@ -170,7 +170,7 @@ fn called_actions() -> Calls {
         indirect: Vec::new(),
     };
     for (file, text) in sources() {
-        for marker in [".ctx(", "aws::error("] {
+        for marker in [".ctx(", "aws::error(", "ok_if("] {
             for (offset, _) in text.match_indices(marker) {
                 let rest = text[offset + marker.len()..].trim_start();
                 let place = format!("{file}:{}", line_of(&text, offset));

@@ -211,20 +211,23 @@ pub fn diff(
     password_stored: bool,
     retire_old: bool,
 ) -> Result<Change> {
+    // Someone else's user of that name: never touched; in the way only
+    // when email is on.
+    let ours = observed.user.as_ref().filter(|u| u.owned);
+    let Some(email) = email else {
+        return Ok(match (ours, &observed.current, password_stored) {
+            (None, None, false) => Change::Absent,
+            (user, _, _) => Change::Delete {
+                user: user.map(|u| u.name.clone()),
+            },
+        });
+    };
     if let Some(user) = observed.user.as_ref().filter(|u| !u.owned) {
         return Err(Error::Refused(format!(
             "an IAM user named {} exists but is not tagged as this deployment's (glbox:deployment)\n  fix: delete or rename it, or choose another deployment name",
             user.name
         )));
     }
-    let Some(email) = email else {
-        return Ok(match (&observed.user, &observed.current, password_stored) {
-            (None, None, false) => Change::Absent,
-            (user, _, _) => Change::Delete {
-                user: user.as_ref().map(|u| u.name.clone()),
-            },
-        });
-    };
     let Some(user) = &observed.user else {
         return Ok(Change::Converge(Steps {
             create_user: true,
@@ -564,7 +567,7 @@ pub async fn delete_key(ctx: &Ctx<'_>, user: &str, key: &str) -> Result<()> {
         .send()
         .await;
     // Gone already: a retried delete whose first answer was lost.
-    ok_if(deleted, &["NoSuchEntity"], "iam:DeleteAccessKey")?;
+    ok_if("iam:DeleteAccessKey", deleted, &["NoSuchEntity"])?;
     ctx.ui.info(&format!("deleted access key {key} of {user}"));
     Ok(())
 }
@@ -605,7 +608,7 @@ pub async fn delete_user(ctx: &Ctx<'_>, user: &str) -> Result<()> {
         Err(e) => return Err(crate::aws::error("iam:DeleteUserPolicy", e).into()),
     }
     let deleted = iam.delete_user().user_name(user).send().await;
-    ok_if(deleted, &["NoSuchEntity"], "iam:DeleteUser")?;
+    ok_if("iam:DeleteUser", deleted, &["NoSuchEntity"])?;
     ctx.ui.info(&format!("deleted IAM user {user}"));
     Ok(())
 }

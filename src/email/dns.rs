@@ -80,8 +80,25 @@ pub fn zone_file(records: &[Record]) -> String {
 pub struct ZoneState {
     pub zone_id: String,
     pub zone_name: String,
-    /// Name and type → the values there now.
-    pub existing: Vec<(String, &'static str, Vec<String>)>,
+    pub existing: Vec<ExistingSet>,
+}
+
+/// A record set the zone holds now. Route 53 deletes a set only when given
+/// exactly its values and TTL, so both are kept.
+#[derive(Debug, Clone)]
+pub struct ExistingSet {
+    pub name: String,
+    pub kind: &'static str,
+    pub values: Vec<String>,
+    pub ttl: i64,
+}
+
+impl ZoneState {
+    fn find(&self, record: &Record) -> Option<&ExistingSet> {
+        self.existing
+            .iter()
+            .find(|set| set.name == record.name && set.kind == record.kind)
+    }
 }
 
 fn rr_type(kind: &str) -> RrType {
@@ -119,20 +136,21 @@ pub async fn observe(ctx: &Ctx<'_>, zone_id: &str, wanted: &[Record]) -> Result<
             .send()
             .await
             .ctx("route53:ListResourceRecordSets")?;
-        let values = page
-            .resource_record_sets()
-            .iter()
-            .find(|set| {
-                trim_dot(set.name()) == record.name && set.r#type() == &rr_type(record.kind)
-            })
-            .map(|set| {
-                set.resource_records()
+        let found = page.resource_record_sets().iter().find(|set| {
+            trim_dot(set.name()) == record.name && set.r#type() == &rr_type(record.kind)
+        });
+        if let Some(set) = found {
+            existing.push(ExistingSet {
+                name: record.name.clone(),
+                kind: record.kind,
+                values: set
+                    .resource_records()
                     .iter()
                     .map(|r| r.value().trim_end_matches('.').to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        existing.push((record.name.clone(), record.kind, values));
+                    .collect(),
+                ttl: set.ttl().unwrap_or(TTL_SECONDS),
+            });
+        }
     }
     Ok(ZoneState {
         zone_id: zone_id.to_string(),
@@ -161,6 +179,7 @@ pub struct Upsert {
     pub name: String,
     pub kind: &'static str,
     pub values: Vec<String>,
+    pub ttl: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,23 +201,25 @@ pub fn diff(wanted: &[Record], zone: Option<&ZoneState>) -> Change {
     };
     let mut sets = Vec::new();
     for record in wanted {
-        let current = zone
-            .existing
-            .iter()
-            .find(|(name, kind, _)| *name == record.name && *kind == record.kind)
-            .map(|(_, _, values)| values.clone())
-            .unwrap_or_default();
-        if current.contains(&record.value) {
+        let current = zone.find(record);
+        if current.is_some_and(|set| set.values.contains(&record.value)) {
             continue;
         }
-        let values = match record.kind {
-            "TXT" => current.into_iter().chain([record.value.clone()]).collect(),
+        let values = match (record.kind, current) {
+            ("TXT", Some(set)) => set
+                .values
+                .iter()
+                .cloned()
+                .chain([record.value.clone()])
+                .collect(),
             _ => vec![record.value.clone()],
         };
         sets.push(Upsert {
             name: record.name.clone(),
             kind: record.kind,
             values,
+            // Another sender's set keeps its TTL.
+            ttl: current.map_or(TTL_SECONDS, |set| set.ttl),
         });
     }
     if sets.is_empty() {
@@ -215,10 +236,15 @@ impl Change {
     pub fn item(&self, email: &EmailSettings, count: usize) -> PlanItem {
         let name = format!("{} records", email.domain);
         match self {
-            Change::Manual => PlanItem::new("dns_records", name, None, Action::NoChange)
-                .with_changes(vec![
-                    "published by you: `glbox email dns` prints them".into()
-                ]),
+            Change::Manual => PlanItem::new(
+                "dns_records",
+                name,
+                Some(email.domain.clone()),
+                Action::NoChange,
+            )
+            .with_changes(vec![
+                "published by you: `glbox email dns` prints them".into()
+            ]),
             Change::Upsert { zone_id, sets } => {
                 PlanItem::new("dns_records", name, Some(zone_id.clone()), Action::Update)
                     .with_changes(
@@ -242,7 +268,7 @@ fn record_set(upsert: &Upsert) -> ResourceRecordSet {
     ResourceRecordSet::builder()
         .name(format!("{}.", upsert.name))
         .r#type(rr_type(upsert.kind))
-        .ttl(TTL_SECONDS)
+        .ttl(upsert.ttl)
         .set_resource_records(Some(
             upsert
                 .values
@@ -299,22 +325,20 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
 pub async fn delete(ctx: &Ctx<'_>, wanted: &[Record], zone: &ZoneState) -> Result<()> {
     let mut changes = Vec::new();
     for record in wanted {
-        let Some((_, _, values)) = zone
-            .existing
-            .iter()
-            .find(|(name, kind, _)| *name == record.name && *kind == record.kind)
-        else {
+        let Some(set) = zone.find(record) else {
             continue;
         };
-        if !values.contains(&record.value) {
+        if !set.values.contains(&record.value) {
             continue;
         }
         let current = Upsert {
             name: record.name.clone(),
             kind: record.kind,
-            values: values.clone(),
+            values: set.values.clone(),
+            ttl: set.ttl,
         };
-        let others: Vec<String> = values
+        let others: Vec<String> = set
+            .values
             .iter()
             .filter(|v| **v != record.value)
             .cloned()
@@ -391,16 +415,18 @@ mod tests {
             zone_id: "Z1".into(),
             zone_name: "example.com".into(),
             existing: vec![
-                (
-                    "_amazonses.example.com".into(),
-                    "TXT",
-                    vec!["\"other-region\"".into()],
-                ),
-                (
-                    "k1._domainkey.example.com".into(),
-                    "CNAME",
-                    vec!["k1.dkim.amazonses.com".into()],
-                ),
+                ExistingSet {
+                    name: "_amazonses.example.com".into(),
+                    kind: "TXT",
+                    values: vec!["\"other-region\"".into()],
+                    ttl: 300,
+                },
+                ExistingSet {
+                    name: "k1._domainkey.example.com".into(),
+                    kind: "CNAME",
+                    values: vec!["k1.dkim.amazonses.com".into()],
+                    ttl: 1800,
+                },
             ],
         };
         let Change::Upsert { sets, .. } = diff(&wanted, Some(&zone)) else {
@@ -411,6 +437,8 @@ mod tests {
             sets[0].values,
             vec!["\"other-region\"".to_string(), "\"abc+/=\"".to_string()]
         );
+        assert_eq!(sets[0].ttl, 300, "the shared set keeps its TTL");
+        assert_eq!(sets[1].ttl, TTL_SECONDS);
         assert_eq!(diff(&wanted, None), Change::Manual);
     }
 }

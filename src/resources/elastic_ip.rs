@@ -232,9 +232,9 @@ pub async fn release(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
             .send()
             .await;
         ok_if(
+            "ec2:DisassociateAddress",
             disassociated,
             &["InvalidAssociationID.NotFound"],
-            "ec2:DisassociateAddress",
         )?;
     }
     let released = ctx
@@ -245,9 +245,9 @@ pub async fn release(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
         .send()
         .await;
     ok_if(
+        "ec2:ReleaseAddress",
         released,
         &["InvalidAllocationID.NotFound"],
-        "ec2:ReleaseAddress",
     )?;
     ctx.ui
         .info(&format!("released Elastic IP {}", address.public_ip));

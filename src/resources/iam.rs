@@ -462,7 +462,7 @@ async fn remove_role(ctx: &Ctx<'_>, role: &str) -> Result<()> {
         .role_name(role)
         .send()
         .await;
-    ok_if(removed, GONE, "iam:RemoveRoleFromInstanceProfile")?;
+    ok_if("iam:RemoveRoleFromInstanceProfile", removed, GONE)?;
     Ok(())
 }
 
@@ -478,7 +478,7 @@ pub async fn delete_profile(ctx: &Ctx<'_>, profile: &ProfileState) -> Result<()>
         .instance_profile_name(&profile.name)
         .send()
         .await;
-    ok_if(deleted, GONE, "iam:DeleteInstanceProfile")?;
+    ok_if("iam:DeleteInstanceProfile", deleted, GONE)?;
     ctx.ui
         .info(&format!("deleted instance profile {}", profile.name));
     Ok(())
@@ -501,7 +501,7 @@ pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
             .policy_arn(policy.policy_arn().unwrap_or_default())
             .send()
             .await;
-        ok_if(detached, GONE, "iam:DetachRolePolicy")?;
+        ok_if("iam:DetachRolePolicy", detached, GONE)?;
     }
     let inline = iam
         .list_role_policies()
@@ -516,10 +516,10 @@ pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
             .policy_name(policy)
             .send()
             .await;
-        ok_if(deleted, GONE, "iam:DeleteRolePolicy")?;
+        ok_if("iam:DeleteRolePolicy", deleted, GONE)?;
     }
     let deleted = iam.delete_role().role_name(&role.name).send().await;
-    ok_if(deleted, GONE, "iam:DeleteRole")?;
+    ok_if("iam:DeleteRole", deleted, GONE)?;
     ctx.ui.info(&format!("deleted IAM role {}", role.name));
     Ok(())
 }

@@ -102,7 +102,7 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
         .await;
     // Already there (a retried call whose first answer was lost): the one
     // stored first is the password, as it would be anyway.
-    crate::aws::ok_if(put, &["ParameterAlreadyExists"], "ssm:PutParameter")?;
+    crate::aws::ok_if("ssm:PutParameter", put, &["ParameterAlreadyExists"])?;
     ctx.ui
         .info(&format!("stored a generated root password in {name}"));
     Ok(())

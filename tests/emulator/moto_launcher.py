@@ -395,6 +395,93 @@ def add_robust_model_data():
     moto_api_urls.url_paths["{0}/moto-api/data.json"] = moto_api_urls.response_instance.model_data
 
 
+# (account, region, action, ClientToken) -> (the request's parameters, the
+# first answer).
+CLIENT_TOKENS = {}
+
+
+def add_client_tokens():
+    """Gap: RunInstances and CreateVolume ignore ClientToken, so a request
+    the SDK sends again (its answer was lost) makes a second instance or
+    volume. EC2 answers a repeated token with the first call's result, and
+    the same token with other parameters with IdempotentParameterMismatch."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+    from moto.ec2.responses.instances import InstanceResponse
+
+    def idempotent(original, action):
+        def call(self):
+            token = self._get_param("ClientToken")
+            if not token:
+                return original(self)
+            parameters = sorted(
+                (key, tuple(values))
+                for key, values in self.querystring.items()
+                if key not in ("ClientToken", "Action", "Version")
+            )
+            key = (self.current_account, self.region, action, token)
+            if key in CLIENT_TOKENS:
+                first_parameters, first_answer = CLIENT_TOKENS[key]
+                if first_parameters != parameters:
+                    raise EC2ClientError(
+                        "IdempotentParameterMismatch",
+                        f"The client token {token} was used with different parameters.",
+                    )
+                return first_answer
+            answer = original(self)
+            CLIENT_TOKENS[key] = (parameters, answer)
+            return answer
+
+        return call
+
+    InstanceResponse.run_instances = idempotent(InstanceResponse.run_instances, "RunInstances")
+    ElasticBlockStore.create_volume = idempotent(ElasticBlockStore.create_volume, "CreateVolume")
+
+def add_doctor_answers():
+    """Gaps for `glbox doctor`: IAM's SimulatePrincipalPolicy is not
+    implemented, and Service Quotas knows no EC2 quota. Serve both: every
+    simulated action is allowed unless the test lists it under
+    "simulate_denied"; the Running On-Demand Standard vCPU quota
+    (L-1216C47A) is "vcpu_quota" (default 64)."""
+    from moto.iam.responses import IamResponse
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    def simulate_principal_policy(self):
+        denied = set(behaviour(self.current_account, "us-east-1").get("simulate_denied", []))
+        resources = self._get_param("ResourceArns", []) or ["*"]
+        results = []
+        for action in self._get_param("ActionNames", []):
+            results.append(
+                {
+                    "EvalActionName": action,
+                    "EvalResourceName": resources[0],
+                    "EvalDecision": "implicitDeny" if action in denied else "allowed",
+                    "MissingContextValues": [],
+                }
+            )
+        return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
+    IamResponse.simulate_principal_policy = simulate_principal_policy
+    original_quota = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self, service_code, quota_code):
+        if service_code == "ec2" and quota_code == "L-1216C47A":
+            value = behaviour(self.account_id, "us-east-1").get("vcpu_quota", 64)
+            return {
+                "ServiceCode": "ec2",
+                "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+                "QuotaCode": quota_code,
+                "QuotaName": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+                "Value": float(value),
+                "Unit": "None",
+                "Adjustable": True,
+                "GlobalQuota": False,
+            }
+        return original_quota(self, service_code, quota_code)
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -407,6 +494,8 @@ def main():
     add_user_delete_conflict()
     add_route53_zone_ids()
     add_robust_model_data()
+    add_client_tokens()
+    add_doctor_answers()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
