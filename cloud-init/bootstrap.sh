@@ -151,13 +151,9 @@ chmod 0775 "$etc_gitlab"
 new_rb="$(mktemp)"
 new_smtp="$(mktemp)"
 trap 'rm -f "$new_rb" "$new_smtp"' EXIT
-printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
-if ! cmp -s "$new_rb" "$etc_gitlab/gitlab.rb"; then
-  touch "$pending"
-  install -m 0600 "$new_rb" "$etc_gitlab/gitlab.rb"
-  echo "gitlab.rb written"
-fi
-# The SMTP password goes to its own 0600 file, which gitlab.rb includes.
+# The SMTP password goes to its own 0600 file, which gitlab.rb includes:
+# it is written before gitlab.rb (a gitlab.rb naming a file a failed read
+# never wrote would break every later reconfigure), and removed after.
 smtp_include="$etc_gitlab/glbox-smtp-password.rb"
 if [ -n "$smtp_parameter" ]; then
   smtp_password="$(aws ssm get-parameter --region "$GLBOX_REGION" \
@@ -176,7 +172,14 @@ if [ -n "$smtp_parameter" ]; then
     install -m 0600 "$new_smtp" "$smtp_include"
     echo "SMTP password written"
   fi
-elif [ -e "$smtp_include" ]; then
+fi
+printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
+if ! cmp -s "$new_rb" "$etc_gitlab/gitlab.rb"; then
+  touch "$pending"
+  install -m 0600 "$new_rb" "$etc_gitlab/gitlab.rb"
+  echo "gitlab.rb written"
+fi
+if [ -z "$smtp_parameter" ] && [ -e "$smtp_include" ]; then
   rm -f "$smtp_include"
   touch "$pending"
   echo "SMTP password removed (email is off)"

@@ -12,10 +12,13 @@
 //! there: that is how the tests crash and interrupt `up` at every step.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The command that finishes an interrupted run (`glbox up`, `glbox down`).
+static RESUME: OnceLock<&'static str> = OnceLock::new();
 
 /// Every checkpoint `up` passes, in order (the tests walk this list).
 pub const STEPS: &[&str] = &[
@@ -33,8 +36,9 @@ pub const STEPS: &[&str] = &[
 ];
 
 /// Catches SIGINT for the rest of the process: the first sets the flag,
-/// the second exits with 130.
-pub fn install_interrupt_handler(ui: crate::ui::Ui) {
+/// the second exits with 130. `resume`: the command that finishes the job.
+pub fn install_interrupt_handler(ui: crate::ui::Ui, resume: &'static str) {
+    let _ = RESUME.set(resume);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
@@ -42,7 +46,10 @@ pub fn install_interrupt_handler(ui: crate::ui::Ui) {
         INTERRUPTED.store(true, Ordering::SeqCst);
         ui.warn("interrupted: stopping at the next safe point (Ctrl-C again to stop at once)");
         if tokio::signal::ctrl_c().await.is_ok() {
-            ui.warn("stopped at once; run glbox up again to converge");
+            ui.warn(&format!(
+                "stopped at once; run {} again to converge",
+                resume_command()
+            ));
             std::process::exit(130);
         }
     });
@@ -52,10 +59,15 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+fn resume_command() -> &'static str {
+    RESUME.get().copied().unwrap_or("glbox up")
+}
+
 /// The error for a run stopped by Ctrl-C after `step`.
 pub fn stopped(step: &str) -> Error {
     Error::Interrupted(format!(
-        "stopped after {step}, as asked: everything made so far is tagged\n  fix: run glbox up again to finish (it picks up where this run stopped)"
+        "stopped after {step}, as asked: everything made so far is tagged\n  fix: run {} again to finish (it picks up where this run stopped)",
+        resume_command()
     ))
 }
 

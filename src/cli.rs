@@ -166,12 +166,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         _ => Verbosity::Normal,
     };
     let ui = Ui::new(verbosity);
-    if matches!(
-        cli.command,
-        Command::Up(_) | Command::Down(_) | Command::Email(EmailCommand::Rotate)
-    ) {
+    let resume = match cli.command {
+        Command::Up(_) => Some("glbox up"),
+        Command::Down(_) => Some("glbox down"),
+        Command::Email(EmailCommand::Rotate) => Some("glbox up"),
+        _ => None,
+    };
+    if let Some(resume) = resume {
         // Changes stop at a safe point, never in the middle of one.
-        crate::checkpoint::install_interrupt_handler(ui.clone());
+        crate::checkpoint::install_interrupt_handler(ui.clone(), resume);
     }
     let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
     let mut settings = config::load(&sources)?;
@@ -431,6 +434,9 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         print_plan(&report);
     }
     confirm("Apply these changes?", "applying this plan", yes)?;
+    if crate::checkpoint::interrupted() {
+        return Err(crate::checkpoint::stopped("planning (nothing was changed)"));
+    }
     let applied = apply::apply(ctx, &plan).await?;
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
@@ -461,8 +467,6 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         )
         .await?;
         crate::checkpoint::reached("bootstrap").await?;
-        // GitLab uses the current SMTP key now: older ones can go.
-        crate::email::finish(ctx, &plan.email).await?;
         transport = Some(
             crate::remote::Transport::for_instance(
                 ctx,
@@ -491,6 +495,16 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
             Ok(report) => verify_report = Some(report),
             Err(e) => verify_error = Some(e),
         }
+    }
+    // GitLab uses the current SMTP key now; once the checks did not find
+    // it failing, older keys go (else they stay, and the next up retries).
+    let email_works = verify_report.as_ref().is_some_and(|r| {
+        !r.checks
+            .iter()
+            .any(|c| c.name == "email_test" && c.status == crate::verify::Status::Fail)
+    });
+    if email_works {
+        crate::email::finish(ctx, &plan.email).await?;
     }
     let healthy = verify_report.as_ref().is_none_or(|r| r.healthy);
     let email_advice = match (&ctx.settings.email, &ses) {
@@ -715,6 +729,22 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
             ))
         })?;
     let old: Vec<String> = user.keys.iter().map(|k| k.id.clone()).collect();
+    // Two keys: a change is half-way (the box may still use either), and
+    // IAM has no room for a third. `up` finishes it safely.
+    if old.len() >= 2 {
+        return Err(Error::Refused(format!(
+            "{} has two access keys ({}): an earlier change is not finished, and IAM allows no third\n  fix: run glbox up (it brings GitLab to the current key and deletes the other), then glbox email rotate",
+            user.name,
+            old.join(", ")
+        )));
+    }
+    // The box gets the whole configuration again: only the key may differ.
+    let plan = plan::make(ctx, &observed, true).await?;
+    if !plan.is_noop() {
+        return Err(Error::Refused(
+            "the deployment has changes waiting (glbox plan shows them), and rotating would apply them to the box unasked\n  fix: run glbox up, then glbox email rotate".into(),
+        ));
+    }
     if output == OutputFormat::Text {
         println!(
             "Rotating the SMTP key of {}: a new access key, GitLab updated, then {} deleted.",
@@ -727,16 +757,6 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
         );
     }
     confirm("Rotate the SMTP key?", "rotating the SMTP key", yes)?;
-    // IAM allows two keys: a stale second one (not the box's) goes first.
-    let current = observed.email.credentials.current.as_ref();
-    if old.len() >= 2 {
-        let stale = old
-            .iter()
-            .rev()
-            .find(|k| current.is_none_or(|c| c.access_key_id != **k))
-            .expect("two keys, at most one current");
-        credentials::delete_key(ctx, &user.name, stale).await?;
-    }
     let stored = observed
         .parameters
         .contains(&credentials::password_parameter(ctx));

@@ -235,6 +235,7 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
         (
             vec![
                 "iam:CreateRole",
+                "iam:TagRole",
                 "iam:PutRolePolicy",
                 "iam:AttachRolePolicy",
                 "iam:PassRole",
@@ -242,11 +243,15 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
             iam("role", &iam_name),
         ),
         (
-            vec!["iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile"],
+            vec![
+                "iam:CreateInstanceProfile",
+                "iam:TagInstanceProfile",
+                "iam:AddRoleToInstanceProfile",
+            ],
             iam("instance-profile", &iam_name),
         ),
         (
-            vec!["ssm:PutParameter"],
+            vec!["ssm:PutParameter", "ssm:AddTagsToResource"],
             format!(
                 "arn:{partition}:ssm:{}:{account}:parameter{}root-password",
                 ctx.settings.region,
@@ -263,17 +268,39 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
     ];
     if ctx.settings.email.is_some() {
         probes.push((
-            vec!["iam:CreateUser", "iam:PutUserPolicy", "iam:CreateAccessKey"],
+            vec![
+                "iam:CreateUser",
+                "iam:TagUser",
+                "iam:PutUserPolicy",
+                "iam:CreateAccessKey",
+            ],
             iam("user", &crate::email::credentials::user_name(ctx)),
         ));
         probes.push((
             vec![
                 "ses:VerifyDomainIdentity",
                 "ses:VerifyDomainDkim",
+                "ses:GetIdentityVerificationAttributes",
+                "ses:GetIdentityDkimAttributes",
                 "ses:GetSendQuota",
             ],
             "*".to_string(),
         ));
+        if let Some(zone) = ctx
+            .settings
+            .email
+            .as_ref()
+            .and_then(|e| e.route53_zone_id.as_ref())
+        {
+            probes.push((
+                vec![
+                    "route53:GetHostedZone",
+                    "route53:ListResourceRecordSets",
+                    "route53:ChangeResourceRecordSets",
+                ],
+                format!("arn:{partition}:route53:::hostedzone/{zone}"),
+            ));
+        }
     }
     probes
 }

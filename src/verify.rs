@@ -409,6 +409,10 @@ pub fn check_email_identity(facts: &EmailFacts) -> Vec<Check> {
             "email_identity",
             format!("{domain}: SES verification pending; {fix}"),
         ),
+        "TemporaryFailure" => Check::wrong(
+            "email_identity",
+            format!("{domain}: SES could not check the records for now (TemporaryFailure); it retries on its own: check that they are published (glbox email dns)"),
+        ),
         other => Check::wrong(
             "email_identity",
             format!("{domain}: SES verification {other}; run glbox up to restart it, then {fix}"),
@@ -419,7 +423,7 @@ pub fn check_email_identity(facts: &EmailFacts) -> Vec<Check> {
         "Pending" | "NotStarted" => Check::pending("email_dkim", format!("DKIM pending; {fix}")),
         other => Check::wrong(
             "email_dkim",
-            format!("DKIM {other}: check the three CNAME records (glbox email dns)"),
+            format!("DKIM {other}: publish the three CNAME records (glbox email dns), then run glbox up (it restarts DKIM)"),
         ),
     };
     vec![verification, dkim]
@@ -553,7 +557,8 @@ pub async fn run(
             last_round = true;
             continue;
         }
-        if wrong || waiting.is_empty() || started.elapsed() >= deadline {
+        // The last round's extras (a test mail) are never repeated.
+        if wrong || waiting.is_empty() || last_round || started.elapsed() >= deadline {
             return Ok(Report {
                 healthy: checks.iter().all(|c| c.status != Status::Fail),
                 checks,

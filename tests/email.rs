@@ -1126,7 +1126,6 @@ async fn with_email_off_a_foreign_user_of_the_smtp_name_is_ignored() {
 }
 
 #[tokio::test]
-#[ignore = "glbox bug: status counts \"no SMTP key recorded\" as complete"]
 async fn status_is_incomplete_without_a_recorded_smtp_key() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&full_box_config(""));

@@ -540,7 +540,14 @@ async fn put_parameter(
             );
         }
     }
-    put.send().await.ctx("ssm:PutParameter")?;
+    let put = put.send().await;
+    if exists {
+        put.ctx("ssm:PutParameter")?;
+    } else {
+        // Already there: a retried create whose first answer was lost, with
+        // the same value.
+        ok_if("ssm:PutParameter", put, &["ParameterAlreadyExists"])?;
+    }
     Ok(())
 }
 

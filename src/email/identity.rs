@@ -137,10 +137,14 @@ pub fn diff(observed: Option<&IdentityState>) -> Change {
     let Some(identity) = observed else {
         return Change::Create;
     };
-    let dkim_missing = identity.dkim_tokens.is_empty();
+    // Easy DKIM is asked for when it is off, or when SES gave up on it
+    // (after 72 hours without the CNAMEs): asking again restarts it. An
+    // identity that signs another way (its DKIM on, without Easy DKIM
+    // tokens) is someone's choice, and left alone.
+    let dkim_wanted = !identity.dkim_enabled || identity.dkim_status == "Failed";
     match identity.verification.as_str() {
-        "Failed" => Change::Reverify { dkim: dkim_missing },
-        _ if dkim_missing => Change::EnableDkim,
+        "Failed" => Change::Reverify { dkim: dkim_wanted },
+        _ if dkim_wanted => Change::EnableDkim,
         _ => Change::NoChange,
     }
 }
@@ -160,7 +164,7 @@ impl Change {
                     "verification failed: start it again (publish the DNS records)".into(),
                 ]),
             Change::EnableDkim => PlanItem::new("ses_identity", name, id, Action::Update)
-                .with_changes(vec!["turn on Easy DKIM".into()]),
+                .with_changes(vec!["turn on (or restart) Easy DKIM".into()]),
             Change::NoChange => {
                 let state = observed
                     .map(|i| {
@@ -249,6 +253,17 @@ mod tests {
             diff(Some(&state("Failed", 3))),
             Change::Reverify { dkim: false }
         );
+    }
+
+    #[test]
+    fn a_failed_dkim_is_restarted_and_another_signer_left_alone() {
+        let mut failed = state("Success", 3);
+        failed.dkim_status = "Failed".into();
+        assert_eq!(diff(Some(&failed)), Change::EnableDkim);
+        let mut byodkim = state("Success", 0);
+        byodkim.dkim_enabled = true;
+        byodkim.dkim_status = "Success".into();
+        assert_eq!(diff(Some(&byodkim)), Change::NoChange);
     }
 
     #[test]

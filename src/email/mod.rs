@@ -250,22 +250,42 @@ pub fn advice(email: &EmailSettings, observed: &identity::Observed) -> Vec<Strin
     lines
 }
 
-/// `up --wait-email`: waits until SES says the domain and DKIM are
-/// verified, or `deadline` passes.
+/// `up --wait-email`: shows the records to publish, then waits until SES
+/// says the domain and DKIM are verified. A failed verification stops the
+/// wait at once; the deadline passing is a warning, not an error (the
+/// rest of `up` is done, and SES keeps checking).
 pub async fn wait_verified(ctx: &Ctx<'_>, deadline: Duration) -> Result<identity::Observed> {
     let email = ctx
         .settings
         .email
         .as_ref()
         .ok_or_else(|| Error::Refused("--wait-email needs email.enabled = true".into()))?;
+    let first = identity::observe(ctx, email).await?;
+    if let Some(identity) = &first.identity {
+        if email.route53_zone_id.is_none() && !(identity.verified() && identity.dkim_verified()) {
+            ctx.ui.info(&format!(
+                "publish these DNS records for {} while glbox waits:\n{}",
+                email.domain,
+                dns::table(&dns::records(identity)).trim_end()
+            ));
+        }
+    }
     let what = format!(
         "SES ({}) to verify {} and its DKIM records",
         email.ses_region, email.domain
     );
-    crate::wait::until(ctx.ui, &what, deadline, || async {
+    let waited = crate::wait::until(ctx.ui, &what, deadline, || async {
         let observed = identity::observe(ctx, email).await?;
         Ok(match &observed.identity {
             Some(i) if i.verified() && i.dkim_verified() => crate::wait::Poll::Ready(observed),
+            Some(i) if i.verification == "Failed" || i.dkim_status == "Failed" => {
+                return Err(Error::Refused(format!(
+                    "SES gave up verifying {} (verification {}, DKIM {}): it did not find the DNS records\n  fix: publish the records `glbox email dns` prints, then run glbox up (it restarts the verification)",
+                    email.domain,
+                    i.verification.to_lowercase(),
+                    i.dkim_status.to_lowercase()
+                )))
+            }
             Some(i) => crate::wait::Poll::Pending(format!(
                 "verification {}, DKIM {}",
                 i.verification.to_lowercase(),
@@ -274,7 +294,18 @@ pub async fn wait_verified(ctx: &Ctx<'_>, deadline: Duration) -> Result<identity
             None => crate::wait::Poll::Pending("no SES identity".into()),
         })
     })
-    .await
+    .await;
+    match waited {
+        Err(Error::Timeout { last_seen, .. }) => {
+            ctx.ui.warn(&format!(
+                "SES has not verified {} within {} minutes ({last_seen}); it keeps checking for 72 hours: glbox status shows progress",
+                email.domain,
+                deadline.as_secs() / 60
+            ));
+            identity::observe(ctx, email).await
+        }
+        other => other,
+    }
 }
 
 /// What the health checks need. `may_send`: this run may send the test
