@@ -644,6 +644,7 @@ async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<(
         other => Error::Unverifiable(other.to_string()),
     };
     let observed = plan::observe(ctx).await.map_err(unverifiable)?;
+    warn_email_problem(ctx, &observed);
     let target = running_box(ctx, &observed)?;
     let transport =
         crate::remote::Transport::for_instance(ctx, &target.instance.id, target.address.as_deref())
@@ -920,8 +921,17 @@ fn shell_command(ctx: &Ctx<'_>, applied: &apply::Applied) -> String {
     }
 }
 
+/// SES or Route 53 could not be read: said, and the rest goes on.
+fn warn_email_problem(ctx: &Ctx<'_>, observed: &plan::Observed) {
+    if let Some(problem) = &observed.email.problem {
+        ctx.ui
+            .warn(&format!("the email state could not be read: {problem}"));
+    }
+}
+
 async fn run_status(ctx: &Ctx<'_>, output: OutputFormat, show_password: bool) -> Result<()> {
     let observed = plan::observe(ctx).await?;
+    warn_email_problem(ctx, &observed);
     let mut report = status::status(ctx, &observed);
     if show_password {
         report.root_password = Some(crate::resources::parameters::root_password(ctx).await?);
@@ -985,6 +995,7 @@ async fn run_down(
     options: DownOptions,
 ) -> Result<()> {
     let observed = plan::observe(ctx).await?;
+    warn_email_problem(ctx, &observed);
     let items = down::items(ctx, &observed, options);
     let mut report = DownReport {
         deployment: ctx.settings.name.clone(),

@@ -1146,3 +1146,69 @@ async fn status_is_incomplete_without_a_recorded_smtp_key() {
     let status = glbox(&emulator, &workspace, &["status", "--output", "json"]);
     assert_eq!(status.json()["complete"], false, "{}", status.stdout);
 }
+
+#[tokio::test]
+async fn a_hosted_zone_deleted_meanwhile_stops_up_but_not_down() {
+    let emulator = Emulator::start();
+    let zone_id = zone_with_other_sender(&emulator, "\"other\"").await;
+    let workspace = Workspace::new(&email_config(&format!("route53_zone_id = \"{zone_id}\"\n")));
+    up_aws_side(&emulator, &workspace);
+    // The zone goes away out of band (its records first: Route 53 insists).
+    let route53 = emulator.route53();
+    let sets = route53
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .send()
+        .await
+        .unwrap();
+    for set in sets.resource_record_sets() {
+        if matches!(set.r#type().as_str(), "NS" | "SOA") {
+            continue;
+        }
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .change_batch(
+                aws_sdk_route53::types::ChangeBatch::builder()
+                    .changes(
+                        aws_sdk_route53::types::Change::builder()
+                            .action(aws_sdk_route53::types::ChangeAction::Delete)
+                            .resource_record_set(set.clone())
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    route53
+        .delete_hosted_zone()
+        .id(&zone_id)
+        .send()
+        .await
+        .unwrap();
+
+    emulator.start_recording();
+    let up = glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]);
+    assert_eq!(up.code, 1, "{}", up.stderr);
+    assert!(up.stderr.contains("route53:GetHostedZone"), "{}", up.stderr);
+    assert_eq!(
+        mutating(&emulator.recorded_operations()),
+        Vec::<String>::new()
+    );
+
+    let down = glbox(&emulator, &workspace, &["down", "--yes"]);
+    down.assert_ok();
+    assert!(
+        down.stderr.contains("the email state could not be read"),
+        "{}",
+        down.stderr
+    );
+    assert!(
+        smtp_user(&emulator).await.is_none(),
+        "the SMTP user is gone"
+    );
+}

@@ -25,6 +25,10 @@ pub struct Observed {
     /// The hosted zone's records (only with `route53_zone_id`).
     pub zone: Option<dns::ZoneState>,
     pub credentials: credentials::Observed,
+    /// SES or Route 53 could not be read (a deleted zone, a missing
+    /// permission). `up` stops on it; `down`, `status` and `verify` say it
+    /// and go on with what they could read.
+    pub problem: Option<String>,
 }
 
 impl Observed {
@@ -44,21 +48,37 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
             ses: None,
             zone: None,
             credentials: credentials::observe(ctx).await?,
+            problem: None,
         });
     };
-    let (ses, credentials) =
-        tokio::try_join!(identity::observe(ctx, email), credentials::observe(ctx))?;
-    let zone = match &email.route53_zone_id {
+    let (ses, credentials) = tokio::join!(identity::observe(ctx, email), credentials::observe(ctx));
+    let credentials = credentials?;
+    let ses = match ses {
+        Ok(ses) => ses,
+        Err(e) => {
+            return Ok(Observed {
+                ses: None,
+                zone: None,
+                credentials,
+                problem: Some(e.to_string()),
+            })
+        }
+    };
+    let (zone, problem) = match &email.route53_zone_id {
         Some(zone_id) => {
             let wanted = ses.identity.as_ref().map(dns::records).unwrap_or_default();
-            Some(dns::observe(ctx, zone_id, &wanted).await?)
+            match dns::observe(ctx, zone_id, &wanted).await {
+                Ok(zone) => (Some(zone), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
         }
-        None => None,
+        None => (None, None),
     };
     Ok(Observed {
         ses: Some(ses),
         zone,
         credentials,
+        problem,
     })
 }
 
@@ -85,6 +105,9 @@ pub fn diff(
     password_stored: bool,
     retire_old: bool,
 ) -> Result<Plan> {
+    if let Some(problem) = &observed.problem {
+        return Err(Error::Refused(problem.clone()));
+    }
     let email = ctx.settings.email.as_ref();
     let credentials = credentials::diff(email, &observed.credentials, password_stored, retire_old)?;
     let Some(email) = email else {
