@@ -17,20 +17,12 @@ const CONFIG: &str = "name = \"trial\"\n[email]\nenabled = true\ndomain = \"exam
 /// The emulator reports a healthy box to the health checks (SSM runs
 /// nothing there).
 async fn healthy_box(emulator: &Emulator) {
-    let behaviour = serde_json::json!({"invocations": [
-        {"contains": "# glbox verify:", "status": "Success",
-         "stdout": common::healthy_verify_output("18.6.0")}
-    ]});
     emulator
-        .ssm()
-        .put_parameter()
-        .name("/glbox-test/behaviour")
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(behaviour.to_string())
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+        .behave(serde_json::json!({"invocations": [
+            {"contains": "# glbox verify:", "status": "Success",
+             "stdout": common::healthy_verify_output("18.6.0")}
+        ]}))
+        .await;
 }
 
 fn tagged(key: &str, value: &str) -> Filter {

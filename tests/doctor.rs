@@ -7,19 +7,6 @@ mod common;
 
 use common::{glbox, is_mutating, Emulator, Workspace};
 
-async fn behave(emulator: &Emulator, behaviour: serde_json::Value) {
-    emulator
-        .ssm()
-        .put_parameter()
-        .name("/glbox-test/behaviour")
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(behaviour.to_string())
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
-}
-
 fn finding(report: &serde_json::Value, check: &str) -> Vec<serde_json::Value> {
     report
         .as_array()
@@ -33,7 +20,7 @@ fn finding(report: &serde_json::Value, check: &str) -> Vec<serde_json::Value> {
 #[tokio::test]
 async fn doctor_passes_a_ready_account_and_changes_nothing() {
     let emulator = Emulator::start();
-    behave(&emulator, serde_json::json!({"vcpu_quota": 64})).await;
+    emulator.behave(serde_json::json!({"vcpu_quota": 64})).await;
     let workspace =
         Workspace::new("name = \"trial\"\n[email]\nenabled = true\ndomain = \"example.com\"\n");
     emulator.start_recording();
@@ -74,9 +61,7 @@ async fn doctor_passes_a_ready_account_and_changes_nothing() {
 #[tokio::test]
 async fn doctor_names_a_missing_permission_and_a_short_quota_with_the_fix() {
     let emulator = Emulator::start();
-    behave(
-        &emulator,
-        serde_json::json!({"vcpu_quota": 4, "simulate_denied": ["iam:CreateRole", "ssm:SendCommand"]}),
+    emulator.behave(serde_json::json!({"vcpu_quota": 4, "simulate_denied": ["iam:CreateRole", "ssm:SendCommand"]}),
     )
     .await;
     let workspace = Workspace::new("name = \"trial\"\n");
@@ -101,7 +86,7 @@ async fn doctor_names_a_missing_permission_and_a_short_quota_with_the_fix() {
     assert!(run.stderr.contains("2 check(s) failed"), "{}", run.stderr);
 
     // The deployment's own running instance needs no new vCPUs.
-    behave(&emulator, serde_json::json!({"vcpu_quota": 8})).await;
+    emulator.behave(serde_json::json!({"vcpu_quota": 8})).await;
     glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
     let again = glbox(&emulator, &workspace, &["doctor", "--output", "json"]);
     let quota = &finding(&again.json(), "vcpu quota")[0];

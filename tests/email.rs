@@ -940,8 +940,12 @@ async fn while_ses_waits_for_dns_up_says_what_to_publish_and_wait_email_waits() 
     assert_eq!(view.dkim_status, "Pending");
     assert!(
         run.stdout
-            .contains("publish these DNS records for example.com"),
-        "{}",
+            .contains("publish these DNS records for example.com")
+            && run.stdout.contains(&format!(
+                "_amazonses.example.com. 1800 IN TXT \"{}\"",
+                view.token
+            )),
+        "the table and the zone-file lines:\n{}",
         run.stdout
     );
     for (name, _, value) in expected_records(&view) {

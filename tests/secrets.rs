@@ -12,30 +12,6 @@ use common::sandbox::Sandbox;
 use common::sshd::Sshd;
 use common::{glbox, Emulator, Workspace};
 
-/// The secret access key the emulator handed out for `key_id`, from its
-/// state dump.
-fn emulator_secret(emulator: &Emulator, key_id: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", emulator.port)).unwrap();
-    write!(
-        stream,
-        "GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").unwrap();
-    let data: serde_json::Value = serde_json::from_str(body).unwrap();
-    data["iam"]["AccessKey"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["access_key_id"] == key_id)
-        .and_then(|k| k["secret_access_key"].as_str())
-        .expect("the emulator knows the key")
-        .to_string()
-}
-
 async fn parameter(emulator: &Emulator, name: &str) -> String {
     emulator
         .ssm()
@@ -115,7 +91,7 @@ async fn no_output_of_a_full_run_holds_a_secret() {
         .await
         .unwrap();
     let key_id = keys.access_key_metadata()[0].access_key_id().unwrap();
-    let aws_secret = emulator_secret(&emulator, key_id);
+    let aws_secret = emulator.access_key_secret(key_id);
     let private_key = std::fs::read_to_string(sshd.dir.path().join("client_key")).unwrap();
     // The key's body lines, any of which would be a leak.
     let key_lines: Vec<&str> = private_key

@@ -247,30 +247,6 @@ async fn verify_gives_up_at_its_deadline_naming_what_is_still_failing() {
     );
 }
 
-/// The secret access key the emulator handed out for `key_id`, read from
-/// its state dump: an oracle independent of what glbox stored.
-fn emulator_secret(emulator: &Emulator, key_id: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", emulator.port)).unwrap();
-    write!(
-        stream,
-        "GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").unwrap();
-    let data: serde_json::Value = serde_json::from_str(body).unwrap();
-    data["iam"]["AccessKey"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["access_key_id"] == key_id)
-        .and_then(|k| k["secret_access_key"].as_str())
-        .expect("the emulator knows the key")
-        .to_string()
-}
-
 #[tokio::test]
 async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_mail() {
     let emulator = Emulator::start();
@@ -310,7 +286,7 @@ async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_
         .unwrap();
     let key_id = keys.access_key_metadata()[0].access_key_id().unwrap();
     let expected =
-        glbox::email::smtp_password::derive(&emulator_secret(&emulator, key_id), "us-east-1")
+        glbox::email::smtp_password::derive(&emulator.access_key_secret(key_id), "us-east-1")
             .unwrap();
     assert_eq!(
         std::fs::read_to_string(sandbox.path("etc-gitlab/glbox-smtp-password.rb")).unwrap(),

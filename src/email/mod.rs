@@ -248,11 +248,12 @@ pub fn advice(email: &EmailSettings, observed: &identity::Observed) -> Vec<Strin
         if email.route53_zone_id.is_none() && !(identity.verified() && identity.dkim_verified()) {
             let records = dns::records(identity);
             lines.push(format!(
-                "publish these DNS records for {} (SES verification {}, DKIM {}); `glbox email dns` prints them again:\n{}",
+                "publish these DNS records for {} (SES verification {}, DKIM {}); `glbox email dns` prints them again:\n{}\nAs zone-file lines:\n{}",
                 email.domain,
                 identity.verification.to_lowercase(),
                 identity.dkim_status.to_lowercase(),
-                dns::table(&records).trim_end()
+                dns::table(&records).trim_end(),
+                dns::zone_file(&records).trim_end()
             ));
         }
     }

@@ -411,6 +411,20 @@ impl Emulator {
 
     /// The emulator's whole state (`GET /moto-api/data.json`): the models of
     /// every service, by service and model name.
+    /// Steers the launcher's extensions through the `/glbox-test/behaviour`
+    /// parameter (see tests/emulator/moto_launcher.py).
+    pub async fn behave(&self, behaviour: serde_json::Value) {
+        self.ssm()
+            .put_parameter()
+            .name("/glbox-test/behaviour")
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .value(behaviour.to_string())
+            .overwrite(true)
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub fn data(&self) -> serde_json::Value {
         serde_json::from_str(&self.control("GET", "/moto-api/data.json"))
             .expect("data.json is JSON")
