@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use aws_sdk_ec2::types::{Filter, Instance, Volume};
@@ -27,40 +27,20 @@ struct FaultProxy {
     port: u16,
 }
 
-fn python() -> PathBuf {
-    match std::env::var_os("TEST_MOTO_PYTHON") {
-        Some(path) => PathBuf::from(path),
-        None => panic!(
-            "TEST_MOTO_PYTHON is not set: run the tests with scripts/test, which installs the pinned emulator (moto[server]==5.2.5) and sets it"
-        ),
-    }
-}
-
 impl FaultProxy {
     /// Starts the proxy in front of `emulator` with `config` (see the
     /// proxy's docstring: `{"seed": N, "rules": [...]}`).
     fn start(emulator: &Emulator, config: &Value) -> FaultProxy {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/fault_proxy.py");
-        let mut child = Command::new(python())
+        let mut command = Command::new(common::harness_python());
+        command
             .arg(script)
             .arg("--upstream")
             .arg(emulator.port.to_string())
             .arg("--config-json")
             .arg(config.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the fault proxy");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let mut first_line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut first_line)
-            .expect("read the proxy's port");
-        let port = first_line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the proxy did not print its port (got {first_line:?})"));
+            .stderr(Stdio::inherit());
+        let (child, stdin, port) = common::start_port_printer(command, "fault proxy");
         FaultProxy {
             child,
             stdin: Some(stdin),

@@ -37,7 +37,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -1024,10 +1024,8 @@ struct Emulator {
 
 impl Emulator {
     fn start_enforcing() -> Emulator {
-        let python = std::env::var_os("TEST_MOTO_PYTHON").expect(
-            "TEST_MOTO_PYTHON is not set: run the tests with scripts/test, which installs the pinned emulator and sets it",
-        );
-        let mut child = Command::new(python)
+        let mut command = Command::new(common::harness_python());
+        command
             .arg("-c")
             .arg(ENFORCING_LAUNCHER)
             .arg(repo().join("tests/emulator"))
@@ -1035,20 +1033,8 @@ impl Emulator {
                 "INITIAL_NO_AUTH_ACTION_COUNT",
                 UNAUTHENTICATED_REQUESTS.to_string(),
             )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the moto launcher");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let mut first_line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut first_line)
-            .expect("read the emulator's port");
-        let port = first_line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the emulator did not print its port (got {first_line:?})"));
+            .stderr(Stdio::null());
+        let (child, stdin, port) = common::start_port_printer(command, "moto launcher");
         Emulator {
             child,
             stdin: Some(stdin),

@@ -48,26 +48,39 @@ fn python() -> PathBuf {
     }
 }
 
+/// Starts a helper process of the harness (the emulator, the fault proxy):
+/// it prints the 127.0.0.1 port it listens on as its first line and serves
+/// until its stdin closes. Returns the child, its stdin and the port.
+pub fn start_port_printer(mut command: Command, what: &str) -> (Child, ChildStdin, u16) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start the {what}: {e}"));
+    let stdin = child.stdin.take().expect("piped stdin");
+    let mut first_line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut first_line)
+        .unwrap_or_else(|e| panic!("read the {what}'s port: {e}"));
+    let port = first_line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("the {what} did not print its port (got {first_line:?})"));
+    (child, stdin, port)
+}
+
+/// The Python that runs the emulator and the proxy (`scripts/test` sets it).
+pub fn harness_python() -> PathBuf {
+    python()
+}
+
 impl Emulator {
     pub fn start() -> Emulator {
         let launcher =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/moto_launcher.py");
-        let mut child = Command::new(python())
-            .arg(launcher)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the moto launcher");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let mut first_line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut first_line)
-            .expect("read the emulator's port");
-        let port = first_line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("the emulator did not print its port (got {first_line:?})"));
+        let mut command = Command::new(python());
+        command.arg(launcher).stderr(Stdio::null());
+        let (child, stdin, port) = start_port_printer(command, "moto launcher");
         Emulator {
             child,
             stdin: Some(stdin),
