@@ -76,16 +76,7 @@ async fn behave(emulator: &Emulator, mut behaviour: Value) {
         .as_array_mut()
         .unwrap()
         .push(healthy);
-    emulator
-        .ssm()
-        .put_parameter()
-        .name("/glbox-test/behaviour")
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(behaviour.to_string())
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    emulator.behave(behaviour).await;
 }
 
 /// What SES (in `SES_REGION`) reports for the domain: the verification

@@ -45,12 +45,7 @@ fn record(
 async fn no_output_of_a_full_run_holds_a_secret() {
     let emulator = Emulator::start();
     let sandbox = Sandbox::new();
-    let mut env = sandbox.env();
-    env.push(("SANDBOX_AWS_ENDPOINT".into(), emulator.endpoint()));
-    env.push((
-        "SANDBOX_PYTHON".into(),
-        std::env::var("TEST_MOTO_PYTHON").unwrap(),
-    ));
+    let env = sandbox.env_backed_by(&emulator.endpoint());
     let sshd = Sshd::start(Some(&env));
     let config = format!(
         "name = \"trial\"\n{}{}[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n",

@@ -252,12 +252,7 @@ async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_
     let emulator = Emulator::start();
     let sandbox = Sandbox::new();
     // The box's `aws` reads the parameter from the emulator for real.
-    let mut env = sandbox.env();
-    env.push(("SANDBOX_AWS_ENDPOINT".into(), emulator.endpoint()));
-    env.push((
-        "SANDBOX_PYTHON".into(),
-        std::env::var("TEST_MOTO_PYTHON").unwrap(),
-    ));
+    let env = sandbox.env_backed_by(&emulator.endpoint());
     let sshd = Sshd::start(Some(&env));
     let email =
         "[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n";

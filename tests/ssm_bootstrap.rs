@@ -27,16 +27,7 @@ async fn behave_with_version(
         .entry("invocations")
         .or_insert_with(|| serde_json::json!([]));
     rules.as_array_mut().unwrap().push(healthy);
-    emulator
-        .ssm()
-        .put_parameter()
-        .name("/glbox-test/behaviour")
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(behaviour.to_string())
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap();
+    emulator.behave(behaviour.clone()).await;
 }
 
 /// The bootstrap scripts glbox sent with SendCommand, decoded, oldest first.

@@ -195,6 +195,18 @@ impl Sandbox {
         ]
     }
 
+    /// The sandbox's environment with its `aws` backed by the emulator at
+    /// `endpoint`: parameters are read for real, decrypted.
+    pub fn env_backed_by(&self, endpoint: &str) -> Vec<(String, String)> {
+        let mut env = self.env();
+        env.push(("SANDBOX_AWS_ENDPOINT".into(), endpoint.to_string()));
+        env.push((
+            "SANDBOX_PYTHON".into(),
+            std::env::var("TEST_MOTO_PYTHON").expect("scripts/test sets TEST_MOTO_PYTHON"),
+        ));
+        env
+    }
+
     /// Forgets the calls recorded so far.
     pub fn clear_calls(&self) {
         let _ = std::fs::remove_file(self.path("calls.log"));
