@@ -14,7 +14,7 @@
 # command line, and never sent by glbox.
 set -euo pipefail
 
-: "${GLBOX_DEPLOYMENT:?}" "${GLBOX_REGION:?}" "${GLBOX_OS:?}" "${GLBOX_EDITION:?}"
+: "${GLBOX_DEPLOYMENT:?}" "${GLBOX_REGION:?}" "${GLBOX_OS:?}" "${GLBOX_EDITION:?}" "${GLBOX_ROOT_PASSWORD_PARAMETER:?}"
 : "${GLBOX_VERSION:?}" "${GLBOX_EXTERNAL_URL:?}" "${GLBOX_DATA_VOLUME:?}" "${GLBOX_GITLAB_RB_B64:?}"
 root_email="${GLBOX_ROOT_EMAIL:-}"
 # Empty when email is off.
@@ -209,9 +209,9 @@ if [ -z "$current" ]; then
     warn_required_stops "$data_version" "$GLBOX_VERSION"
   fi
   root_password="$(aws ssm get-parameter --region "$GLBOX_REGION" \
-    --name "/glbox/$GLBOX_DEPLOYMENT/root-password" --with-decryption \
+    --name "$GLBOX_ROOT_PASSWORD_PARAMETER" --with-decryption \
     --query Parameter.Value --output text)" ||
-    fail "cannot read /glbox/$GLBOX_DEPLOYMENT/root-password from SSM (does the instance role allow it?)"
+    fail "cannot read $GLBOX_ROOT_PASSWORD_PARAMETER from SSM (does the instance role allow it?)"
   echo "installing $(package_spec)"
   touch "$pending"
   install_package "$root_password"

@@ -23,6 +23,8 @@ pub struct Target<'a> {
     /// The SES SMTP user (access key id) when email is on. It is part of the
     /// script, so a new key changes the digest and the box is updated.
     pub smtp_username: Option<&'a str>,
+    /// The SSM SecureString the box reads GitLab's first root password from.
+    pub root_password_parameter: &'a str,
 }
 
 /// Quotes a value for a POSIX shell: single quotes, with `'` escaped.
@@ -50,6 +52,7 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
             settings.gitlab.root_email.as_deref().unwrap_or(""),
         ),
         ("GLBOX_DATA_VOLUME", target.data_volume_id),
+        ("GLBOX_ROOT_PASSWORD_PARAMETER", target.root_password_parameter),
         ("GLBOX_SMTP_PASSWORD_PARAMETER", &smtp_parameter),
         (
             "GLBOX_GITLAB_RB_B64",
@@ -81,12 +84,14 @@ mod tests {
                 data_volume_id: "vol-1",
                 external_url: "http://203.0.113.7",
                 smtp_username: None,
+                root_password_parameter: "/glbox/trial/root-password",
             },
         );
         assert!(script.starts_with("#!/bin/bash\n# Values for deployment \"trial\""));
         assert!(script.contains("GLBOX_DATA_VOLUME='vol-1'\n"));
         assert!(script.contains("GLBOX_VERSION='latest'\n"));
         assert!(script.contains("GLBOX_SMTP_PASSWORD_PARAMETER=''\n"));
+        assert!(script.contains("GLBOX_ROOT_PASSWORD_PARAMETER='/glbox/trial/root-password'\n"));
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }

@@ -269,14 +269,16 @@ async fn run_render(ctx: &Ctx<'_>, what: RenderWhat) -> Result<()> {
             }
         }
     });
+    let root_password_parameter = crate::resources::parameters::root_password_name(ctx);
     let text = match what {
-        RenderWhat::UserData => crate::userdata::render(ctx.settings, &volume_id),
+        RenderWhat::UserData => crate::userdata::render(ctx.settings, Some(&volume_id)),
         RenderWhat::Bootstrap => crate::bootstrap::render(
             ctx.settings,
             &crate::bootstrap::Target {
                 data_volume_id: &volume_id,
                 external_url: &external_url,
                 smtp_username: smtp_username.as_deref(),
+                root_password_parameter: &root_password_parameter,
             },
         ),
         RenderWhat::GitlabRb => {
@@ -454,10 +456,12 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
                 applied.instance_id
             ))
         })?;
+        let root_password_parameter = crate::resources::parameters::root_password_name(ctx);
         let target = crate::bootstrap::Target {
             data_volume_id: &applied.data_volume_id,
             external_url: &url,
             smtp_username: applied.smtp_username.as_deref(),
+            root_password_parameter: &root_password_parameter,
         };
         crate::bootstrap::apply(
             ctx,
@@ -772,10 +776,12 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
                     target.instance.id
                 ))
             })?;
+            let root_password_parameter = crate::resources::parameters::root_password_name(ctx);
             let script_target = crate::bootstrap::Target {
                 data_volume_id: &data_volume_id,
                 external_url: &target.url,
                 smtp_username: Some(&new.access_key_id),
+                root_password_parameter: &root_password_parameter,
             };
             crate::bootstrap::apply(
                 ctx,

@@ -10,6 +10,13 @@ pub const TAG_ROLE: &str = "glbox:role";
 /// The `os` an instance was launched with: a changed `os` means replacement.
 pub const TAG_OS: &str = "glbox:os";
 pub const MANAGED_BY: &str = "glbox";
+/// Owns a training lab's resources instead of `glbox:deployment`, so the
+/// single-box commands never see (or remove) a lab's seats.
+pub const TAG_LAB: &str = "glbox:lab";
+/// The seat number (1-based) of a lab resource that belongs to one seat.
+pub const TAG_SEAT: &str = "glbox:seat";
+/// When a lab may be reaped (RFC 3339, UTC).
+pub const TAG_EXPIRES_AT: &str = "glbox:expires-at";
 
 /// What a resource is for within one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +61,21 @@ impl Role {
     }
 }
 
-/// The names of one deployment's resources.
+/// The names of one deployment's resources, or of a lab's shared ones.
 #[derive(Debug, Clone)]
 pub struct Names {
     pub deployment: String,
     pub region: String,
+    /// The tag that says who owns a resource: `glbox:deployment` for a
+    /// single box, `glbox:lab` for a lab.
+    owner_tag: &'static str,
+    /// `glbox-<name>` for a single box, `glbox-lab-<lab>` for a lab.
+    base: String,
+    /// `/glbox/<name>/` or `/glbox-lab/<lab>/`: apart, so no deployment
+    /// name can reach into a lab's parameters.
+    parameter_prefix: String,
+    /// Tags every resource carries besides the owner's (a lab's expiry).
+    extra_tags: Vec<(String, String)>,
 }
 
 impl Names {
@@ -66,24 +83,45 @@ impl Names {
         Names {
             deployment: deployment.to_string(),
             region: region.to_string(),
+            owner_tag: TAG_DEPLOYMENT,
+            base: format!("glbox-{deployment}"),
+            parameter_prefix: format!("/glbox/{deployment}/"),
+            extra_tags: Vec::new(),
         }
+    }
+
+    /// The names of a lab's shared resources (security group, role).
+    pub fn lab(lab: &str, region: &str, expires_at: &str) -> Self {
+        Names {
+            deployment: lab.to_string(),
+            region: region.to_string(),
+            owner_tag: TAG_LAB,
+            base: format!("glbox-lab-{lab}"),
+            parameter_prefix: format!("/glbox-lab/{lab}/"),
+            extra_tags: vec![(TAG_EXPIRES_AT.into(), expires_at.into())],
+        }
+    }
+
+    /// The owner tag's key and value.
+    pub fn owner(&self) -> (&'static str, &str) {
+        (self.owner_tag, &self.deployment)
     }
 
     /// `glbox-<name>-<region>`: the IAM role and instance profile. IAM is
     /// global to the account, so the same deployment name in two regions
     /// must not share (or delete) one role.
     pub fn iam_name(&self) -> String {
-        format!("glbox-{}-{}", self.deployment, self.region)
+        format!("{}-{}", self.base, self.region)
     }
 
     /// `glbox-<name>`: the instance and the key pair.
     pub fn base(&self) -> String {
-        format!("glbox-{}", self.deployment)
+        self.base.clone()
     }
 
     pub fn name_of(&self, role: Role) -> String {
         match role.name_suffix() {
-            Some(suffix) => format!("glbox-{}-{suffix}", self.deployment),
+            Some(suffix) => format!("{}-{suffix}", self.base),
             None => self.base(),
         }
     }
@@ -95,17 +133,19 @@ impl Names {
 
     /// Where the deployment's SSM parameters live; the instance may read only these.
     pub fn parameter_prefix(&self) -> String {
-        format!("/glbox/{}/", self.deployment)
+        self.parameter_prefix.clone()
     }
 
     /// The tags every resource of the deployment carries, as key/value pairs.
     pub fn tag_pairs(&self, role: Role) -> Vec<(String, String)> {
-        vec![
-            (TAG_DEPLOYMENT.into(), self.deployment.clone()),
+        let mut pairs = vec![
+            (self.owner_tag.into(), self.deployment.clone()),
             (TAG_MANAGED_BY.into(), MANAGED_BY.into()),
             (TAG_ROLE.into(), role.tag_value().into()),
             ("Name".into(), self.name_of(role)),
-        ]
+        ];
+        pairs.extend(self.extra_tags.iter().cloned());
+        pairs
     }
 
     pub fn ec2_tags(&self, role: Role) -> Vec<Tag> {
@@ -126,7 +166,7 @@ impl Names {
     pub fn owned_filters(&self, role: Role) -> Vec<Filter> {
         let filter = |key: String, value: &str| Filter::builder().name(key).values(value).build();
         vec![
-            filter(format!("tag:{TAG_DEPLOYMENT}"), &self.deployment),
+            filter(format!("tag:{}", self.owner_tag), &self.deployment),
             filter(format!("tag:{TAG_MANAGED_BY}"), MANAGED_BY),
             filter(format!("tag:{TAG_ROLE}"), role.tag_value()),
         ]
@@ -136,7 +176,7 @@ impl Names {
     pub fn owns_iam(&self, tags: &[aws_sdk_iam::types::Tag]) -> bool {
         let has =
             |key: &str, value: &str| tags.iter().any(|t| t.key() == key && t.value() == value);
-        has(TAG_DEPLOYMENT, &self.deployment) && has(TAG_MANAGED_BY, MANAGED_BY)
+        has(self.owner_tag, &self.deployment) && has(TAG_MANAGED_BY, MANAGED_BY)
     }
 
     pub fn iam_tags(&self, role: Role) -> Vec<aws_sdk_iam::types::Tag> {

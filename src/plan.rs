@@ -227,6 +227,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
     let bootstrap = with_bootstrap.then(|| {
         let staying = target.and(primary.as_ref());
         crate::bootstrap::diff(staying.map(|instance| {
+            let root_password_parameter = crate::resources::parameters::root_password_name(ctx);
             let script = chosen_volume.as_ref().and_then(|volume| {
                 let smtp_username = match &smtp_username {
                     SmtpUsername::Unknown => return None,
@@ -244,6 +245,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
                         data_volume_id: &volume.id,
                         external_url: &url,
                         smtp_username,
+                        root_password_parameter: &root_password_parameter,
                     },
                 ))
             });

@@ -41,7 +41,21 @@ fn os_runcmd(os: Os) -> &'static str {
     }
 }
 
-pub fn render(settings: &Settings, data_volume_id: &str) -> String {
+/// Mounting the data volume at first boot, when its id is known at launch.
+fn prepare_data_runcmd(data_volume_id: Option<&str>) -> String {
+    match data_volume_id {
+        Some(id) => format!(
+            "  - [sh, -c, \"/usr/local/sbin/glbox-prepare-data {id} /var/opt/gitlab >> /var/log/glbox/prepare-data.log 2>&1\"]"
+        ),
+        // A lab launches many seats with one user data: each seat's
+        // bootstrap mounts its own volume instead.
+        None => "  # (the bootstrap mounts this seat's data volume)".to_string(),
+    }
+}
+
+/// The cloud-config; `data_volume_id` is `None` for a lab's seats, which
+/// share one user data.
+pub fn render(settings: &Settings, data_volume_id: Option<&str>) -> String {
     let os = settings.os;
     let swap_bytes = i64::from(settings.swap_gib) << 30;
     let package_list = packages(os)
@@ -55,7 +69,10 @@ pub fn render(settings: &Settings, data_volume_id: &str) -> String {
         .replace("{{packages}}", &package_list)
         .replace("{{os_runcmd}}", os_runcmd(os))
         .replace("{{prepare_data}}", &indent(PREPARE_DATA_SCRIPT, 6))
-        .replace("{{volume_id}}", data_volume_id)
+        .replace(
+            "{{prepare_data_runcmd}}",
+            &prepare_data_runcmd(data_volume_id),
+        )
 }
 
 /// RunInstances wants base64; the Rust SDK (unlike boto3) does not encode it.
@@ -73,7 +90,7 @@ mod tests {
     #[test]
     fn renders_a_cloud_config_for_the_volume() {
         let settings = crate::test_support::settings("trial");
-        let text = render(&settings, "vol-0123456789abcdef0");
+        let text = render(&settings, Some("vol-0123456789abcdef0"));
         assert!(text.starts_with("#cloud-config\n"));
         assert!(text.contains("hostname: glbox-trial"));
         assert!(text.contains("glbox-prepare-data vol-0123456789abcdef0 /var/opt/gitlab"));
@@ -88,7 +105,9 @@ mod tests {
         assert!(text.contains("  size: 2147483648\n"));
         let mut al = settings.clone();
         al.os = Os::Al2023;
-        let al2023 = render(&al, "vol-1");
+        let al2023 = render(&al, Some("vol-1"));
+        let lab = render(&settings, None);
+        assert!(!lab.contains("glbox-prepare-data vol-") && !lab.contains("{{"));
         assert!(!al2023.contains("  - curl\n") && !al2023.contains("snap"));
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encode(&text))

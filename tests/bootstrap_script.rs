@@ -19,6 +19,7 @@ fn script(settings: &Settings, external_url: &str) -> String {
             data_volume_id: "vol-0123456789abcdef0",
             external_url,
             smtp_username: None,
+            root_password_parameter: "/glbox/trial/root-password",
         },
     )
 }
@@ -140,6 +141,7 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
             data_volume_id: VOLUME_ID,
             external_url: "http://198.51.100.1",
             smtp_username: None,
+            root_password_parameter: "/glbox/trial/root-password",
         },
     );
     // The real data-volume script this time, on the loop device.
@@ -376,6 +378,7 @@ fn email_script(settings: &Settings, smtp_username: &str) -> String {
             data_volume_id: "vol-0123456789abcdef0",
             external_url: "http://198.51.100.1",
             smtp_username: Some(smtp_username),
+            root_password_parameter: "/glbox/trial/root-password",
         },
     )
 }

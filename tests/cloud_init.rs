@@ -19,18 +19,23 @@ fn rendered_user_data_passes_cloud_init_schema() {
     let dir = tempfile::tempdir().unwrap();
     // The user data is the same for both access methods (SSH keys come
     // from the key pair); the OS and swap size change it.
-    for (label, config) in [
-        ("ubuntu", "name = \"trial\"\n"),
+    // A lab's seats share one user data, without a volume id.
+    let volume = Some("vol-0123456789abcdef0");
+    for (label, config, volume) in [
+        ("ubuntu", "name = \"trial\"\n", volume),
         (
             "al2023",
             "name = \"trial\"\n[instance]\nos = \"al2023\"\nswap_gib = 8\n",
+            volume,
         ),
         (
             "ubuntu-ssh",
             "name = \"trial\"\n[access]\nmethod = \"ssh\"\nssh_cidrs = [\"192.0.2.0/24\"]\n",
+            volume,
         ),
+        ("lab-seat", "name = \"class\"\n", None),
     ] {
-        let text = glbox::userdata::render(&settings(config), "vol-0123456789abcdef0");
+        let text = glbox::userdata::render(&settings(config), volume);
         let path = dir.path().join(format!("{label}.yaml"));
         std::fs::write(&path, &text).unwrap();
         let out = run("cloud-init", &["schema", "-c", path.to_str().unwrap()]);
@@ -53,7 +58,7 @@ fn cloud_init_schema_rejects_a_broken_config() {
             "name = \"trial\"
 ",
         ),
-        "vol-1",
+        Some("vol-1"),
     )
     .replace("size: 2147483648", "size: lots");
     let path = dir.path().join("broken.yaml");

@@ -531,7 +531,7 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
     let spec = plan.launch.as_ref().ok_or_else(|| {
         Error::Refused("internal: a launch was planned without a launch spec".into())
     })?;
-    let user_data = crate::userdata::render(ctx.settings, inputs.data_volume_id);
+    let user_data = crate::userdata::render(ctx.settings, Some(inputs.data_volume_id));
     if user_data.len() > crate::userdata::MAX_BYTES {
         return Err(Error::Refused(format!(
             "the rendered user data is {} bytes, over EC2's limit of {}",

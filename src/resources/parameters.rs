@@ -7,7 +7,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
-use crate::names::{MANAGED_BY, TAG_DEPLOYMENT, TAG_MANAGED_BY};
+use crate::names::{MANAGED_BY, TAG_MANAGED_BY};
 use crate::resources::{Action, Ctx, PlanItem};
 
 /// Long and plain: 24 letters and digits are about 142 bits, and need no
@@ -96,7 +96,7 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
         .value(password)
         // Never replace an existing password: GitLab only reads it once.
         .overwrite(false)
-        .tags(tag(TAG_DEPLOYMENT, &ctx.names.deployment))
+        .tags(tag(ctx.names.owner().0, ctx.names.owner().1))
         .tags(tag(TAG_MANAGED_BY, MANAGED_BY))
         .send()
         .await;
