@@ -17,6 +17,9 @@ pub struct ConnectOptions {
     pub profile: Option<String>,
     /// `--endpoint-url`; without it the SDK still honours `AWS_ENDPOINT_URL`.
     pub endpoint_url: Option<String>,
+    /// Labs send many calls at once: adaptive retry also slows the client
+    /// down when AWS throttles, instead of only retrying.
+    pub adaptive_retry: bool,
 }
 
 /// The service clients glbox uses, all for one region.
@@ -54,9 +57,13 @@ impl Aws {
 
 /// Throttling and 5xx answers are retried by the SDK with exponential
 /// backoff and jitter; eight attempts span about a minute in the worst case.
-fn retry_config() -> RetryConfig {
-    RetryConfig::standard()
-        .with_max_attempts(8)
+fn retry_config(adaptive: bool) -> RetryConfig {
+    let mode = if adaptive {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
+    };
+    mode.with_max_attempts(8)
         .with_initial_backoff(Duration::from_millis(500))
         .with_max_backoff(Duration::from_secs(20))
 }
@@ -71,7 +78,7 @@ fn timeout_config() -> TimeoutConfig {
 pub async fn connect(options: &ConnectOptions) -> Aws {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(options.region.clone()))
-        .retry_config(retry_config())
+        .retry_config(retry_config(options.adaptive_retry))
         .timeout_config(timeout_config());
     if let Some(profile) = &options.profile {
         loader = loader.profile_name(profile);

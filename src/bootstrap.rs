@@ -52,7 +52,10 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
             settings.gitlab.root_email.as_deref().unwrap_or(""),
         ),
         ("GLBOX_DATA_VOLUME", target.data_volume_id),
-        ("GLBOX_ROOT_PASSWORD_PARAMETER", target.root_password_parameter),
+        (
+            "GLBOX_ROOT_PASSWORD_PARAMETER",
+            target.root_password_parameter,
+        ),
         ("GLBOX_SMTP_PASSWORD_PARAMETER", &smtp_parameter),
         (
             "GLBOX_GITLAB_RB_B64",

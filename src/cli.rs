@@ -94,6 +94,31 @@ pub enum Command {
     Email(EmailCommand),
     /// Check what `up` needs (credentials, region, permissions, vCPU quota, local tools); changes nothing.
     Doctor,
+    /// Training labs: a GitLab box per student ([lab] in the configuration).
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create or converge every seat of the lab, then write the roster.
+    Up(LabUpArgs),
+    /// One line per seat: instance, market, URL, state.
+    Status,
+    /// Remove everything of the lab, seats' data included.
+    Down,
+    /// Remove every lab in the region whose expiry has passed (for cron; needs no configuration).
+    Reap,
+}
+
+#[derive(Debug, Args)]
+pub struct LabUpArgs {
+    /// Stop after the AWS side: do not install GitLab on the seats.
+    #[arg(long)]
+    pub no_bootstrap: bool,
+    /// Where to write the roster (seat, URL, user, password, state; mode 0600).
+    #[arg(long, value_name = "FILE", default_value = "roster.csv")]
+    pub roster: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +193,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     let ui = Ui::new(verbosity);
     let resume = match cli.command {
         Command::Up(_) => Some("glbox up"),
+        Command::Lab(LabCommand::Up(_)) => Some("glbox lab up"),
+        Command::Lab(LabCommand::Down) => Some("glbox lab down"),
+        Command::Lab(LabCommand::Reap) => Some("glbox lab reap"),
         Command::Down(_) => Some("glbox down"),
         Command::Email(EmailCommand::Rotate) => Some("glbox up"),
         _ => None,
@@ -176,6 +204,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         // Changes stop at a safe point, never in the middle of one.
         crate::checkpoint::install_interrupt_handler(ui.clone(), resume);
     }
+    match &cli.command {
+        Command::Lab(command) => run_lab(&cli, command, &ui).await,
+        _ => run_box(&cli, &ui).await,
+    }
+}
+
+/// The single-box commands.
+async fn run_box(cli: &Cli, ui: &Ui) -> Result<()> {
+    let ui = ui.clone();
     let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
     let mut settings = config::load(&sources)?;
     check_email_flags(&cli.command, &settings)?;
@@ -186,6 +223,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         region: settings.region.clone(),
         profile: cli.profile.clone(),
         endpoint_url: cli.endpoint_url.clone(),
+        adaptive_retry: false,
     })
     .await;
     let ctx = Ctx::new(&aws, &settings, &ui);
@@ -208,6 +246,28 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Email(EmailCommand::Rotate) => run_email_rotate(&ctx, cli.output, cli.yes).await,
         Command::Doctor => run_doctor(&ctx, cli.output).await,
+        Command::Lab(_) => unreachable!("run() hands lab commands to run_lab"),
+    }
+}
+
+/// The lab commands load their own settings (`[lab]` included).
+async fn run_lab(cli: &Cli, command: &LabCommand, ui: &Ui) -> Result<()> {
+    use crate::lab::commands;
+    let invocation = commands::Invocation {
+        config: cli.config.clone(),
+        region: cli.region.clone(),
+        profile: cli.profile.clone(),
+        endpoint_url: cli.endpoint_url.clone(),
+        output: cli.output,
+        yes: cli.yes,
+    };
+    match command {
+        LabCommand::Up(args) => {
+            commands::up(&invocation, ui, !args.no_bootstrap, &args.roster).await
+        }
+        LabCommand::Status => commands::status(&invocation, ui).await,
+        LabCommand::Down => commands::down_lab(&invocation, ui).await,
+        LabCommand::Reap => commands::reap(&invocation, ui).await,
     }
 }
 
@@ -310,7 +370,7 @@ async fn resolve_ssh_cidrs(settings: &mut Settings, ui: &Ui) -> Result<()> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) {
+pub(crate) fn print_json(value: &impl serde::Serialize) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("reports serialize")
@@ -371,7 +431,7 @@ async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat, with_bootstrap: bool) -> 
 
 /// Asks before changing anything, unless `--yes`. Without a terminal to ask
 /// on, refuses rather than guessing.
-fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
+pub(crate) fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }

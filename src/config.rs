@@ -186,6 +186,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("email.port", Kind::Integer),
     ("email.route53_zone_id", Kind::Text),
     ("email.test_recipient", Kind::Text),
+    ("lab.name", Kind::Text),
+    ("lab.seats", Kind::Integer),
+    ("lab.expires_in", Kind::Text),
+    ("lab.spot", Kind::Boolean),
+    ("lab.concurrency", Kind::Integer),
 ];
 
 fn env_var_name(path: &str) -> String {
@@ -319,8 +324,8 @@ fn overlay_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Resul
     Ok(())
 }
 
-/// Loads and validates the configuration from all layers.
-pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
+/// The layered configuration as one TOML table, and where it came from.
+fn layered_table(sources: &Sources) -> Result<(toml::Table, String), ConfigError> {
     let mut table = read_file_layer(sources)?;
     overlay_env(&mut table, &sources.env)?;
     if let Some(region) = &sources.region_flag {
@@ -331,15 +336,100 @@ pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
     } else {
         "configuration".to_string()
     };
+    Ok((table, origin))
+}
+
+fn settings_from_table(
+    table: toml::Table,
+    origin: &str,
+    sources: &Sources,
+) -> Result<Settings, ConfigError> {
     let raw = RawConfig::deserialize(table).map_err(|e| {
         bad(
-            &origin,
+            origin,
             "",
             e.message(),
             "remove or rename the key; the accepted keys are listed in examples/glbox.toml",
         )
     })?;
     validate(raw, &sources.env)
+}
+
+/// Loads and validates the configuration from all layers.
+pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
+    let (table, origin) = layered_table(sources)?;
+    if table.contains_key("lab") {
+        return Err(bad(
+            &format!("{origin}: [lab]"),
+            "",
+            "configures a training lab (from the file or GLBOX_LAB_* variables), which the single-box commands do not manage",
+            "use glbox lab up / status / down with this file, or remove [lab] (and unset GLBOX_LAB_*) for a single box",
+        ));
+    }
+    settings_from_table(table, &origin, sources)
+}
+
+/// Loads a lab's configuration: everything a single box takes (the lab's
+/// name is the deployment name) plus the `[lab]` table, returned raw for
+/// `lab::settings` to validate.
+pub fn load_lab(sources: &Sources) -> Result<(Settings, toml::Table), ConfigError> {
+    let (mut table, origin) = layered_table(sources)?;
+    let lab = match table.remove("lab") {
+        Some(toml::Value::Table(lab)) => lab,
+        Some(_) => {
+            return Err(bad(
+                "lab",
+                "",
+                "must be a table",
+                "write it as a [lab] section with seats, name and expires_in",
+            ))
+        }
+        None => {
+            return Err(bad(
+                "lab",
+                "",
+                "is missing: a lab needs at least seats and expires_in",
+                "add a [lab] section, e.g. [lab] name = \"class\" seats = 25 expires_in = \"8h\" (see examples/lab.toml)",
+            ))
+        }
+    };
+    match (lab.get("name"), table.get("name")) {
+        (Some(lab_name), Some(name)) if lab_name != name => {
+            return Err(bad(
+                "lab.name",
+                lab_name.as_str().unwrap_or_default(),
+                &format!("differs from name = {name}; one of them names the lab"),
+                "keep lab.name and remove the top-level name (or make them equal)",
+            ))
+        }
+        (Some(lab_name), None) => {
+            table.insert("name".into(), lab_name.clone());
+        }
+        _ => {}
+    }
+    Ok((settings_from_table(table, &origin, sources)?, lab))
+}
+
+/// Settings for commands that act on resources found in AWS rather than
+/// on a configuration (`glbox lab reap`): the defaults, a name and a region.
+pub fn minimal(name: &str, region: &str) -> Result<Settings, ConfigError> {
+    let raw = RawConfig {
+        name: Some(name.to_string()),
+        region: Some(region.to_string()),
+        ..RawConfig::default()
+    };
+    validate(raw, &BTreeMap::new())
+}
+
+/// The region for commands without a configuration: `--region`, the
+/// configuration file's `region`, then AWS_REGION / AWS_DEFAULT_REGION.
+pub fn region_only(sources: &Sources) -> Result<String, ConfigError> {
+    let (table, _) = layered_table(sources)?;
+    let region = table
+        .get("region")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    validate_region(region, &sources.env)
 }
 
 // ---------------------------------------------------------- validated layer

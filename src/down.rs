@@ -172,7 +172,7 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
     Ok(outcome)
 }
 
-async fn delete_group_when_free(
+pub async fn delete_group_when_free(
     ctx: &Ctx<'_>,
     group: &security_group::SecurityGroup,
 ) -> Result<()> {

@@ -19,6 +19,7 @@ pub mod down;
 pub mod email;
 pub mod error;
 pub mod gitlab_rb;
+pub mod lab;
 pub mod names;
 pub mod paths;
 pub mod plan;

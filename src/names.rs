@@ -102,6 +102,32 @@ impl Names {
         }
     }
 
+    /// The names of one seat of a lab: owned by the lab (its tag), marked
+    /// with the seat's number, named `glbox-lab-<lab>-s07`.
+    pub fn seat(lab: &str, seat: u16, region: &str, expires_at: &str) -> Self {
+        let label = seat_label(seat);
+        Names {
+            deployment: lab.to_string(),
+            region: region.to_string(),
+            owner_tag: TAG_LAB,
+            base: format!("glbox-lab-{lab}-{label}"),
+            parameter_prefix: format!("/glbox-lab/{lab}/{label}/"),
+            extra_tags: vec![
+                (TAG_SEAT.into(), seat.to_string()),
+                (TAG_EXPIRES_AT.into(), expires_at.into()),
+            ],
+        }
+    }
+
+    /// The lab's expiry this name set tags with (empty for a single box).
+    pub fn expires_at(&self) -> String {
+        self.extra_tags
+            .iter()
+            .find(|(key, _)| key == TAG_EXPIRES_AT)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    }
+
     /// The owner tag's key and value.
     pub fn owner(&self) -> (&'static str, &str) {
         (self.owner_tag, &self.deployment)
@@ -191,6 +217,11 @@ impl Names {
             })
             .collect()
     }
+}
+
+/// `s07`, `s123`: a seat as it appears in names.
+pub fn seat_label(seat: u16) -> String {
+    format!("s{seat:02}")
 }
 
 /// The value of one tag in an EC2 tag list.

@@ -28,7 +28,7 @@ pub struct Volume {
     pub attached_to: Option<String>,
 }
 
-fn from_sdk(v: &aws_sdk_ec2::types::Volume) -> Volume {
+pub fn from_sdk(v: &aws_sdk_ec2::types::Volume) -> Volume {
     Volume {
         id: v.volume_id().unwrap_or_default().to_string(),
         availability_zone: v.availability_zone().unwrap_or_default().to_string(),
@@ -224,7 +224,7 @@ pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &st
     }
 }
 
-async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
+pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
     let d = ctx.settings.data_volume;
     let out = ctx
         .aws

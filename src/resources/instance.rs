@@ -55,7 +55,7 @@ impl Instance {
     }
 }
 
-fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
+pub fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
     Instance {
         id: i.instance_id().unwrap_or_default().to_string(),
         state: i

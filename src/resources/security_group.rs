@@ -87,6 +87,8 @@ pub struct SecurityGroup {
     pub id: String,
     pub vpc_id: String,
     pub rules: BTreeSet<Rule>,
+    /// A lab's expiry (`glbox:expires-at`); single boxes have none.
+    pub expires_at: Option<String>,
 }
 
 /// The ingress rules the settings call for.
@@ -152,6 +154,8 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Option<SecurityGroup>> {
         id: g.group_id().unwrap_or_default().to_string(),
         vpc_id: g.vpc_id().unwrap_or_default().to_string(),
         rules: rules_of(g.ip_permissions()),
+        expires_at: crate::names::ec2_tag(g.tags(), crate::names::TAG_EXPIRES_AT)
+            .map(str::to_string),
     }))
 }
 
@@ -386,6 +390,7 @@ mod tests {
                 Rule::tcp(22, "0.0.0.0/0".parse().unwrap()),
             ]
             .into(),
+            expires_at: None,
         };
         let Change::Update { add, remove, .. } = diff(&s, Some(&observed)) else {
             panic!("expected an update");
@@ -403,6 +408,7 @@ mod tests {
             id: "sg-1".into(),
             vpc_id: "vpc-1".into(),
             rules: desired,
+            expires_at: None,
         };
         assert!(matches!(diff(&s, Some(&observed)), Change::NoChange { .. }));
     }

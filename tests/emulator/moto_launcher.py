@@ -400,6 +400,46 @@ def add_robust_model_data():
 CLIENT_TOKENS = {}
 
 
+SPOT_LAUNCHED = {}
+
+
+def add_instance_counts():
+    """Gap: RunInstances launches MinCount instances and ignores MaxCount;
+    AWS launches as many as it can up to MaxCount. Serve MaxCount. A test
+    can limit spot capacity with {"spot_capacity": N} (instances in all;
+    beyond it spot requests launch fewer, then fail with
+    InsufficientInstanceCapacity, as AWS does when spot has none)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.instances import InstanceResponse
+
+    original = InstanceResponse.run_instances
+
+    def run_instances(self):
+        wanted = int(self._get_param("MaxCount", if_none="1"))
+        least = int(self._get_param("MinCount", if_none="1"))
+        options = self._get_param("InstanceMarketOptions") or {}
+        spot = isinstance(options, dict) and options.get("MarketType") == "spot"
+        limit = behaviour(self.current_account, self.region).get("spot_capacity")
+        key = (self.current_account, self.region)
+        if spot and limit is not None:
+            wanted = min(wanted, int(limit) - SPOT_LAUNCHED.get(key, 0))
+            if wanted < max(least, 1):
+                raise EC2ClientError(
+                    "InsufficientInstanceCapacity",
+                    "There is no Spot capacity available that matches your request.",
+                )
+        if self.automated_parameter_parsing:
+            self.params["MinCount"] = wanted
+        else:
+            self.querystring["MinCount"] = [str(wanted)]
+        answer = original(self)
+        if spot:
+            SPOT_LAUNCHED[key] = SPOT_LAUNCHED.get(key, 0) + wanted
+        return answer
+
+    InstanceResponse.run_instances = run_instances
+
+
 def add_client_tokens():
     """Gap: RunInstances and CreateVolume ignore ClientToken, so a request
     the SDK sends again (its answer was lost) makes a second instance or
@@ -494,6 +534,8 @@ def main():
     add_user_delete_conflict()
     add_route53_zone_ids()
     add_robust_model_data()
+    # Before the client tokens, which wrap whatever run_instances is then.
+    add_instance_counts()
     add_client_tokens()
     add_doctor_answers()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -1,0 +1,404 @@
+//! `glbox lab up | status | down | reap`: load the lab's settings (before
+//! any AWS call), observe the lab, then act.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::aws::{self, Aws, ConnectOptions};
+use crate::cli::{confirm, print_json, OutputFormat};
+use crate::config::{self, Sources};
+use crate::error::{Error, Result};
+use crate::lab::observe::{self, Observed};
+use crate::lab::roster::{self, Row};
+use crate::lab::{down, expiry_after, is_expired, lab_ctx, plan, up, LabSettings};
+use crate::names::seat_label;
+use crate::resources::{iam, Ctx};
+use crate::ui::Ui;
+
+/// What the lab commands get from the command line.
+pub struct Invocation {
+    pub config: Option<PathBuf>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub output: OutputFormat,
+    pub yes: bool,
+}
+
+async fn connect(invocation: &Invocation, region: &str) -> Aws {
+    aws::connect(&ConnectOptions {
+        region: region.to_string(),
+        profile: invocation.profile.clone(),
+        endpoint_url: invocation.endpoint_url.clone(),
+        adaptive_retry: true,
+    })
+    .await
+}
+
+fn load(invocation: &Invocation) -> Result<(crate::config::Settings, LabSettings)> {
+    let sources = Sources::from_process(invocation.config.clone(), invocation.region.clone());
+    let (settings, raw_lab) = config::load_lab(&sources)?;
+    let lab = crate::lab::settings::validate(&settings, raw_lab)?;
+    Ok((settings, lab))
+}
+
+/// Observes the lab; its expiry is the one it was made with, else a new one.
+async fn observe_lab<'a>(
+    aws: &'a Aws,
+    settings: &'a crate::config::Settings,
+    ui: &'a Ui,
+    expires_in: Option<std::time::Duration>,
+) -> Result<(Observed, String)> {
+    let probe = lab_ctx(aws, settings, ui, "");
+    let observed = observe::observe(&probe, &iam::parameters_policy(&probe)).await?;
+    let expires_at = observed
+        .expires_at
+        .clone()
+        .or_else(|| expires_in.map(expiry_after))
+        .unwrap_or_default();
+    Ok((observed, expires_at))
+}
+
+#[derive(Serialize)]
+struct UpReport {
+    plan: plan::PlanReport,
+    seats: Vec<Row>,
+    failed: Vec<FailedSeat>,
+    roster_file: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FailedSeat {
+    seat: u16,
+    reason: String,
+}
+
+/// `glbox lab up`.
+pub async fn up(
+    invocation: &Invocation,
+    ui: &Ui,
+    with_bootstrap: bool,
+    roster_path: &Path,
+) -> Result<()> {
+    let (settings, lab) = load(invocation)?;
+    let aws = connect(invocation, &settings.region).await;
+    let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
+    let ctx = lab_ctx(&aws, &settings, ui, &expires_at);
+    warn_expired_labs(&ctx, &lab.name).await?;
+    let plan = plan::make(&ctx, &lab, &observed, &expires_at, with_bootstrap).await?;
+    let report = plan.report(&ctx, &lab);
+    let mut failures = up::Failures::new();
+    let mut health = up::Health::new();
+    if plan.is_noop() {
+        if invocation.output == OutputFormat::Text {
+            println!(
+                "Lab {:?} in {} is complete: {} seat(s), nothing to do.",
+                lab.name, settings.region, lab.seats
+            );
+        }
+    } else {
+        if invocation.output == OutputFormat::Text {
+            print!("{}", report.text());
+        }
+        let question = if plan.remove.is_empty() {
+            "Apply these changes?"
+        } else {
+            "Apply these changes, deleting the removed seats and their data?"
+        };
+        confirm(question, "changing the lab", invocation.yes)?;
+        failures = up::apply(&ctx, &lab, &plan, &observed).await?;
+        if with_bootstrap {
+            health = up::bootstrap_seats(&ctx, &lab, &plan, &mut failures).await?;
+        }
+    }
+    // What the lab is now, for the roster.
+    let (now, _) = observe_lab(&aws, &settings, ui, None).await?;
+    let mut rows = roster::rows(&ctx, lab.seats, &now, &failures, &health);
+    roster::fill_passwords(&ctx, &mut rows, |seat| now.seat(seat).password).await?;
+    roster::write(roster_path, &roster::csv(&rows))?;
+    let failed: Vec<FailedSeat> = failures
+        .iter()
+        .map(|(seat, reason)| FailedSeat {
+            seat: *seat,
+            reason: reason.clone(),
+        })
+        .collect();
+    match invocation.output {
+        OutputFormat::Json => print_json(&UpReport {
+            plan: report,
+            seats: rows.clone(),
+            failed,
+            roster_file: Some(roster_path.display().to_string()),
+        }),
+        OutputFormat::Text => {
+            print!("{}", seat_table(&rows));
+            println!(
+                "Roster with the passwords: {} (mode 0600). The lab expires {expires_at}: glbox lab down removes it, glbox lab reap removes every expired lab.",
+                roster_path.display()
+            );
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = failures
+        .iter()
+        .map(|(seat, reason)| format!("  {}: {reason}", seat_label(*seat)))
+        .collect();
+    Err(Error::Refused(format!(
+        "{} of {} seat(s) failed (the others are up):\n{}\n  fix: correct the causes above, then re-run glbox lab up (it retries only what is missing)",
+        failures.len(),
+        lab.seats,
+        lines.join("\n")
+    )))
+}
+
+fn seat_table(rows: &[Row]) -> String {
+    let mut out = format!(
+        "  {:<6} {:<21} {:<10} {:<30} state\n",
+        "seat", "instance", "market", "url"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "  {:<6} {:<21} {:<10} {:<30} {}\n",
+            seat_label(r.seat),
+            r.instance_id.as_deref().unwrap_or("-"),
+            r.market.unwrap_or("-"),
+            r.url.as_deref().unwrap_or("-"),
+            r.state
+        ));
+    }
+    out
+}
+
+/// Expired labs cost money for nothing: said on every `lab up`.
+async fn warn_expired_labs(ctx: &Ctx<'_>, this_lab: &str) -> Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    for found in down::find_labs(ctx).await? {
+        if let Some(at) = found.expires_at.as_deref().filter(|at| is_expired(at, now)) {
+            let which = if found.name == this_lab {
+                "this lab".to_string()
+            } else {
+                format!("lab {:?}", found.name)
+            };
+            ctx.ui.warn(&format!(
+                "{which} in {} expired at {at} and still has resources: glbox lab reap removes expired labs",
+                ctx.settings.region
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct StatusReport {
+    lab: String,
+    region: String,
+    expires_at: Option<String>,
+    expired: bool,
+    seats: Vec<Row>,
+}
+
+/// `glbox lab status`.
+pub async fn status(invocation: &Invocation, ui: &Ui) -> Result<()> {
+    let (settings, lab) = load(invocation)?;
+    let aws = connect(invocation, &settings.region).await;
+    let (observed, expires_at) = observe_lab(&aws, &settings, ui, None).await?;
+    let ctx = lab_ctx(&aws, &settings, ui, &expires_at);
+    let highest = observed.seats.keys().max().copied().unwrap_or(0);
+    let rows = roster::rows(
+        &ctx,
+        lab.seats.max(highest),
+        &observed,
+        &up::Failures::new(),
+        &up::Health::new(),
+    );
+    let expired = is_expired(&expires_at, time::OffsetDateTime::now_utc());
+    match invocation.output {
+        OutputFormat::Json => print_json(&StatusReport {
+            lab: lab.name.clone(),
+            region: settings.region.clone(),
+            expires_at: observed.expires_at.clone(),
+            expired,
+            seats: rows,
+        }),
+        OutputFormat::Text => {
+            if !observed.exists() {
+                println!(
+                    "Lab {:?} in {} does not exist (glbox lab up makes it).",
+                    lab.name, settings.region
+                );
+                return Ok(());
+            }
+            let ready = rows.iter().filter(|r| r.state == "ready").count();
+            println!(
+                "Lab {:?} in {}: {ready} of {} seat(s) ready, expires {}{}",
+                lab.name,
+                settings.region,
+                lab.seats,
+                if expires_at.is_empty() {
+                    "(unknown)"
+                } else {
+                    &expires_at
+                },
+                if expired {
+                    " (EXPIRED: glbox lab down or glbox lab reap)"
+                } else {
+                    ""
+                }
+            );
+            print!("{}", seat_table(&rows));
+        }
+    }
+    Ok(())
+}
+
+/// `glbox lab down`.
+pub async fn down_lab(invocation: &Invocation, ui: &Ui) -> Result<()> {
+    let (settings, lab) = load(invocation)?;
+    let aws = connect(invocation, &settings.region).await;
+    remove_lab(invocation, ui, &aws, &settings, &lab.name).await
+}
+
+async fn remove_lab(
+    invocation: &Invocation,
+    ui: &Ui,
+    aws: &Aws,
+    settings: &crate::config::Settings,
+    name: &str,
+) -> Result<()> {
+    let (observed, expires_at) = observe_lab(aws, settings, ui, None).await?;
+    let ctx = lab_ctx(aws, settings, ui, &expires_at);
+    if !observed.exists() {
+        match invocation.output {
+            OutputFormat::Json => print_json(&down::Removed::default()),
+            OutputFormat::Text => {
+                println!("Lab {name:?} in {} has nothing to remove.", settings.region)
+            }
+        }
+        return Ok(());
+    }
+    if invocation.output == OutputFormat::Text {
+        let seats: Vec<String> = observed.seats.keys().map(|s| seat_label(*s)).collect();
+        println!(
+            "Removing lab {name:?} in {}: seats {} (instances, data volumes and their data, addresses, passwords), the security group and the instance role.",
+            settings.region,
+            if seats.is_empty() { "none".to_string() } else { seats.join(", ") }
+        );
+    }
+    confirm(
+        "Remove the lab and its data?",
+        "removing the lab",
+        invocation.yes,
+    )?;
+    let removed = down::down(&ctx, &observed).await?;
+    match invocation.output {
+        OutputFormat::Json => print_json(&removed),
+        OutputFormat::Text => println!(
+            "Removed lab {name:?}: {} instance(s), {} volume(s), {} address(es), {} password(s), {} shared resource(s).",
+            removed.instances.len(),
+            removed.volumes.len(),
+            removed.addresses.len(),
+            removed.parameters.len(),
+            removed.shared.len()
+        ),
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct ReapReport {
+    region: String,
+    reaped: Vec<String>,
+    kept: Vec<down::FoundLab>,
+}
+
+/// `glbox lab reap`: removes every lab of the region whose expiry is past.
+/// Needs no lab configuration, only a region (for cron).
+pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
+    let sources = Sources::from_process(invocation.config.clone(), invocation.region.clone());
+    let region = config::region_only(&sources)?;
+    let aws = connect(invocation, &region).await;
+    let scan = config::minimal("reap", &region)?;
+    let ctx = lab_ctx(&aws, &scan, ui, "");
+    let now = time::OffsetDateTime::now_utc();
+    let (expired, kept): (Vec<_>, Vec<_>) =
+        down::find_labs(&ctx).await?.into_iter().partition(|lab| {
+            lab.expires_at
+                .as_deref()
+                .is_some_and(|at| is_expired(at, now))
+        });
+    for lab in kept.iter().filter(|l| l.expires_at.is_none()) {
+        ui.warn(&format!(
+            "lab {:?} has no expiry tag: not reaped (glbox lab down removes it)",
+            lab.name
+        ));
+    }
+    let mut reaped = Vec::new();
+    for lab in &expired {
+        let settings = config::minimal(&lab.name, &region)?;
+        ui.info(&format!(
+            "lab {:?} expired at {}",
+            lab.name,
+            lab.expires_at.as_deref().unwrap_or_default()
+        ));
+        let quiet = Invocation {
+            output: OutputFormat::Json,
+            config: None,
+            region: Some(region.clone()),
+            profile: invocation.profile.clone(),
+            endpoint_url: invocation.endpoint_url.clone(),
+            yes: invocation.yes,
+        };
+        remove_lab_quietly(&quiet, ui, &aws, &settings).await?;
+        reaped.push(lab.name.clone());
+    }
+    match invocation.output {
+        OutputFormat::Json => print_json(&ReapReport {
+            region: region.clone(),
+            reaped,
+            kept,
+        }),
+        OutputFormat::Text => {
+            if reaped.is_empty() {
+                println!("No expired lab in {region}.");
+            } else {
+                println!(
+                    "Removed {} expired lab(s) in {region}: {}.",
+                    reaped.len(),
+                    reaped.join(", ")
+                );
+            }
+            for lab in &kept {
+                println!(
+                    "  kept lab {:?} (expires {})",
+                    lab.name,
+                    lab.expires_at.as_deref().unwrap_or("never: no expiry tag")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes an expired lab without printing its own report (reap reports).
+async fn remove_lab_quietly(
+    invocation: &Invocation,
+    ui: &Ui,
+    aws: &Aws,
+    settings: &crate::config::Settings,
+) -> Result<()> {
+    let (observed, expires_at) = observe_lab(aws, settings, ui, None).await?;
+    let ctx = lab_ctx(aws, settings, ui, &expires_at);
+    if !observed.exists() {
+        return Ok(());
+    }
+    confirm(
+        &format!("Remove expired lab {:?} and its data?", settings.name),
+        "removing an expired lab",
+        invocation.yes,
+    )?;
+    down::down(&ctx, &observed).await?;
+    Ok(())
+}

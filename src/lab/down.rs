@@ -1,0 +1,179 @@
+//! Removing seats (`lab up` with fewer seats), whole labs (`lab down`),
+//! and every expired lab of a region (`lab reap`). A lab's data goes with
+//! it: seats are for a class, not for keeping.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::aws::{ok_if, AwsResultExt};
+use crate::error::Result;
+use crate::lab::observe::Observed;
+use crate::lab::up::{terminate, wait_volumes};
+use crate::names::{ec2_tag, seat_label, MANAGED_BY, TAG_EXPIRES_AT, TAG_LAB, TAG_MANAGED_BY};
+use crate::resources::{elastic_ip, iam, Ctx};
+
+/// What `lab down` removed.
+#[derive(Debug, Default, Serialize)]
+pub struct Removed {
+    pub instances: Vec<String>,
+    pub volumes: Vec<String>,
+    pub addresses: Vec<String>,
+    pub parameters: Vec<String>,
+    pub shared: Vec<String>,
+}
+
+/// Removes the seats in `seats`: instances (one call), then their
+/// addresses, volumes and passwords.
+pub async fn remove_seats(lab: &Ctx<'_>, observed: &Observed, seats: &[u16]) -> Result<Removed> {
+    let mut removed = Removed::default();
+    let chosen: Vec<_> = seats.iter().map(|s| (*s, observed.seat(*s))).collect();
+    removed.instances = chosen
+        .iter()
+        .flat_map(|(_, s)| s.instances.iter().map(|i| i.instance.id.clone()))
+        .collect();
+    terminate(lab, &removed.instances).await?;
+    for (_, seat) in &chosen {
+        for address in &seat.addresses {
+            elastic_ip::release(lab, address).await?;
+            removed.addresses.push(address.allocation_id.clone());
+        }
+    }
+    let volumes: Vec<String> = chosen
+        .iter()
+        .flat_map(|(_, s)| s.volumes.iter().map(|v| v.id.clone()))
+        .collect();
+    // Terminated instances let go of their volumes.
+    wait_volumes(lab, &volumes, "available").await?;
+    for id in &volumes {
+        let deleted = lab.aws.ec2.delete_volume().volume_id(id).send().await;
+        ok_if("ec2:DeleteVolume", deleted, &["InvalidVolume.NotFound"])?;
+    }
+    removed.volumes = volumes;
+    removed.parameters = chosen
+        .iter()
+        .filter(|(_, s)| s.password)
+        .map(|(n, _)| {
+            format!(
+                "{}{}/root-password",
+                lab.names.parameter_prefix(),
+                seat_label(*n)
+            )
+        })
+        .collect();
+    for chunk in removed.parameters.chunks(10) {
+        let deleted = lab
+            .aws
+            .ssm
+            .delete_parameters()
+            .set_names(Some(chunk.to_vec()))
+            .send()
+            .await;
+        ok_if("ssm:DeleteParameters", deleted, &[])?;
+    }
+    let labels: Vec<String> = seats.iter().map(|s| seat_label(*s)).collect();
+    lab.ui
+        .info(&format!("removed seat(s) {}", labels.join(", ")));
+    Ok(removed)
+}
+
+/// Removes everything of the lab.
+pub async fn down(lab: &Ctx<'_>, observed: &Observed) -> Result<Removed> {
+    let strays: Vec<String> = observed
+        .unassigned
+        .iter()
+        .map(|i| i.instance.id.clone())
+        .collect();
+    terminate(lab, &strays).await?;
+    let seats: Vec<u16> = observed.seats.keys().copied().collect();
+    let mut removed = remove_seats(lab, observed, &seats).await?;
+    removed.instances.extend(strays);
+    if let Some(group) = &observed.security_group {
+        crate::down::delete_group_when_free(lab, group).await?;
+        removed.shared.push(group.id.clone());
+    }
+    if let Some(profile) = observed.profile.as_ref().filter(|p| p.owned) {
+        iam::delete_profile(lab, profile).await?;
+        removed.shared.push(profile.name.clone());
+    }
+    if let Some(role) = observed.role.as_ref().filter(|r| r.owned) {
+        iam::delete_role(lab, role).await?;
+        removed.shared.push(role.name.clone());
+    }
+    Ok(removed)
+}
+
+/// A lab found in a region by its tags.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoundLab {
+    pub name: String,
+    /// `None` when no resource of the lab says when it expires.
+    pub expires_at: Option<String>,
+}
+
+/// Every lab in the region: names from the tags of its security groups,
+/// instances and volumes (one describe each), with their expiry.
+pub async fn find_labs(ctx: &Ctx<'_>) -> Result<Vec<FoundLab>> {
+    let filters = || {
+        vec![
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag-key")
+                .values(TAG_LAB)
+                .build(),
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{TAG_MANAGED_BY}"))
+                .values(MANAGED_BY)
+                .build(),
+        ]
+    };
+    let ec2 = &ctx.aws.ec2;
+    let mut tag_sets: Vec<Vec<aws_sdk_ec2::types::Tag>> = Vec::new();
+    let groups = ec2
+        .describe_security_groups()
+        .set_filters(Some(filters()))
+        .send()
+        .await
+        .ctx("ec2:DescribeSecurityGroups")?;
+    tag_sets.extend(groups.security_groups().iter().map(|g| g.tags().to_vec()));
+    let mut pages = ec2
+        .describe_instances()
+        .set_filters(Some(filters()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ec2:DescribeInstances")?;
+        tag_sets.extend(
+            page.reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter(|i| {
+                    i.state()
+                        .and_then(|s| s.name())
+                        .is_some_and(|n| n.as_str() != "terminated")
+                })
+                .map(|i| i.tags().to_vec()),
+        );
+    }
+    let volumes = ec2
+        .describe_volumes()
+        .set_filters(Some(filters()))
+        .send()
+        .await
+        .ctx("ec2:DescribeVolumes")?;
+    tag_sets.extend(volumes.volumes().iter().map(|v| v.tags().to_vec()));
+    let mut labs: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for tags in &tag_sets {
+        let Some(name) = ec2_tag(tags, TAG_LAB) else {
+            continue;
+        };
+        let expires = ec2_tag(tags, TAG_EXPIRES_AT).map(str::to_string);
+        let entry = labs.entry(name.to_string()).or_default();
+        if entry.is_none() {
+            *entry = expires;
+        }
+    }
+    Ok(labs
+        .into_iter()
+        .map(|(name, expires_at)| FoundLab { name, expires_at })
+        .collect())
+}

@@ -1,0 +1,283 @@
+//! What a lab has in AWS, found by its tags with one describe per kind of
+//! resource for the whole lab (never one per seat), grouped by seat.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_ec2::types::InstanceLifecycleType;
+
+use crate::aws::AwsResultExt;
+use crate::error::Result;
+use crate::names::{ec2_tag, Role, TAG_EXPIRES_AT, TAG_SEAT};
+use crate::resources::data_volume::{self, Volume};
+use crate::resources::elastic_ip::Address;
+use crate::resources::iam::{ProfileState, RoleState};
+use crate::resources::instance::{self, Instance};
+use crate::resources::security_group::{self, SecurityGroup};
+use crate::resources::Ctx;
+
+/// A lab instance and what only a lab cares about.
+#[derive(Debug, Clone)]
+pub struct SeatInstance {
+    pub instance: Instance,
+    /// `spot` or `on-demand`, as EC2 reports it.
+    pub market: &'static str,
+}
+
+/// Everything that exists for one seat.
+#[derive(Debug, Clone, Default)]
+pub struct Seat {
+    /// Live instances tagged with the seat (more than one after a crash).
+    pub instances: Vec<SeatInstance>,
+    pub volumes: Vec<Volume>,
+    pub addresses: Vec<Address>,
+    pub password: bool,
+}
+
+impl Seat {
+    /// The instance the seat keeps: the one holding its volume, else the oldest.
+    pub fn primary(&self) -> Option<&SeatInstance> {
+        let holder = self.volumes.iter().find_map(|v| v.attached_to.as_deref());
+        self.instances
+            .iter()
+            .find(|i| Some(i.instance.id.as_str()) == holder)
+            .or_else(|| self.instances.first())
+    }
+
+    pub fn volume(&self) -> Option<&Volume> {
+        let primary = self.primary().map(|i| i.instance.id.as_str());
+        self.volumes
+            .iter()
+            .find(|v| v.attached_to.is_some() && v.attached_to.as_deref() == primary)
+            .or_else(|| self.volumes.iter().find(|v| v.attached_to.is_none()))
+            .or_else(|| self.volumes.first())
+    }
+
+    pub fn address(&self) -> Option<&Address> {
+        let primary = self.primary().map(|i| i.instance.id.as_str());
+        self.addresses
+            .iter()
+            .find(|a| a.instance_id.is_some() && a.instance_id.as_deref() == primary)
+            .or_else(|| self.addresses.first())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+            && self.volumes.is_empty()
+            && self.addresses.is_empty()
+            && !self.password
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub security_group: Option<SecurityGroup>,
+    pub role: Option<RoleState>,
+    pub profile: Option<ProfileState>,
+    pub seats: BTreeMap<u16, Seat>,
+    /// Live lab instances without a seat tag: launched, then interrupted
+    /// before glbox could tag them. They are given to seats that need one.
+    pub unassigned: Vec<SeatInstance>,
+    /// Every lab instance EC2 still lists, terminated ones included (they
+    /// feed the launch token, so a relaunch is never mistaken for a retry).
+    pub seen_instances: Vec<String>,
+    /// The lab's expiry, from the first resource that carries it.
+    pub expires_at: Option<String>,
+}
+
+impl Observed {
+    pub fn exists(&self) -> bool {
+        self.security_group.is_some()
+            || self.role.is_some()
+            || self.profile.is_some()
+            || !self.unassigned.is_empty()
+            || self.seats.values().any(|s| !s.is_empty())
+    }
+
+    pub fn seat(&self, seat: u16) -> Seat {
+        self.seats.get(&seat).cloned().unwrap_or_default()
+    }
+}
+
+fn seat_of(tags: &[aws_sdk_ec2::types::Tag]) -> Option<u16> {
+    ec2_tag(tags, TAG_SEAT).and_then(|s| s.parse().ok())
+}
+
+/// Observes the lab `ctx` names (a lab context, see `lab::lab_ctx`).
+pub async fn observe(ctx: &Ctx<'_>, policy: &serde_json::Value) -> Result<Observed> {
+    let (security_group, role, profile, instances, volumes, addresses, passwords) = tokio::try_join!(
+        security_group::observe(ctx),
+        crate::resources::iam::observe_role(ctx, policy),
+        crate::resources::iam::observe_profile(ctx),
+        describe_instances(ctx),
+        describe_volumes(ctx),
+        describe_addresses(ctx),
+        password_seats(ctx),
+    )?;
+    let mut observed = Observed {
+        expires_at: security_group.as_ref().and_then(|g| g.expires_at.clone()),
+        security_group,
+        role,
+        profile,
+        ..Observed::default()
+    };
+    for (seat, instance, expires_at) in instances {
+        observed.seen_instances.push(instance.instance.id.clone());
+        observed.expires_at = observed.expires_at.take().or(expires_at);
+        if !instance.instance.is_live() {
+            continue;
+        }
+        match seat {
+            Some(seat) => observed
+                .seats
+                .entry(seat)
+                .or_default()
+                .instances
+                .push(instance),
+            None => observed.unassigned.push(instance),
+        }
+    }
+    for (seat, volume) in volumes {
+        observed.seats.entry(seat).or_default().volumes.push(volume);
+    }
+    for (seat, address) in addresses {
+        observed
+            .seats
+            .entry(seat)
+            .or_default()
+            .addresses
+            .push(address);
+    }
+    for seat in passwords {
+        observed.seats.entry(seat).or_default().password = true;
+    }
+    Ok(observed)
+}
+
+type Tagged<T> = Vec<(u16, T)>;
+
+async fn describe_instances(
+    ctx: &Ctx<'_>,
+) -> Result<Vec<(Option<u16>, SeatInstance, Option<String>)>> {
+    let mut pages = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .set_filters(Some(ctx.names.owned_filters(Role::Instance)))
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ec2:DescribeInstances")?;
+        for sdk in page.reservations().iter().flat_map(|r| r.instances()) {
+            let market = match sdk.instance_lifecycle() {
+                Some(InstanceLifecycleType::Spot) => "spot",
+                _ => "on-demand",
+            };
+            let seat_instance = SeatInstance {
+                instance: instance::from_sdk(sdk),
+                market,
+            };
+            let expires_at = ec2_tag(sdk.tags(), TAG_EXPIRES_AT).map(str::to_string);
+            found.push((seat_of(sdk.tags()), seat_instance, expires_at));
+        }
+    }
+    found.sort_by(|a, b| {
+        let key = |i: &Instance| (i.launch_time, i.id.clone());
+        key(&a.1.instance).cmp(&key(&b.1.instance))
+    });
+    Ok(found)
+}
+
+async fn describe_volumes(ctx: &Ctx<'_>) -> Result<Tagged<Volume>> {
+    let mut pages = ctx
+        .aws
+        .ec2
+        .describe_volumes()
+        .set_filters(Some(ctx.names.owned_filters(Role::DataVolume)))
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ec2:DescribeVolumes")?;
+        for sdk in page.volumes() {
+            if let Some(seat) = seat_of(sdk.tags()) {
+                found.push((seat, data_volume::from_sdk(sdk)));
+            }
+        }
+    }
+    found.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+    Ok(found)
+}
+
+async fn describe_addresses(ctx: &Ctx<'_>) -> Result<Tagged<Address>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_addresses()
+        .set_filters(Some(ctx.names.owned_filters(Role::ElasticIp)))
+        .send()
+        .await
+        .ctx("ec2:DescribeAddresses")?;
+    let mut found: Tagged<Address> = out
+        .addresses()
+        .iter()
+        .filter_map(|a| {
+            let seat = seat_of(a.tags())?;
+            Some((
+                seat,
+                Address {
+                    allocation_id: a.allocation_id().unwrap_or_default().to_string(),
+                    public_ip: a.public_ip().unwrap_or_default().to_string(),
+                    association_id: a.association_id().map(str::to_string),
+                    instance_id: a
+                        .instance_id()
+                        .filter(|i| !i.is_empty())
+                        .map(str::to_string),
+                },
+            ))
+        })
+        .collect();
+    found.sort_by(|a, b| (a.0, &a.1.allocation_id).cmp(&(b.0, &b.1.allocation_id)));
+    Ok(found)
+}
+
+/// The seats whose root password parameter exists (values are not read).
+/// DescribeParameters pages 50 names at a time (GetParametersByPath: 10).
+async fn password_seats(ctx: &Ctx<'_>) -> Result<BTreeSet<u16>> {
+    let prefix = ctx.names.parameter_prefix();
+    let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+        .key("Path")
+        .option("Recursive")
+        .values(prefix.trim_end_matches('/'))
+        .build()
+        .expect("key is set");
+    let mut pages = ctx
+        .aws
+        .ssm
+        .describe_parameters()
+        .parameter_filters(filter)
+        .max_results(50)
+        .into_paginator()
+        .send();
+    let mut seats = BTreeSet::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ssm:DescribeParameters")?;
+        seats.extend(
+            page.parameters()
+                .iter()
+                .filter_map(|p| p.name())
+                .filter_map(|name| seat_of_parameter(&prefix, name)),
+        );
+    }
+    Ok(seats)
+}
+
+/// `/glbox-lab/<lab>/s07/root-password` → 7.
+pub fn seat_of_parameter(prefix: &str, name: &str) -> Option<u16> {
+    let rest = name.strip_prefix(prefix)?;
+    let (label, leaf) = rest.split_once('/')?;
+    if leaf != "root-password" {
+        return None;
+    }
+    label.strip_prefix('s')?.parse().ok()
+}

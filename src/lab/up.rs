@@ -1,0 +1,575 @@
+//! `glbox lab up`: carries out a lab plan. Shared resources first (a
+//! failure there stops everything), then each kind of per-seat work for
+//! all seats at once. A seat that fails is set aside with its reason and
+//! the others go on; a re-run retries only what is still missing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_ec2::types::{DomainType, ResourceType};
+use futures_util::stream::{self, StreamExt};
+
+use crate::aws::{ok_if, AwsResultExt};
+use crate::checkpoint::reached;
+use crate::error::{Error, Result};
+use crate::lab::launch::{self, Request};
+use crate::lab::observe::{self, Observed};
+use crate::lab::plan::{LabPlan, Work};
+use crate::lab::{seat_ctx, LabSettings, CALLS_IN_FLIGHT};
+use crate::names::{seat_label, Role};
+use crate::resources::{data_volume, iam, instance, security_group, Ctx};
+use crate::wait::{self, Poll};
+
+const STATE_WAIT: Duration = Duration::from_secs(900);
+
+/// Seat → why it is not complete.
+pub type Failures = BTreeMap<u16, String>;
+
+/// The outcome of each seat's health check (bootstrapped seats only).
+pub type Health = BTreeMap<u16, crate::verify::Report>;
+
+/// Runs `work` for each seat, `limit` at a time; failures are recorded
+/// against the seat, successes returned.
+async fn each_seat<T, F, Fut>(
+    seats: Vec<u16>,
+    limit: usize,
+    failed: &mut Failures,
+    work: F,
+) -> BTreeMap<u16, T>
+where
+    F: Fn(u16) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let results: Vec<(u16, Result<T>)> = stream::iter(seats)
+        .map(|seat| {
+            let run = work(seat);
+            async move { (seat, run.await) }
+        })
+        .buffer_unordered(limit)
+        .collect()
+        .await;
+    let mut done = BTreeMap::new();
+    for (seat, result) in results {
+        match result {
+            Ok(value) => {
+                done.insert(seat, value);
+            }
+            Err(e) => {
+                failed.insert(seat, e.to_string());
+            }
+        }
+    }
+    done
+}
+
+/// The seats that need `wanted` and have not failed yet.
+fn pending(plan: &LabPlan, failed: &Failures, wanted: impl Fn(&Work) -> bool + Copy) -> Vec<u16> {
+    plan.seats_needing(wanted)
+        .into_iter()
+        .filter(|s| !failed.contains_key(s))
+        .collect()
+}
+
+pub async fn apply(
+    lab: &Ctx<'_>,
+    settings: &LabSettings,
+    plan: &LabPlan,
+    observed: &Observed,
+) -> Result<Failures> {
+    let expires_at = plan.expires_at.as_str();
+    let group = security_group::apply(lab, &plan.security_group, &plan.placement.vpc_id).await?;
+    let policy = iam::parameters_policy(lab);
+    let role_created = iam::apply_role(lab, &plan.role, &policy).await?;
+    let profile_changed = iam::apply_profile(lab, &plan.profile).await?;
+    reached("lab-shared").await?;
+    if !plan.remove.is_empty() {
+        crate::lab::down::remove_seats(lab, observed, &plan.remove).await?;
+    }
+    terminate_extras(lab, plan).await?;
+    let mut failed = Failures::new();
+
+    let seats = pending(plan, &failed, |w| *w == Work::Password);
+    each_seat(seats, CALLS_IN_FLIGHT, &mut failed, |seat| async move {
+        let ctx = seat_ctx(lab, seat, expires_at);
+        crate::resources::parameters::apply(&ctx, &crate::resources::parameters::Change::Create)
+            .await
+    })
+    .await;
+
+    let zone = plan.placement.availability_zone.as_str();
+    let seats = pending(plan, &failed, |w| *w == Work::Volume);
+    let new_volumes = each_seat(seats, CALLS_IN_FLIGHT, &mut failed, |seat| async move {
+        data_volume::create(&seat_ctx(lab, seat, expires_at), zone).await
+    })
+    .await;
+    reached("lab-volumes").await?;
+
+    let adopted = adopt(lab, plan, &mut failed).await;
+    let launched = launch_missing(
+        lab,
+        settings,
+        plan,
+        &group,
+        role_created || profile_changed,
+        &mut failed,
+    )
+    .await;
+    reached("lab-instances").await?;
+
+    start_stopped(lab, plan, &failed).await?;
+    // Every seat's instance and volume, as they are now planned to be.
+    let mut instance_of: BTreeMap<u16, String> = BTreeMap::new();
+    let mut volume_of: BTreeMap<u16, String> = BTreeMap::new();
+    for seat in 1..=settings.seats {
+        let current = observed.seat(seat);
+        if let Some(primary) = current.primary() {
+            instance_of.insert(seat, primary.instance.id.clone());
+        }
+        if let Some(volume) = current.volume() {
+            volume_of.insert(seat, volume.id.clone());
+        }
+    }
+    instance_of.extend(adopted);
+    instance_of.extend(launched);
+    volume_of.extend(new_volumes);
+    let to_attach: Vec<u16> = pending(plan, &failed, |w| *w == Work::Attach)
+        .into_iter()
+        .filter(|s| instance_of.contains_key(s) && volume_of.contains_key(s))
+        .collect();
+    let waited_instances: Vec<String> = to_attach
+        .iter()
+        .chain(pending(plan, &failed, |w| *w == Work::Associate).iter())
+        .filter_map(|s| instance_of.get(s).cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    wait_instances(lab, &waited_instances, "running").await?;
+    let volumes: Vec<String> = to_attach
+        .iter()
+        .filter_map(|s| volume_of.get(s).cloned())
+        .collect();
+    wait_volumes(lab, &volumes, "available").await?;
+    let attached = each_seat(to_attach, CALLS_IN_FLIGHT, &mut failed, |seat| {
+        let volume = volume_of[&seat].clone();
+        let instance = instance_of[&seat].clone();
+        async move { attach(lab, &volume, &instance).await.map(|()| volume) }
+    })
+    .await;
+    let attached: Vec<String> = attached.into_values().collect();
+    wait_volumes(lab, &attached, "in-use").await?;
+    reached("lab-volumes-attached").await?;
+
+    release_extra_addresses(lab, plan, observed).await?;
+    let seats = pending(plan, &failed, |w| *w == Work::Address);
+    let allocations = each_seat(seats, CALLS_IN_FLIGHT, &mut failed, |seat| async move {
+        allocate(&seat_ctx(lab, seat, expires_at)).await
+    })
+    .await;
+    let seats: Vec<u16> = pending(plan, &failed, |w| *w == Work::Associate)
+        .into_iter()
+        .filter(|s| instance_of.contains_key(s))
+        .collect();
+    each_seat(seats, CALLS_IN_FLIGHT, &mut failed, |seat| {
+        let allocation = allocations.get(&seat).cloned().or_else(|| {
+            observed
+                .seat(seat)
+                .address()
+                .map(|a| a.allocation_id.clone())
+        });
+        let instance = instance_of[&seat].clone();
+        async move {
+            let allocation = allocation.ok_or_else(|| {
+                Error::Refused(format!(
+                    "seat {} has no Elastic IP to associate",
+                    seat_label(seat)
+                ))
+            })?;
+            associate(lab, &allocation, &instance).await
+        }
+    })
+    .await;
+    reached("lab-addresses").await?;
+    for seat in plan.seats.iter().map(|s| s.seat) {
+        if !instance_of.contains_key(&seat) && !failed.contains_key(&seat) {
+            failed.insert(seat, "no instance could be launched for it".into());
+        }
+    }
+    Ok(failed)
+}
+
+/// Duplicates of a seat and strays: one TerminateInstances for all, then
+/// one wait (their volumes and addresses must be free for the seats).
+async fn terminate_extras(lab: &Ctx<'_>, plan: &LabPlan) -> Result<()> {
+    let mut ids: Vec<String> = plan.stray.clone();
+    for seat in &plan.seats {
+        for work in &seat.work {
+            if let Work::TerminateDuplicate { instance_id } = work {
+                ids.push(instance_id.clone());
+            }
+        }
+    }
+    terminate(lab, &ids).await
+}
+
+/// Terminates `ids` in one call and waits until all are gone.
+pub async fn terminate(lab: &Ctx<'_>, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    for chunk in ids.chunks(500) {
+        let sent = lab
+            .aws
+            .ec2
+            .terminate_instances()
+            .set_instance_ids(Some(chunk.to_vec()))
+            .send()
+            .await;
+        ok_if(
+            "ec2:TerminateInstances",
+            sent,
+            &["InvalidInstanceID.NotFound"],
+        )?;
+    }
+    lab.ui.info(&format!(
+        "terminating {} instance(s): {}",
+        ids.len(),
+        ids.join(", ")
+    ));
+    wait_instances(lab, ids, "terminated").await
+}
+
+/// Untagged lab instances become the seats that need one.
+async fn adopt(lab: &Ctx<'_>, plan: &LabPlan, failed: &mut Failures) -> BTreeMap<u16, String> {
+    let mut adoptions = BTreeMap::new();
+    for seat in &plan.seats {
+        for work in &seat.work {
+            if let Work::Adopt { instance_id } = work {
+                adoptions.insert(seat.seat, instance_id.clone());
+            }
+        }
+    }
+    let seats: Vec<u16> = adoptions.keys().copied().collect();
+    let adoptions = &adoptions;
+    each_seat(seats, CALLS_IN_FLIGHT, failed, |seat| async move {
+        let id = adoptions[&seat].clone();
+        launch::tag_seat(lab, &id, seat).await?;
+        lab.ui
+            .info(&format!("{}: took over instance {id}", seat_label(seat)));
+        Ok(id)
+    })
+    .await
+}
+
+async fn launch_missing(
+    lab: &Ctx<'_>,
+    settings: &LabSettings,
+    plan: &LabPlan,
+    security_group: &str,
+    fresh_profile: bool,
+    failed: &mut Failures,
+) -> BTreeMap<u16, String> {
+    let seats = pending(plan, failed, |w| *w == Work::Launch);
+    if seats.is_empty() {
+        return BTreeMap::new();
+    }
+    let seen: Vec<instance::Instance> = Vec::new();
+    let spec = match instance::resolve_launch(lab, &plan.placement, &seen, None).await {
+        Ok(spec) => spec,
+        Err(e) => {
+            for seat in seats {
+                failed.insert(seat, e.to_string());
+            }
+            return BTreeMap::new();
+        }
+    };
+    let spec = instance::LaunchSpec {
+        seen: plan.seen_instances.clone(),
+        ..spec
+    };
+    let request = Request {
+        spec: &spec,
+        security_group,
+        fresh_profile,
+        spot: settings.spot,
+    };
+    let outcome = launch::launch(lab, &request, &seats).await;
+    for note in &outcome.notes {
+        lab.ui.warn(note);
+    }
+    failed.extend(outcome.failed);
+    outcome.launched
+}
+
+/// Stopped seats: one StartInstances for all.
+async fn start_stopped(lab: &Ctx<'_>, plan: &LabPlan, failed: &Failures) -> Result<()> {
+    let ids: Vec<String> = plan
+        .seats
+        .iter()
+        .filter(|s| !failed.contains_key(&s.seat))
+        .flat_map(|s| s.work.iter())
+        .filter_map(|w| match w {
+            Work::Start { instance_id } => Some(instance_id.clone()),
+            _ => None,
+        })
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    // A stopping instance must finish stopping before it can start.
+    wait_instances(lab, &ids, "stopped").await?;
+    lab.aws
+        .ec2
+        .start_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .ctx("ec2:StartInstances")?;
+    lab.ui.info(&format!("started {} instance(s)", ids.len()));
+    Ok(())
+}
+
+/// Waits until every instance in `ids` is `state`: one DescribeInstances
+/// per poll for all of them.
+pub async fn wait_instances(lab: &Ctx<'_>, ids: &[String], state: &str) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let what = format!("{} instance(s) to be {state}", ids.len());
+    wait::until(lab.ui, &what, STATE_WAIT, || async {
+        let mut states: BTreeMap<String, String> = BTreeMap::new();
+        for chunk in ids.chunks(500) {
+            let mut pages = lab
+                .aws
+                .ec2
+                .describe_instances()
+                .set_instance_ids(Some(chunk.to_vec()))
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    // Just launched: briefly unknown to Describe.
+                    Err(e) if crate::aws::has_code(&e, "InvalidInstanceID.NotFound") => {
+                        return Ok(Poll::Pending("not visible yet".into()))
+                    }
+                    other => other.ctx("ec2:DescribeInstances")?,
+                };
+                for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let i = instance::from_sdk(i);
+                    states.insert(i.id, i.state);
+                }
+            }
+        }
+        let lost: Vec<&String> = ids
+            .iter()
+            .filter(|id| state != "terminated" && states.get(*id).map(String::as_str) == Some("terminated"))
+            .collect();
+        if !lost.is_empty() {
+            return Err(Error::Refused(format!(
+                "instance(s) {} terminated while glbox waited for them to be {state}\n  fix: look at their state reason in the EC2 console, then re-run glbox lab up",
+                lost.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let ready = ids
+            .iter()
+            .filter(|id| states.get(*id).map(String::as_str) == Some(state))
+            .count();
+        if ready == ids.len() {
+            Ok(Poll::Ready(()))
+        } else {
+            Ok(Poll::Pending(format!("{ready} of {} {state}", ids.len())))
+        }
+    })
+    .await
+}
+
+/// Waits until every volume in `ids` is `state`, one DescribeVolumes a poll.
+pub async fn wait_volumes(lab: &Ctx<'_>, ids: &[String], state: &str) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let what = format!("{} volume(s) to be {state}", ids.len());
+    wait::until(lab.ui, &what, STATE_WAIT, || async {
+        let mut ready = 0;
+        for chunk in ids.chunks(500) {
+            let out = lab
+                .aws
+                .ec2
+                .describe_volumes()
+                .set_volume_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .ctx("ec2:DescribeVolumes")?;
+            ready += out
+                .volumes()
+                .iter()
+                .filter(|v| v.state().is_some_and(|s| s.as_str() == state))
+                .count();
+        }
+        if ready == ids.len() {
+            Ok(Poll::Ready(()))
+        } else {
+            Ok(Poll::Pending(format!("{ready} of {} {state}", ids.len())))
+        }
+    })
+    .await
+}
+
+async fn attach(lab: &Ctx<'_>, volume: &str, instance: &str) -> Result<()> {
+    let sent = lab
+        .aws
+        .ec2
+        .attach_volume()
+        .volume_id(volume)
+        .instance_id(instance)
+        .device(data_volume::DEVICE)
+        .send()
+        .await;
+    // Already attached there: a retried call whose first answer was lost.
+    ok_if("ec2:AttachVolume", sent, &["VolumeInUse"])?;
+    lab.ui.detail(&format!("attaching {volume} to {instance}"));
+    Ok(())
+}
+
+/// Addresses a seat holds beyond the one it keeps (a lost AllocateAddress
+/// answer), or all of them with `elastic_ip = false`: they cost money.
+async fn release_extra_addresses(lab: &Ctx<'_>, plan: &LabPlan, observed: &Observed) -> Result<()> {
+    for seat in &plan.seats {
+        for work in &seat.work {
+            if let Work::Release { allocation_id } = work {
+                let address = observed
+                    .seat(seat.seat)
+                    .addresses
+                    .into_iter()
+                    .find(|a| &a.allocation_id == allocation_id);
+                if let Some(address) = address {
+                    crate::resources::elastic_ip::release(lab, &address).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn allocate(seat: &Ctx<'_>) -> Result<String> {
+    let out = seat
+        .aws
+        .ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .tag_specifications(
+            seat.names
+                .tag_spec(ResourceType::ElasticIp, Role::ElasticIp),
+        )
+        .send()
+        .await
+        .ctx("ec2:AllocateAddress")?;
+    seat.ui.detail(&format!(
+        "allocated Elastic IP {} for {}",
+        out.public_ip().unwrap_or_default(),
+        seat.names.base()
+    ));
+    Ok(out.allocation_id().unwrap_or_default().to_string())
+}
+
+async fn associate(lab: &Ctx<'_>, allocation: &str, instance: &str) -> Result<()> {
+    lab.aws
+        .ec2
+        .associate_address()
+        .allocation_id(allocation)
+        .instance_id(instance)
+        // The seat's own address, moving onto the seat's (new) instance.
+        .allow_reassociation(true)
+        .send()
+        .await
+        .ctx("ec2:AssociateAddress")?;
+    Ok(())
+}
+
+/// Bootstraps, then checks, the seats that need it, `concurrency` at a
+/// time, against a fresh observation (new instances have addresses now).
+pub async fn bootstrap_seats(
+    lab: &Ctx<'_>,
+    settings: &LabSettings,
+    plan: &LabPlan,
+    failed: &mut Failures,
+) -> Result<Health> {
+    let seats = pending(plan, failed, |w| matches!(w, Work::Bootstrap { .. }));
+    if seats.is_empty() {
+        return Ok(Health::new());
+    }
+    let now = observe::observe(lab, &iam::parameters_policy(lab)).await?;
+    let now = &now;
+    let expires_at = plan.expires_at.as_str();
+    lab.ui.info(&format!(
+        "installing GitLab on {} seat(s), {} at a time",
+        seats.len(),
+        settings.concurrency
+    ));
+    let reports = each_seat(seats, settings.concurrency, failed, |number| async move {
+        let ctx = seat_ctx(lab, number, expires_at);
+        let seat = now.seat(number);
+        let missing =
+            |what: &str| Error::Refused(format!("{} has no {what} yet", seat_label(number)));
+        let instance = seat
+            .primary()
+            .ok_or_else(|| missing("instance"))?
+            .instance
+            .clone();
+        let volume = seat
+            .volume()
+            .ok_or_else(|| missing("data volume"))?
+            .id
+            .clone();
+        let url = crate::lab::plan::seat_url(lab, &seat).ok_or_else(|| missing("address"))?;
+        let address = seat
+            .address()
+            .map(|a| a.public_ip.clone())
+            .or_else(|| instance.public_ip.clone());
+        let parameter = crate::resources::parameters::root_password_name(&ctx);
+        let target = crate::bootstrap::Target {
+            data_volume_id: &volume,
+            external_url: &url,
+            smtp_username: None,
+            root_password_parameter: &parameter,
+        };
+        crate::bootstrap::apply(&ctx, &instance, address.as_deref(), &target).await?;
+        let transport =
+            crate::remote::Transport::for_instance(&ctx, &instance.id, address.as_deref()).await?;
+        let report = crate::verify::run(
+            &ctx,
+            &transport,
+            &url,
+            ctx.settings.verify_timeout,
+            false,
+            None,
+        )
+        .await?;
+        lab.ui.info(&format!(
+            "{}: GitLab {}",
+            seat_label(number),
+            if report.healthy {
+                "is healthy"
+            } else {
+                "is NOT healthy"
+            }
+        ));
+        Ok(report)
+    })
+    .await;
+    for (seat, report) in &reports {
+        if !report.healthy {
+            let wrong: Vec<&str> = report
+                .checks
+                .iter()
+                .filter(|c| c.status == crate::verify::Status::Fail)
+                .map(|c| c.name)
+                .collect();
+            failed.insert(
+                *seat,
+                format!("GitLab is not healthy ({})", wrong.join(", ")),
+            );
+        }
+    }
+    Ok(reports)
+}
