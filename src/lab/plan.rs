@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::bootstrap;
 use crate::error::Result;
-use crate::lab::observe::{Observed, Seat};
+use crate::lab::observe::{Observed, Seat, SeatInstance};
 use crate::lab::LabSettings;
 use crate::names::seat_label;
 use crate::resources::placement::{self, Placement};
@@ -262,16 +262,16 @@ pub fn seat_url(ctx: &Ctx<'_>, seat: &Seat) -> Option<String> {
     crate::gitlab_rb::external_url(ctx.settings, address, host.as_deref())
 }
 
-/// The work seat `number` needs; `adopt` is an untagged instance it may take.
+/// The work seat `number` needs. An adopted instance is already among the
+/// seat's instances, its `Adopt` work in `work`.
 pub fn seat_work(
     lab: &Ctx<'_>,
     expires_at: &str,
     number: u16,
     seat: &Seat,
-    adopt: &mut Vec<String>,
+    mut work: Vec<Work>,
     with_bootstrap: bool,
 ) -> Vec<Work> {
-    let mut work = Vec::new();
     let primary = seat.primary().map(|i| i.instance.clone());
     for duplicate in &seat.instances {
         if Some(&duplicate.instance.id) != primary.as_ref().map(|p| &p.id) {
@@ -288,10 +288,7 @@ pub fn seat_work(
         work.push(Work::Volume);
     }
     match &primary {
-        None => match adopt.pop() {
-            Some(instance_id) => work.push(Work::Adopt { instance_id }),
-            None => work.push(Work::Launch),
-        },
+        None => work.push(Work::Launch),
         Some(instance) if matches!(instance.state.as_str(), "stopped" | "stopping") => {
             work.push(Work::Start {
                 instance_id: instance.id.clone(),
@@ -343,7 +340,7 @@ fn bootstrap_reason(
     let changes_script = work.iter().any(|w| {
         matches!(
             w,
-            Work::Volume | Work::Launch | Work::Adopt { .. } | Work::Address | Work::Associate
+            Work::Volume | Work::Launch | Work::Address | Work::Associate
         )
     });
     let instance = seat.primary().map(|i| &i.instance);
@@ -368,6 +365,44 @@ fn bootstrap_reason(
     }
 }
 
+/// Gives the lab's unseated instances (a launch whose seat tags were never
+/// written) to seats without one: first to the seat whose data volume an
+/// instance holds, then in seat order. Returns each seat (adopted instance
+/// included) with its `Adopt` work, and the instances no seat needs.
+fn adopt_unseated(
+    observed: &Observed,
+    seats: u16,
+) -> (
+    std::collections::BTreeMap<u16, (Seat, Vec<Work>)>,
+    Vec<String>,
+) {
+    let mut unseated = observed.unassigned.clone();
+    let mut result: std::collections::BTreeMap<u16, (Seat, Vec<Work>)> = (1..=seats)
+        .map(|n| (n, (observed.seat(n), Vec::new())))
+        .collect();
+    fn give(unseated: &mut Vec<SeatInstance>, seat: &mut Seat, work: &mut Vec<Work>, index: usize) {
+        let instance = unseated.remove(index);
+        work.push(Work::Adopt {
+            instance_id: instance.instance.id.clone(),
+        });
+        seat.instances.push(instance);
+    }
+    for (seat, work) in result.values_mut() {
+        let held = seat.volumes.iter().find_map(|v| v.attached_to.clone());
+        let index = held.and_then(|h| unseated.iter().position(|i| i.instance.id == h));
+        if let (true, Some(index)) = (seat.instances.is_empty(), index) {
+            give(&mut unseated, seat, work, index);
+        }
+    }
+    for (seat, work) in result.values_mut() {
+        if seat.instances.is_empty() && !unseated.is_empty() {
+            give(&mut unseated, seat, work, 0);
+        }
+    }
+    let stray = unseated.into_iter().map(|i| i.instance.id).collect();
+    (result, stray)
+}
+
 /// The whole plan, from one observation.
 pub async fn make(
     lab_ctx: &Ctx<'_>,
@@ -376,23 +411,11 @@ pub async fn make(
     expires_at: &str,
     with_bootstrap: bool,
 ) -> Result<LabPlan> {
-    let mut adopt: Vec<String> = observed
-        .unassigned
-        .iter()
-        .rev()
-        .map(|i| i.instance.id.clone())
-        .collect();
+    let (mut seats_now, stray) = adopt_unseated(observed, lab.seats);
     let mut seats = Vec::new();
     for number in 1..=lab.seats {
-        let seat = observed.seat(number);
-        let work = seat_work(
-            lab_ctx,
-            expires_at,
-            number,
-            &seat,
-            &mut adopt,
-            with_bootstrap,
-        );
+        let (seat, adopted) = seats_now.remove(&number).unwrap_or_default();
+        let work = seat_work(lab_ctx, expires_at, number, &seat, adopted, with_bootstrap);
         if !work.is_empty() {
             seats.push(SeatPlan { seat: number, work });
         }
@@ -409,7 +432,7 @@ pub async fn make(
         profile: iam::diff_profile(&lab_ctx.names.iam_name(), observed.profile.as_ref()),
         seats,
         remove,
-        stray: adopt,
+        stray,
         placement: placement(lab_ctx, observed).await?,
         expires_at: expires_at.to_string(),
         seen_instances: observed.seen_instances.clone(),

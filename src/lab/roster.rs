@@ -39,7 +39,9 @@ fn state_of(
     health: Option<&crate::verify::Report>,
 ) -> String {
     if let Some(reason) = failure {
-        return format!("failed: {reason}");
+        // One line in the roster; the whole reason is in glbox's output.
+        let first = reason.lines().next().unwrap_or_default();
+        return format!("failed: {first}");
     }
     let Some(primary) = seat.primary() else {
         return "missing: no instance".into();

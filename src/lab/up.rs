@@ -86,7 +86,7 @@ pub async fn apply(
     if !plan.remove.is_empty() {
         crate::lab::down::remove_seats(lab, observed, &plan.remove).await?;
     }
-    terminate_extras(lab, plan).await?;
+    let doomed = terminate_extras(lab, plan).await?;
     let mut failed = Failures::new();
 
     let seats = pending(plan, &failed, |w| *w == Work::Password);
@@ -137,6 +137,7 @@ pub async fn apply(
         .into_iter()
         .filter(|s| instance_of.contains_key(s) && volume_of.contains_key(s))
         .collect();
+    let to_attach = free_to_attach(observed, &doomed, to_attach, &mut failed);
     let waited_instances: Vec<String> = to_attach
         .iter()
         .chain(pending(plan, &failed, |w| *w == Work::Associate).iter())
@@ -198,9 +199,44 @@ pub async fn apply(
     Ok(failed)
 }
 
+/// Seats whose volume another live lab instance (not being terminated)
+/// holds cannot be attached: waiting would never end. They fail, said.
+fn free_to_attach(
+    observed: &Observed,
+    doomed: &BTreeSet<String>,
+    seats: Vec<u16>,
+    failed: &mut Failures,
+) -> Vec<u16> {
+    let live: BTreeSet<&str> = observed
+        .seats
+        .values()
+        .flat_map(|s| s.instances.iter())
+        .chain(observed.unassigned.iter())
+        .map(|i| i.instance.id.as_str())
+        .collect();
+    seats
+        .into_iter()
+        .filter(|number| {
+            let seat = observed.seat(*number);
+            let holder = seat.volume().and_then(|v| v.attached_to.clone());
+            match holder {
+                Some(holder) if live.contains(holder.as_str()) && !doomed.contains(&holder) => {
+                    failed.insert(
+                        *number,
+                        format!("its data volume is attached to {holder}, another lab instance: detach it, then re-run glbox lab up"),
+                    );
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect()
+}
+
 /// Duplicates of a seat and strays: one TerminateInstances for all, then
 /// one wait (their volumes and addresses must be free for the seats).
-async fn terminate_extras(lab: &Ctx<'_>, plan: &LabPlan) -> Result<()> {
+/// Returns the ids terminated.
+async fn terminate_extras(lab: &Ctx<'_>, plan: &LabPlan) -> Result<BTreeSet<String>> {
     let mut ids: Vec<String> = plan.stray.clone();
     for seat in &plan.seats {
         for work in &seat.work {
@@ -209,7 +245,8 @@ async fn terminate_extras(lab: &Ctx<'_>, plan: &LabPlan) -> Result<()> {
             }
         }
     }
-    terminate(lab, &ids).await
+    terminate(lab, &ids).await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// Terminates `ids` in one call and waits until all are gone.

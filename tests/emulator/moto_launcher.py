@@ -400,6 +400,22 @@ def add_robust_model_data():
 CLIENT_TOKENS = {}
 
 
+def add_serial_recording():
+    """Gap: the request recorder appends each request from the thread that
+    serves it, unlocked; concurrent requests (a lab's) interleave their
+    lines. Record one request at a time."""
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    original = Recorder._record_request
+    lock = threading.Lock()
+
+    def record_request(self, *args, **kwargs):
+        with lock:
+            return original(self, *args, **kwargs)
+
+    Recorder._record_request = record_request
+
+
 SPOT_LAUNCHED = {}
 
 
@@ -534,6 +550,7 @@ def main():
     add_user_delete_conflict()
     add_route53_zone_ids()
     add_robust_model_data()
+    add_serial_recording()
     # Before the client tokens, which wrap whatever run_instances is then.
     add_instance_counts()
     add_client_tokens()
