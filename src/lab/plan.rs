@@ -365,6 +365,9 @@ fn bootstrap_reason(
     }
 }
 
+/// Each seat with the work its adoption needs.
+type SeatsWithWork = std::collections::BTreeMap<u16, (Seat, Vec<Work>)>;
+
 /// Gives the lab's unseated instances (a launch whose seat tags were never
 /// written) to seats without one: first to the seat whose data volume an
 /// instance holds, then in seat order. Returns each seat (adopted instance
@@ -372,12 +375,9 @@ fn bootstrap_reason(
 fn adopt_unseated(
     observed: &Observed,
     seats: u16,
-) -> (
-    std::collections::BTreeMap<u16, (Seat, Vec<Work>)>,
-    Vec<String>,
-) {
+) -> (SeatsWithWork, Vec<String>) {
     let mut unseated = observed.unassigned.clone();
-    let mut result: std::collections::BTreeMap<u16, (Seat, Vec<Work>)> = (1..=seats)
+    let mut result: SeatsWithWork = (1..=seats)
         .map(|n| (n, (observed.seat(n), Vec::new())))
         .collect();
     fn give(unseated: &mut Vec<SeatInstance>, seat: &mut Seat, work: &mut Vec<Work>, index: usize) {
