@@ -360,11 +360,26 @@ async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat, with_bootstrap: bool) -> 
     let observed = plan::observe(ctx).await?;
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
     let report = plan.report(ctx, &observed);
+    let cost = crate::cost::estimate(ctx.settings);
     match output {
-        OutputFormat::Json => print_json(&report),
-        OutputFormat::Text => print_plan(&report),
+        OutputFormat::Json => print_json(&PlanOutput {
+            plan: &report,
+            cost,
+        }),
+        OutputFormat::Text => {
+            print_plan(&report);
+            print!("{}", cost.table());
+        }
     }
     Ok(())
+}
+
+/// `plan --output json`: the plan's keys, plus the cost estimate.
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    #[serde(flatten)]
+    plan: &'a plan::PlanReport,
+    cost: crate::cost::Estimate,
 }
 
 /// Asks before changing anything, unless `--yes`. Without a terminal to ask
@@ -553,6 +568,10 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
                 );
             }
             println!("  shell:       {}", shell_command(ctx, &applied));
+            println!(
+                "  cost:        {} (glbox plan itemizes it)",
+                crate::cost::estimate(ctx.settings).monthly_summary()
+            );
             if let Some(report) = &verify_report {
                 print!("{}", crate::verify::table(report));
             }

@@ -14,6 +14,7 @@ pub mod caller_ip;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod doctor;
 pub mod down;
 pub mod email;
