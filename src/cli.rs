@@ -1,7 +1,6 @@
 //! The command line: parse, load settings (no AWS call before they are
 //! valid), then plan / up / status / down.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -18,6 +17,7 @@ use crate::{apply, caller_ip, status};
 
 const EXAMPLES: &str = "\
 Examples:
+  glbox init                          answer a few questions, see the cost, get a glbox.toml
   glbox doctor                        check credentials, permissions, quota, tools before the first up
   glbox plan                          show what `up` would change
   glbox up                            create or converge everything, GitLab included
@@ -62,6 +62,9 @@ pub struct Cli {
     /// Print only the result.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Never ask anything (also without a terminal): missing values are listed in one error.
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -94,6 +97,15 @@ pub enum Command {
     Email(EmailCommand),
     /// Check what `up` needs (credentials, region, permissions, vCPU quota, local tools); changes nothing.
     Doctor,
+    /// Ask for every choice, show what it builds and costs, and write glbox.toml (creates nothing on AWS).
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace an existing configuration file without asking.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +178,29 @@ pub async fn run(cli: Cli) -> Result<()> {
         _ => Verbosity::Normal,
     };
     let ui = Ui::new(verbosity);
+    if cli.non_interactive {
+        crate::wizard::forbid_prompts();
+    }
+    let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
+    // The first run asks before anything else (Ctrl-C simply ends it).
+    let purpose = match &cli.command {
+        Command::Init(_) => Some(crate::wizard::Purpose::Init),
+        Command::Up(_) => Some(crate::wizard::Purpose::Up),
+        _ => None,
+    };
+    if let Some(purpose) = purpose {
+        let request = crate::wizard::Request {
+            purpose,
+            force: matches!(&cli.command, Command::Init(args) if args.force),
+            profile: cli.profile.clone(),
+            endpoint_url: cli.endpoint_url.clone(),
+            sources: &sources,
+            ui: &ui,
+        };
+        if crate::wizard::prepare(&request).await? == crate::wizard::Next::Done {
+            return Ok(());
+        }
+    }
     let resume = match cli.command {
         Command::Up(_) => Some("glbox up"),
         Command::Down(_) => Some("glbox down"),
@@ -176,7 +211,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         // Changes stop at a safe point, never in the middle of one.
         crate::checkpoint::install_interrupt_handler(ui.clone(), resume);
     }
-    let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
     let mut settings = config::load(&sources)?;
     check_email_flags(&cli.command, &settings)?;
     if matches!(cli.command, Command::Plan(_) | Command::Up(_)) {
@@ -208,6 +242,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Email(EmailCommand::Rotate) => run_email_rotate(&ctx, cli.output, cli.yes).await,
         Command::Doctor => run_doctor(&ctx, cli.output).await,
+        Command::Init(_) => unreachable!("init ends in the wizard"),
     }
 }
 
@@ -388,9 +423,9 @@ fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if !crate::wizard::can_prompt() {
         return Err(Error::Refused(format!(
-            "{what} needs confirmation, and there is no terminal to ask on: nothing was changed\n  fix: review the list above, then re-run with --yes"
+            "{what} needs confirmation, and there is no terminal to ask on (or --non-interactive): nothing was changed\n  fix: review the list above, then re-run with --yes"
         )));
     }
     let agreed = dialoguer::Confirm::new()

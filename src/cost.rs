@@ -248,6 +248,9 @@ pub fn estimate(settings: &Settings) -> Estimate {
     lines.push(line(
         "data_volume_performance",
         match region {
+            _ if extra_iops == 0 && extra_mibps == 0 => {
+                "3,000 IOPS and 125 MiB/s: included in gp3's price".to_string()
+            }
             Some(r) => format!(
                 "{extra_iops} IOPS above 3,000 x ${} + {extra_mibps} MiB/s above 125 x ${} per month",
                 r.gp3_per_iops_month, r.gp3_per_mibps_month

@@ -31,6 +31,7 @@ pub mod ui;
 pub mod userdata;
 pub mod verify;
 pub mod wait;
+pub mod wizard;
 
 #[cfg(test)]
 pub(crate) mod test_support {
