@@ -993,8 +993,11 @@ mod tests {
     }
 
     #[test]
-    fn names_are_quoted_as_toml_strings() {
-        assert_eq!(quoted("a\"b"), r#""a\"b""#);
+    fn any_text_is_quoted_as_a_toml_string_that_reads_back() {
+        for text in ["a\"b", "it's", "back\\slash", "line\nbreak", ""] {
+            let table: toml::Table = format!("x = {}", quoted(text)).parse().unwrap();
+            assert_eq!(table["x"].as_str(), Some(text));
+        }
     }
 
     #[test]
