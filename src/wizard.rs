@@ -113,7 +113,7 @@ pub async fn prepare(request: &Request<'_>) -> Result<Next> {
     let ui = request.ui.clone();
     let runtime = tokio::runtime::Handle::current();
     let target = path.clone();
-    let written = tokio::task::spawn_blocking(move || {
+    let questions = tokio::task::spawn_blocking(move || {
         let aws = Lookups {
             runtime,
             connect,
@@ -121,9 +121,23 @@ pub async fn prepare(request: &Request<'_>) -> Result<Next> {
         };
         let answers = ask(&aws, &defaults, &ui)?;
         review_and_write(&answers, &target, &ui)
-    })
-    .await
-    .map_err(|e| Error::Refused(format!("the wizard stopped: {e}")))??;
+    });
+    // Ctrl-C at a prompt: the prompt has put the terminal back; a list may
+    // have hidden the cursor, so it is shown again. The file is written
+    // last, so nothing is left half-done.
+    let outcome = tokio::select! {
+        done = questions => {
+            done.map_err(|e| Error::Refused(format!("the wizard stopped: {e}")))?
+        }
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted(STOPPED.into())),
+    };
+    let written = match outcome {
+        Err(stopped @ Error::Interrupted(_)) => {
+            eprintln!("\x1b[?25h");
+            return Err(stopped);
+        }
+        other => other?,
+    };
     if !written {
         return Err(Error::Declined);
     }
@@ -157,7 +171,15 @@ fn refuse_or_confirm_overwrite(path: &Path, prompt: bool) -> Result<()> {
     }
 }
 
+const STOPPED: &str = "stopped: nothing was written";
+
+/// An answer that could not be read. Ctrl-C at a prompt comes back as an
+/// interrupted read (as well as a SIGINT, whichever is seen first).
 fn unreadable(e: dialoguer::Error) -> Error {
+    let dialoguer::Error::IO(io) = &e;
+    if io.kind() == std::io::ErrorKind::Interrupted {
+        return Error::Interrupted(STOPPED.into());
+    }
     Error::Refused(format!("could not read the answer: {e}"))
 }
 
@@ -792,10 +814,10 @@ fn ask_instance_type(aws: &Lookups, region: &str, users: u32, graviton: bool) ->
         .map_err(unreadable)
 }
 
-/// The external URL (empty: the Elastic IP) and, for an https DNS name,
-/// whether Let's Encrypt certifies it.
+/// The external URL (empty: the Elastic IP) and, for a DNS name, whether
+/// Let's Encrypt certifies it (which makes the URL https).
 fn ask_url() -> Result<(Option<String>, bool)> {
-    let url: String = Input::new()
+    let typed: String = Input::new()
         .with_prompt(
             "External URL, e.g. https://gitlab.example.com (empty: http:// and the Elastic IP)",
         )
@@ -804,31 +826,46 @@ fn ask_url() -> Result<(Option<String>, bool)> {
             if u.is_empty() {
                 return Ok(());
             }
-            config::validate_url("gitlab.external_url", u)
+            normalized_url(u)
                 .map(|_| ())
                 .map_err(|e| format!("{} ({})", e.problem, e.fix))
         })
         .interact_text()
         .map_err(unreadable)?;
-    if url.is_empty() {
+    if typed.is_empty() {
         return Ok((None, false));
     }
-    let host = config::url_host(&url);
-    let certifiable = url.starts_with("https://") && host.parse::<std::net::IpAddr>().is_err();
-    let letsencrypt = certifiable
-        && Confirm::new()
-            .with_prompt(format!(
-                "Get a certificate for {host} from Let's Encrypt? (ports 80 and 443 open, {host} pointing at the Elastic IP)"
-            ))
-            .default(true)
-            .interact()
-            .map_err(unreadable)?;
-    if url.starts_with("https://") && !letsencrypt {
+    let mut url = normalized_url(&typed)?;
+    let host = config::url_host(&url).to_string();
+    // Let's Encrypt certifies public DNS names only, never addresses.
+    if !config::is_domain(&host) || host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok((Some(url), false));
+    }
+    let letsencrypt = Confirm::new()
+        .with_prompt(format!(
+            "Serve https with a Let's Encrypt certificate for {host}? (ports 80 and 443 open to the internet, {host} pointing at the Elastic IP)"
+        ))
+        .default(true)
+        .interact()
+        .map_err(unreadable)?;
+    if letsencrypt {
+        url = url.replacen("http://", "https://", 1);
+    } else if url.starts_with("https://") {
         eprintln!(
             "  Without Let's Encrypt, put your own certificate in /etc/gitlab/ssl/ on the box."
         );
     }
     Ok((Some(url), letsencrypt))
+}
+
+/// A typed URL as glbox keeps it; "gitlab.example.com" means https.
+fn normalized_url(typed: &str) -> std::result::Result<String, ConfigError> {
+    let with_scheme = if typed.contains("://") {
+        typed.to_string()
+    } else {
+        format!("https://{typed}")
+    };
+    config::validate_url("gitlab.external_url", &with_scheme)
 }
 
 fn ask_email(external_url: Option<&str>) -> Result<Option<String>> {
@@ -886,7 +923,13 @@ pub fn summary(settings: &Settings) -> String {
             settings.data_volume.throughput_mibps
         ),
         format!(
-            "  + security group   tcp 80, 443 from anywhere{}",
+            "  + security group   tcp 80, 443 from {}{}",
+            settings
+                .http_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             match settings.access {
                 AccessMethod::Ssh => "; tcp 22 from your address",
                 AccessMethod::Ssm => "",

@@ -151,7 +151,10 @@ fn init_asks_rechecks_bad_answers_and_writes_a_file_that_loads_to_the_answers() 
     refused(&mut session, "below GitLab's recommendation");
     choose(&mut session, "Operating system", 0);
     choose(&mut session, "How glbox reaches the box", 0);
-    answer(&mut session, "External URL", "https://gitlab.example.com");
+    // A bare name means https; a path is refused.
+    answer(&mut session, "External URL", "gitlab.example.com/git");
+    refused(&mut session, "has a path");
+    answer(&mut session, "External URL", "gitlab.example.com");
     confirm(&mut session, "Let's Encrypt", true);
     choose(&mut session, "GitLab edition", 1);
     answer(&mut session, "GitLab version", "18.5");
@@ -264,6 +267,24 @@ fn up_without_a_configuration_asks_then_builds_with_the_written_file() {
     assert!(
         volumes.volumes().iter().any(|v| v.size() == Some(100)),
         "{volumes:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_in_the_wizard_stops_with_nothing_written() {
+    let emulator = Emulator::start();
+    let workspace = empty_workspace();
+    let mut session = on_terminal(&emulator, &workspace, &["up"]);
+    answer(&mut session, "Deployment name", "half-way");
+    session.exp_string("AWS region").unwrap();
+    session.send_control('c').unwrap();
+    session.exp_string("stopped: nothing was written").unwrap();
+    assert_eq!(exit_code(&mut session), 130);
+    assert!(!workspace.path().join("glbox.toml").exists());
+    assert_eq!(
+        std::fs::read_dir(workspace.path()).unwrap().count(),
+        0,
+        "no file of any kind is left behind"
     );
 }
 
