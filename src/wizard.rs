@@ -21,6 +21,7 @@ use dialoguer::{Confirm, Input, Select};
 
 use crate::aws::{self, AwsResultExt, ConnectOptions};
 use crate::config::{self, AccessMethod, ConfigError, Edition, Os, Settings, Sources};
+use crate::email::smtp_password::is_smtp_region;
 use crate::error::{Error, Result};
 use crate::ui::Ui;
 
@@ -83,7 +84,10 @@ pub async fn prepare(request: &Request<'_>) -> Result<Next> {
         return Ok(Next::Continue);
     }
     if exists && !request.force {
-        refuse_or_confirm_overwrite(&path, prompt)?;
+        let asked = path.clone();
+        tokio::task::spawn_blocking(move || refuse_or_confirm_overwrite(&asked, prompt))
+            .await
+            .map_err(|e| Error::Refused(format!("the question stopped: {e}")))??;
     }
     if !prompt {
         let missing = missing_values(request).await;
@@ -290,9 +294,17 @@ pub struct Answers {
     pub edition: Edition,
     /// "latest" or a release like "18.5.1".
     pub version: String,
-    /// `Some(domain)`: email through SES as that domain.
-    pub email_domain: Option<String>,
+    /// `Some`: email through SES.
+    pub email: Option<EmailAnswers>,
     pub data_volume_gib: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAnswers {
+    /// The domain mail is sent as.
+    pub domain: String,
+    /// Where SES is, when the deployment's region has no SES SMTP endpoint.
+    pub ses_region: Option<String>,
 }
 
 impl Answers {
@@ -308,7 +320,10 @@ impl Answers {
             letsencrypt: s.gitlab.letsencrypt,
             edition: s.gitlab.edition,
             version: s.gitlab.version.as_str().to_string(),
-            email_domain: s.email.as_ref().map(|e| e.domain.clone()),
+            email: s.email.as_ref().map(|e| EmailAnswers {
+                domain: e.domain.clone(),
+                ses_region: (e.ses_region != s.region).then(|| e.ses_region.clone()),
+            }),
             data_volume_gib: s.data_volume.size_gib,
         }
     }
@@ -331,10 +346,13 @@ pub fn render(answers: &Answers) -> String {
         Some(_) => "# The address users open GitLab at (a DNS name pointing at the Elastic IP).",
         None => "# Empty: http:// and the Elastic IP's address.",
     };
-    let email = match &answers.email_domain {
-        Some(domain) => format!(
-            "# Outbound email through Amazon SES as this domain: glbox prints the DNS\n# records to publish (glbox email dns).\nenabled = true\ndomain = {}\n",
-            quoted(domain)
+    let email = match &answers.email {
+        Some(email) => format!(
+            "# Outbound email through Amazon SES as this domain: glbox prints the DNS\n# records to publish (glbox email dns).\nenabled = true\ndomain = {}\n{}",
+            quoted(&email.domain),
+            email.ses_region.as_deref().map_or(String::new(), |r| {
+                format!("# The deployment's region has no SES SMTP endpoint: SES is used here.\nses_region = {}\n", quoted(r))
+            })
         ),
         None => "# Outbound email through Amazon SES: set enabled = true and domain = \"...\".\nenabled = false\n".to_string(),
     };
@@ -744,7 +762,7 @@ fn ask(aws: &Lookups, defaults: &Defaults, ui: &Ui) -> Result<Answers> {
         })
         .interact_text()
         .map_err(unreadable)?;
-    let email_domain = ask_email(external_url.as_deref())?;
+    let email = ask_email(&region, external_url.as_deref())?;
     let data_volume_gib: i64 = Input::new()
         .with_prompt("Data volume size in GiB (repositories, uploads, database)")
         .default(100)
@@ -772,7 +790,7 @@ fn ask(aws: &Lookups, defaults: &Defaults, ui: &Ui) -> Result<Answers> {
         letsencrypt,
         edition,
         version,
-        email_domain,
+        email,
         data_volume_gib: i32::try_from(data_volume_gib).expect("range checked"),
     })
 }
@@ -868,7 +886,7 @@ fn normalized_url(typed: &str) -> std::result::Result<String, ConfigError> {
     config::validate_url("gitlab.external_url", &with_scheme)
 }
 
-fn ask_email(external_url: Option<&str>) -> Result<Option<String>> {
+fn ask_email(region: &str, external_url: Option<&str>) -> Result<Option<EmailAnswers>> {
     let enabled = Confirm::new()
         .with_prompt("Send email (invitations, password resets) through Amazon SES?")
         .default(false)
@@ -895,7 +913,30 @@ fn ask_email(external_url: Option<&str>) -> Result<Option<String>> {
         input = input.default(domain);
     }
     let domain: String = input.interact_text().map_err(unreadable)?;
-    Ok(Some(domain.to_ascii_lowercase()))
+    let ses_region = if is_smtp_region(region) {
+        None
+    } else {
+        Some(
+            Input::new()
+                .with_prompt(format!(
+                    "{region} has no Amazon SES SMTP endpoint. SES region to send through"
+                ))
+                .default(FALLBACK_REGION.to_string())
+                .validate_with(|r: &String| {
+                    if is_smtp_region(r) {
+                        Ok(())
+                    } else {
+                        Err(format!("{r} has no Amazon SES SMTP endpoint either"))
+                    }
+                })
+                .interact_text()
+                .map_err(unreadable)?,
+        )
+    };
+    Ok(Some(EmailAnswers {
+        domain: domain.to_ascii_lowercase(),
+        ses_region,
+    }))
 }
 
 // ------------------------------------------------------- review and write
@@ -994,7 +1035,7 @@ mod tests {
     fn answers() -> Answers {
         Answers {
             name: "team-gitlab".into(),
-            region: "eu-west-1".into(),
+            region: "ap-east-1".into(),
             users: Some(250),
             instance_type: "c7g.2xlarge".into(),
             os: Os::Al2023,
@@ -1003,7 +1044,10 @@ mod tests {
             letsencrypt: true,
             edition: Edition::Ee,
             version: "18.5.1".into(),
-            email_domain: Some("example.com".into()),
+            email: Some(EmailAnswers {
+                domain: "example.com".into(),
+                ses_region: Some("us-east-1".into()),
+            }),
             data_volume_gib: 250,
         }
     }
@@ -1017,7 +1061,7 @@ mod tests {
             Answers {
                 external_url: None,
                 letsencrypt: false,
-                email_domain: None,
+                email: None,
                 access: AccessMethod::Ssm,
                 os: Os::Ubuntu2404,
                 users: None,
