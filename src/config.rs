@@ -606,7 +606,7 @@ pub(crate) fn validate_name(name: Option<String>) -> Result<String, ConfigError>
             "name",
             "",
             "is required: it names the deployment and owns every resource",
-            "set name = \"trial\" in glbox.toml, or GLBOX_NAME=trial",
+            "set name = \"trial\" in glbox.toml, or GLBOX_NAME=trial (glbox init asks for everything and writes the file)",
         ));
     };
     let mut chars = name.chars();

@@ -339,7 +339,7 @@ fn quoted(text: &str) -> String {
 /// SSM Parameter Store.
 pub fn render(answers: &Answers) -> String {
     let users = match answers.users {
-        Some(users) => format!("Chosen for about {users} users. "),
+        Some(users) => format!("Chosen for about {users} users.\n# "),
         None => String::new(),
     };
     let url_comment = match &answers.external_url {
@@ -802,15 +802,13 @@ fn ask_instance_type(aws: &Lookups, region: &str, users: u32, graviton: bool) ->
     eprintln!("Instance types in {region} (on-demand, per month of {hours} hours):");
     for size in sizes {
         let price = crate::cost::instance_hourly(region, size.instance_type)
-            .map_or("no price in the table".to_string(), |h| {
-                format!("${:.2}", h * hours)
-            });
+            .map_or("no price".to_string(), |h| format!("${:.2}", h * hours));
         let availability = match &offered {
             Some(types) if !types.contains(size.instance_type) => " (not offered here)",
             _ => "",
         };
         eprintln!(
-            "  {:<12} {:>2} vCPU {:>2} GiB  {:>22}  {}{availability}",
+            "  {:<12} {:>2} vCPU {:>2} GiB  {:>9}  {}{availability}",
             size.instance_type, size.vcpus, size.memory_gib, price, size.note
         );
     }
