@@ -1,7 +1,6 @@
 //! The command line: parse, load settings (no AWS call before they are
 //! valid), then plan / up / status / down.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -18,6 +17,7 @@ use crate::{apply, caller_ip, status};
 
 const EXAMPLES: &str = "\
 Examples:
+  glbox init                          answer a few questions, see the cost, get a glbox.toml
   glbox doctor                        check credentials, permissions, quota, tools before the first up
   glbox plan                          show what `up` would change
   glbox up                            create or converge everything, GitLab included
@@ -62,6 +62,9 @@ pub struct Cli {
     /// Print only the result.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+    /// Never ask anything (also without a terminal): missing values are listed in one error.
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -97,6 +100,8 @@ pub enum Command {
     /// Training labs: a GitLab box per student ([lab] in the configuration).
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Ask for every choice, show what it builds and costs, and write glbox.toml (creates nothing on AWS).
+    Init(InitArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +124,13 @@ pub struct LabUpArgs {
     /// Where to write the roster (seat, URL, user, password, state; mode 0600).
     #[arg(long, value_name = "FILE", default_value = "roster.csv")]
     pub roster: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace an existing configuration file without asking.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +203,29 @@ pub async fn run(cli: Cli) -> Result<()> {
         _ => Verbosity::Normal,
     };
     let ui = Ui::new(verbosity);
+    if cli.non_interactive {
+        crate::wizard::forbid_prompts();
+    }
+    let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
+    // The first run asks before anything else (Ctrl-C simply ends it).
+    let purpose = match &cli.command {
+        Command::Init(_) => Some(crate::wizard::Purpose::Init),
+        Command::Up(_) => Some(crate::wizard::Purpose::Up),
+        _ => None,
+    };
+    if let Some(purpose) = purpose {
+        let request = crate::wizard::Request {
+            purpose,
+            force: matches!(&cli.command, Command::Init(args) if args.force),
+            profile: cli.profile.clone(),
+            endpoint_url: cli.endpoint_url.clone(),
+            sources: &sources,
+            ui: &ui,
+        };
+        if crate::wizard::prepare(&request).await? == crate::wizard::Next::Done {
+            return Ok(());
+        }
+    }
     let resume = match cli.command {
         Command::Up(_) => Some("glbox up"),
         Command::Lab(LabCommand::Up(_)) => Some("glbox lab up"),
@@ -206,15 +241,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
     match &cli.command {
         Command::Lab(command) => run_lab(&cli, command, &ui).await,
-        _ => run_box(&cli, &ui).await,
+        _ => run_box(&cli, &sources, &ui).await,
     }
 }
 
 /// The single-box commands.
-async fn run_box(cli: &Cli, ui: &Ui) -> Result<()> {
+async fn run_box(cli: &Cli, sources: &Sources, ui: &Ui) -> Result<()> {
     let ui = ui.clone();
-    let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
-    let mut settings = config::load(&sources)?;
+    let mut settings = config::load(sources)?;
     check_email_flags(&cli.command, &settings)?;
     if matches!(cli.command, Command::Plan(_) | Command::Up(_)) {
         resolve_ssh_cidrs(&mut settings, &ui).await?;
@@ -247,6 +281,7 @@ async fn run_box(cli: &Cli, ui: &Ui) -> Result<()> {
         Command::Email(EmailCommand::Rotate) => run_email_rotate(&ctx, cli.output, cli.yes).await,
         Command::Doctor => run_doctor(&ctx, cli.output).await,
         Command::Lab(_) => unreachable!("run() hands lab commands to run_lab"),
+        Command::Init(_) => unreachable!("init ends in the wizard"),
     }
 }
 
@@ -422,11 +457,26 @@ async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat, with_bootstrap: bool) -> 
     let observed = plan::observe(ctx).await?;
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
     let report = plan.report(ctx, &observed);
+    let cost = crate::cost::estimate(ctx.settings);
     match output {
-        OutputFormat::Json => print_json(&report),
-        OutputFormat::Text => print_plan(&report),
+        OutputFormat::Json => print_json(&PlanOutput {
+            plan: &report,
+            cost,
+        }),
+        OutputFormat::Text => {
+            print_plan(&report);
+            print!("{}", cost.table());
+        }
     }
     Ok(())
+}
+
+/// `plan --output json`: the plan's keys, plus the cost estimate.
+#[derive(serde::Serialize)]
+struct PlanOutput<'a> {
+    #[serde(flatten)]
+    plan: &'a plan::PlanReport,
+    cost: crate::cost::Estimate,
 }
 
 /// Asks before changing anything, unless `--yes`. Without a terminal to ask
@@ -435,9 +485,9 @@ pub(crate) fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+    if !crate::wizard::can_prompt() {
         return Err(Error::Refused(format!(
-            "{what} needs confirmation, and there is no terminal to ask on: nothing was changed\n  fix: review the list above, then re-run with --yes"
+            "{what} needs confirmation, and there is no terminal to ask on (or --non-interactive): nothing was changed\n  fix: review the list above, then re-run with --yes"
         )));
     }
     let agreed = dialoguer::Confirm::new()
@@ -617,6 +667,10 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
                 );
             }
             println!("  shell:       {}", shell_command(ctx, &applied));
+            println!(
+                "  cost:        {} (glbox plan itemizes it)",
+                crate::cost::estimate(ctx.settings).monthly_summary()
+            );
             if let Some(report) = &verify_report {
                 print!("{}", crate::verify::table(report));
             }

@@ -219,7 +219,8 @@ impl Sources {
         }
     }
 
-    fn config_path(&self) -> PathBuf {
+    /// The configuration file glbox reads (and the wizard writes).
+    pub fn config_path(&self) -> PathBuf {
         self.explicit_file
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE))
@@ -593,7 +594,7 @@ pub struct DataVolumeSettings {
 }
 
 // AWS's documented gp3 limits.
-const GP3_MAX_GIB: i64 = 16_384;
+pub(crate) const GP3_MAX_GIB: i64 = 16_384;
 const GP3_MIN_IOPS: i64 = 3_000;
 const GP3_MAX_IOPS: i64 = 16_000;
 const GP3_MIN_THROUGHPUT: i64 = 125;
@@ -605,7 +606,7 @@ const GP3_IOPS_PER_MIBPS: i64 = 4;
 const MIN_ROOT_GIB: i64 = 20;
 /// GitLab asks for at least 40 GB before any repository data. (At 40 GiB
 /// gp3's 500-IOPS-per-GiB ratio already allows its 16,000 IOPS maximum.)
-const MIN_DATA_GIB: i64 = 40;
+pub(crate) const MIN_DATA_GIB: i64 = 40;
 
 fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
     let name = validate_name(raw.name)?;
@@ -689,13 +690,13 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
     })
 }
 
-fn validate_name(name: Option<String>) -> Result<String, ConfigError> {
+pub(crate) fn validate_name(name: Option<String>) -> Result<String, ConfigError> {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Err(bad(
             "name",
             "",
             "is required: it names the deployment and owns every resource",
-            "set name = \"trial\" in glbox.toml, or GLBOX_NAME=trial",
+            "set name = \"trial\" in glbox.toml, or GLBOX_NAME=trial (glbox init asks for everything and writes the file)",
         ));
     };
     let mut chars = name.chars();
@@ -714,7 +715,7 @@ fn validate_name(name: Option<String>) -> Result<String, ConfigError> {
 
 /// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`,
 /// `ap-southeast-5`; anything else is a typo worth catching before AWS.
-fn is_region_name(region: &str) -> bool {
+pub(crate) fn is_region_name(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     let Some((number, words)) = parts.split_last() else {
         return false;
@@ -750,7 +751,7 @@ fn validate_region(
     Ok(region)
 }
 
-fn validate_instance_type(instance_type: Option<String>) -> Result<String, ConfigError> {
+pub(crate) fn validate_instance_type(instance_type: Option<String>) -> Result<String, ConfigError> {
     let instance_type = instance_type.unwrap_or_else(|| "c5.2xlarge".into());
     let well_formed = instance_type.split_once('.').is_some_and(|(family, size)| {
         family.starts_with(|c: char| c.is_ascii_lowercase())
@@ -1268,7 +1269,7 @@ fn validate_zone_id(id: &str) -> Result<String, ConfigError> {
     }
 }
 
-fn is_version(text: &str) -> bool {
+pub(crate) fn is_version(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
     parts.len() == 3
         && parts
@@ -1286,7 +1287,7 @@ pub fn url_host(url: &str) -> &str {
     }
 }
 
-fn validate_url(field: &str, url: &str) -> Result<String, ConfigError> {
+pub(crate) fn validate_url(field: &str, url: &str) -> Result<String, ConfigError> {
     let fix = "use a URL like \"https://gitlab.example.com\" or \"http://203.0.113.7\"";
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(bad(field, url, "has no scheme", fix));

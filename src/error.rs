@@ -11,6 +11,10 @@ pub enum Error {
     /// Bad input, found before any AWS call.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// Required values that no source gives, listed all at once (glbox
+    /// does not prompt without a terminal or with `--non-interactive`).
+    #[error("{}", missing_values(.0))]
+    Missing(Vec<ConfigError>),
     /// An AWS call failed (after the SDK's own retries).
     #[error("{0}")]
     Aws(#[from] crate::aws::AwsError),
@@ -44,6 +48,23 @@ pub enum Error {
     },
 }
 
+fn missing_values(missing: &[ConfigError]) -> String {
+    let mut text = format!(
+        "{} required value(s) missing, and glbox does not prompt without a terminal or with --non-interactive:",
+        missing.len()
+    );
+    for item in missing {
+        text.push_str(&format!(
+            "\n  {}: {}\n    fix: {}",
+            item.field, item.problem, item.fix
+        ));
+    }
+    text.push_str(
+        "\n  or: run glbox init on a terminal, which asks for everything and writes glbox.toml",
+    );
+    text
+}
+
 impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
@@ -56,7 +77,7 @@ impl Error {
     /// that could not run, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Unverifiable(_) => 2,
+            Error::Config(_) | Error::Missing(_) | Error::Unverifiable(_) => 2,
             Error::Interrupted(_) => 130,
             _ => 1,
         }

@@ -14,6 +14,7 @@ pub mod caller_ip;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod doctor;
 pub mod down;
 pub mod email;
@@ -31,6 +32,7 @@ pub mod ui;
 pub mod userdata;
 pub mod verify;
 pub mod wait;
+pub mod wizard;
 
 #[cfg(test)]
 pub(crate) mod test_support {
