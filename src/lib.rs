@@ -19,6 +19,8 @@ pub mod down;
 pub mod email;
 pub mod error;
 pub mod gitlab_rb;
+pub mod help;
+pub mod log;
 pub mod names;
 pub mod paths;
 pub mod plan;

@@ -1,0 +1,85 @@
+//! One debug-log line per AWS operation: service, operation, outcome, HTTP
+//! status, attempts and time taken. An SDK interceptor sees every call,
+//! including the ones glbox expects to fail (a "not found" that means
+//! "create it"). It reads only metadata, never a request or response body.
+
+use std::time::Instant;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+/// The tracing target of these lines (`-v` shows them on the terminal too).
+pub const TARGET: &str = "glbox::aws";
+
+/// Added to every AWS client glbox builds (see `crate::aws`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallLog;
+
+/// When the operation started, kept in the call's own config bag.
+#[derive(Debug, Clone)]
+struct Started(Instant);
+
+impl Storable for Started {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "glbox::CallLog"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(Started(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (service, operation) = cfg
+            .load::<Metadata>()
+            .map_or(("?", "?"), |m| (m.service(), m.name()));
+        let millis = cfg
+            .load::<Started>()
+            .map_or(0, |s| s.0.elapsed().as_millis());
+        let attempts = cfg.load::<RequestAttempts>().map_or(0, |a| a.attempts());
+        let status = context.response().map(|r| r.status().as_u16());
+        let request_id = context.response().and_then(|r| {
+            ["x-amzn-requestid", "x-amz-request-id"]
+                .iter()
+                .find_map(|h| r.headers().get(*h))
+                .map(str::to_string)
+        });
+        let outcome = match context.output_or_error() {
+            Some(Ok(_)) => "ok".to_string(),
+            Some(Err(err)) => match err.as_operation_error() {
+                Some(op) => format!("error: {}", DisplayErrorContext(op)),
+                None => format!("error: {}", DisplayErrorContext(err)),
+            },
+            None => "no result".to_string(),
+        };
+        tracing::debug!(
+            target: TARGET,
+            status,
+            attempts,
+            request_id,
+            "{service} {operation}: {outcome} ({millis} ms)"
+        );
+        Ok(())
+    }
+}
