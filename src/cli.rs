@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::plan;
 use crate::resources::{Action, Ctx};
 use crate::ui::{Ui, Verbosity};
-use crate::{apply, caller_ip, status};
+use crate::{apply, caller_ip, help, status};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -75,36 +75,51 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what `up` would create, change or replace (changes nothing).
+    #[command(after_help = help::PLAN)]
     Plan(UpArgs),
     /// Create or converge the deployment.
+    #[command(after_help = help::UP)]
     Up(UpArgs),
     /// Show the deployment's resources, addresses and URL.
+    #[command(after_help = help::STATUS)]
     Status(StatusArgs),
     /// Remove everything the deployment owns (the data volume is kept unless --delete-data).
+    #[command(after_help = help::DOWN)]
     Down(DownArgs),
     /// Check that GitLab works: health endpoints, services, version, data volume, swap.
+    #[command(after_help = help::VERIFY)]
     Verify(VerifyArgs),
     /// Print what glbox would send to the instance, for review (changes nothing).
+    #[command(after_help = help::RENDER)]
     Render {
         #[arg(value_enum)]
         what: RenderWhat,
     },
     /// Outbound email through Amazon SES ([email] in the configuration).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::EMAIL)]
     Email(EmailCommand),
     /// Check what `up` needs (credentials, region, permissions, vCPU quota, local tools); changes nothing.
+    #[command(after_help = help::DOCTOR)]
     Doctor,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum EmailCommand {
     /// Print the DNS records SES needs: the verification TXT record and the three DKIM CNAMEs.
+    #[command(after_help = help::EMAIL_DNS)]
     Dns {
         /// Print BIND zone-file lines instead of a table.
         #[arg(long)]
         zone_file: bool,
     },
     /// Make a new SMTP access key, bring GitLab on the box to it, then delete the old key.
+    #[command(after_help = help::EMAIL_ROTATE)]
     Rotate,
 }
 
@@ -165,7 +180,42 @@ pub async fn run(cli: Cli) -> Result<()> {
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
+    if let Command::Completions { shell } = cli.command {
+        print_completions(shell);
+        return Ok(());
+    }
     let ui = Ui::new(verbosity);
+    crate::log::start(&ui, command_name(&cli.command));
+    let result = run_command(cli, &ui).await;
+    ui.end_phases();
+    result
+}
+
+/// The command's name, for the log file's name.
+fn command_name(command: &Command) -> &'static str {
+    match command {
+        Command::Plan(_) => "plan",
+        Command::Up(_) => "up",
+        Command::Status(_) => "status",
+        Command::Down(_) => "down",
+        Command::Verify(_) => "verify",
+        Command::Render { .. } => "render",
+        Command::Email(_) => "email",
+        Command::Doctor => "doctor",
+        Command::Completions { .. } => "completions",
+    }
+}
+
+/// `glbox completions SHELL`: the script, from the same command tree that
+/// parses the arguments (so it cannot fall behind).
+fn print_completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "glbox", &mut std::io::stdout());
+}
+
+async fn run_command(cli: Cli, ui: &Ui) -> Result<()> {
+    let ui = ui.clone();
     let resume = match cli.command {
         Command::Up(_) => Some("glbox up"),
         Command::Down(_) => Some("glbox down"),
@@ -208,6 +258,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Email(EmailCommand::Rotate) => run_email_rotate(&ctx, cli.output, cli.yes).await,
         Command::Doctor => run_doctor(&ctx, cli.output).await,
+        Command::Completions { .. } => unreachable!("printed before any set-up"),
     }
 }
 
@@ -367,9 +418,15 @@ async fn run_plan(ctx: &Ctx<'_>, output: OutputFormat, with_bootstrap: bool) -> 
     Ok(())
 }
 
+/// What a command is about to change is shown before it asks; with `-q`
+/// and `--yes` there is no question, and only the result is printed.
+fn preview_wanted(ui: &Ui, yes: bool) -> bool {
+    !(yes && ui.verbosity() == Verbosity::Quiet)
+}
+
 /// Asks before changing anything, unless `--yes`. Without a terminal to ask
 /// on, refuses rather than guessing.
-fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
+fn confirm(ui: &Ui, question: &str, what: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -378,10 +435,8 @@ fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
             "{what} needs confirmation, and there is no terminal to ask on: nothing was changed\n  fix: review the list above, then re-run with --yes"
         )));
     }
-    let agreed = dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
+    let agreed = ui
+        .confirm(question)
         .map_err(|e| Error::Refused(format!("could not read the answer: {e}")))?;
     if agreed {
         Ok(())
@@ -430,13 +485,15 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         }
         return Ok(());
     }
-    if output == OutputFormat::Text {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
         print_plan(&report);
     }
-    confirm("Apply these changes?", "applying this plan", yes)?;
+    confirm(ctx.ui, "Apply these changes?", "applying this plan", yes)?;
     if crate::checkpoint::interrupted() {
         return Err(crate::checkpoint::stopped("planning (nothing was changed)"));
     }
+    ctx.ui
+        .start_phases(apply::phases(ctx.settings, with_bootstrap));
     let applied = apply::apply(ctx, &plan).await?;
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
@@ -459,6 +516,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
             external_url: &url,
             smtp_username: applied.smtp_username.as_deref(),
         };
+        ctx.ui.phase(apply::phase::BOOTSTRAP);
         crate::bootstrap::apply(
             ctx,
             &applied.instance,
@@ -481,6 +539,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     let mut verify_error = None;
     if let (Some(transport), Some(url)) = (&transport, &url) {
         let facts = email_facts(ctx, ses.as_ref(), true);
+        ctx.ui.phase(apply::phase::VERIFY);
         // Whatever the checks say, the summary of what exists comes first.
         match crate::verify::run(
             ctx,
@@ -507,6 +566,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         crate::email::finish(ctx, &plan.email).await?;
     }
     let healthy = verify_report.as_ref().is_none_or(|r| r.healthy);
+    ctx.ui.end_phases();
     let email_advice = match (&ctx.settings.email, &ses) {
         (Some(email), Some(ses)) => crate::email::advice(email, ses),
         _ => Vec::new(),
@@ -746,7 +806,7 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
             "the deployment has changes waiting (glbox plan shows them), and rotating would apply them to the box unasked\n  fix: run glbox up, then glbox email rotate".into(),
         ));
     }
-    if output == OutputFormat::Text {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
         println!(
             "Rotating the SMTP key of {}: a new access key, GitLab updated, then {} deleted.",
             user.name,
@@ -757,7 +817,7 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
             }
         );
     }
-    confirm("Rotate the SMTP key?", "rotating the SMTP key", yes)?;
+    confirm(ctx.ui, "Rotate the SMTP key?", "rotating the SMTP key", yes)?;
     let stored = observed
         .parameters
         .contains(&credentials::password_parameter(ctx));
@@ -1020,7 +1080,7 @@ async fn run_down(
         }
         return Ok(());
     }
-    if output == OutputFormat::Text {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
         println!(
             "Removing deployment {:?} in {}:",
             ctx.settings.name, ctx.settings.region
@@ -1029,7 +1089,12 @@ async fn run_down(
             println!("  {:<17} {:<24} {}", item.resource, item.id, item.action);
         }
     }
-    confirm("Remove these resources?", "removing these resources", yes)?;
+    confirm(
+        ctx.ui,
+        "Remove these resources?",
+        "removing these resources",
+        yes,
+    )?;
     let outcome = down::down(ctx, &observed, options).await?;
     match output {
         OutputFormat::Json => {
