@@ -2,8 +2,9 @@
 //! sandbox whose `aws` reads the real parameters from the emulator) with
 //! email on, then every command a user runs, and every output is searched
 //! for the root password, the SMTP password, the SMTP user's secret access
-//! key and the SSH private key. Only `status --show-password`, asked for
-//! explicitly, may print the root password.
+//! key and the SSH private key, and so is the debug log of every run. Only
+//! `status --show-password`, asked for explicitly, may print the root
+//! password (on stdout, never into its log).
 
 mod common;
 
@@ -118,6 +119,19 @@ async fn no_output_of_a_full_run_holds_a_secret() {
         std::fs::read_to_string(sandbox.path("log/bootstrap.log")).unwrap(),
     ));
     record(&mut outputs, &emulator, &workspace, &["down", "--yes"]).assert_ok();
+    // The debug log of every run above, at its most detailed.
+    let runs = outputs.len() - 2;
+    let log_dir = workspace.state_dir().join("glbox/logs");
+    let logs: Vec<_> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), runs + 1, "one log per run (status --show-password too)");
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("glbox::aws"), "{}: no AWS calls logged", log.display());
+        outputs.push((format!("debug log {}", log.display()), text));
+    }
 
     assert_ne!(first_smtp_password, smtp_password, "rotated");
     let mut secrets = vec![

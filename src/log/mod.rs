@@ -4,11 +4,13 @@
 //! prints its path, also with `-q`.
 //!
 //! Secrets never reach it. glbox's own events are logged at every level;
-//! the AWS SDK's at debug at most: its trace level carries request and
-//! response bodies (parameter values, access key secrets, user data) and
-//! signing input. Other crates (SSH, TLS, HTTP) log at info at most. On
-//! top of that, every secret glbox handles is registered with
-//! [`redact::secret`] and masked in each line before it is written.
+//! the AWS SDK's at debug at most: its trace level prints whole requests
+//! and responses and signing input, and with `LOG_SENSITIVE_BODIES=true`
+//! in the environment even the bodies it marks sensitive (decrypted
+//! parameters, new access keys). Other crates (SSH, TLS, HTTP) log at info
+//! at most. On top of that, every secret glbox handles is registered with
+//! [`redact::secret`] and masked in each line before it is written
+//! (tests/secrets.rs searches the logs of a full run for each secret).
 
 pub mod aws_calls;
 pub mod file;
