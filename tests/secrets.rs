@@ -126,10 +126,18 @@ async fn no_output_of_a_full_run_holds_a_secret() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(logs.len(), runs + 1, "one log per run (status --show-password too)");
+    assert_eq!(
+        logs.len(),
+        runs + 1,
+        "one log per run (status --show-password too)"
+    );
     for log in logs {
         let text = std::fs::read_to_string(&log).unwrap();
-        assert!(text.contains("glbox::aws"), "{}: no AWS calls logged", log.display());
+        assert!(
+            text.contains("glbox::aws"),
+            "{}: no AWS calls logged",
+            log.display()
+        );
         outputs.push((format!("debug log {}", log.display()), text));
     }
 
