@@ -228,6 +228,7 @@ async fn run_command(cli: Cli, ui: &Ui) -> Result<()> {
     }
     let sources = Sources::from_process(cli.config.clone(), cli.region.clone());
     let mut settings = config::load(&sources)?;
+    tracing::debug!("settings: {settings:?}");
     check_email_flags(&cli.command, &settings)?;
     if matches!(cli.command, Command::Plan(_) | Command::Up(_)) {
         resolve_ssh_cidrs(&mut settings, &ui).await?;

@@ -7,12 +7,9 @@ async fn main() {
     glbox::log::finished(result.as_ref().map(|_| ()));
     if let Err(err) = result {
         eprintln!("error: {err}");
-        // The log says what led here; the user may have said no on purpose.
-        if let (Some(log), false) = (
-            glbox::log::path(),
-            matches!(err, glbox::error::Error::Declined),
-        ) {
-            eprintln!("The full log of this run: {}", log.display());
+        // The log says what led here; a "no" to the question needs none.
+        if !matches!(err, glbox::error::Error::Declined) {
+            glbox::log::print_path();
         }
         std::process::exit(err.exit_code());
     }

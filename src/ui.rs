@@ -177,6 +177,14 @@ impl Ui {
         phases.names.clear();
     }
 
+    /// The process is about to exit in the middle of things: every bar
+    /// goes from the screen, and none is drawn again.
+    pub fn stop_display(&self) {
+        self.end_phases();
+        let _ = self.bars.clear();
+        self.bars.set_draw_target(ProgressDrawTarget::hidden());
+    }
+
     fn clear(&self, bar: &ProgressBar) {
         bar.finish_and_clear();
         self.bars.remove(bar);

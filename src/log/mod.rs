@@ -46,38 +46,39 @@ fn file_filter() -> Targets {
         .with_default(LevelFilter::INFO)
 }
 
-/// Opens this run's log and sends every tracing event there. `command`
-/// names the file (`up`, `status`, ...). Without a writable state folder
-/// glbox warns and runs on without a log.
+/// Opens this run's log and sends every tracing event there (and, with
+/// `-v`, each AWS operation to the terminal). `command` names the file
+/// (`up`, `status`, ...). Without a writable state folder glbox warns and
+/// runs on without a log.
 pub fn start(ui: &Ui, command: &str) {
     let dir = file::dir();
-    let (path, log) = match file::create(&dir, command) {
-        Ok(created) => created,
+    let file_layer = match file::create(&dir, command) {
+        Ok((path, log)) => {
+            let _ = PATH.set(path);
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(file::Writer::new(log))
+                    .with_ansi(false)
+                    .with_target(true)
+                    .with_filter(file_filter()),
+            )
+        }
         Err(e) => {
             ui.warn(&format!(
                 "no debug log for this run: cannot write in {} ({e})",
                 dir.display()
             ));
-            return;
+            None
         }
     };
-    let file_layer = tracing_subscriber::fmt::layer()
-        .with_writer(file::Writer::new(log))
-        .with_ansi(false)
-        .with_target(true)
-        .with_filter(file_filter());
     let terminal_layer =
         (ui.verbosity() >= Verbosity::Verbose).then(|| AwsCallsOnTerminal { ui: ui.clone() });
-    if tracing_subscriber::registry()
+    // Only one subscriber per process; a second start changes nothing.
+    let _ = tracing_subscriber::registry()
         .with(file_layer)
         .with(terminal_layer)
-        .try_init()
-        .is_err()
-    {
-        // Only one subscriber per process; a second start changes nothing.
-        return;
-    }
-    let _ = PATH.set(path);
+        .try_init();
+    log_panics();
     let args: Vec<String> = std::env::args().collect();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -86,6 +87,23 @@ pub fn start(ui: &Ui, command: &str) {
         "glbox started: {}",
         args.join(" ")
     );
+}
+
+/// A panic is a failure too: into the log, and the log's path shown.
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!("panic: {info}");
+        default(info);
+        print_path();
+    }));
+}
+
+/// Tells the user where this run's log is (stderr, whatever the verbosity).
+pub fn print_path() {
+    if let Some(log) = path() {
+        eprintln!("The full log of this run: {}", log.display());
+    }
 }
 
 /// Records how the run ended.
