@@ -31,6 +31,7 @@ Examples:
   glbox up --wait-email               also wait until SES has verified the email domain
   glbox email dns [--zone-file]       the DNS records SES needs for the email domain
   glbox email rotate                  new SMTP key, GitLab updated, old key deleted
+  glbox completions bash              shell completions (also zsh, fish)
 
 Configuration: glbox.toml (see examples/glbox.toml), overridden by GLBOX_* variables
 (e.g. GLBOX_NAME, GLBOX_INSTANCE_TYPE, GLBOX_DATA_VOLUME_SIZE_GIB), overridden by flags.";
