@@ -1097,7 +1097,9 @@ async fn run_down(
         "removing these resources",
         yes,
     )?;
+    ctx.ui.start_phases(down::phases(ctx, &observed, options));
     let outcome = down::down(ctx, &observed, options).await?;
+    ctx.ui.end_phases();
     match output {
         OutputFormat::Json => {
             report.outcome = Some(outcome);

@@ -109,18 +109,13 @@ fn no_color_means_no_escape_sequence_even_on_a_terminal() {
     );
 }
 
-#[test]
-fn without_a_terminal_progress_is_plain_timestamped_lines_in_phases() {
-    let emulator = Emulator::start();
-    let workspace = Workspace::new("name = \"trial\"\n");
-    let run = glbox(&emulator, &workspace, &["up", "--yes", "--no-bootstrap"]);
-    run.assert_ok();
+/// The phase lines (`[3/8] instance`) of a run without a terminal, after
+/// checking that every progress line is stamped `[HH:MM:SS +S.Ss]`.
+fn phase_lines(run: &Run) -> Vec<&str> {
     assert!(!run.stderr.contains(ESC), "{:?}", run.stderr);
-    let phases: Vec<&str> = run
-        .stderr
+    run.stderr
         .lines()
         .map(|line| {
-            // [HH:MM:SS +S.Ss] text
             let (stamp, text) = line
                 .split_once("] ")
                 .unwrap_or_else(|| panic!("not a stamped line: {line:?}"));
@@ -134,9 +129,17 @@ fn without_a_terminal_progress_is_plain_timestamped_lines_in_phases() {
             text
         })
         .filter(|text| text.starts_with('['))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn without_a_terminal_progress_is_plain_timestamped_lines_in_phases() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n");
+    let up = glbox(&emulator, &workspace, &["up", "--yes", "--no-bootstrap"]);
+    up.assert_ok();
     assert_eq!(
-        phases,
+        phase_lines(&up),
         [
             "[1/8] security group",
             "[2/8] IAM role",
@@ -146,6 +149,24 @@ fn without_a_terminal_progress_is_plain_timestamped_lines_in_phases() {
             "[6/8] instance",
             "[7/8] data volume attachment",
             "[8/8] Elastic IP",
+        ]
+    );
+    let down = glbox(
+        &emulator,
+        &workspace,
+        &["down", "--yes", "--delete-data", "--no-snapshot"],
+    );
+    down.assert_ok();
+    assert_eq!(
+        phase_lines(&down),
+        [
+            "[1/7] Elastic IP",
+            "[2/7] instance",
+            "[3/7] data volume",
+            "[4/7] security group",
+            "[5/7] SSM parameters",
+            "[6/7] instance profile",
+            "[7/7] IAM role",
         ]
     );
 }
