@@ -186,25 +186,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let ui = Ui::new(verbosity);
-    crate::log::start(&ui, command_name(&cli.command));
+    crate::log::start(&ui, &command_name(&cli.command));
     let result = run_command(cli, &ui).await;
     ui.end_phases();
     result
 }
 
-/// The command's name, for the log file's name.
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Plan(_) => "plan",
-        Command::Up(_) => "up",
-        Command::Status(_) => "status",
-        Command::Down(_) => "down",
-        Command::Verify(_) => "verify",
-        Command::Render { .. } => "render",
-        Command::Email(_) => "email",
-        Command::Doctor => "doctor",
-        Command::Completions { .. } => "completions",
-    }
+/// The command's name (`up`, `email`, ...), for the log file's name: the
+/// variant's name, read from its `Debug` form so that new commands need
+/// no entry here.
+fn command_name(command: &Command) -> String {
+    format!("{command:?}")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_lowercase()
 }
 
 /// `glbox completions SHELL`: the script, from the same command tree that
@@ -1151,5 +1147,19 @@ fn print_email_status(email: &crate::email::Report) {
 fn print_kept(items: &[down::DownItem]) {
     for item in items.iter().filter(|i| i.action == "keep") {
         println!("  kept {} {}", item.resource, item.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_are_the_lowercase_variant() {
+        let name = |args: &[&str]| command_name(&Cli::parse_from(args).command);
+        assert_eq!(name(&["glbox", "up", "--yes"]), "up");
+        assert_eq!(name(&["glbox", "email", "rotate"]), "email");
+        assert_eq!(name(&["glbox", "render", "user-data"]), "render");
+        assert_eq!(name(&["glbox", "doctor"]), "doctor");
     }
 }
