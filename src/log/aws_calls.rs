@@ -14,7 +14,6 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// The tracing target of these lines (`-v` shows them on the terminal too).
 pub const TARGET: &str = "glbox::aws";
@@ -68,8 +67,8 @@ impl Intercept for CallLog {
         let outcome = match context.output_or_error() {
             Some(Ok(_)) => "ok".to_string(),
             Some(Err(err)) => match err.as_operation_error() {
-                Some(op) => format!("error: {}", DisplayErrorContext(op)),
-                None => format!("error: {}", DisplayErrorContext(err)),
+                Some(op) => format!("error: {}", causes(op)),
+                None => format!("error: {}", causes(err)),
             },
             None => "no result".to_string(),
         };
@@ -81,5 +80,52 @@ impl Intercept for CallLog {
             "{service} {operation}: {outcome} ({millis} ms)"
         );
         Ok(())
+    }
+}
+
+/// An error and its causes on one line, each said once (AWS's code and
+/// message, or what failed on the way: connect, timeout, ...).
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_chained_once_each() {
+        let err = Layer(
+            "connector error",
+            Some(Box::new(Layer(
+                "io error",
+                Some(Box::new(Layer("io error", None))),
+            ))),
+        );
+        assert_eq!(causes(&err), "connector error: io error");
     }
 }
