@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::checkpoint::reached;
+use crate::config::Settings;
 use crate::error::Result;
 use crate::plan::Plan;
 use crate::resources::{data_volume, elastic_ip, iam, instance, key_pair, security_group, Ctx};
@@ -25,26 +26,73 @@ pub struct Applied {
     pub smtp_username: Option<String>,
 }
 
+/// The phases of `up`, as the progress display names them.
+pub mod phase {
+    pub const SECURITY_GROUP: &str = "security group";
+    pub const IAM_ROLE: &str = "IAM role";
+    pub const INSTANCE_PROFILE: &str = "instance profile";
+    pub const KEY_PAIR: &str = "SSH key pair";
+    pub const ROOT_PASSWORD: &str = "root password";
+    pub const EMAIL: &str = "email (SES)";
+    pub const DATA_VOLUME: &str = "data volume";
+    pub const INSTANCE: &str = "instance";
+    pub const VOLUME_ATTACHED: &str = "data volume attachment";
+    pub const ELASTIC_IP: &str = "Elastic IP";
+    pub const BOOTSTRAP: &str = "GitLab install";
+    pub const VERIFY: &str = "health checks";
+}
+
+/// The phases `up` goes through with these settings, in order. Steps that
+/// only clean up (a key pair left from SSH mode) run inside the phase
+/// before them.
+pub fn phases(settings: &Settings, with_bootstrap: bool) -> Vec<&'static str> {
+    use phase::*;
+    let mut phases = vec![SECURITY_GROUP, IAM_ROLE, INSTANCE_PROFILE];
+    if settings.ssh.is_some() {
+        phases.push(KEY_PAIR);
+    }
+    phases.push(ROOT_PASSWORD);
+    if settings.email.is_some() {
+        phases.push(EMAIL);
+    }
+    phases.extend([DATA_VOLUME, INSTANCE, VOLUME_ATTACHED]);
+    if settings.elastic_ip {
+        phases.push(ELASTIC_IP);
+    }
+    if with_bootstrap {
+        phases.extend([BOOTSTRAP, VERIFY]);
+    }
+    phases
+}
+
 pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
+    ctx.ui.phase(phase::SECURITY_GROUP);
     let security_group_id =
         security_group::apply(ctx, &plan.security_group, &plan.placement.vpc_id).await?;
     reached("security-group").await?;
+    ctx.ui.phase(phase::IAM_ROLE);
     let role_created = iam::apply_role(ctx, &plan.role, &plan.policy).await?;
     reached("iam-role").await?;
+    ctx.ui.phase(phase::INSTANCE_PROFILE);
     let profile_changed = iam::apply_profile(ctx, &plan.profile).await?;
     reached("instance-profile").await?;
+    ctx.ui.phase(phase::KEY_PAIR);
     key_pair::apply(ctx, &plan.key_pair).await?;
     reached("key-pair").await?;
+    ctx.ui.phase(phase::ROOT_PASSWORD);
     crate::resources::parameters::apply(ctx, &plan.root_password).await?;
     reached("root-password").await?;
+    ctx.ui.phase(phase::EMAIL);
     // Email before the instance: a refusal (SES or IAM permissions) stops
     // `up` before anything is launched.
     let email = crate::email::apply(ctx, &plan.email, plan.smtp_password_stored).await?;
     reached("email").await?;
+    ctx.ui.phase(phase::DATA_VOLUME);
     let data_volume_id =
         data_volume::ensure_exists(ctx, &plan.data_volume, &plan.placement.availability_zone)
             .await?;
     reached("data-volume").await?;
+    ctx.ui.phase(phase::INSTANCE);
     let inputs = instance::Inputs {
         security_group: &security_group_id,
         data_volume_id: &data_volume_id,
@@ -52,8 +100,10 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     };
     let instance = instance::apply(ctx, &plan.instance, &inputs).await?;
     reached("instance").await?;
+    ctx.ui.phase(phase::VOLUME_ATTACHED);
     data_volume::converge(ctx, &plan.data_volume, &data_volume_id, &instance.id).await?;
     reached("volume-attached").await?;
+    ctx.ui.phase(phase::ELASTIC_IP);
     let elastic_ip = elastic_ip::apply(ctx, &plan.elastic_ip, &instance.id).await?;
     reached("elastic-ip").await?;
     // A new or released address changes the instance's public IP and name.

@@ -10,6 +10,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use crate::log::aws_calls::CallLog;
+
 /// How to reach AWS: from the global flags and the SDK's usual environment.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -20,6 +22,18 @@ pub struct ConnectOptions {
     /// Labs send many calls at once: adaptive retry also slows the client
     /// down when AWS throttles, instead of only retrying.
     pub adaptive_retry: bool,
+}
+
+/// A client of one service from the shared configuration, with every
+/// operation recorded in the debug log.
+macro_rules! client {
+    ($sdk:ident, $shared:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($shared)
+                .interceptor(CallLog)
+                .build(),
+        )
+    };
 }
 
 /// The service clients glbox uses, all for one region.
@@ -40,18 +54,19 @@ impl Aws {
     pub fn ses(&self, region: &str) -> aws_sdk_ses::Client {
         let config = aws_sdk_ses::config::Builder::from(&self.shared)
             .region(Region::new(region.to_string()))
+            .interceptor(CallLog)
             .build();
         aws_sdk_ses::Client::from_conf(config)
     }
 
     /// For `glbox doctor`: who the credentials belong to.
     pub fn sts(&self) -> aws_sdk_sts::Client {
-        aws_sdk_sts::Client::new(&self.shared)
+        client!(aws_sdk_sts, &self.shared)
     }
 
     /// For `glbox doctor`: the account's vCPU quota.
     pub fn service_quotas(&self) -> aws_sdk_servicequotas::Client {
-        aws_sdk_servicequotas::Client::new(&self.shared)
+        client!(aws_sdk_servicequotas, &self.shared)
     }
 }
 
@@ -88,10 +103,10 @@ pub async fn connect(options: &ConnectOptions) -> Aws {
     }
     let shared = loader.load().await;
     Aws {
-        ec2: aws_sdk_ec2::Client::new(&shared),
-        iam: aws_sdk_iam::Client::new(&shared),
-        ssm: aws_sdk_ssm::Client::new(&shared),
-        route53: aws_sdk_route53::Client::new(&shared),
+        ec2: client!(aws_sdk_ec2, &shared),
+        iam: client!(aws_sdk_iam, &shared),
+        ssm: client!(aws_sdk_ssm, &shared),
+        route53: client!(aws_sdk_route53, &shared),
         region: options.region.clone(),
         shared,
     }

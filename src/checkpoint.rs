@@ -46,10 +46,12 @@ pub fn install_interrupt_handler(ui: crate::ui::Ui, resume: &'static str) {
         INTERRUPTED.store(true, Ordering::SeqCst);
         ui.warn("interrupted: stopping at the next safe point (Ctrl-C again to stop at once)");
         if tokio::signal::ctrl_c().await.is_ok() {
+            ui.stop_display();
             ui.warn(&format!(
                 "stopped at once; run {} again to converge",
                 resume_command()
             ));
+            crate::log::print_path();
             std::process::exit(130);
         }
     });

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::plan;
 use crate::resources::{Action, Ctx};
 use crate::ui::{Ui, Verbosity};
-use crate::{apply, caller_ip, status};
+use crate::{apply, caller_ip, help, status};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -31,6 +31,7 @@ Examples:
   glbox up --wait-email               also wait until SES has verified the email domain
   glbox email dns [--zone-file]       the DNS records SES needs for the email domain
   glbox email rotate                  new SMTP key, GitLab updated, old key deleted
+  glbox completions bash              shell completions (also zsh, fish)
 
 Configuration: glbox.toml (see examples/glbox.toml), overridden by GLBOX_* variables
 (e.g. GLBOX_NAME, GLBOX_INSTANCE_TYPE, GLBOX_DATA_VOLUME_SIZE_GIB), overridden by flags.";
@@ -78,41 +79,59 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what `up` would create, change or replace (changes nothing).
+    #[command(after_help = help::PLAN)]
     Plan(UpArgs),
     /// Create or converge the deployment.
+    #[command(after_help = help::UP)]
     Up(UpArgs),
     /// Show the deployment's resources, addresses and URL.
+    #[command(after_help = help::STATUS)]
     Status(StatusArgs),
     /// Remove everything the deployment owns (the data volume is kept unless --delete-data).
+    #[command(after_help = help::DOWN)]
     Down(DownArgs),
     /// Check that GitLab works: health endpoints, services, version, data volume, swap.
+    #[command(after_help = help::VERIFY)]
     Verify(VerifyArgs),
     /// Print what glbox would send to the instance, for review (changes nothing).
+    #[command(after_help = help::RENDER)]
     Render {
         #[arg(value_enum)]
         what: RenderWhat,
     },
     /// Outbound email through Amazon SES ([email] in the configuration).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::EMAIL)]
     Email(EmailCommand),
     /// Check what `up` needs (credentials, region, permissions, vCPU quota, local tools); changes nothing.
+    #[command(after_help = help::DOCTOR)]
     Doctor,
     /// Training labs: a GitLab box per student ([lab] in the configuration).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = help::LAB)]
     Lab(LabCommand),
     /// Ask for every choice, show what it builds and costs, and write glbox.toml (creates nothing on AWS).
+    #[command(after_help = help::INIT)]
     Init(InitArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// Create or converge every seat of the lab, then write the roster.
+    #[command(after_help = help::LAB_UP)]
     Up(LabUpArgs),
-    /// One line per seat: instance, market, URL, state.
+    /// One line per seat: instance, market, URL, state; the lab's cost per hour.
+    #[command(after_help = help::LAB_STATUS)]
     Status,
     /// Remove everything of the lab, seats' data included.
+    #[command(after_help = help::LAB_DOWN)]
     Down,
     /// Remove every lab in the region whose expiry has passed (for cron; needs no configuration).
+    #[command(after_help = help::LAB_REAP)]
     Reap,
 }
 
@@ -136,12 +155,14 @@ pub struct InitArgs {
 #[derive(Debug, Subcommand)]
 pub enum EmailCommand {
     /// Print the DNS records SES needs: the verification TXT record and the three DKIM CNAMEs.
+    #[command(after_help = help::EMAIL_DNS)]
     Dns {
         /// Print BIND zone-file lines instead of a table.
         #[arg(long)]
         zone_file: bool,
     },
     /// Make a new SMTP access key, bring GitLab on the box to it, then delete the old key.
+    #[command(after_help = help::EMAIL_ROTATE)]
     Rotate,
 }
 
@@ -202,7 +223,38 @@ pub async fn run(cli: Cli) -> Result<()> {
         (_, true) => Verbosity::Verbose,
         _ => Verbosity::Normal,
     };
+    if let Command::Completions { shell } = cli.command {
+        print_completions(shell);
+        return Ok(());
+    }
     let ui = Ui::new(verbosity);
+    crate::log::start(&ui, &command_name(&cli.command));
+    let result = run_command(cli, &ui).await;
+    ui.end_phases();
+    result
+}
+
+/// The command's name (`up`, `email`, ...), for the log file's name: the
+/// variant's name, read from its `Debug` form so that new commands need
+/// no entry here.
+fn command_name(command: &Command) -> String {
+    format!("{command:?}")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_lowercase()
+}
+
+/// `glbox completions SHELL`: the script, from the same command tree that
+/// parses the arguments (so it cannot fall behind).
+fn print_completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "glbox", &mut std::io::stdout());
+}
+
+async fn run_command(cli: Cli, ui: &Ui) -> Result<()> {
+    let ui = ui.clone();
     if cli.non_interactive {
         crate::wizard::forbid_prompts();
     }
@@ -249,6 +301,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 async fn run_box(cli: &Cli, sources: &Sources, ui: &Ui) -> Result<()> {
     let ui = ui.clone();
     let mut settings = config::load(sources)?;
+    tracing::debug!("settings: {settings:?}");
     check_email_flags(&cli.command, &settings)?;
     if matches!(cli.command, Command::Plan(_) | Command::Up(_)) {
         resolve_ssh_cidrs(&mut settings, &ui).await?;
@@ -282,6 +335,7 @@ async fn run_box(cli: &Cli, sources: &Sources, ui: &Ui) -> Result<()> {
         Command::Doctor => run_doctor(&ctx, cli.output).await,
         Command::Lab(_) => unreachable!("run() hands lab commands to run_lab"),
         Command::Init(_) => unreachable!("init ends in the wizard"),
+        Command::Completions { .. } => unreachable!("printed before any set-up"),
     }
 }
 
@@ -479,9 +533,15 @@ struct PlanOutput<'a> {
     cost: crate::cost::Estimate,
 }
 
+/// What a command is about to change is shown before it asks; with `-q`
+/// and `--yes` there is no question, and only the result is printed.
+fn preview_wanted(ui: &Ui, yes: bool) -> bool {
+    !(yes && ui.verbosity() == Verbosity::Quiet)
+}
+
 /// Asks before changing anything, unless `--yes`. Without a terminal to ask
 /// on, refuses rather than guessing.
-pub(crate) fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
+pub(crate) fn confirm(ui: &Ui, question: &str, what: &str, yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -490,10 +550,8 @@ pub(crate) fn confirm(question: &str, what: &str, yes: bool) -> Result<()> {
             "{what} needs confirmation, and there is no terminal to ask on (or --non-interactive): nothing was changed\n  fix: review the list above, then re-run with --yes"
         )));
     }
-    let agreed = dialoguer::Confirm::new()
-        .with_prompt(question)
-        .default(false)
-        .interact()
+    let agreed = ui
+        .confirm(question)
         .map_err(|e| Error::Refused(format!("could not read the answer: {e}")))?;
     if agreed {
         Ok(())
@@ -542,13 +600,15 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         }
         return Ok(());
     }
-    if output == OutputFormat::Text {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
         print_plan(&report);
     }
-    confirm("Apply these changes?", "applying this plan", yes)?;
+    confirm(ctx.ui, "Apply these changes?", "applying this plan", yes)?;
     if crate::checkpoint::interrupted() {
         return Err(crate::checkpoint::stopped("planning (nothing was changed)"));
     }
+    ctx.ui
+        .start_phases(apply::phases(ctx.settings, with_bootstrap));
     let applied = apply::apply(ctx, &plan).await?;
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
@@ -573,6 +633,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
             smtp_username: applied.smtp_username.as_deref(),
             root_password_parameter: &root_password_parameter,
         };
+        ctx.ui.phase(apply::phase::BOOTSTRAP);
         crate::bootstrap::apply(
             ctx,
             &applied.instance,
@@ -595,6 +656,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     let mut verify_error = None;
     if let (Some(transport), Some(url)) = (&transport, &url) {
         let facts = email_facts(ctx, ses.as_ref(), true);
+        ctx.ui.phase(apply::phase::VERIFY);
         // Whatever the checks say, the summary of what exists comes first.
         match crate::verify::run(
             ctx,
@@ -621,6 +683,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         crate::email::finish(ctx, &plan.email).await?;
     }
     let healthy = verify_report.as_ref().is_none_or(|r| r.healthy);
+    ctx.ui.end_phases();
     let email_advice = match (&ctx.settings.email, &ses) {
         (Some(email), Some(ses)) => crate::email::advice(email, ses),
         _ => Vec::new(),
@@ -864,7 +927,7 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
             "the deployment has changes waiting (glbox plan shows them), and rotating would apply them to the box unasked\n  fix: run glbox up, then glbox email rotate".into(),
         ));
     }
-    if output == OutputFormat::Text {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
         println!(
             "Rotating the SMTP key of {}: a new access key, GitLab updated, then {} deleted.",
             user.name,
@@ -875,7 +938,7 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
             }
         );
     }
-    confirm("Rotate the SMTP key?", "rotating the SMTP key", yes)?;
+    confirm(ctx.ui, "Rotate the SMTP key?", "rotating the SMTP key", yes)?;
     let stored = observed
         .parameters
         .contains(&credentials::password_parameter(ctx));
@@ -1140,7 +1203,7 @@ async fn run_down(
         }
         return Ok(());
     }
-    if output == OutputFormat::Text {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
         println!(
             "Removing deployment {:?} in {}:",
             ctx.settings.name, ctx.settings.region
@@ -1149,8 +1212,15 @@ async fn run_down(
             println!("  {:<17} {:<24} {}", item.resource, item.id, item.action);
         }
     }
-    confirm("Remove these resources?", "removing these resources", yes)?;
+    confirm(
+        ctx.ui,
+        "Remove these resources?",
+        "removing these resources",
+        yes,
+    )?;
+    ctx.ui.start_phases(down::phases(ctx, &observed, options));
     let outcome = down::down(ctx, &observed, options).await?;
+    ctx.ui.end_phases();
     match output {
         OutputFormat::Json => {
             report.outcome = Some(outcome);
@@ -1202,5 +1272,19 @@ fn print_email_status(email: &crate::email::Report) {
 fn print_kept(items: &[down::DownItem]) {
     for item in items.iter().filter(|i| i.action == "keep") {
         println!("  kept {} {}", item.resource, item.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_names_are_the_lowercase_variant() {
+        let name = |args: &[&str]| command_name(&Cli::parse_from(args).command);
+        assert_eq!(name(&["glbox", "up", "--yes"]), "up");
+        assert_eq!(name(&["glbox", "email", "rotate"]), "email");
+        assert_eq!(name(&["glbox", "render", "user-data"]), "render");
+        assert_eq!(name(&["glbox", "doctor"]), "doctor");
     }
 }

@@ -114,18 +114,79 @@ pub struct DownOutcome {
     pub kept_identity: Option<String>,
 }
 
+/// The phases of `down`, as the progress display names them.
+pub mod phase {
+    pub const ELASTIC_IP: &str = "Elastic IP";
+    pub const INSTANCE: &str = "instance";
+    pub const DATA_VOLUME: &str = "data volume";
+    pub const KEY_PAIR: &str = "SSH key pair";
+    pub const SECURITY_GROUP: &str = "security group";
+    pub const PARAMETERS: &str = "SSM parameters";
+    pub const INSTANCE_PROFILE: &str = "instance profile";
+    pub const IAM_ROLE: &str = "IAM role";
+    pub const SMTP_USER: &str = "SMTP user";
+    pub const EMAIL_IDENTITY: &str = "SES identity";
+}
+
+/// The phases `down` goes through for what exists, in its order (the
+/// same conditions as in [`down`]).
+pub fn phases(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<&'static str> {
+    let steps = [
+        (phase::ELASTIC_IP, !observed.addresses.is_empty()),
+        (phase::INSTANCE, !observed.live_instances().is_empty()),
+        (
+            phase::DATA_VOLUME,
+            options.delete_data && !observed.data_volumes.is_empty(),
+        ),
+        (phase::KEY_PAIR, observed.key_pair.is_some()),
+        (phase::SECURITY_GROUP, observed.security_group.is_some()),
+        (phase::PARAMETERS, !observed.parameters.is_empty()),
+        (
+            phase::INSTANCE_PROFILE,
+            observed.profile.as_ref().is_some_and(|p| p.owned),
+        ),
+        (
+            phase::IAM_ROLE,
+            observed.role.as_ref().is_some_and(|r| r.owned),
+        ),
+        (
+            phase::SMTP_USER,
+            observed
+                .email
+                .credentials
+                .user
+                .as_ref()
+                .is_some_and(|u| u.owned),
+        ),
+        (
+            phase::EMAIL_IDENTITY,
+            options.delete_email_identity
+                && ctx.settings.email.is_some()
+                && observed.email.identity().is_some(),
+        ),
+    ];
+    steps
+        .into_iter()
+        .filter(|(_, happens)| *happens)
+        .map(|(name, _)| name)
+        .collect()
+}
+
 pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Result<DownOutcome> {
     let mut outcome = DownOutcome::default();
+    ctx.ui.phase(phase::ELASTIC_IP);
     for address in &observed.addresses {
         elastic_ip::release(ctx, address).await?;
         outcome.removed.push(address.allocation_id.clone());
     }
+    ctx.ui.phase(phase::INSTANCE);
     for live in observed.live_instances() {
         instance::terminate(ctx, &live.id).await?;
         outcome.removed.push(live.id.clone());
     }
     for volume in &observed.data_volumes {
         if options.delete_data {
+            ctx.ui.phase(phase::DATA_VOLUME);
             outcome
                 .snapshots
                 .extend(data_volume::delete(ctx, volume, options.snapshot).await?);
@@ -135,31 +196,38 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
         }
     }
     if let Some(key) = &observed.key_pair {
+        ctx.ui.phase(phase::KEY_PAIR);
         key_pair::delete(ctx).await?;
         outcome.removed.push(key.id.clone());
     }
     if let Some(group) = &observed.security_group {
+        ctx.ui.phase(phase::SECURITY_GROUP);
         delete_group_when_free(ctx, group).await?;
         outcome.removed.push(group.id.clone());
     }
     if !observed.parameters.is_empty() {
+        ctx.ui.phase(phase::PARAMETERS);
         crate::resources::parameters::delete(ctx, &observed.parameters).await?;
         outcome.removed.extend(observed.parameters.iter().cloned());
     }
     if let Some(profile) = observed.profile.as_ref().filter(|p| p.owned) {
+        ctx.ui.phase(phase::INSTANCE_PROFILE);
         iam::delete_profile(ctx, profile).await?;
         outcome.removed.push(profile.name.clone());
     }
     if let Some(role) = observed.role.as_ref().filter(|r| r.owned) {
+        ctx.ui.phase(phase::IAM_ROLE);
         iam::delete_role(ctx, role).await?;
         outcome.removed.push(role.name.clone());
     }
     if let Some(user) = observed.email.credentials.user.as_ref().filter(|u| u.owned) {
+        ctx.ui.phase(phase::SMTP_USER);
         crate::email::credentials::delete_user(ctx, &user.name).await?;
         outcome.removed.push(user.name.clone());
     }
     if let (Some(email), Some(_)) = (&ctx.settings.email, observed.email.identity()) {
         if options.delete_email_identity {
+            ctx.ui.phase(phase::EMAIL_IDENTITY);
             if let Some(zone) = &observed.email.zone {
                 crate::email::dns::delete(ctx, &observed.email.records(), zone).await?;
             }

@@ -79,6 +79,7 @@ fn every_shell_script_passes_shellcheck() {
         "scripts/test",
         "scripts/ensure-emulator",
         "scripts/bench",
+        "scripts/demo",
         ".ci/run",
     ];
     for script in scripts {

@@ -911,7 +911,7 @@ struct LostAnswer {
 fn error_lines(run: &Run) -> String {
     run.stderr
         .lines()
-        .filter(|l| !l.starts_with("[+"))
+        .filter(|l| !l.starts_with('['))
         .collect::<Vec<_>>()
         .join(" / ")
 }

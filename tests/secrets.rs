@@ -2,15 +2,16 @@
 //! sandbox whose `aws` reads the real parameters from the emulator) with
 //! email on, then every command a user runs, and every output is searched
 //! for the root password, the SMTP password, the SMTP user's secret access
-//! key and the SSH private key. Only `status --show-password`, asked for
-//! explicitly, may print the root password.
+//! key and the SSH private key, and so is the debug log of every run. Only
+//! `status --show-password`, asked for explicitly, may print the root
+//! password (on stdout, never into its log).
 
 mod common;
 
 use base64::Engine;
 use common::sandbox::Sandbox;
 use common::sshd::Sshd;
-use common::{glbox, Emulator, Workspace};
+use common::{Emulator, Workspace};
 
 async fn parameter(emulator: &Emulator, name: &str) -> String {
     emulator
@@ -35,7 +36,14 @@ fn record(
     workspace: &Workspace,
     args: &[&str],
 ) -> common::Run {
-    let run = glbox(emulator, workspace, args);
+    // Asks the SDK to log even the bodies it marks sensitive: glbox's log
+    // must keep them out all the same.
+    let run = common::glbox_with_env(
+        emulator,
+        workspace,
+        args,
+        &[("LOG_SENSITIVE_BODIES", "true")],
+    );
     assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
     outputs.push((args.join(" "), format!("{}\n{}", run.stdout, run.stderr)));
     run
@@ -69,7 +77,12 @@ async fn no_output_of_a_full_run_holds_a_secret() {
     run(&["render", "gitlab-rb"]).assert_ok();
     run(&["email", "dns", "--output", "json"]).assert_ok();
     run(&["email", "rotate", "--yes", "-v"]).assert_ok();
-    let shown = glbox(&emulator, &workspace, &["status", "--show-password"]);
+    let shown = common::glbox_with_env(
+        &emulator,
+        &workspace,
+        &["status", "--show-password"],
+        &[("LOG_SENSITIVE_BODIES", "true")],
+    );
     shown.assert_ok();
 
     let root_password = parameter(&emulator, "/glbox/trial/root-password").await;
@@ -118,6 +131,27 @@ async fn no_output_of_a_full_run_holds_a_secret() {
         std::fs::read_to_string(sandbox.path("log/bootstrap.log")).unwrap(),
     ));
     record(&mut outputs, &emulator, &workspace, &["down", "--yes"]).assert_ok();
+    // The debug log of every run above, at its most detailed.
+    let runs = outputs.len() - 2;
+    let log_dir = workspace.state_dir().join("glbox/logs");
+    let logs: Vec<_> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        logs.len(),
+        runs + 1,
+        "one log per run (status --show-password too)"
+    );
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            text.contains("glbox::aws"),
+            "{}: no AWS calls logged",
+            log.display()
+        );
+        outputs.push((format!("debug log {}", log.display()), text));
+    }
 
     assert_ne!(first_smtp_password, smtp_password, "rotated");
     let mut secrets = vec![

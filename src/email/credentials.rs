@@ -435,8 +435,10 @@ pub async fn new_key(
         .access_key()
         .ok_or_else(|| Error::Refused("IAM returned no access key".into()))?;
     delete_unseen_keys(ctx, user, &before, Some(key.access_key_id())).await?;
+    crate::log::redact::secret(key.secret_access_key());
     let password = smtp_password::derive(key.secret_access_key(), &email.ses_region)
         .map_err(|e| Error::Refused(e.to_string()))?;
+    crate::log::redact::secret(&password);
     put_parameter(
         ctx,
         &password_parameter(ctx),

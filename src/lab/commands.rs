@@ -106,7 +106,7 @@ pub async fn up(
         } else {
             "Apply these changes, deleting the removed seats and their data?"
         };
-        confirm(question, "changing the lab", invocation.yes)?;
+        confirm(ui, question, "changing the lab", invocation.yes)?;
         failures = up::apply(&ctx, &lab, &plan, &observed).await?;
         if with_bootstrap {
             health = up::bootstrap_seats(&ctx, &lab, &plan, &mut failures).await?;
@@ -288,6 +288,7 @@ async fn remove_lab(
         );
     }
     confirm(
+        ui,
         "Remove the lab and its data?",
         "removing the lab",
         invocation.yes,
@@ -395,6 +396,7 @@ async fn remove_lab_quietly(
         return Ok(());
     }
     confirm(
+        ui,
         &format!("Remove expired lab {:?} and its data?", settings.name),
         "removing an expired lab",
         invocation.yes,

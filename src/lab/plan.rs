@@ -372,10 +372,7 @@ type SeatsWithWork = std::collections::BTreeMap<u16, (Seat, Vec<Work>)>;
 /// written) to seats without one: first to the seat whose data volume an
 /// instance holds, then in seat order. Returns each seat (adopted instance
 /// included) with its `Adopt` work, and the instances no seat needs.
-fn adopt_unseated(
-    observed: &Observed,
-    seats: u16,
-) -> (SeatsWithWork, Vec<String>) {
+fn adopt_unseated(observed: &Observed, seats: u16) -> (SeatsWithWork, Vec<String>) {
     let mut unseated = observed.unassigned.clone();
     let mut result: SeatsWithWork = (1..=seats)
         .map(|n| (n, (observed.seat(n), Vec::new())))

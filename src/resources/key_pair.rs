@@ -217,6 +217,7 @@ pub fn generate(private_path: &Path) -> Result<String> {
         .public_key()
         .to_openssh()
         .map_err(|e| Error::Refused(format!("encoding the SSH key failed: {e}")))?;
+    crate::log::redact::secret(&private);
     write_file(private_path, private.as_bytes(), 0o600, true)?;
     let public_path = private_path.with_extension("pub");
     write_file(&public_path, format!("{public}\n").as_bytes(), 0o644, false)?;

@@ -76,6 +76,7 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
     }
     let name = root_password_name(ctx);
     let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH);
+    crate::log::redact::secret(&password);
     let tag = |key: &str, value: &str| {
         Tag::builder()
             .key(key)
@@ -124,10 +125,15 @@ pub async fn read(ctx: &Ctx<'_>, name: &str, decrypt: bool) -> Result<String> {
         .send()
         .await
         .ctx("ssm:GetParameter")?;
-    out.parameter()
+    let value = out
+        .parameter()
         .and_then(|p| p.value())
         .map(str::to_string)
-        .ok_or_else(|| Error::Refused(format!("the parameter {name} has no value")))
+        .ok_or_else(|| Error::Refused(format!("the parameter {name} has no value")))?;
+    if decrypt {
+        crate::log::redact::secret(&value);
+    }
+    Ok(value)
 }
 
 /// Deletes every parameter under the deployment's prefix.
