@@ -530,6 +530,11 @@ fn authorizations(action: &str) -> Vec<Auth> {
     let names = names();
     let root_password = format!("{}root-password", names.parameter_prefix());
     let smtp_password = format!("{}smtp-password", names.parameter_prefix());
+    // A lab seat's password (`glbox lab`).
+    let seat_password = format!(
+        "{}root-password",
+        glbox::names::Names::seat("class", 7, REGION, "2026-11-27T18:00:00Z").parameter_prefix()
+    );
     let mut auths = match action {
         a if a.starts_with("ec2:Describe") => vec![plain("*")],
         "ec2:RunInstances" => {
@@ -645,14 +650,21 @@ fn authorizations(action: &str) -> Vec<Auth> {
             auths
         }
         "ssm:GetParametersByPath" => vec![plain(&parameter_arn(&names.parameter_prefix()))],
+        // The lab's roster reads the seats' passwords.
+        "ssm:GetParameters" => vec![plain(&parameter_arn(&seat_password))],
+        // The lab finds its seats' passwords (no resource-level permission).
+        "ssm:DescribeParameters" => vec![plain("*")],
         "ssm:PutParameter" => vec![
             plain(&parameter_arn(&root_password)),
             auth("ssm:AddTagsToResource", &parameter_arn(&root_password), &[]),
+            plain(&parameter_arn(&seat_password)),
+            auth("ssm:AddTagsToResource", &parameter_arn(&seat_password), &[]),
         ],
         "ssm:DeleteParameter" | "ssm:DeleteParameters" => {
             vec![
                 plain(&parameter_arn(&root_password)),
                 plain(&parameter_arn(&smtp_password)),
+                plain(&parameter_arn(&seat_password)),
             ]
         }
         "ssm:SendCommand" => vec![
@@ -792,9 +804,11 @@ fn the_policy_is_well_formed_and_explained() {
         );
         // IAM and SSM parameter statements are never on every resource.
         let actions = strings(&statement["Action"]);
+        // DescribeParameters lists names only and has no resource-level
+        // permission: it can only be on *.
         let scoped = actions.iter().any(|a| {
             (a.starts_with("iam:") && a != "iam:SimulatePrincipalPolicy")
-                || a.contains("Parameter")
+                || (a.contains("Parameter") && a != "ssm:DescribeParameters")
                 || a.starts_with("route53:")
         });
         if scoped {
@@ -1524,6 +1538,26 @@ async fn glbox_runs_its_whole_life_cycle_with_exactly_the_policy() {
         assert_eq!(
             run.code, 0,
             "glbox {args:?} (SSH mode) failed with the policy\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+    }
+
+    // A lab of two seats, from up to reap.
+    let lab = Workspace::new(&format!(
+        "[lab]\nname = \"class\"\nseats = 2\nexpires_in = \"1h\"\n{}",
+        common::verify_section("")
+    ));
+    for args in [
+        &["lab", "up", "--yes"][..],
+        &["lab", "up", "--yes"],
+        &["lab", "status"],
+        &["lab", "down", "--yes"],
+        &["lab", "reap", "--yes"],
+    ] {
+        let run = glbox(&emulator, &lab, &keys, args);
+        assert_eq!(
+            run.code, 0,
+            "glbox {args:?} (lab) failed with the policy\nstdout:\n{}\nstderr:\n{}",
             run.stdout, run.stderr
         );
     }

@@ -484,6 +484,38 @@ async fn seats_are_added_and_removed_from_the_top() {
     }
     let released = emulator.ec2().describe_addresses().send().await.unwrap();
     assert_eq!(released.addresses().len(), 3, "s04's address was released");
+
+    // The cost per hour follows what exists: a stopped seat still pays
+    // for its volumes and address, not for its instance.
+    emulator
+        .ec2()
+        .stop_instances()
+        .instance_ids(&shrunk.seats[&3].instances[0])
+        .send()
+        .await
+        .unwrap();
+    let status = glbox(
+        &emulator,
+        &workspace,
+        &["lab", "status", "--output", "json"],
+    );
+    status.assert_ok();
+    let cost = &status.json()["cost"];
+    assert_eq!(cost["running_instances"], 2);
+    assert_eq!(cost["seats_with_storage"], 3);
+    let estimate = glbox::cost::estimate(&common::settings("name = \"class\"\n"));
+    let line = |wanted: bool| -> f64 {
+        estimate
+            .lines
+            .iter()
+            .filter(|l| (l.item == "instance") == wanted)
+            .map(|l| l.monthly_usd.unwrap())
+            .sum::<f64>()
+            / 730.0
+    };
+    let expected = 2.0 * line(true) + 3.0 * line(false);
+    let hourly = cost["hourly_usd"].as_f64().unwrap();
+    assert!((hourly - expected).abs() < 0.0001, "{hourly} vs {expected}");
 }
 
 /// With spot capacity for two of four seats, two run on spot and two

@@ -60,9 +60,34 @@ async fn observe_lab<'a>(
     Ok((observed, expires_at))
 }
 
+/// What the whole lab costs for its planned life, before it is made.
+#[derive(Debug, Serialize)]
+struct PlannedCost {
+    seats: u16,
+    /// All seats running, at on-demand prices.
+    hourly_usd: f64,
+    /// Until the lab expires, if it runs all that time.
+    until_expiry_usd: f64,
+    complete: bool,
+}
+
+fn planned_cost(settings: &crate::config::Settings, lab: &LabSettings) -> PlannedCost {
+    let estimate = crate::cost::estimate(settings);
+    let hourly = estimate.hourly_usd() * f64::from(lab.seats);
+    let hours = lab.expires_in.as_secs_f64() / 3600.0;
+    let round = |usd: f64| (usd * 100.0).round() / 100.0;
+    PlannedCost {
+        seats: lab.seats,
+        hourly_usd: round(hourly),
+        until_expiry_usd: round(hourly * hours),
+        complete: estimate.complete,
+    }
+}
+
 #[derive(Serialize)]
 struct UpReport {
     plan: plan::PlanReport,
+    cost: PlannedCost,
     seats: Vec<Row>,
     failed: Vec<FailedSeat>,
     roster_file: Option<String>,
@@ -100,6 +125,14 @@ pub async fn up(
     } else {
         if invocation.output == OutputFormat::Text {
             print!("{}", report.text());
+            let cost = planned_cost(&settings, &lab);
+            println!(
+                "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines).",
+                if cost.complete { "about " } else { "at least " },
+                cost.hourly_usd,
+                cost.seats,
+                cost.until_expiry_usd
+            );
         }
         let question = if plan.remove.is_empty() {
             "Apply these changes?"
@@ -127,6 +160,7 @@ pub async fn up(
     match invocation.output {
         OutputFormat::Json => print_json(&UpReport {
             plan: report,
+            cost: planned_cost(&settings, &lab),
             seats: rows.clone(),
             failed,
             roster_file: Some(roster_path.display().to_string()),
@@ -198,6 +232,66 @@ struct StatusReport {
     expires_at: Option<String>,
     expired: bool,
     seats: Vec<Row>,
+    cost: RunningCost,
+}
+
+/// What the lab costs per hour as it stands: instances while they run,
+/// volumes and public addresses whether or not they do.
+#[derive(Debug, Serialize)]
+pub struct RunningCost {
+    pub running_instances: usize,
+    pub seats_with_storage: usize,
+    /// At on-demand prices; spot seats cost less.
+    pub hourly_usd: f64,
+    /// False when the price table lacks the type or region.
+    pub complete: bool,
+    pub note: String,
+}
+
+/// The lab's cost per hour from one seat's estimate, scaled by what exists.
+pub fn running_cost(
+    settings: &crate::config::Settings,
+    rows: &[Row],
+    observed: &Observed,
+) -> RunningCost {
+    let estimate = crate::cost::estimate(settings);
+    let hours = estimate.hours_per_month;
+    let hourly = |wanted: &dyn Fn(&str) -> bool| -> f64 {
+        estimate
+            .lines
+            .iter()
+            .filter(|l| wanted(l.item))
+            .filter_map(|l| l.monthly_usd)
+            .sum::<f64>()
+            / hours
+    };
+    let instance = hourly(&|item| item == "instance");
+    let storage = hourly(&|item| item != "instance");
+    let running_instances = rows
+        .iter()
+        .filter(|r| {
+            observed
+                .seat(r.seat)
+                .primary()
+                .is_some_and(|i| i.instance.state == "running")
+        })
+        .count();
+    let seats_with_storage = observed
+        .seats
+        .values()
+        .filter(|s| !s.volumes.is_empty())
+        .count();
+    let total = running_instances as f64 * instance + seats_with_storage as f64 * storage;
+    RunningCost {
+        running_instances,
+        seats_with_storage,
+        hourly_usd: (total * 10_000.0).round() / 10_000.0,
+        complete: estimate.complete,
+        note: format!(
+            "on-demand prices as of {} (spot seats cost less); {}",
+            estimate.prices_as_of, estimate.note
+        ),
+    }
 }
 
 /// `glbox lab status`.
@@ -215,6 +309,7 @@ pub async fn status(invocation: &Invocation, ui: &Ui) -> Result<()> {
         &up::Health::new(),
     );
     let expired = is_expired(&expires_at, time::OffsetDateTime::now_utc());
+    let cost = running_cost(&settings, &rows, &observed);
     match invocation.output {
         OutputFormat::Json => print_json(&StatusReport {
             lab: lab.name.clone(),
@@ -222,6 +317,7 @@ pub async fn status(invocation: &Invocation, ui: &Ui) -> Result<()> {
             expires_at: observed.expires_at.clone(),
             expired,
             seats: rows,
+            cost,
         }),
         OutputFormat::Text => {
             if !observed.exists() {
@@ -249,6 +345,14 @@ pub async fn status(invocation: &Invocation, ui: &Ui) -> Result<()> {
                 }
             );
             print!("{}", seat_table(&rows));
+            println!(
+                "Cost now: {}${:.2} per hour ({} instance(s) running, {} seat(s) with volumes and addresses); {}",
+                if cost.complete { "about " } else { "at least " },
+                cost.hourly_usd,
+                cost.running_instances,
+                cost.seats_with_storage,
+                cost.note
+            );
         }
     }
     Ok(())
