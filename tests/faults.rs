@@ -700,6 +700,81 @@ async fn up_and_down_complete_under_throttling() {
     assert_only_the_data_volume_is_left(&emulator, &volume).await;
 }
 
+/// The live instances of lab `lab` by seat, and whether each has GitLab.
+async fn lab_seats(emulator: &Emulator, lab: &str) -> Vec<(String, bool)> {
+    let out = emulator
+        .ec2()
+        .describe_instances()
+        .filters(Filter::builder().name("tag:glbox:lab").values(lab).build())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut seats: Vec<(String, bool)> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| {
+            (
+                tag(i.tags(), "glbox:seat").unwrap_or("none").to_string(),
+                tag(i.tags(), "glbox:bootstrap").is_some(),
+            )
+        })
+        .collect();
+    seats.sort();
+    seats
+}
+
+/// A lab of eight seats against an account that throttles every request
+/// above 10 a second (as AWS limits request rates; a lab's calls run
+/// several at a time): every seat comes up with GitLab, none failed for
+/// it; `lab down` under the same leaves nothing. (Random throttling of a
+/// share of all calls is covered for `up` above; adaptive retry answers it
+/// by slowing down for minutes, which a rate limit does not need.)
+#[tokio::test]
+async fn a_lab_comes_up_and_down_under_throttling() {
+    let emulator = Emulator::start();
+    behave_healthy(&emulator).await;
+    let proxy = FaultProxy::start(
+        &emulator,
+        &json!({"rules": [{"fault": "throttle", "actions": ["*"], "per_second": 10}]}),
+    );
+    let workspace = Workspace::new(&format!(
+        "[lab]\nname = \"class\"\nseats = 8\nexpires_in = \"2h\"\n{}",
+        common::verify_section("")
+    ));
+    glbox_via(&proxy, &workspace, &["lab", "up", "--yes"]).assert_ok();
+    let up = proxy.stats();
+    eprintln!("lab up throttled above 10 calls/s: {}", up.summary());
+    assert!(up.injected("throttle") > 0, "{}", up.0);
+    let seats = lab_seats(&emulator, "class").await;
+    let expected: Vec<(String, bool)> = (1..=8).map(|n| (n.to_string(), true)).collect();
+    assert_eq!(seats, expected);
+
+    proxy.reset_stats();
+    glbox_via(&proxy, &workspace, &["lab", "down", "--yes"]).assert_ok();
+    assert!(proxy.stats().injected("throttle") > 0);
+    assert_eq!(lab_seats(&emulator, "class").await, Vec::new());
+    let volumes = emulator
+        .ec2()
+        .describe_volumes()
+        .filters(
+            Filter::builder()
+                .name("tag:glbox:lab")
+                .values("class")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(volumes.volumes().is_empty(), "{volumes:?}");
+}
+
 /// One connection in five reset before the request reaches AWS: nothing
 /// happened, the SDK sends it again.
 #[tokio::test]

@@ -785,3 +785,18 @@ async fn bad_lab_settings_are_refused_before_any_aws_call() {
     assert_eq!(single.code, 2);
     assert!(single.stderr.contains("glbox lab up"), "{}", single.stderr);
 }
+
+/// The documented example is a valid lab configuration.
+#[test]
+fn the_example_lab_configuration_loads() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab.toml");
+    let (settings, raw) = glbox::config::load_lab(&glbox::config::Sources {
+        explicit_file: Some(path),
+        ..glbox::config::Sources::default()
+    })
+    .unwrap();
+    let lab = glbox::lab::settings::validate(&settings, raw).unwrap();
+    assert_eq!((lab.name.as_str(), lab.seats), ("gitlab-101", 25));
+    assert_eq!(settings.name, "gitlab-101");
+    assert_eq!(settings.instance_type, "c5.xlarge");
+}

@@ -372,35 +372,14 @@ async fn remove_lab(
     settings: &crate::config::Settings,
     name: &str,
 ) -> Result<()> {
-    let (observed, expires_at) = observe_lab(aws, settings, ui, None).await?;
-    let ctx = lab_ctx(aws, settings, ui, &expires_at);
-    if !observed.exists() {
-        match invocation.output {
-            OutputFormat::Json => print_json(&down::Removed::default()),
-            OutputFormat::Text => {
-                println!("Lab {name:?} in {} has nothing to remove.", settings.region)
-            }
+    let text = invocation.output == OutputFormat::Text;
+    let removed = remove(ui, aws, settings, invocation.yes, text).await?;
+    match (invocation.output, removed) {
+        (OutputFormat::Json, removed) => print_json(&removed.unwrap_or_default()),
+        (OutputFormat::Text, None) => {
+            println!("Lab {name:?} in {} has nothing to remove.", settings.region)
         }
-        return Ok(());
-    }
-    if invocation.output == OutputFormat::Text {
-        let seats: Vec<String> = observed.seats.keys().map(|s| seat_label(*s)).collect();
-        println!(
-            "Removing lab {name:?} in {}: seats {} (instances, data volumes and their data, addresses, passwords), the security group and the instance role.",
-            settings.region,
-            if seats.is_empty() { "none".to_string() } else { seats.join(", ") }
-        );
-    }
-    confirm(
-        ui,
-        "Remove the lab and its data?",
-        "removing the lab",
-        invocation.yes,
-    )?;
-    let removed = down::down(&ctx, &observed).await?;
-    match invocation.output {
-        OutputFormat::Json => print_json(&removed),
-        OutputFormat::Text => println!(
+        (OutputFormat::Text, Some(removed)) => println!(
             "Removed lab {name:?}: {} instance(s), {} volume(s), {} address(es), {} password(s), {} shared resource(s).",
             removed.instances.len(),
             removed.volumes.len(),
@@ -410,6 +389,38 @@ async fn remove_lab(
         ),
     }
     Ok(())
+}
+
+/// Removes the lab `settings` names after confirmation (shown first when
+/// `show`); `None` when it has nothing to remove.
+async fn remove(
+    ui: &Ui,
+    aws: &Aws,
+    settings: &crate::config::Settings,
+    yes: bool,
+    show: bool,
+) -> Result<Option<down::Removed>> {
+    let (observed, expires_at) = observe_lab(aws, settings, ui, None).await?;
+    if !observed.exists() {
+        return Ok(None);
+    }
+    if show {
+        let seats: Vec<String> = observed.seats.keys().map(|s| seat_label(*s)).collect();
+        println!(
+            "Removing lab {:?} in {}: seats {} (instances, data volumes and their data, addresses, passwords), the security group and the instance role.",
+            settings.name,
+            settings.region,
+            if seats.is_empty() { "none".to_string() } else { seats.join(", ") }
+        );
+    }
+    confirm(
+        ui,
+        &format!("Remove lab {:?} and its data?", settings.name),
+        "removing the lab",
+        yes,
+    )?;
+    let ctx = lab_ctx(aws, settings, ui, &expires_at);
+    Ok(Some(down::down(&ctx, &observed).await?))
 }
 
 #[derive(Serialize)]
@@ -448,15 +459,7 @@ pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
             lab.name,
             lab.expires_at.as_deref().unwrap_or_default()
         ));
-        let quiet = Invocation {
-            output: OutputFormat::Json,
-            config: None,
-            region: Some(region.clone()),
-            profile: invocation.profile.clone(),
-            endpoint_url: invocation.endpoint_url.clone(),
-            yes: invocation.yes,
-        };
-        remove_lab_quietly(&quiet, ui, &aws, &settings).await?;
+        remove(ui, &aws, &settings, invocation.yes, false).await?;
         reaped.push(lab.name.clone());
     }
     match invocation.output {
@@ -484,27 +487,5 @@ pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
             }
         }
     }
-    Ok(())
-}
-
-/// Removes an expired lab without printing its own report (reap reports).
-async fn remove_lab_quietly(
-    invocation: &Invocation,
-    ui: &Ui,
-    aws: &Aws,
-    settings: &crate::config::Settings,
-) -> Result<()> {
-    let (observed, expires_at) = observe_lab(aws, settings, ui, None).await?;
-    let ctx = lab_ctx(aws, settings, ui, &expires_at);
-    if !observed.exists() {
-        return Ok(());
-    }
-    confirm(
-        ui,
-        &format!("Remove expired lab {:?} and its data?", settings.name),
-        "removing an expired lab",
-        invocation.yes,
-    )?;
-    down::down(&ctx, &observed).await?;
     Ok(())
 }

@@ -111,6 +111,8 @@ pub async fn fill_passwords(
             .ctx("ssm:GetParameters")?;
         for p in out.parameters() {
             if let (Some(name), Some(value)) = (p.name(), p.value()) {
+                // Masked in the debug log, should anything ever print it.
+                crate::log::redact::secret(value);
                 values.insert(name.to_string(), value.to_string());
             }
         }

@@ -310,8 +310,7 @@ async fn launch_missing(
     if seats.is_empty() {
         return BTreeMap::new();
     }
-    let seen: Vec<instance::Instance> = Vec::new();
-    let spec = match instance::resolve_launch(lab, &plan.placement, &seen, None).await {
+    let spec = match instance::resolve_launch(lab, &plan.placement, &[], None).await {
         Ok(spec) => spec,
         Err(e) => {
             for seat in seats {

@@ -28,6 +28,10 @@ Configuration (JSON; the whole object, at start or through the control API):
       "services": ["ec2"],         # optional: signing names
       "max": 10,                   # optional: at most this many injections
       "max_per_action": 1,         # optional: at most this many per action
+      "per_second": 10,            # optional: only requests above this rate
+                                   # (over the last second, among the rule's
+                                   # matches) are candidates: AWS's own
+                                   # request-rate throttling
       "latency_ms": 50}            # for "latency" only
    ]}
 
@@ -64,6 +68,7 @@ without faults.
 """
 
 import argparse
+import collections
 import http.client
 import io
 import json
@@ -123,7 +128,7 @@ def validate(config):
             not isinstance(services, list) or not all(isinstance(s, str) for s in services)
         ):
             raise ConfigError(f"rule {index}: services must be a list of names")
-        for key in ("max", "max_per_action", "latency_ms"):
+        for key in ("max", "max_per_action", "latency_ms", "per_second"):
             value = rule.get(key)
             if value is not None and (not isinstance(value, (int, float)) or value < 0):
                 raise ConfigError(f"rule {index}: {key} must be a number >= 0")
@@ -149,6 +154,8 @@ class Faults:
             self.random = random.Random(config["seed"])
             # Per rule: injections so far, and per action.
             self.used = [0] * len(config["rules"])
+            # Per rule: when its recent matching requests arrived.
+            self.recent = [collections.deque() for _ in config["rules"]]
             self.used_by_action = [{} for _ in config["rules"]]
 
     def reset_stats(self):
@@ -173,6 +180,8 @@ class Faults:
                     continue
                 if not self._matches(rule, service, action):
                     continue
+                if rule.get("per_second") is not None and not self._over_rate(index, rule):
+                    continue
                 if rule.get("max") is not None and self.used[index] >= rule["max"]:
                     continue
                 per_action = self.used_by_action[index]
@@ -190,6 +199,17 @@ class Faults:
                 else:
                     chosen = rule["fault"]
             return latency, chosen
+
+    def _over_rate(self, index, rule):
+        """Counts this request against the rule's one-second window; true
+        when the window already held `per_second` requests."""
+        now = time.monotonic()
+        window = self.recent[index]
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        over = len(window) >= rule["per_second"]
+        window.append(now)
+        return over
 
     @staticmethod
     def _matches(rule, service, action):
