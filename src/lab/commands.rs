@@ -111,6 +111,7 @@ pub async fn up(
     let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
     let ctx = lab_ctx(&aws, &settings, ui, &expires_at);
     warn_expired_labs(&ctx, &lab.name).await?;
+    warn_unchanged_seats(ui, &settings, &observed);
     let plan = plan::make(&ctx, &lab, &observed, &expires_at, with_bootstrap).await?;
     let report = plan.report(&ctx, &lab);
     let mut failures = up::Failures::new();
@@ -186,6 +187,41 @@ pub async fn up(
         lab.seats,
         lines.join("\n")
     )))
+}
+
+/// Labs build seats; they do not resize them. Seats made with another
+/// instance type or data volume size keep it, and glbox says so.
+fn warn_unchanged_seats(ui: &Ui, settings: &crate::config::Settings, observed: &Observed) {
+    let mut other_type = Vec::new();
+    let mut other_size = Vec::new();
+    for (number, seat) in &observed.seats {
+        if seat
+            .primary()
+            .is_some_and(|i| i.instance.instance_type != settings.instance_type)
+        {
+            other_type.push(seat_label(*number));
+        }
+        if seat
+            .volume()
+            .is_some_and(|v| v.size_gib != settings.data_volume.size_gib)
+        {
+            other_size.push(seat_label(*number));
+        }
+    }
+    if !other_type.is_empty() {
+        ui.warn(&format!(
+            "seat(s) {} run another instance type than {}: lab up does not change existing seats (lab down, then lab up, rebuilds them)",
+            other_type.join(", "),
+            settings.instance_type
+        ));
+    }
+    if !other_size.is_empty() {
+        ui.warn(&format!(
+            "seat(s) {} have a data volume of another size than {} GiB: lab up does not resize existing seats",
+            other_size.join(", "),
+            settings.data_volume.size_gib
+        ));
+    }
 }
 
 fn seat_table(rows: &[Row]) -> String {

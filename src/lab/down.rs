@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::aws::{ok_if, AwsResultExt};
@@ -33,22 +34,30 @@ pub async fn remove_seats(lab: &Ctx<'_>, observed: &Observed, seats: &[u16]) -> 
         .flat_map(|(_, s)| s.instances.iter().map(|i| i.instance.id.clone()))
         .collect();
     terminate(lab, &removed.instances).await?;
-    for (_, seat) in &chosen {
-        for address in &seat.addresses {
-            elastic_ip::release(lab, address).await?;
-            removed.addresses.push(address.allocation_id.clone());
-        }
-    }
+    let addresses: Vec<&elastic_ip::Address> = chosen
+        .iter()
+        .flat_map(|(_, s)| s.addresses.iter())
+        .collect();
+    in_parallel(addresses.clone(), |address| {
+        elastic_ip::release(lab, address)
+    })
+    .await?;
+    removed.addresses = addresses.iter().map(|a| a.allocation_id.clone()).collect();
     let volumes: Vec<String> = chosen
         .iter()
         .flat_map(|(_, s)| s.volumes.iter().map(|v| v.id.clone()))
         .collect();
     // Terminated instances let go of their volumes.
     wait_volumes(lab, &volumes, "available").await?;
-    for id in &volumes {
+    in_parallel(volumes.iter().collect(), |id: &String| async move {
         let deleted = lab.aws.ec2.delete_volume().volume_id(id).send().await;
-        ok_if("ec2:DeleteVolume", deleted, &["InvalidVolume.NotFound"])?;
-    }
+        Ok(ok_if(
+            "ec2:DeleteVolume",
+            deleted,
+            &["InvalidVolume.NotFound"],
+        )?)
+    })
+    .await?;
     removed.volumes = volumes;
     removed.parameters = chosen
         .iter()
@@ -75,6 +84,21 @@ pub async fn remove_seats(lab: &Ctx<'_>, observed: &Observed, seats: &[u16]) -> 
     lab.ui
         .info(&format!("removed seat(s) {}", labels.join(", ")));
     Ok(removed)
+}
+
+/// Runs `work` on every item, a few calls at a time (AWS has no batch
+/// form for these); the first error, if any, once all have run.
+async fn in_parallel<T, F, Fut>(items: Vec<T>, work: F) -> Result<()>
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let results: Vec<Result<()>> = stream::iter(items)
+        .map(work)
+        .buffer_unordered(crate::lab::CALLS_IN_FLIGHT)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// Removes everything of the lab.
