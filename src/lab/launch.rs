@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceMetadataEndpointState,
-    InstanceMetadataOptionsRequest, InstanceType, MarketType, ResourceType, SpotInstanceType,
-    SpotMarketOptions, Tag, VolumeType,
+    IamInstanceProfileSpecification, InstanceInterruptionBehavior, InstanceMarketOptionsRequest,
+    InstanceType, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, Tag,
 };
 use futures_util::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
@@ -305,17 +303,6 @@ async fn send(
             .value(settings.os.as_str())
             .build(),
     );
-    let root = BlockDeviceMapping::builder()
-        .device_name(&spec.root_device)
-        .ebs(
-            EbsBlockDevice::builder()
-                .volume_size(settings.root_volume_gib)
-                .volume_type(VolumeType::Gp3)
-                .encrypted(true)
-                .delete_on_termination(true)
-                .build(),
-        )
-        .build();
     let mut call = lab
         .aws
         .ec2
@@ -332,14 +319,8 @@ async fn send(
                 .name(lab.names.iam_name())
                 .build(),
         )
-        .metadata_options(
-            InstanceMetadataOptionsRequest::builder()
-                .http_tokens(HttpTokensState::Required)
-                .http_put_response_hop_limit(1)
-                .http_endpoint(InstanceMetadataEndpointState::Enabled)
-                .build(),
-        )
-        .block_device_mappings(root)
+        .metadata_options(crate::resources::instance::imdsv2_only())
+        .block_device_mappings(crate::resources::instance::root_volume(settings, spec))
         .user_data(crate::userdata::encode(user_data))
         .tag_specifications(tags)
         .tag_specifications(lab.names.tag_spec(ResourceType::Volume, Role::RootVolume))

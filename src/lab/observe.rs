@@ -223,18 +223,7 @@ async fn describe_addresses(ctx: &Ctx<'_>) -> Result<Tagged<Address>> {
         .iter()
         .filter_map(|a| {
             let seat = seat_of(a.tags())?;
-            Some((
-                seat,
-                Address {
-                    allocation_id: a.allocation_id().unwrap_or_default().to_string(),
-                    public_ip: a.public_ip().unwrap_or_default().to_string(),
-                    association_id: a.association_id().map(str::to_string),
-                    instance_id: a
-                        .instance_id()
-                        .filter(|i| !i.is_empty())
-                        .map(str::to_string),
-                },
-            ))
+            Some((seat, crate::resources::elastic_ip::from_sdk(a)))
         })
         .collect();
     found.sort_by(|a, b| (a.0, &a.1.allocation_id).cmp(&(b.0, &b.1.allocation_id)));

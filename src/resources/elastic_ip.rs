@@ -17,6 +17,18 @@ pub struct Address {
     pub instance_id: Option<String>,
 }
 
+pub fn from_sdk(a: &aws_sdk_ec2::types::Address) -> Address {
+    Address {
+        allocation_id: a.allocation_id().unwrap_or_default().to_string(),
+        public_ip: a.public_ip().unwrap_or_default().to_string(),
+        association_id: a.association_id().map(str::to_string),
+        instance_id: a
+            .instance_id()
+            .filter(|i| !i.is_empty())
+            .map(str::to_string),
+    }
+}
+
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Address>> {
     let out = ctx
         .aws
@@ -26,19 +38,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Address>> {
         .send()
         .await
         .ctx("ec2:DescribeAddresses")?;
-    let mut addresses: Vec<Address> = out
-        .addresses()
-        .iter()
-        .map(|a| Address {
-            allocation_id: a.allocation_id().unwrap_or_default().to_string(),
-            public_ip: a.public_ip().unwrap_or_default().to_string(),
-            association_id: a.association_id().map(str::to_string),
-            instance_id: a
-                .instance_id()
-                .filter(|i| !i.is_empty())
-                .map(str::to_string),
-        })
-        .collect();
+    let mut addresses: Vec<Address> = out.addresses().iter().map(from_sdk).collect();
     addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
     Ok(addresses)
 }

@@ -620,17 +620,7 @@ async fn run_instance(
             .value(settings.os.as_str())
             .build(),
     );
-    let root = BlockDeviceMapping::builder()
-        .device_name(&spec.root_device)
-        .ebs(
-            EbsBlockDevice::builder()
-                .volume_size(settings.root_volume_gib)
-                .volume_type(VolumeType::Gp3)
-                .encrypted(true)
-                .delete_on_termination(true)
-                .build(),
-        )
-        .build();
+    let root = root_volume(settings, spec);
     let request = ctx
         .aws
         .ec2
@@ -646,13 +636,7 @@ async fn run_instance(
                 .name(ctx.names.iam_name())
                 .build(),
         )
-        .metadata_options(
-            InstanceMetadataOptionsRequest::builder()
-                .http_tokens(HttpTokensState::Required)
-                .http_put_response_hop_limit(1)
-                .http_endpoint(InstanceMetadataEndpointState::Enabled)
-                .build(),
-        )
+        .metadata_options(imdsv2_only())
         .block_device_mappings(root)
         .user_data(crate::userdata::encode(user_data))
         .tag_specifications(tags)
@@ -664,6 +648,30 @@ async fn run_instance(
     };
     let out = request.send().await?;
     Ok(out.instances().first().map(from_sdk))
+}
+
+/// The encrypted gp3 root volume, deleted with the instance.
+pub fn root_volume(settings: &Settings, spec: &LaunchSpec) -> BlockDeviceMapping {
+    BlockDeviceMapping::builder()
+        .device_name(&spec.root_device)
+        .ebs(
+            EbsBlockDevice::builder()
+                .volume_size(settings.root_volume_gib)
+                .volume_type(VolumeType::Gp3)
+                .encrypted(true)
+                .delete_on_termination(true)
+                .build(),
+        )
+        .build()
+}
+
+/// IMDSv2 only, reachable from the instance itself only (hop limit 1).
+pub fn imdsv2_only() -> InstanceMetadataOptionsRequest {
+    InstanceMetadataOptionsRequest::builder()
+        .http_tokens(HttpTokensState::Required)
+        .http_put_response_hop_limit(1)
+        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+        .build()
 }
 
 async fn apply_update(
