@@ -800,3 +800,35 @@ fn the_example_lab_configuration_loads() {
     assert_eq!(settings.name, "gitlab-101");
     assert_eq!(settings.instance_type, "c5.xlarge");
 }
+
+/// A crash at every safe point of `lab up` (test builds stop the process
+/// there, as a kill would) is finished by the next `lab up`: exactly the
+/// seats asked for, nothing twice.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn a_crashed_lab_up_is_finished_by_the_next() {
+    for step in [
+        "lab-shared",
+        "lab-volumes",
+        "lab-instances",
+        "lab-volumes-attached",
+        "lab-addresses",
+    ] {
+        let emulator = Emulator::start();
+        let workspace = Workspace::new(&lab_config(LAB, 3, ""));
+        let crashed = common::glbox_with_env(
+            &emulator,
+            &workspace,
+            &["lab", "up", "--yes", "--no-bootstrap"],
+            &[("GLBOX_FAILPOINT", step)],
+        );
+        assert_eq!(crashed.code, 137, "{step}: {}", crashed.stderr);
+        glbox(
+            &emulator,
+            &workspace,
+            &["lab", "up", "--yes", "--no-bootstrap"],
+        )
+        .assert_ok();
+        assert_complete(&lab_view(&emulator, LAB).await, LAB, 3, true);
+    }
+}
