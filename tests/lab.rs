@@ -248,6 +248,16 @@ async fn behave_healthy(emulator: &Emulator) {
         .await;
 }
 
+/// `lab up` of the AWS side only (no GitLab install), which must succeed.
+fn lab_up_aws_only(emulator: &Emulator, workspace: &Workspace) {
+    glbox(
+        emulator,
+        workspace,
+        &["lab", "up", "--yes", "--no-bootstrap"],
+    )
+    .assert_ok();
+}
+
 fn count(actions: &[String], action: &str) -> usize {
     actions.iter().filter(|a| *a == action).count()
 }
@@ -375,12 +385,7 @@ async fn a_25_seat_lab_comes_up_complete_and_a_rerun_changes_nothing() {
 async fn terminated_seats_are_recreated_and_only_those() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&lab_config(LAB, 25, ""));
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     let before = lab_view(&emulator, LAB).await;
     let victims = [4u16, 11, 19];
     let ids: Vec<String> = victims
@@ -396,12 +401,7 @@ async fn terminated_seats_are_recreated_and_only_those() {
         .unwrap();
 
     emulator.start_recording();
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     let recorded = emulator.recorded();
     let actions: Vec<String> = recorded.iter().map(|r| r.action.clone()).collect();
     let launches: Vec<&common::Request> = recorded
@@ -447,19 +447,9 @@ async fn terminated_seats_are_recreated_and_only_those() {
 async fn seats_are_added_and_removed_from_the_top() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&lab_config(LAB, 2, ""));
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     workspace.write_config(&lab_config(LAB, 4, ""));
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     let grown = lab_view(&emulator, LAB).await;
     assert_complete(&grown, LAB, 4, true);
 
@@ -471,12 +461,7 @@ async fn seats_are_added_and_removed_from_the_top() {
     assert!(refused.stdout.contains("remove") && refused.stdout.contains("s04"));
     assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
 
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     let shrunk = lab_view(&emulator, LAB).await;
     assert_complete(&shrunk, LAB, 3, true);
     for seat in 1..=3u16 {
@@ -598,12 +583,7 @@ async fn a_failed_seat_is_listed_and_retried_alone() {
 async fn lab_down_leaves_nothing_of_the_lab() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&lab_config(LAB, 3, ""));
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     glbox(&emulator, &workspace, &["lab", "down", "--yes"]).assert_ok();
     let view = lab_view(&emulator, LAB).await;
     assert!(view.seats.is_empty(), "{view:?}");
@@ -680,7 +660,7 @@ async fn reap_removes_expired_labs_only() {
     let old = Workspace::new(&lab_config("old", 2, ""));
     let new = Workspace::new(&lab_config("new", 1, ""));
     let single = Workspace::new("name = \"solo\"\n");
-    glbox(&emulator, &old, &["lab", "up", "--yes", "--no-bootstrap"]).assert_ok();
+    lab_up_aws_only(&emulator, &old);
     glbox(&emulator, &single, &["up", "--yes", "--no-bootstrap"]).assert_ok();
     expire(&emulator, "old").await;
 
@@ -710,12 +690,7 @@ async fn reap_removes_expired_labs_only() {
 async fn instances_launched_but_not_yet_seated_are_adopted() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&lab_config(LAB, 3, ""));
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     let before = lab_view(&emulator, LAB).await;
     let orphan = before.seats[&2].instances[0].clone();
     emulator
@@ -727,12 +702,7 @@ async fn instances_launched_but_not_yet_seated_are_adopted() {
         .await
         .unwrap();
     emulator.start_recording();
-    glbox(
-        &emulator,
-        &workspace,
-        &["lab", "up", "--yes", "--no-bootstrap"],
-    )
-    .assert_ok();
+    lab_up_aws_only(&emulator, &workspace);
     let actions = emulator.recorded_actions();
     assert_eq!(count(&actions, "RunInstances"), 0, "{actions:?}");
     let after = lab_view(&emulator, LAB).await;
@@ -823,12 +793,7 @@ async fn a_crashed_lab_up_is_finished_by_the_next() {
             &[("GLBOX_FAILPOINT", step)],
         );
         assert_eq!(crashed.code, 137, "{step}: {}", crashed.stderr);
-        glbox(
-            &emulator,
-            &workspace,
-            &["lab", "up", "--yes", "--no-bootstrap"],
-        )
-        .assert_ok();
+        lab_up_aws_only(&emulator, &workspace);
         assert_complete(&lab_view(&emulator, LAB).await, LAB, 3, true);
     }
 }

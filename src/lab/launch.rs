@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::{has_code, AwsResultExt};
 use crate::names::{seat_label, Role, TAG_OS};
-use crate::resources::instance::LaunchSpec;
+use crate::resources::instance::{is_profile_propagation, LaunchSpec, RunError};
 use crate::resources::Ctx;
 
 /// Answers that mean "no spot capacity for this request now".
@@ -180,17 +180,6 @@ pub async fn tag_seat(lab: &Ctx<'_>, instance_id: &str, seat: u16) -> crate::err
         .await
         .ctx("ec2:CreateTags")?;
     Ok(())
-}
-
-type RunError =
-    aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::run_instances::RunInstancesError>;
-
-fn is_profile_propagation(err: &RunError) -> bool {
-    use aws_sdk_ec2::error::ProvideErrorMetadata;
-    has_code(err, "InvalidParameterValue")
-        && err
-            .message()
-            .is_some_and(|m| m.to_ascii_lowercase().contains("iam instance profile"))
 }
 
 /// One RunInstances for `seats.len()` instances (at least one); returns

@@ -262,7 +262,7 @@ async fn password_seats(ctx: &Ctx<'_>) -> Result<BTreeSet<u16>> {
 }
 
 /// `/glbox-lab/<lab>/s07/root-password` → 7.
-pub fn seat_of_parameter(prefix: &str, name: &str) -> Option<u16> {
+fn seat_of_parameter(prefix: &str, name: &str) -> Option<u16> {
     let rest = name.strip_prefix(prefix)?;
     let (label, leaf) = rest.split_once('/')?;
     if leaf != "root-password" {

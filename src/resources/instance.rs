@@ -594,10 +594,11 @@ fn token_for(
     Ok(client_token(settings, spec, user_data, attempt))
 }
 
-type RunError =
+pub type RunError =
     aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::run_instances::RunInstancesError>;
 
-fn is_profile_propagation(err: &RunError) -> bool {
+/// EC2 does not see a just-made instance profile yet (it takes seconds).
+pub fn is_profile_propagation(err: &RunError) -> bool {
     use aws_sdk_ec2::error::ProvideErrorMetadata;
     has_code(err, "InvalidParameterValue")
         && err
