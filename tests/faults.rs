@@ -144,18 +144,8 @@ fn everywhere(fault: &str, rate: f64) -> Value {
 /// endpoint (the same clean environment as `common::glbox`: test keys, no
 /// instance metadata, a closed caller-IP service: nothing leaves 127.0.0.1).
 fn glbox_via(proxy: &FaultProxy, workspace: &Workspace, args: &[&str]) -> Run {
-    Command::new(env!("CARGO_BIN_EXE_glbox"))
+    common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &proxy.endpoint())
         .args(args)
-        .current_dir(workspace.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", workspace.path())
-        .env("XDG_STATE_HOME", workspace.state_dir())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", proxy.endpoint())
-        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
         .stdin(Stdio::null())
         .output()
         .expect("run glbox")

@@ -1348,18 +1348,10 @@ async fn hosted_zone(emulator: &Emulator, admin: &Keys, domain: &str) -> String 
 /// The glbox binary in the workspace, as `common::glbox_with_env` runs it,
 /// but signing with `keys`.
 fn glbox(emulator: &Emulator, workspace: &Workspace, keys: &Keys, args: &[&str]) -> Run {
-    Command::new(env!("CARGO_BIN_EXE_glbox"))
+    common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint())
         .args(args)
-        .current_dir(workspace.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", workspace.path())
-        .env("XDG_STATE_HOME", workspace.state_dir())
         .env("AWS_ACCESS_KEY_ID", &keys.id)
         .env("AWS_SECRET_ACCESS_KEY", &keys.secret)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", emulator.endpoint())
-        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
         .stdin(Stdio::null())
         .output()
         .expect("run glbox")

@@ -8,7 +8,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::{glbox, glbox_with_env, Emulator, Run, Workspace};
 
@@ -43,7 +43,7 @@ fn glbox_in_terminal(
         command_line.push(' ');
         command_line.push_str(arg);
     }
-    let mut command = Command::new("script");
+    let mut command = common::clean_command("script", workspace, &emulator.endpoint());
     command
         .args([
             "--quiet",
@@ -52,17 +52,7 @@ fn glbox_in_terminal(
             &command_line,
             "/dev/null",
         ])
-        .current_dir(workspace.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", workspace.path())
-        .env("XDG_STATE_HOME", workspace.state_dir())
         .env("TERM", "xterm-256color")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", emulator.endpoint())
-        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
         .stdin(Stdio::null());
     for (key, value) in env {
         command.env(key, value);

@@ -28,20 +28,9 @@ fn empty_workspace() -> Workspace {
 
 /// The glbox binary in `workspace`, with the harness's clean environment.
 fn glbox_command(emulator: &Emulator, workspace: &Workspace, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_glbox"));
-    command
-        .args(args)
-        .current_dir(workspace.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", workspace.path())
-        .env("XDG_STATE_HOME", workspace.state_dir())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", emulator.endpoint())
-        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
-        .env("TERM", "xterm");
+    let mut command =
+        common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint());
+    command.args(args).env("TERM", "xterm");
     command
 }
 

@@ -262,6 +262,30 @@ impl From<Output> for Run {
     }
 }
 
+/// `program` in `workspace` with the harness's clean environment: nothing
+/// inherited but PATH, a private home and state folder, test keys (a test
+/// may set others), no instance metadata lookups, AWS at `endpoint`, and a
+/// caller-IP service that is closed (nothing may leave 127.0.0.1).
+pub fn clean_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    workspace: &Workspace,
+    endpoint: &str,
+) -> Command {
+    let mut command = Command::new(program);
+    command
+        .current_dir(workspace.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", workspace.path())
+        .env("XDG_STATE_HOME", workspace.state_dir())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/");
+    command
+}
+
 /// Runs the glbox binary in the workspace against the emulator, with a
 /// clean environment: test credentials, no instance metadata lookups, and
 /// a caller-IP service that is closed (nothing may leave 127.0.0.1).
@@ -275,20 +299,8 @@ pub fn glbox_with_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_glbox"));
-    command
-        .args(args)
-        .current_dir(workspace.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", workspace.path())
-        .env("XDG_STATE_HOME", workspace.state_dir())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", emulator.endpoint())
-        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
-        .stdin(Stdio::null());
+    let mut command = clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint());
+    command.args(args).stdin(Stdio::null());
     for (key, value) in env {
         command.env(key, value);
     }
@@ -489,18 +501,8 @@ pub fn glbox_within(
     args: &[&str],
     limit: std::time::Duration,
 ) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glbox"))
+    let mut child = clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint())
         .args(args)
-        .current_dir(workspace.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", workspace.path())
-        .env("XDG_STATE_HOME", workspace.state_dir())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", emulator.endpoint())
-        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
