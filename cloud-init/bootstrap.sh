@@ -16,6 +16,9 @@ set -euo pipefail
 
 : "${GLBOX_DEPLOYMENT:?}" "${GLBOX_REGION:?}" "${GLBOX_OS:?}" "${GLBOX_EDITION:?}" "${GLBOX_ROOT_PASSWORD_PARAMETER:?}"
 : "${GLBOX_VERSION:?}" "${GLBOX_EXTERNAL_URL:?}" "${GLBOX_DATA_VOLUME:?}" "${GLBOX_GITLAB_RB_B64:?}"
+# The data volume's size (GiB) glbox asked EBS for: the file system is
+# grown to it (0: whatever the device shows).
+data_size_gib="${GLBOX_DATA_SIZE_GIB:-0}"
 root_email="${GLBOX_ROOT_EMAIL:-}"
 # Empty when email is off.
 smtp_parameter="${GLBOX_SMTP_PASSWORD_PARAMETER:-}"
@@ -23,12 +26,21 @@ smtp_parameter="${GLBOX_SMTP_PASSWORD_PARAMETER:-}"
 # Paths, overridable only so the tests can run this in a sandbox.
 etc_gitlab="${GLBOX_ETC_GITLAB:-/etc/gitlab}"
 log_dir="${GLBOX_LOG_DIR:-/var/log/glbox}"
-lock_dir="${GLBOX_LOCK_DIR:-/run/lock}"
+# Root's own: /run/lock is world-writable, and anyone could hold a lock
+# there to stop the bootstrap.
+lock_dir="${GLBOX_LOCK_DIR:-/run/glbox}"
 cloud_init_run_dir="${GLBOX_CLOUD_INIT_RUN_DIR:-/run/cloud-init}"
 prepare_data="${GLBOX_PREPARE_DATA:-/usr/local/sbin/glbox-prepare-data}"
 data_mountpoint="${GLBOX_DATA_MOUNTPOINT:-/var/opt/gitlab}"
 apt_sources="${GLBOX_APT_SOURCES:-/etc/apt/sources.list.d}"
 yum_repos="${GLBOX_YUM_REPOS:-/etc/yum.repos.d}"
+apt_conf_dir="${GLBOX_APT_CONF_DIR:-/etc/apt/apt.conf.d}"
+# How long each apt operation waits for the dpkg lock: at first boot
+# unattended-upgrades holds it for minutes, and apt-get without a timeout
+# fails at once ("Could not get lock /var/lib/dpkg/lock-frontend").
+apt_lock_wait="${GLBOX_APT_LOCK_WAIT:-900}"
+# How long GitLab's services may take to show as running.
+services_wait="${GLBOX_SERVICES_WAIT:-120}"
 
 package="gitlab-$GLBOX_EDITION"
 # What must survive a new instance lives on the data volume: GitLab's
@@ -40,9 +52,24 @@ pending="$etc_gitlab/.glbox-reconfigure-pending"
 # GitLab's required upgrade stops (major.minor), from its upgrade-path
 # documentation: a jump across one of these can fail.
 required_stops="16.3 16.7 16.11 17.1 17.3 17.5 17.8 17.11 18.2 18.5 18.8 18.11"
+# The result line of the last bootstrap that finished, for glbox to read
+# when the transport cut the output short (SSM keeps its first 24,000
+# characters). Removed first thing, so an old one never counts.
+result_file="$log_dir/result"
+
+# One bootstrap at a time (a re-run must not overlap a slow install),
+# taken before anything is written: a second one touches nothing.
+mkdir -p "$lock_dir"
+chmod 0700 "$lock_dir"
+exec 8> "$lock_dir/glbox-bootstrap.lock"
+if ! flock -n 8; then
+  printf 'glbox-error: %s\n' "another glbox bootstrap is running on this box; wait for it, then re-run"
+  exit 1
+fi
 
 mkdir -p "$log_dir"
 chmod 0750 "$log_dir"
+rm -f "$result_file"
 # tee keeps writing the log even if whoever started us went away.
 exec > >(tee --output-error=warn-nopipe -a "$log_dir/bootstrap.log") 2>&1
 
@@ -57,10 +84,14 @@ fail() {
   exit "${2:-1}"
 }
 
-# One bootstrap at a time (a re-run must not overlap a slow install).
-mkdir -p "$lock_dir"
-exec 8> "$lock_dir/glbox-bootstrap.lock"
-flock -n 8 || fail "another glbox bootstrap is running on this box; wait for it, then re-run"
+case "$GLBOX_DATA_VOLUME" in
+  vol-*[!0-9a-f]* | vol-) fail "unexpected data volume id $GLBOX_DATA_VOLUME" ;;
+  vol-*) ;;
+  *) fail "unexpected data volume id $GLBOX_DATA_VOLUME" ;;
+esac
+case "$data_size_gib" in
+  '' | *[!0-9]*) fail "unexpected data volume size $data_size_gib" ;;
+esac
 
 case "$GLBOX_OS" in
   ubuntu-24.04)
@@ -97,6 +128,59 @@ warn_required_stops() {
       warn "the upgrade $from -> $to crosses required upgrade stop $stop; GitLab expects an upgrade to $stop first"
     fi
   done
+}
+
+# gitlab-ctl status: one "run: ..." line per service once GitLab is
+# configured on this instance; nothing before the first reconfigure made
+# the runit services (omnibus-gitlab's upgrade.rb reads it the same way).
+services_status() {
+  gitlab-ctl status 2> /dev/null || true
+}
+
+services_configured() {
+  [ -n "$(services_status)" ]
+}
+
+services_running() {
+  local status
+  status="$(services_status)"
+  [ -n "$status" ] && ! printf '%s\n' "$status" | grep -qv '^run: '
+}
+
+# Waits (bounded) for every service to show as running.
+wait_for_services() {
+  local waited=0
+  until services_running; do
+    if [ "$waited" -ge "$services_wait" ]; then
+      return 1
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
+}
+
+# apt reads apt.conf.d for every apt-get, the repository script's too.
+apt_wait_for_lock() {
+  mkdir -p "$apt_conf_dir"
+  printf 'DPkg::Lock::Timeout "%s";\n' "$apt_lock_wait" > "$apt_conf_dir/90glbox-lock-timeout"
+  phase "package lock: each apt operation waits up to ${apt_lock_wait}s for other package managers (unattended-upgrades at first boot)"
+}
+
+# What the bootstrap needs on Ubuntu, installed here rather than by
+# cloud-init, which waits only 30 s for apt's lock
+# (cloudinit/distros/package_management/apt.py, APT_LOCK_WAIT_TIMEOUT).
+ubuntu_prerequisites() {
+  local missing=() name
+  for name in curl ca-certificates perl tzdata; do
+    if ! dpkg-query -W -f='${db:Status-Status}\n' "$name" 2> /dev/null | grep -qx installed; then
+      missing+=("$name")
+    fi
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    phase "prerequisites"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+  fi
 }
 
 package_spec() {
@@ -140,7 +224,7 @@ if [ -d "$cloud_init_run_dir" ] && command -v cloud-init > /dev/null; then
 fi
 
 phase "data volume"
-"$prepare_data" "$GLBOX_DATA_VOLUME" "$data_mountpoint"
+"$prepare_data" "$GLBOX_DATA_VOLUME" "$data_mountpoint" "$((data_size_gib * 1024))"
 mkdir -p "$state_dir"
 chmod 0700 "$state_dir"
 
@@ -189,6 +273,11 @@ if [ -s "$state_dir/gitlab-secrets.json" ] && [ ! -e "$etc_gitlab/gitlab-secrets
   echo "restored gitlab-secrets.json from the data volume"
 fi
 
+if [ "$family" = deb ]; then
+  apt_wait_for_lock
+  ubuntu_prerequisites
+fi
+
 phase "repository"
 fresh_repository=0
 if [ ! -e "$repo_file" ]; then
@@ -234,9 +323,18 @@ else
 fi
 
 # apt fails when the package's own reconfigure fails, so a successful deb
-# install or upgrade has reconfigured; dnf does not report that reliably.
-if [ "$package_changed" = 1 ] && [ "$family" = deb ]; then
+# install or upgrade that left GitLab configured has reconfigured; dnf
+# does not report a failed one reliably.
+if [ "$package_changed" = 1 ] && [ "$family" = deb ] && services_configured; then
   rm -f "$pending"
+fi
+# No services on this instance: GitLab was never configured here. The
+# package's own script skips that when it finds /var/opt/gitlab/bootstrapped
+# from an earlier instance on the data volume (omnibus-gitlab,
+# files/gitlab-ctl-commands/upgrade.rb: "It looks like GitLab has not been
+# configured yet; skipping the upgrade script", exit 0).
+if ! services_configured; then
+  touch "$pending"
 fi
 if [ -e "$pending" ]; then
   phase "reconfigure"
@@ -244,14 +342,24 @@ if [ -e "$pending" ]; then
   rm -f "$pending"
 fi
 
+phase "services"
+wait_for_services || fail "GitLab's services are not running after the bootstrap:
+$(services_status)"
+
 version="$(installed_version)"
 printf '%s\n' "$version" > "$state_dir/installed-version"
 if [ -e "$etc_gitlab/gitlab-secrets.json" ]; then
   install -m 0600 "$etc_gitlab/gitlab-secrets.json" "$state_dir/gitlab-secrets.json"
 fi
+# Done means what the next instance needs is on the data volume.
+if [ -z "$version" ] || [ "$(cat "$state_dir/installed-version")" != "$version" ]; then
+  fail "the installed version was not recorded on the data volume"
+fi
+cmp -s "$etc_gitlab/gitlab-secrets.json" "$state_dir/gitlab-secrets.json" ||
+  fail "gitlab-secrets.json was not copied to the data volume"
 
 # Repeat the warnings at the end, where glbox reads them.
 for warning in "${warnings[@]}"; do
   printf 'glbox-warning: %s\n' "$warning"
 done
-printf 'glbox-result: %s %s\n' "$package" "$version"
+printf 'glbox-result: %s %s\n' "$package" "$version" | tee "$result_file"

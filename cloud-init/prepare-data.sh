@@ -1,33 +1,42 @@
 #!/bin/bash
 # glbox: prepare the EBS data volume and mount it at GitLab's data directory.
 #
-# Usage: glbox-prepare-data VOLUME_ID MOUNTPOINT
+# Usage: glbox-prepare-data VOLUME_ID MOUNTPOINT [MIN_MIB]
 #
 # Safe to run any number of times: it formats the device only when it holds
 # no file system at all, adds one fstab line (by UUID, with nofail) and
-# mounts it if it is not mounted yet. It never reformats.
+# mounts it if it is not mounted yet. It never reformats. It grows the file
+# system to the device (after a ModifyVolume), waiting until the device
+# shows at least MIN_MIB (EBS: "Extend the file system after resizing a
+# volume" in the EC2 user guide; the new size is visible once the
+# modification is "optimizing").
 #
 # Environment (for tests; the defaults are the real paths):
 #   GLBOX_DISK_BY_ID   where udev lists disks by id   (/dev/disk/by-id)
 #   GLBOX_XEN_DEVICES  Xen device names to fall back to ("/dev/sdf /dev/xvdf")
 #   GLBOX_FSTAB        the fstab to maintain           (/etc/fstab)
 #   GLBOX_DEVICE_WAIT  seconds to wait for the device  (300)
-#   GLBOX_LOCK_DIR     where the run lock lives         (/run/lock)
+#   GLBOX_LOCK_DIR     where the run lock lives         (/run/glbox)
+#   GLBOX_RESIZE_WAIT  seconds to wait for MIN_MIB       (600)
 set -euo pipefail
 
 volume_id="${1:?usage: glbox-prepare-data VOLUME_ID MOUNTPOINT}"
 mountpoint_dir="${2:?usage: glbox-prepare-data VOLUME_ID MOUNTPOINT}"
+min_mib="${3:-0}"
 by_id="${GLBOX_DISK_BY_ID:-/dev/disk/by-id}"
 xen_devices="${GLBOX_XEN_DEVICES:-/dev/sdf /dev/xvdf}"
 fstab="${GLBOX_FSTAB:-/etc/fstab}"
 wait_seconds="${GLBOX_DEVICE_WAIT:-300}"
-lock_dir="${GLBOX_LOCK_DIR:-/run/lock}"
+# Root's own (/run/lock is world-writable: anyone could hold the lock).
+lock_dir="${GLBOX_LOCK_DIR:-/run/glbox}"
+resize_wait="${GLBOX_RESIZE_WAIT:-600}"
 
 log() { printf 'glbox-prepare-data: %s\n' "$*" >&2; }
 
 # cloud-init and the bootstrap both run this: never two at once (two
 # probes could both find a blank disk and both format it).
 mkdir -p "$lock_dir"
+chmod 0700 "$lock_dir"
 exec 9> "$lock_dir/glbox-prepare-data.lock"
 flock 9
 
@@ -104,3 +113,31 @@ if ! mountpoint -q "$mountpoint_dir"; then
   mount -t "$fs_type" "$device" "$mountpoint_dir"
   log "mounted $device at $mountpoint_dir"
 fi
+
+# The file system's size in bytes (ext4: block count times block size).
+fs_bytes() {
+  dumpe2fs -h "$device" 2> /dev/null |
+    awk -F: '/^Block count/ { count = $2 } /^Block size/ { size = $2 } END { printf "%d\n", count * size }'
+}
+
+waited=0
+while [ "$(blockdev --getsize64 "$device")" -lt $((min_mib * 1024 * 1024)) ]; do
+  if [ "$waited" -ge "$resize_wait" ]; then
+    log "$device shows $(($(blockdev --getsize64 "$device") / 1048576)) MiB, not the ${min_mib} MiB asked for, after ${resize_wait}s (is the volume modification still before its optimizing state?)"
+    exit 1
+  fi
+  sleep 5
+  waited=$((waited + 5))
+done
+
+case "$fs_type" in
+  ext4)
+    # (A device that is not a whole number of blocks keeps a remainder.)
+    if [ $(($(blockdev --getsize64 "$device") - $(fs_bytes))) -ge 1048576 ]; then
+      # Online: ext4 grows while mounted.
+      resize2fs "$device" >&2
+      log "grew the file system on $device to $(($(fs_bytes) / 1048576)) MiB"
+    fi
+    ;;
+  xfs) xfs_growfs "$mountpoint_dir" > /dev/null ;;
+esac

@@ -40,6 +40,8 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
         .as_ref()
         .map(|_| crate::email::credentials::password_parameter_for(&settings.name))
         .unwrap_or_default();
+    // A bigger volume changes the script, so the box grows its file system.
+    let data_size = settings.data_volume.size_gib.to_string();
     let values = [
         ("GLBOX_DEPLOYMENT", settings.name.as_str()),
         ("GLBOX_REGION", &settings.region),
@@ -52,6 +54,7 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
             settings.gitlab.root_email.as_deref().unwrap_or(""),
         ),
         ("GLBOX_DATA_VOLUME", target.data_volume_id),
+        ("GLBOX_DATA_SIZE_GIB", &data_size),
         (
             "GLBOX_ROOT_PASSWORD_PARAMETER",
             target.root_password_parameter,
@@ -96,6 +99,32 @@ mod tests {
         assert!(script.contains("GLBOX_SMTP_PASSWORD_PARAMETER=''\n"));
         assert!(script.contains("GLBOX_ROOT_PASSWORD_PARAMETER='/glbox/trial/root-password'\n"));
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert!(script.contains("GLBOX_DATA_SIZE_GIB='100'\n"), "{script}");
+    }
+
+    #[test]
+    fn a_hostile_value_stays_one_literal_word() {
+        let settings = crate::test_support::settings("trial");
+        let script = render(
+            &settings,
+            &Target {
+                data_volume_id: "vol-1'; touch /tmp/x; '",
+                external_url: "http://$(reboot)",
+                smtp_username: None,
+                root_password_parameter: "/glbox/trial/root-password",
+            },
+        );
+        assert!(script.contains(r#"GLBOX_DATA_VOLUME='vol-1'\''; touch /tmp/x; '\'''"#));
+        assert!(script.contains("GLBOX_EXTERNAL_URL='http://$(reboot)'\n"));
+    }
+
+    #[test]
+    fn done_means_the_result_line() {
+        assert_eq!(
+            result_line("x\nglbox-result: gitlab-ce 18.6.0\n"),
+            Some("gitlab-ce 18.6.0")
+        );
+        assert_eq!(result_line("glbox-phase: package\n"), None);
     }
 }
 
@@ -210,6 +239,7 @@ pub async fn apply(
     if !outcome.succeeded() {
         return Err(failure(ctx, &transport, &instance.id, &outcome).await);
     }
+    confirm_result(ctx, &transport, &instance.id, &outcome).await?;
     ctx.aws
         .ec2
         .create_tags()
@@ -228,6 +258,47 @@ pub async fn apply(
         instance.id
     ));
     Ok(())
+}
+
+/// What the bootstrap's last line says it installed, if it got that far.
+fn result_line(output: &str) -> Option<&str> {
+    output
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("glbox-result: "))
+}
+
+/// `GLBOX_LOG_DIR` is the bootstrap's own override (tests only). The
+/// bootstrap removes this file when it starts and writes it last.
+const RESULT_SCRIPT: &str = r#"cat "${GLBOX_LOG_DIR:-/var/log/glbox}/result""#;
+
+/// A bootstrap is done only when it printed its result line, which it
+/// does after checking that GitLab runs and its state is on the data
+/// volume. An exit status of 0 alone is not enough: a script cut off (its
+/// file overwritten, the shell killed) can end with 0. SSM keeps only the
+/// first 24,000 characters of the output, so the line is read back from
+/// the box when it is not in what the transport returned.
+async fn confirm_result(
+    ctx: &Ctx<'_>,
+    transport: &Transport,
+    instance_id: &str,
+    outcome: &Outcome,
+) -> Result<()> {
+    if result_line(&outcome.output).is_some() {
+        return Ok(());
+    }
+    let read = transport
+        .run(ctx, "reading the bootstrap result", RESULT_SCRIPT, LOG_TAIL_TIMEOUT)
+        .await?;
+    if read.succeeded() && result_line(&read.output).is_some() {
+        return Ok(());
+    }
+    let cut = Outcome {
+        exit_code: None,
+        status: "ended without its result line".into(),
+        output: outcome.output.clone(),
+    };
+    Err(failure(ctx, transport, instance_id, &cut).await)
 }
 
 /// `GLBOX_LOG_DIR` is the bootstrap's own override (tests only).

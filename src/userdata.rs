@@ -10,11 +10,27 @@ use crate::config::{Os, Settings};
 const TEMPLATE: &str = include_str!("../cloud-init/user-data.yaml");
 pub const PREPARE_DATA_SCRIPT: &str = include_str!("../cloud-init/prepare-data.sh");
 
-fn packages(os: Os) -> &'static [&'static str] {
+/// The packages cloud-init installs at first boot. None on Ubuntu: there
+/// unattended-upgrades holds apt's lock for minutes after boot, and
+/// cloud-init waits only 30 s for it before failing
+/// (cloudinit/distros/package_management/apt.py, APT_LOCK_WAIT_TIMEOUT);
+/// the bootstrap installs what is missing, waiting for the lock.
+fn packages(os: Os) -> String {
     match os {
-        Os::Ubuntu2404 => &["curl", "ca-certificates", "perl", "tzdata"],
+        Os::Ubuntu2404 => {
+            "# (Ubuntu: the bootstrap installs what is missing, waiting for apt's lock)".into()
+        }
         // AL2023 ships curl-minimal, which a full curl would conflict with.
-        Os::Al2023 => &["ca-certificates", "perl", "tzdata"],
+        Os::Al2023 => ["package_update: true", "packages:"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(
+                ["ca-certificates", "perl", "tzdata"]
+                    .iter()
+                    .map(|p| format!("  - {p}")),
+            )
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }
 
@@ -42,15 +58,29 @@ fn os_runcmd(os: Os) -> &'static str {
 }
 
 /// Mounting the data volume at first boot, when its id is known at launch.
+/// The id comes from AWS: quoted for the shell, and the command for YAML
+/// (a JSON string is a YAML double-quoted scalar).
 fn prepare_data_runcmd(data_volume_id: Option<&str>) -> String {
     match data_volume_id {
-        Some(id) => format!(
-            "  - [sh, -c, \"/usr/local/sbin/glbox-prepare-data {id} /var/opt/gitlab >> /var/log/glbox/prepare-data.log 2>&1\"]"
-        ),
+        Some(id) => {
+            let command = format!(
+                "/usr/local/sbin/glbox-prepare-data {} /var/opt/gitlab >> /var/log/glbox/prepare-data.log 2>&1",
+                shell_quote(id)
+            );
+            format!(
+                "  - [sh, -c, {}]",
+                serde_json::to_string(&command).expect("a string serializes")
+            )
+        }
         // A lab launches many seats with one user data: each seat's
         // bootstrap mounts its own volume instead.
         None => "  # (the bootstrap mounts this seat's data volume)".to_string(),
     }
+}
+
+/// Quotes a value for a POSIX shell: single quotes, with `'` escaped.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 /// The cloud-config; `data_volume_id` is `None` for a lab's seats, which
@@ -58,11 +88,7 @@ fn prepare_data_runcmd(data_volume_id: Option<&str>) -> String {
 pub fn render(settings: &Settings, data_volume_id: Option<&str>) -> String {
     let os = settings.os;
     let swap_bytes = i64::from(settings.swap_gib) << 30;
-    let package_list = packages(os)
-        .iter()
-        .map(|p| format!("  - {p}"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let package_list = packages(os);
     TEMPLATE
         .replace("{{name}}", &settings.name)
         .replace("{{swap_bytes}}", &swap_bytes.to_string())
@@ -93,12 +119,15 @@ mod tests {
         let text = render(&settings, Some("vol-0123456789abcdef0"));
         assert!(text.starts_with("#cloud-config\n"));
         assert!(text.contains("hostname: glbox-trial"));
-        assert!(text.contains("glbox-prepare-data vol-0123456789abcdef0 /var/opt/gitlab"));
+        assert!(text.contains("glbox-prepare-data 'vol-0123456789abcdef0' /var/opt/gitlab"));
         assert!(
             text.contains("      set -euo pipefail"),
             "the script is embedded, indented"
         );
-        assert!(text.contains("  - curl"));
+        assert!(
+            !text.contains("package_update") && !text.contains("  - curl"),
+            "no apt at first boot on Ubuntu: the bootstrap waits for its lock"
+        );
         assert!(!text.contains("{{"));
         assert!(text.len() < MAX_BYTES, "{} bytes", text.len());
         assert!(text.contains("[snap, install, aws-cli, --classic]"));
@@ -109,6 +138,12 @@ mod tests {
         let lab = render(&settings, None);
         assert!(!lab.contains("glbox-prepare-data vol-") && !lab.contains("{{"));
         assert!(!al2023.contains("  - curl\n") && !al2023.contains("snap"));
+        assert!(al2023.contains("package_update: true\npackages:\n  - ca-certificates\n"));
+        let hostile = render(&settings, Some("vol-1'\"; reboot; #"));
+        assert!(
+            hostile.contains(r#"[sh, -c, "/usr/local/sbin/glbox-prepare-data 'vol-1'\\''\"; reboot; #' /var/opt/gitlab"#),
+            "{hostile}"
+        );
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encode(&text))
             .unwrap();

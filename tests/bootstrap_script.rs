@@ -143,7 +143,9 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
             smtp_username: None,
             root_password_parameter: "/glbox/trial/root-password",
         },
-    );
+    )
+    // The loop device is 64 MiB, not the configured GiBs.
+    .replace("GLBOX_DATA_SIZE_GIB='100'", "GLBOX_DATA_SIZE_GIB='0'");
     // The real data-volume script this time, on the loop device.
     let path = |p: &Path| p.display().to_string();
     let real_volume = [
@@ -449,4 +451,118 @@ fn an_unusable_smtp_password_stops_the_bootstrap_before_gitlab_rb_uses_it() {
     assert!(!text.contains("it's-broken"), "{text}");
     assert!(!sandbox.path("etc-gitlab/glbox-smtp-password.rb").exists());
     assert_eq!(sandbox.count("apt-get"), 0, "stopped before installing");
+}
+
+/// A new instance on a kept data volume (`down` then `up`, a replacement,
+/// a relaunched lab seat): the package finds `bootstrapped` on the data
+/// volume and skips its own reconfigure (omnibus-gitlab's upgrade.rb), so
+/// the bootstrap must configure GitLab itself, exactly once.
+#[test]
+fn a_new_instance_on_kept_data_is_configured_once_and_its_services_run() {
+    for os in ["ubuntu-24.04", "al2023"] {
+        let sandbox = Sandbox::new();
+        let s = settings(&format!("name = \"trial\"\n[instance]\nos = \"{os}\"\n"));
+        ok(&sandbox.run(&script_for(&s)));
+        assert!(sandbox.services_running(), "{os}: first instance");
+        assert!(sandbox.path("data/bootstrapped").exists());
+
+        sandbox.new_instance();
+        let out = ok(&sandbox.run(&script_for(&s)));
+        assert_eq!(sandbox.reconfigures(), 1, "{os}: {out}\n{:?}", sandbox.calls());
+        assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1, "{os}");
+        assert!(sandbox.services_running(), "{os}: {out}");
+        assert!(out.contains("glbox-result: gitlab-ce 18.6.0"), "{out}");
+
+        // Re-run on the same instance: nothing to do.
+        ok(&sandbox.run(&script_for(&s)));
+        assert_eq!(sandbox.reconfigures(), 0, "{os}");
+    }
+}
+
+#[test]
+fn a_fresh_ubuntu_install_is_configured_once_by_the_package() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox.run(&script_for(&settings("name = \"trial\"\n"))));
+    assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
+    assert!(sandbox.services_running());
+}
+
+#[test]
+fn a_bootstrap_whose_services_do_not_run_fails() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n");
+    ok(&sandbox.run(&script_for(&s)));
+    // A service that stays down after a configuration change.
+    std::fs::write(sandbox.path("services-down"), "puma\n").unwrap();
+    let out = sandbox.run(&script(&s, "http://gitlab.example.com"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("services are not running"), "{text}");
+    assert!(!text.contains("glbox-result:"), "{text}");
+}
+
+/// unattended-upgrades holds the dpkg lock at first boot: every package
+/// operation waits for it (bounded) instead of failing at once.
+#[test]
+fn package_operations_wait_for_the_dpkg_lock_and_give_up_in_time() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n");
+    std::fs::write(sandbox.path("missing-packages"), "perl\n").unwrap();
+    std::fs::write(sandbox.path("apt-locked"), "").unwrap();
+    let lock = sandbox.path("apt-locked");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::fs::remove_file(lock).unwrap();
+    });
+    let out = ok(&sandbox.run(&script_for(&s)));
+    release.join().unwrap();
+    assert!(out.contains("Waiting for cache lock"), "{out}");
+    assert!(out.contains("glbox-phase: package lock"), "{out}");
+    assert_eq!(sandbox.count("apt-get install -y perl"), 1, "{:?}", sandbox.calls());
+    assert!(sandbox.services_running());
+
+    // Held for longer than the bootstrap waits: a clear failure.
+    let held = Sandbox::new();
+    std::fs::write(held.path("apt-locked"), "").unwrap();
+    let wait = [("GLBOX_APT_LOCK_WAIT".to_string(), "1".to_string())];
+    let out = held.run_with(&script_for(&s), &wait);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("Could not get lock /var/lib/dpkg/lock-frontend"), "{text}");
+}
+
+#[test]
+fn lets_encrypt_fails_the_reconfigure_until_the_name_resolves() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n[gitlab]\nexternal_url = \"https://git.example.com\"\n");
+    let url = "https://git.example.com";
+    let failed = sandbox.run(&script(&s, url));
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stdout).contains("Validation failed"));
+    std::fs::write(sandbox.path("dns-resolves"), "").unwrap();
+    ok(&sandbox.run(&script(&s, url)));
+    assert!(sandbox.services_running());
+}
+
+#[test]
+fn the_lock_lives_in_a_root_only_directory_and_is_taken_before_the_log_is_written() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n");
+    ok(&sandbox.run(&script_for(&s)));
+    assert_eq!(mode_of(&sandbox.path("lock")), 0o700);
+    std::fs::remove_file(sandbox.path("log/bootstrap.log")).unwrap();
+    let mut holder = Command::new("flock")
+        .arg(sandbox.path("lock/glbox-bootstrap.lock"))
+        .args(["sleep", "5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = sandbox.run(&script_for(&s));
+    holder.kill().unwrap();
+    let _ = holder.wait();
+    assert!(!busy.status.success());
+    assert!(
+        !sandbox.path("log/bootstrap.log").exists(),
+        "the running bootstrap's log is not touched"
+    );
 }

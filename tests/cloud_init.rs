@@ -200,3 +200,33 @@ fn prepare_data_falls_back_to_xen_names_and_fails_clearly_without_a_device() {
         "{log}"
     );
 }
+
+/// After a ModifyVolume the device is bigger but the file system is not:
+/// prepare-data grows it (once; a re-run changes nothing), and waits, up
+/// to a limit, for a size the device does not show yet.
+#[test]
+fn prepare_data_grows_the_file_system_to_a_grown_volume() {
+    let volume = FakeVolume::new();
+    assert_ok(&volume.prepare(&[]));
+    let before = volume.fs_bytes();
+    assert!(before < 70 << 20, "{before}");
+
+    volume.grow(128 << 20);
+    let mib = (128u64).to_string();
+    let grown = prepare_with_size(&volume, &mib, "0");
+    assert!(grown.contains("grew the file system"), "{grown}");
+    let after = volume.fs_bytes();
+    assert!(after > 100 << 20, "{before} -> {after}");
+    let again = prepare_with_size(&volume, &mib, "0");
+    assert!(!again.contains("grew"), "{again}");
+    assert_eq!(volume.fs_bytes(), after);
+
+    let missing = volume.prepare_args(&["256"], &[("GLBOX_RESIZE_WAIT", "0")]);
+    assert!(!missing.status.success());
+    let log = String::from_utf8_lossy(&missing.stderr);
+    assert!(log.contains("not the 256 MiB asked for"), "{log}");
+}
+
+fn prepare_with_size(volume: &FakeVolume, mib: &str, wait: &str) -> String {
+    assert_ok(&volume.prepare_args(&[mib], &[("GLBOX_RESIZE_WAIT", wait)]))
+}

@@ -338,3 +338,60 @@ async fn email_over_ssh_the_box_reads_the_real_password_and_gitlab_sends_a_test_
         refused.stdout
     );
 }
+
+/// `down` keeps the data volume and the next `up` launches onto it; a
+/// replacement (an explicit AMI) moves the volume to a new instance. On
+/// each new instance the package skips its own reconfigure (it finds the
+/// data's `bootstrapped`), so the bootstrap configures GitLab itself:
+/// exactly one reconfigure, services running.
+#[tokio::test]
+async fn new_instances_on_the_kept_data_volume_are_configured_once() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
+    let first = common::running_instance(&emulator, "trial").await;
+
+    glbox(&emulator, &workspace, &["down", "--yes"]).assert_ok();
+    sandbox.new_instance();
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    let second = common::running_instance(&emulator, "trial").await;
+    assert_ne!(first.instance_id(), second.instance_id());
+    assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
+    assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
+    assert!(sandbox.services_running(), "{:?}", sandbox.calls());
+    assert!(bootstrap_tag(&emulator, "trial").await.is_some());
+
+    // Another x86_64 image than the one running: a replacement.
+    let images = emulator
+        .ec2()
+        .describe_images()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("architecture")
+                .values("x86_64")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ami = images
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id())
+        .find(|id| Some(*id) != second.image_id())
+        .unwrap()
+        .to_string();
+    workspace.write_config(&format!(
+        "{}[instance]\nami = \"{ami}\"\n",
+        config(&sshd, "host_key.pub")
+    ));
+    sandbox.new_instance();
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    let third = common::running_instance(&emulator, "trial").await;
+    assert_ne!(second.instance_id(), third.instance_id(), "replaced");
+    assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
+    assert!(sandbox.services_running());
+}

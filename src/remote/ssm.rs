@@ -19,19 +19,24 @@ const DELIVERY_TIMEOUT_SECONDS: i32 = 600;
 /// How long glbox keeps polling after the script's own limit, for SSM to
 /// report the end.
 const REPORT_MARGIN: Duration = Duration::from_secs(30);
-/// Where the script is written on the box before it runs.
-const SCRIPT_PATH: &str = "/var/lib/glbox/run.sh";
+/// Where each command's script is written on the box before it runs (root
+/// only). `GLBOX_RUN_DIR`, set on the box, overrides it: only the tests'
+/// sandbox does.
+const RUN_DIR: &str = "/var/lib/glbox/run";
 
 pub struct Ssm {
     pub instance_id: String,
 }
 
 /// SSM's shell document runs `sh`; the script wants bash and arrives as a
-/// file, so it is sent base64-encoded and written out first.
+/// file, so it is sent base64-encoded and written out first. Each command
+/// gets its own file (mktemp: 0600), removed when it ends: a second
+/// command to the box (a verify, a repeated SendCommand) never overwrites
+/// the file a running bootstrap is still reading.
 fn command_for(script: &str) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(script);
     format!(
-        "mkdir -p /var/lib/glbox && echo '{encoded}' | base64 -d > {SCRIPT_PATH} && exec bash {SCRIPT_PATH}"
+        r#"d="${{GLBOX_RUN_DIR:-{RUN_DIR}}}" && mkdir -p "$d" && chmod 0700 "$d" && f="$(mktemp "$d/command.XXXXXXXX")" && echo '{encoded}' | base64 -d > "$f" && exec bash -c 'bash "$1"; s=$?; rm -f "$1"; exit "$s"' glbox-command "$f""#
     )
 }
 
@@ -176,8 +181,22 @@ mod tests {
     #[test]
     fn the_command_writes_the_script_and_runs_it_with_bash() {
         let command = command_for("#!/bin/bash\necho 'hi'\n");
-        assert!(command.starts_with("mkdir -p /var/lib/glbox && echo '"));
-        assert!(command.ends_with("exec bash /var/lib/glbox/run.sh"));
+        assert!(command.starts_with(r#"d="${GLBOX_RUN_DIR:-/var/lib/glbox/run}" && "#));
+        assert!(command.contains(r#"f="$(mktemp "#), "a file of its own");
+        assert!(command.ends_with(r#"glbox-command "$f""#));
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env("GLBOX_RUN_DIR", dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "removed after the run"
+        );
         assert!(!command.contains("echo 'hi'"), "the script travels encoded");
     }
 }

@@ -73,11 +73,18 @@ impl FakeVolume {
 
     /// Runs the script as the box would, with the test's paths.
     pub fn prepare(&self, env: &[(&str, &str)]) -> std::process::Output {
+        self.prepare_args(&[], env)
+    }
+
+    /// Runs the script with `extra` arguments after the volume id and mount point.
+    pub fn prepare_args(&self, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         let mut command = Command::new("bash");
         command
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("cloud-init/prepare-data.sh"))
             .arg(VOLUME_ID)
             .arg(self.mountpoint())
+            .args(extra)
+            .env("GLBOX_LOCK_DIR", self.dir.path().join("lock"))
             .env("GLBOX_DISK_BY_ID", self.dir.path().join("by-id"))
             .env("GLBOX_FSTAB", self.dir.path().join("fstab"))
             .env("GLBOX_XEN_DEVICES", "/nonexistent/sdf")
@@ -114,5 +121,29 @@ impl Drop for FakeVolume {
     fn drop(&mut self) {
         self.unmount();
         run("losetup", &["-d", &self.device]);
+    }
+}
+
+impl FakeVolume {
+    /// The volume grown to `bytes`, as EBS shows it once a ModifyVolume is
+    /// "optimizing": a bigger device under the same file system.
+    pub fn grow(&self, bytes: u64) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.path().join("disk.img"))
+            .unwrap()
+            .set_len(bytes)
+            .unwrap();
+        let out = run("losetup", &["--set-capacity", &self.device]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The file system's size in bytes, as the mounted system reports it.
+    pub fn fs_bytes(&self) -> u64 {
+        let out = run(
+            "findmnt",
+            &["-n", "-b", "-o", "SIZE", self.mountpoint().to_str().unwrap()],
+        );
+        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
     }
 }

@@ -1,6 +1,19 @@
 //! A sandbox for the bootstrap script: stub package managers, AWS CLI and
 //! gitlab-ctl earlier on PATH record every call, and the script's paths
 //! point into a temporary folder.
+//!
+//! The stubs follow the real programs' rules where glbox depends on them
+//! (each names its source). What belongs to one instance (its root disk:
+//! /etc/gitlab, the installed package, the runit services, the package
+//! manager's configuration) lives under `$SANDBOX`; the data volume is the
+//! directory mounted at `$GLBOX_DATA_MOUNTPOINT`, so a test can give the
+//! same data to a new instance (`Sandbox::new_instance`). Switches that
+//! tests set (files such as `gitlab-ctl-fails`) live in `$SANDBOX_ROOT`.
+//!
+//! `bin/sandbox-instance INSTANCE_ID COMMAND` runs COMMAND with `sh -c`
+//! (as the SSM agent does) on instance INSTANCE_ID of a sandbox holding
+//! many: its own state under `instances/<id>/`, the data volumes under
+//! `volumes/<vol-id>/`, "mounted" by the prepare-data stub.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -10,34 +23,211 @@ pub const ROOT_PASSWORD: &str = "Sandbox-Root-Password-1";
 /// test writes another into `$SANDBOX/smtp-password`.
 pub const SMTP_PASSWORD: &str = "BMXhUYlu5Z3gSXVQORxlVa7XPaz91aGWdfHxvkOZdWZ2";
 
-/// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log.
-/// The installed version lives in $SANDBOX/installed.
+/// The sub-directories of `$SANDBOX` that stand for one instance's root disk.
+const INSTANCE_DIRS: &[&str] = &[
+    "etc-gitlab",
+    "apt",
+    "apt-conf",
+    "yum",
+    "log",
+    "lock",
+    "run",
+];
+
+/// Omnibus GitLab's package scripts and `gitlab-ctl`, as far as glbox
+/// relies on them; sourced by the apt-get, dnf and gitlab-ctl stubs.
+/// Every reconfigure, whoever runs it, adds a `reconfigure-run by=...`
+/// line to calls.log.
+const OMNIBUS: &str = r#"
+data="$GLBOX_DATA_MOUNTPOINT"
+services_dir="$SANDBOX/services"
+
+# omnibus-ctl `gitlab-ctl status`: one line per runit service of this
+# instance; nothing at all before the first reconfigure made them.
+omnibus_status() {
+  local sv
+  [ -d "$services_dir" ] || return 0
+  for sv in "$services_dir"/*; do
+    [ -e "$sv" ] || continue
+    if [ "$(cat "$sv")" = run ]; then
+      echo "run: ${sv##*/}: (pid 1234) 345s; run: log: (pid 1200) 400s"
+    else
+      echo "down: ${sv##*/}: 10s, normally up; run: log: (pid 1200) 400s"
+    fi
+  done
+}
+
+# `gitlab-ctl reconfigure` (the gitlab cookbook): fails when a test says
+# so, or like the letsencrypt cookbook when Let's Encrypt is on and its
+# HTTP-01 challenge cannot reach the box; creates GitLab's secrets when
+# there are none, `bootstrapped` on the data volume
+# (files/gitlab-cookbooks/gitlab/recipes/bootstrap.rb) and the services.
+omnibus_reconfigure() {
+  echo "reconfigure-run by=$1" >> "$SANDBOX/calls.log"
+  if [ -e "$SANDBOX_ROOT/gitlab-ctl-fails" ]; then
+    echo "There was an error running gitlab-ctl reconfigure"
+    return 1
+  fi
+  # files/gitlab-cookbooks/letsencrypt/libraries/lets_encrypt.rb
+  # (should_auto_enable?): an https external_url turns Let's Encrypt on
+  # unless gitlab.rb says letsencrypt['enable'] = false; the certificate
+  # resource then fails the run when the ACME server cannot validate the
+  # name (it must resolve to the box, ports 80/443 open).
+  local rb="$GLBOX_ETC_GITLAB/gitlab.rb"
+  if grep -Eq "^external_url ['\"]https://" "$rb" 2>/dev/null &&
+    ! grep -Eq "^letsencrypt\['enable'\] *= *false" "$rb" &&
+    [ ! -e "$SANDBOX_ROOT/dns-resolves" ]; then
+    echo "letsencrypt_certificate[gitlab] (letsencrypt::http_authorization line 6) had an error: RuntimeError: acme_certificate[staging] had an error: Acme::Client::Error::RejectedIdentifier: Validation failed, unable to request certificate (DNS problem: NXDOMAIN looking up A)"
+    echo "There was an error running gitlab-ctl reconfigure"
+    return 1
+  fi
+  [ -e "$GLBOX_ETC_GITLAB/gitlab-secrets.json" ] ||
+    echo "secrets-$RANDOM$RANDOM" > "$GLBOX_ETC_GITLAB/gitlab-secrets.json"
+  touch "$data/bootstrapped"
+  mkdir -p "$services_dir"
+  # A test names services that stay down in $SANDBOX_ROOT/services-down.
+  local sv state
+  for sv in puma sidekiq; do
+    state=run
+    if grep -qx "$sv" "$SANDBOX_ROOT/services-down" 2>/dev/null; then state=down; fi
+    echo "$state" > "$services_dir/$sv"
+  done
+}
+
+# `gitlab-ctl upgrade` (files/gitlab-ctl-commands/upgrade.rb): a fresh
+# install (no bootstrapped file on /var/opt/gitlab, an external URL given)
+# reconfigures; without runit services it says GitLab is not configured
+# and exits 0 WITHOUT configuring; otherwise it reconfigures (the upgrade).
+omnibus_upgrade() {
+  if [ ! -e "$data/bootstrapped" ] && [ -n "${EXTERNAL_URL:-}" ] && [ "$EXTERNAL_URL" != http://gitlab.example.com ]; then
+    omnibus_reconfigure package
+    return
+  fi
+  if [ -z "$(omnibus_status)" ]; then
+    echo "It looks like GitLab has not been configured yet; skipping the upgrade script."
+    return 0
+  fi
+  omnibus_reconfigure package || {
+    echo "There was an error running gitlab-ctl reconfigure. Please check the output above for more details."
+    return 1
+  }
+}
+
+# The packages' scripts: the deb's postinst runs `gitlab-ctl upgrade` and
+# fails the install with it (config/templates/package-scripts/postinst.erb);
+# the rpm's %posttrans runs it with the URL read back from gitlab.rb
+# (posttrans.erb), and a %posttrans failure does not fail the transaction.
+omnibus_package_script() {
+  local family="$1"
+  if [ "$family" = rpm ] && [ -e "$GLBOX_ETC_GITLAB/gitlab.rb" ]; then
+    EXTERNAL_URL="$(awk '/^external_url/ { print $2 }' "$GLBOX_ETC_GITLAB/gitlab.rb" | tr -d "'\"")"
+  fi
+  echo "package script: gitlab-ctl upgrade" >> "$SANDBOX/calls.log"
+  if [ "$family" = deb ]; then
+    omnibus_upgrade
+  else
+    omnibus_upgrade || echo "warning: %posttrans scriptlet failed, exit status 1"
+  fi
+}
+"#;
+
+/// apt's dpkg frontend lock: taken by every apt-get that changes packages
+/// (not by `update`, which takes only the lists lock: see the comment on
+/// APT_LOCK_FILES in cloud-init's cloudinit/distros/package_management/
+/// apt.py). At first boot unattended-upgrades holds it for minutes; a
+/// test says so with the switch `$SANDBOX_ROOT/apt-locked`. apt-get then
+/// fails at once with apt's own message, unless `DPkg::Lock::Timeout` is
+/// set (apt >= 1.9.11; on the command line with -o, or in a file of
+/// apt.conf.d, apt.conf(5)): then it waits that long for the lock.
+const APT_LOCK: &str = r#"
+apt_lock_timeout() {
+  local timeout=0 file prev="" arg value
+  for file in "${APT_CONFIG:-}" "$GLBOX_APT_CONF_DIR"/*; do
+    [ -f "$file" ] || continue
+    value="$(grep -io 'dpkg::lock::timeout *"[0-9]*"' "$file" | grep -o '[0-9]*' | tail -n 1)"
+    [ -z "$value" ] || timeout="$value"
+  done
+  for arg in "$@"; do
+    if [ "$prev" = -o ]; then
+      case "${arg,,}" in dpkg::lock::timeout=*) timeout="${arg#*=}" ;; esac
+    fi
+    prev="$arg"
+  done
+  echo "$timeout"
+}
+
+apt_take_lock() {
+  local tenths=0 limit
+  limit=$(( $(apt_lock_timeout "$@") * 10 ))
+  while [ -e "$SANDBOX_ROOT/apt-locked" ]; do
+    if [ "$tenths" -ge "$limit" ]; then
+      echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1811 (unattended-upgr)" >&2
+      echo "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?" >&2
+      exit 100
+    fi
+    [ "$tenths" -gt 0 ] || echo "Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1811 (unattended-upgr)"
+    sleep 0.1
+    tenths=$((tenths + 1))
+  done
+}
+"#;
+
+/// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log
+/// (calls made by the repository script say so first). The installed
+/// version lives in $SANDBOX/installed.
 pub const STUBS: &[(&str, &str)] = &[
     (
         "apt-get",
-        r#"echo "apt-get $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set} email=${GITLAB_ROOT_EMAIL:-}" >> "$SANDBOX/calls.log"
-[ "$1" = install ] || exit 0
+        r#"echo "${SANDBOX_CALLER:+$SANDBOX_CALLER: }apt-get $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set} email=${GITLAB_ROOT_EMAIL:-}" >> "$SANDBOX/calls.log"
+. "$SANDBOX_ROOT/lib/apt-lock.sh"
+. "$SANDBOX_ROOT/lib/omnibus.sh"
+command="" prev=""
+for arg in "$@"; do
+  if [ "$prev" != -o ] && [ -z "$command" ] && [ "${arg#-}" = "$arg" ]; then command="$arg"; fi
+  prev="$arg"
+done
+[ "$command" = update ] || apt_take_lock "$@"
+[ "$command" = install ] || exit 0
 spec="${*: -1}"
 case "$spec" in
-  *=*) version="${spec#*=}"; echo "${version%%-*}" > "$SANDBOX/installed" ;;
-  *) echo "18.6.0" > "$SANDBOX/installed" ;;
+  gitlab-*=*) version="${spec#*=}"; echo "${version%%-*}" > "$SANDBOX/installed" ;;
+  gitlab-*) echo "18.6.0" > "$SANDBOX/installed" ;;
+  *) exit 0 ;;
 esac
-# The package's reconfigure creates GitLab's secrets when there are none.
-[ -e "$GLBOX_ETC_GITLAB/gitlab-secrets.json" ] || echo "secrets-$RANDOM$RANDOM" > "$GLBOX_ETC_GITLAB/gitlab-secrets.json""#,
+# A slow install (seconds in $SANDBOX_ROOT/slow-install), for tests that
+# send other commands meanwhile.
+[ ! -s "$SANDBOX_ROOT/slow-install" ] || sleep "$(cat "$SANDBOX_ROOT/slow-install")"
+omnibus_package_script deb"#,
     ),
     (
         "dnf",
         r#"echo "dnf $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set}" >> "$SANDBOX/calls.log"
+. "$SANDBOX_ROOT/lib/omnibus.sh"
 [ "$1" = install ] || exit 0
 spec="${*: -1}"
 case "$spec" in
   gitlab-e?-*) echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
-  *) echo "18.6.0" > "$SANDBOX/installed" ;;
-esac"#,
+  gitlab-*) echo "18.6.0" > "$SANDBOX/installed" ;;
+  *) exit 0 ;;
+esac
+omnibus_package_script rpm
+exit 0"#,
     ),
     (
         "dpkg-query",
-        r#"[ -s "$SANDBOX/installed" ] || exit 1
+        r#"package="${*: -1}"
+case "$package" in
+  gitlab-*) ;;
+  *)
+    # Other packages are there, unless a test lists them as missing.
+    if grep -qx "$package" "$SANDBOX_ROOT/missing-packages" 2>/dev/null; then
+      echo "dpkg-query: no packages found matching $package" >&2
+      exit 1
+    fi
+    echo "installed"
+    exit 0 ;;
+esac
+[ -s "$SANDBOX/installed" ] || exit 1
 case "$*" in
   *db:Status-Abbrev*) echo "ii  $(cat "$SANDBOX/installed")-ce.0" ;;
   *db:Status*) echo "installed $(cat "$SANDBOX/installed")-ce.0" ;;
@@ -53,16 +243,28 @@ cat "$SANDBOX/installed""#,
         "curl",
         r#"echo "curl $*" >> "$SANDBOX/calls.log"
 case "$*" in
+  *packages.gitlab.com*script.deb.sh*)
+    # packagecloud's script.deb.sh, as packages.gitlab.com serves it: plain
+    # apt-get calls (no lock option of its own; it does not check whether
+    # installing apt-transport-https worked), then the source list.
+    cat <<'SCRIPT'
+export SANDBOX_CALLER=repository-script
+apt-get update
+apt-get install -y apt-transport-https
+touch "$GLBOX_APT_SOURCES/gitlab_gitlab-ce.list" "$GLBOX_YUM_REPOS/gitlab_gitlab-ee.repo"
+apt-get update
+SCRIPT
+    exit 0 ;;
   *packages.gitlab.com*)
     echo 'touch "$GLBOX_APT_SOURCES/gitlab_gitlab-ce.list" "$GLBOX_YUM_REPOS/gitlab_gitlab-ee.repo"'
     exit 0 ;;
 esac
-# A health endpoint: answers from $SANDBOX/http/<name>.{code,body}, else
-# healthy ones; <name>.fail-times makes the first N answers a 502.
+# A health endpoint: answers from $SANDBOX_ROOT/http/<name>.{code,body},
+# else healthy ones; <name>.fail-times makes the first N answers a 502.
 out=""; prev=""
 for arg in "$@"; do [ "$prev" = -o ] && out="$arg"; prev="$arg"; done
 url="${*: -1}"; name="${url##*/-/}"; name="${name%%\?*}"
-dir="$SANDBOX/http"
+dir="$SANDBOX_ROOT/http"
 if [ -s "$dir/$name.fail-times" ] && [ "$(cat "$dir/$name.fail-times")" -gt 0 ]; then
   echo $(( $(cat "$dir/$name.fail-times") - 1 )) > "$dir/$name.fail-times"
   printf 'Bad Gateway' > "$out"; printf '502'; exit 0
@@ -96,25 +298,25 @@ ssm = boto3.client("ssm", region_name=sys.argv[1], endpoint_url=sys.argv[3], aws
 print(ssm.get_parameter(Name=sys.argv[2], WithDecryption=True)["Parameter"]["Value"])' "$region" "$name" "$SANDBOX_AWS_ENDPOINT"
 fi
 case "$*" in
-  *smtp-password*) cat "$SANDBOX/smtp-password" ;;
+  *smtp-password*) cat "$SANDBOX_ROOT/smtp-password" ;;
   *) echo "Sandbox-Root-Password-1" ;;
 esac"#,
     ),
     (
         "gitlab-ctl",
-        r#"echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log"
-if [ "$1" = status ]; then
-  echo "run: puma: (pid 1234) 345s; run: log: (pid 1200) 400s"
-  echo "run: sidekiq: (pid 1240) 340s; run: log: (pid 1210) 400s"
-  exit 0
-fi
-# A test makes reconfigure fail by creating this file.
-[ ! -e "$SANDBOX/gitlab-ctl-fails" ]"#,
+        r#"# Queries are not recorded (like dpkg-query's), changes are.
+[ "$1" = status ] || echo "gitlab-ctl $* EXTERNAL_URL=${EXTERNAL_URL:-}" >> "$SANDBOX/calls.log"
+. "$SANDBOX_ROOT/lib/omnibus.sh"
+case "$1" in
+  status) omnibus_status ;;
+  reconfigure) omnibus_reconfigure gitlab-ctl ;;
+  upgrade) omnibus_upgrade ;;
+esac"#,
     ),
     (
         "findmnt",
         r#"case "$*" in
-  *--target*) cat "$SANDBOX/findmnt-data" 2>/dev/null || echo "/dev/nvme1n1 ext4 98.1G 90.2G" ;;
+  *--target*) cat "$SANDBOX_ROOT/findmnt-data" 2>/dev/null || echo "/dev/nvme1n1 ext4 98.1G 90.2G" ;;
   *) echo "/dev/nvme0n1p1" ;;
 esac"#,
     ),
@@ -122,15 +324,15 @@ esac"#,
         "gitlab-rake",
         r#"echo "Checking GitLab subtasks ..."
 echo "All migrations up? ... yes"
-cat "$SANDBOX/gitlab-check" 2>/dev/null || true"#,
+cat "$SANDBOX_ROOT/gitlab-check" 2>/dev/null || true"#,
     ),
     ("swapon", r#"echo "/swapfile 2147483648""#),
     (
         "gitlab-rails",
         r#"echo "gitlab-rails $*" >> "$SANDBOX/calls.log"
 # A test makes the mail fail by writing the error into this file.
-if [ -e "$SANDBOX/mail-fails" ]; then
-  cat "$SANDBOX/mail-fails"
+if [ -e "$SANDBOX_ROOT/mail-fails" ]; then
+  cat "$SANDBOX_ROOT/mail-fails"
   exit 1
 fi"#,
     ),
@@ -140,20 +342,78 @@ fi"#,
     ),
     (
         "glbox-prepare-data",
-        r#"echo "glbox-prepare-data $*" >> "$SANDBOX/calls.log""#,
+        r#"echo "glbox-prepare-data $*" >> "$SANDBOX/calls.log"
+# In a sandbox of many instances, the named volume's directory is
+# "mounted" (linked) at the mount point.
+if [ -n "${SANDBOX_VOLUMES:-}" ]; then
+  mkdir -p "$SANDBOX_VOLUMES/$1"
+  ln -sfn "$SANDBOX_VOLUMES/$1" "$2"
+fi"#,
     ),
 ];
 
+/// The variables that point glbox's scripts at one instance of the
+/// sandbox: `instance` is its state directory, `root` the sandbox's and
+/// `data` where its data volume is mounted (shell expressions allowed).
+fn instance_env(instance: &str, root: &str, data: &str) -> Vec<(String, String)> {
+    [
+        ("PATH", format!("{root}/bin:/usr/bin:/bin:/usr/sbin:/sbin")),
+        ("SANDBOX", instance.to_string()),
+        ("SANDBOX_ROOT", root.to_string()),
+        ("GLBOX_ETC_GITLAB", format!("{instance}/etc-gitlab")),
+        ("GLBOX_LOG_DIR", format!("{instance}/log")),
+        ("GLBOX_PREPARE_DATA", format!("{root}/bin/glbox-prepare-data")),
+        ("GLBOX_APT_SOURCES", format!("{instance}/apt")),
+        ("GLBOX_APT_CONF_DIR", format!("{instance}/apt-conf")),
+        ("GLBOX_YUM_REPOS", format!("{instance}/yum")),
+        ("GLBOX_DATA_MOUNTPOINT", data.to_string()),
+        ("GLBOX_LOCK_DIR", format!("{instance}/lock")),
+        ("GLBOX_RUN_DIR", format!("{instance}/run")),
+        // No cloud-init run on this machine: the wait is skipped.
+        ("GLBOX_CLOUD_INIT_RUN_DIR", format!("{instance}/no-cloud-init")),
+        // Services come up at once here.
+        ("GLBOX_SERVICES_WAIT", "0".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec()
+}
+
+/// `bin/sandbox-instance INSTANCE_ID COMMAND`: what the SSM agent of that
+/// instance would do with COMMAND (`sh -c`, as root, in its own state).
+fn instance_runner() -> String {
+    let mut out = String::from(
+        "id=\"${1:?usage: sandbox-instance INSTANCE_ID COMMAND}\"\n\
+         root=\"$(cd \"$(dirname \"$0\")/..\" && pwd)\"\n\
+         export SANDBOX_VOLUMES=\"$root/volumes\"\n",
+    );
+    for (key, value) in instance_env("$root/instances/$id", "$root", "$root/instances/$id/mnt") {
+        out.push_str(&format!("export {key}=\"{value}\"\n"));
+    }
+    for sub in INSTANCE_DIRS {
+        out.push_str(&format!("mkdir -p \"$SANDBOX/{sub}\"\n"));
+    }
+    out.push_str("cd \"$SANDBOX\"\nexec sh -c \"$2\"");
+    out
+}
+
 pub struct Sandbox {
     dir: tempfile::TempDir,
+}
+
+fn write_executable(path: &std::path::Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/bash\n{body}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        for sub in ["etc-gitlab", "apt", "yum", "log", "data", "lock"] {
+        for sub in ["bin", "lib", "data", "volumes", "instances"]
+            .iter()
+            .chain(INSTANCE_DIRS)
+        {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         std::fs::write(
@@ -161,12 +421,12 @@ impl Sandbox {
             format!("{SMTP_PASSWORD}\n"),
         )
         .unwrap();
+        std::fs::write(dir.path().join("lib/omnibus.sh"), OMNIBUS).unwrap();
+        std::fs::write(dir.path().join("lib/apt-lock.sh"), APT_LOCK).unwrap();
         for (name, body) in STUBS {
-            let path = bin.join(name);
-            std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            write_executable(&bin.join(name), body);
         }
+        write_executable(&bin.join("sandbox-instance"), &instance_runner());
         Sandbox { dir }
     }
 
@@ -176,23 +436,8 @@ impl Sandbox {
 
     /// The environment that points the bootstrap at the sandbox.
     pub fn env(&self) -> Vec<(String, String)> {
-        let path = |sub: &str| self.path(sub).display().to_string();
-        vec![
-            (
-                "PATH".into(),
-                format!("{}:/usr/bin:/bin:/usr/sbin:/sbin", path("bin")),
-            ),
-            ("SANDBOX".into(), self.dir.path().display().to_string()),
-            ("GLBOX_ETC_GITLAB".into(), path("etc-gitlab")),
-            ("GLBOX_LOG_DIR".into(), path("log")),
-            ("GLBOX_PREPARE_DATA".into(), path("bin/glbox-prepare-data")),
-            ("GLBOX_APT_SOURCES".into(), path("apt")),
-            ("GLBOX_YUM_REPOS".into(), path("yum")),
-            ("GLBOX_DATA_MOUNTPOINT".into(), path("data")),
-            ("GLBOX_LOCK_DIR".into(), path("lock")),
-            // No cloud-init run on this machine: the wait is skipped.
-            ("GLBOX_CLOUD_INIT_RUN_DIR".into(), path("no-cloud-init")),
-        ]
+        let root = self.dir.path().display().to_string();
+        instance_env(&root, &root, &format!("{root}/data"))
     }
 
     /// The sandbox's environment with its `aws` backed by the emulator at
@@ -205,6 +450,21 @@ impl Sandbox {
             std::env::var("TEST_MOTO_PYTHON").expect("scripts/test sets TEST_MOTO_PYTHON"),
         ));
         env
+    }
+
+    /// A new instance on the same data volume (a replacement, or `down`
+    /// then `up`): its root disk is new, so /etc/gitlab, the package, the
+    /// services, the repository and apt's settings are gone; `data` stays.
+    pub fn new_instance(&self) {
+        for sub in INSTANCE_DIRS {
+            let path = self.path(sub);
+            std::fs::remove_dir_all(&path).unwrap();
+            std::fs::create_dir_all(&path).unwrap();
+        }
+        for file in ["installed", "calls.log"] {
+            let _ = std::fs::remove_file(self.path(file));
+        }
+        let _ = std::fs::remove_dir_all(self.path("services"));
     }
 
     /// Forgets the calls recorded so far.
@@ -231,17 +491,73 @@ impl Sandbox {
     }
 
     pub fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("calls.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        calls_in(&self.path("calls.log"))
     }
 
     pub fn count(&self, prefix: &str) -> usize {
-        self.calls()
-            .iter()
-            .filter(|c| c.starts_with(prefix))
-            .count()
+        count_in(&self.calls(), prefix)
     }
+
+    /// Reconfigures run since the calls were last cleared, whoever ran them
+    /// (glbox, or the package's own script).
+    pub fn reconfigures(&self) -> usize {
+        self.count("reconfigure-run ")
+    }
+
+    /// Whether this instance has GitLab's services, all running.
+    pub fn services_running(&self) -> bool {
+        services_running_in(&self.path("services"))
+    }
+
+    /// One instance of a sandbox run by the emulator.
+    pub fn instance(&self, instance_id: &str) -> SandboxInstance {
+        SandboxInstance {
+            dir: self.path(&format!("instances/{instance_id}")),
+        }
+    }
+}
+
+/// One instance of a sandbox the emulator runs SSM commands in.
+pub struct SandboxInstance {
+    pub dir: PathBuf,
+}
+
+impl SandboxInstance {
+    pub fn calls(&self) -> Vec<String> {
+        calls_in(&self.dir.join("calls.log"))
+    }
+
+    pub fn count(&self, prefix: &str) -> usize {
+        count_in(&self.calls(), prefix)
+    }
+
+    pub fn reconfigures(&self) -> usize {
+        self.count("reconfigure-run ")
+    }
+
+    pub fn services_running(&self) -> bool {
+        services_running_in(&self.dir.join("services"))
+    }
+}
+
+fn calls_in(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn count_in(calls: &[String], prefix: &str) -> usize {
+    calls.iter().filter(|c| c.starts_with(prefix)).count()
+}
+
+fn services_running_in(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let states: Vec<String> = entries
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    !states.is_empty() && states.iter().all(|s| s.trim() == "run")
 }

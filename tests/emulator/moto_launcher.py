@@ -538,12 +538,157 @@ def add_doctor_answers():
     ServiceQuotasBackend.get_service_quota = get_service_quota
 
 
+def add_bootstrap_result_line():
+    """A bootstrap that succeeds prints its result line last
+    (cloud-init/bootstrap.sh), and glbox counts it as done only then. The
+    canned invocations above report Success with empty output for any
+    command no rule matches; for a bootstrap, add the line a real run that
+    succeeded would have printed, so that "no rule" still means "it
+    worked". A rule's own stdout is kept as it is."""
+    outcomes = SimpleSystemManagerResponse.get_command_invocation
+
+    def get_command_invocation(self):
+        result = outcomes(self)
+        invocation = dict(result.result)
+        command = self.ssm_backend.get_command_by_id(self._get_param("CommandId"))
+        script = decoded_script("\n".join(command.parameters.get("commands", [])))
+        rules = behaviour(self.current_account, self.region).get("invocations", [])
+        matched = any(rule["contains"] in script for rule in rules)
+        if (
+            not matched
+            and "# glbox bootstrap:" in script
+            and invocation.get("Status") == "Success"
+            and not invocation.get("StandardOutputContent")
+        ):
+            invocation["StandardOutputContent"] = "glbox-result: gitlab 0.0.0\n"
+            return ActionResult(invocation)
+        return result
+
+    SimpleSystemManagerResponse.get_command_invocation = get_command_invocation
+
+
+# (CommandId, InstanceId) -> {"Status", "ResponseCode", "stdout", "stderr",
+# "process"} of commands run in a test's sandbox.
+SANDBOX_RUNS = {}
+SANDBOX_LOCK = threading.Lock()
+
+
+def add_sandbox_execution():
+    """Gap: SendCommand runs nothing. With the test's {"sandbox": DIR}
+    (a tests/common/sandbox.rs sandbox), SendCommand runs the command text
+    for each target instance, as the SSM agent's AWS-RunShellScript does
+    (`sh`, as root): through DIR/bin/sandbox-instance, which gives every
+    instance its own state under DIR/instances/<id>/ and data volumes under
+    DIR/volumes/<vol-id>/. Like SSM (Run Command, "Understanding command
+    statuses" in the Systems Manager user guide), SendCommand answers at
+    once; the invocation is InProgress while the command runs, then Success
+    (exit status 0) or Failed, TimedOut after executionTimeout, Cancelled
+    after CancelCommand. Full output is kept; rules under "invocations"
+    still decide the commands they match."""
+    import subprocess
+
+    original_send = SimpleSystemManagerResponse.send_command
+    invocation_of = SimpleSystemManagerResponse.get_command_invocation
+    original_cancel = SimpleSystemManagerResponse.cancel_command
+
+    def run(key, root, instance_id, command, timeout, endpoint):
+        env = {
+            "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+            "SANDBOX_AWS_ENDPOINT": endpoint,
+            "SANDBOX_PYTHON": sys.executable,
+        }
+        process = subprocess.Popen(
+            [os.path.join(root, "bin", "sandbox-instance"), instance_id, command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        with SANDBOX_LOCK:
+            SANDBOX_RUNS[key]["process"] = process
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+            status = "Success" if process.returncode == 0 else "Failed"
+            code = process.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            stdout, stderr = process.communicate()
+            status, code = "TimedOut", -1
+        with SANDBOX_LOCK:
+            run_state = SANDBOX_RUNS[key]
+            if run_state["Status"] != "Cancelled":
+                run_state.update({"Status": status, "ResponseCode": code})
+            run_state["stdout"] = stdout.decode("utf-8", "replace")
+            run_state["stderr"] = stderr.decode("utf-8", "replace")
+
+    def send_command(self):
+        result = original_send(self)
+        root = behaviour(self.current_account, self.region).get("sandbox")
+        if not root:
+            return result
+        command_id = result.result["Command"]["CommandId"]
+        parameters = self._get_param("Parameters", {}) or {}
+        text = "\n".join(parameters.get("commands", []))
+        rules = behaviour(self.current_account, self.region).get("invocations", [])
+        if any(rule["contains"] in decoded_script(text) for rule in rules):
+            return result
+        timeout = int((parameters.get("executionTimeout") or ["3600"])[0])
+        # The box reads its parameters from this same emulator.
+        endpoint = "http://" + (self.headers.get("Host") or "127.0.0.1")
+        for instance_id in self._get_param("InstanceIds", []) or []:
+            key = (command_id, instance_id)
+            with SANDBOX_LOCK:
+                SANDBOX_RUNS[key] = {"Status": "InProgress", "ResponseCode": -1, "stdout": "", "stderr": ""}
+            threading.Thread(
+                target=run,
+                args=(key, root, instance_id, text, timeout, endpoint),
+                daemon=True,
+            ).start()
+        return result
+
+    def get_command_invocation(self):
+        key = (self._get_param("CommandId"), self._get_param("InstanceId"))
+        with SANDBOX_LOCK:
+            state = dict(SANDBOX_RUNS.get(key) or {})
+        result = invocation_of(self)
+        if not state:
+            return result
+        invocation = dict(result.result)
+        invocation.update(
+            {
+                "Status": state["Status"],
+                "StatusDetails": state["Status"],
+                "ResponseCode": state["ResponseCode"],
+                "StandardOutputContent": state["stdout"],
+                "StandardErrorContent": state["stderr"],
+            }
+        )
+        return ActionResult(invocation)
+
+    def cancel_command(self):
+        command_id = self._get_param("CommandId")
+        with SANDBOX_LOCK:
+            for (cid, _), state in SANDBOX_RUNS.items():
+                if cid == command_id and state["Status"] == "InProgress":
+                    state["Status"] = "Cancelled"
+                    state["ResponseCode"] = -1
+                    if state.get("process"):
+                        os.killpg(state["process"].pid, 9)
+        return original_cancel(self)
+
+    SimpleSystemManagerResponse.send_command = send_command
+    SimpleSystemManagerResponse.get_command_invocation = get_command_invocation
+    SimpleSystemManagerResponse.cancel_command = cancel_command
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     add_ubuntu_parameters()
     add_instance_information()
     add_invocation_outcomes()
+    add_bootstrap_result_line()
+    add_sandbox_execution()
     add_console_output()
     add_ses_dkim_state()
     add_ses_pending_verification()
