@@ -108,16 +108,16 @@ if ! grep -qxF "$wanted" "$fstab"; then
   log "fstab: $wanted"
 fi
 
-mkdir -p "$mountpoint_dir"
-if ! mountpoint -q "$mountpoint_dir"; then
-  mount -t "$fs_type" "$device" "$mountpoint_dir"
-  log "mounted $device at $mountpoint_dir"
-fi
-
 # The file system's size in bytes (ext4: block count times block size).
 fs_bytes() {
   dumpe2fs -h "$device" 2> /dev/null |
     awk -F: '/^Block count/ { count = $2 } /^Block size/ { size = $2 } END { printf "%d\n", count * size }'
+}
+
+# Whether the device is bigger than its ext4 file system (by 1 MiB or
+# more: a device that is not a whole number of blocks keeps a remainder).
+ext4_can_grow() {
+  [ "$fs_type" = ext4 ] && [ $(($(blockdev --getsize64 "$device") - $(fs_bytes))) -ge 1048576 ]
 }
 
 waited=0
@@ -130,14 +130,21 @@ while [ "$(blockdev --getsize64 "$device")" -lt $((min_mib * 1024 * 1024)) ]; do
   waited=$((waited + 5))
 done
 
-case "$fs_type" in
-  ext4)
-    # (A device that is not a whole number of blocks keeps a remainder.)
-    if [ $(($(blockdev --getsize64 "$device") - $(fs_bytes))) -ge 1048576 ]; then
-      # Online: ext4 grows while mounted.
-      resize2fs "$device" >&2
-      log "grew the file system on $device to $(($(fs_bytes) / 1048576)) MiB"
-    fi
-    ;;
-  xfs) xfs_growfs "$mountpoint_dir" > /dev/null ;;
-esac
+mkdir -p "$mountpoint_dir"
+if ! mountpoint -q "$mountpoint_dir"; then
+  if ext4_can_grow; then
+    # Not mounted yet: resize2fs wants a checked file system first.
+    e2fsck -f -p "$device" >&2
+    resize2fs "$device" >&2
+    log "grew the file system on $device to $(($(fs_bytes) / 1048576)) MiB"
+  fi
+  mount -t "$fs_type" "$device" "$mountpoint_dir"
+  log "mounted $device at $mountpoint_dir"
+fi
+if ext4_can_grow; then
+  # ext4 grows while mounted.
+  resize2fs "$device" >&2
+  log "grew the file system on $device to $(($(fs_bytes) / 1048576)) MiB"
+elif [ "$fs_type" = xfs ]; then
+  xfs_growfs "$mountpoint_dir" > /dev/null
+fi
