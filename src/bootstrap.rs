@@ -288,7 +288,12 @@ async fn confirm_result(
         return Ok(());
     }
     let read = transport
-        .run(ctx, "reading the bootstrap result", RESULT_SCRIPT, LOG_TAIL_TIMEOUT)
+        .run(
+            ctx,
+            "reading the bootstrap result",
+            RESULT_SCRIPT,
+            LOG_TAIL_TIMEOUT,
+        )
         .await?;
     if read.succeeded() && result_line(&read.output).is_some() {
         return Ok(());

@@ -183,7 +183,7 @@ async fn up_creates_exactly_one_complete_deployment() {
     assert_eq!(attachment.device(), Some("/dev/sdf"));
     let volume_id = data.volume_id().unwrap();
     assert!(
-        user_data.contains(&format!("glbox-prepare-data {volume_id} /var/opt/gitlab")),
+        user_data.contains(&format!("glbox-prepare-data '{volume_id}' /var/opt/gitlab")),
         "the user data mounts the data volume by its id"
     );
     let rendered = glbox(&emulator, &workspace, &["render", "user-data"]);

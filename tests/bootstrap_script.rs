@@ -468,7 +468,12 @@ fn a_new_instance_on_kept_data_is_configured_once_and_its_services_run() {
 
         sandbox.new_instance();
         let out = ok(&sandbox.run(&script_for(&s)));
-        assert_eq!(sandbox.reconfigures(), 1, "{os}: {out}\n{:?}", sandbox.calls());
+        assert_eq!(
+            sandbox.reconfigures(),
+            1,
+            "{os}: {out}\n{:?}",
+            sandbox.calls()
+        );
         assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1, "{os}");
         assert!(sandbox.services_running(), "{os}: {out}");
         assert!(out.contains("glbox-result: gitlab-ce 18.6.0"), "{out}");
@@ -518,7 +523,12 @@ fn package_operations_wait_for_the_dpkg_lock_and_give_up_in_time() {
     release.join().unwrap();
     assert!(out.contains("Waiting for cache lock"), "{out}");
     assert!(out.contains("glbox-phase: package lock"), "{out}");
-    assert_eq!(sandbox.count("apt-get install -y perl"), 1, "{:?}", sandbox.calls());
+    assert_eq!(
+        sandbox.count("apt-get install -y perl"),
+        1,
+        "{:?}",
+        sandbox.calls()
+    );
     assert!(sandbox.services_running());
 
     // Held for longer than the bootstrap waits: a clear failure.
@@ -528,7 +538,10 @@ fn package_operations_wait_for_the_dpkg_lock_and_give_up_in_time() {
     let out = held.run_with(&script_for(&s), &wait);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("Could not get lock /var/lib/dpkg/lock-frontend"), "{text}");
+    assert!(
+        text.contains("Could not get lock /var/lib/dpkg/lock-frontend"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -135,15 +135,29 @@ impl FakeVolume {
             .set_len(bytes)
             .unwrap();
         let out = run("losetup", &["--set-capacity", &self.device]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The file system's size in bytes, as the mounted system reports it.
     pub fn fs_bytes(&self) -> u64 {
         let out = run(
             "findmnt",
-            &["-n", "-b", "-o", "SIZE", self.mountpoint().to_str().unwrap()],
+            &[
+                "-n",
+                "-b",
+                "-o",
+                "SIZE",
+                self.mountpoint().to_str().unwrap(),
+            ],
         );
-        String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 }

@@ -24,15 +24,7 @@ pub const ROOT_PASSWORD: &str = "Sandbox-Root-Password-1";
 pub const SMTP_PASSWORD: &str = "BMXhUYlu5Z3gSXVQORxlVa7XPaz91aGWdfHxvkOZdWZ2";
 
 /// The sub-directories of `$SANDBOX` that stand for one instance's root disk.
-const INSTANCE_DIRS: &[&str] = &[
-    "etc-gitlab",
-    "apt",
-    "apt-conf",
-    "yum",
-    "log",
-    "lock",
-    "run",
-];
+const INSTANCE_DIRS: &[&str] = &["etc-gitlab", "apt", "apt-conf", "yum", "log", "lock", "run"];
 
 /// Omnibus GitLab's package scripts and `gitlab-ctl`, as far as glbox
 /// relies on them; sourced by the apt-get, dnf and gitlab-ctl stubs.
@@ -362,7 +354,10 @@ fn instance_env(instance: &str, root: &str, data: &str) -> Vec<(String, String)>
         ("SANDBOX_ROOT", root.to_string()),
         ("GLBOX_ETC_GITLAB", format!("{instance}/etc-gitlab")),
         ("GLBOX_LOG_DIR", format!("{instance}/log")),
-        ("GLBOX_PREPARE_DATA", format!("{root}/bin/glbox-prepare-data")),
+        (
+            "GLBOX_PREPARE_DATA",
+            format!("{root}/bin/glbox-prepare-data"),
+        ),
         ("GLBOX_APT_SOURCES", format!("{instance}/apt")),
         ("GLBOX_APT_CONF_DIR", format!("{instance}/apt-conf")),
         ("GLBOX_YUM_REPOS", format!("{instance}/yum")),
@@ -370,7 +365,10 @@ fn instance_env(instance: &str, root: &str, data: &str) -> Vec<(String, String)>
         ("GLBOX_LOCK_DIR", format!("{instance}/lock")),
         ("GLBOX_RUN_DIR", format!("{instance}/run")),
         // No cloud-init run on this machine: the wait is skipped.
-        ("GLBOX_CLOUD_INIT_RUN_DIR", format!("{instance}/no-cloud-init")),
+        (
+            "GLBOX_CLOUD_INIT_RUN_DIR",
+            format!("{instance}/no-cloud-init"),
+        ),
         // Services come up at once here.
         ("GLBOX_SERVICES_WAIT", "0".to_string()),
     ]
