@@ -166,6 +166,24 @@ apt_wait_for_lock() {
   phase "package lock: each apt operation waits up to ${apt_lock_wait}s for other package managers (unattended-upgrades at first boot)"
 }
 
+# apt-get update takes only the package lists' lock, which
+# DPkg::Lock::Timeout does not cover (apt: apt-pkg/acquire.cc GetLock, no
+# timeout), and fails at once while another update (apt-daily at first
+# boot) holds it: retried, bounded by the same wait.
+apt_update() {
+  local waited=0 out
+  until out="$(apt-get update 2>&1)"; do
+    printf '%s\n' "$out"
+    if ! grep -q 'Could not get lock' <<< "$out" || [ "$waited" -ge "$apt_lock_wait" ]; then
+      return 1
+    fi
+    phase "package lists locked by another apt-get update; retrying (waited ${waited}s of ${apt_lock_wait}s)"
+    sleep 2
+    waited=$((waited + 2))
+  done
+  printf '%s\n' "$out"
+}
+
 # What the bootstrap needs on Ubuntu, installed here rather than by
 # cloud-init, which waits only 30 s for apt's lock
 # (cloudinit/distros/package_management/apt.py, APT_LOCK_WAIT_TIMEOUT).
@@ -178,7 +196,7 @@ ubuntu_prerequisites() {
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     phase "prerequisites"
-    apt-get update
+    apt_update
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
   fi
 }
@@ -312,7 +330,7 @@ elif [ "$GLBOX_VERSION" != latest ] && [ "$GLBOX_VERSION" != "$current" ]; then
   fi
   warn_required_stops "$current" "$GLBOX_VERSION"
   if [ "$family" = deb ] && [ "$fresh_repository" = 0 ]; then
-    apt-get update
+    apt_update
   fi
   echo "upgrading $package $current -> $GLBOX_VERSION"
   touch "$pending"

@@ -531,6 +531,20 @@ fn package_operations_wait_for_the_dpkg_lock_and_give_up_in_time() {
     );
     assert!(sandbox.services_running());
 
+    // The package lists' lock, which apt does not wait for: retried.
+    let lists = Sandbox::new();
+    std::fs::write(lists.path("missing-packages"), "perl\n").unwrap();
+    std::fs::write(lists.path("apt-lists-locked"), "").unwrap();
+    let lock = lists.path("apt-lists-locked");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+        std::fs::remove_file(lock).unwrap();
+    });
+    let out = ok(&lists.run(&script_for(&s)));
+    release.join().unwrap();
+    assert!(out.contains("package lists locked"), "{out}");
+    assert_eq!(lists.count("apt-get install -y perl"), 1);
+
     // Held for longer than the bootstrap waits: a clear failure.
     let held = Sandbox::new();
     std::fs::write(held.path("apt-locked"), "").unwrap();

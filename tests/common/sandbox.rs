@@ -178,6 +178,13 @@ for arg in "$@"; do
   if [ "$prev" != -o ] && [ -z "$command" ] && [ "${arg#-}" = "$arg" ]; then command="$arg"; fi
   prev="$arg"
 done
+# The lists lock (apt-pkg/acquire.cc GetLock: no timeout): while another
+# `apt-get update` holds it ($SANDBOX_ROOT/apt-lists-locked), update fails at once.
+if [ "$command" = update ] && [ -e "$SANDBOX_ROOT/apt-lists-locked" ]; then
+  echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1700 (apt-get)" >&2
+  echo "E: Unable to lock directory /var/lib/apt/lists/" >&2
+  exit 100
+fi
 [ "$command" = update ] || apt_take_lock "$@"
 [ "$command" = install ] || exit 0
 spec="${*: -1}"
