@@ -54,6 +54,8 @@ const READ_BACK_LIMIT: u64 = 64_000;
 /// Bytes per read-back command: base64 makes 16,000 bytes 21,336
 /// characters, under SSM's 24,000 (see `ssm::STDOUT_CHARACTERS`).
 const READ_BACK_CHUNK: u64 = 16_000;
+/// The first line of every read-back command.
+pub const READ_BACK_MARK: &str = "# glbox read-back";
 const READ_BACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// `script`, run so that everything it prints is also kept in `file` on the
@@ -80,14 +82,14 @@ fn shown(file: &str) -> String {
 /// then the first chunk from there, base64-encoded.
 fn read_back_first(file: &str, from: u64) -> String {
     format!(
-        "f=\"{file}\"; size=\"$(wc -c < \"$f\")\" || exit 1; start=$(( size - {READ_BACK_LIMIT} > {from} ? size - {READ_BACK_LIMIT} : {from} )); echo \"$size $start\"; tail -c +$(( start + 1 )) \"$f\" | head -c {READ_BACK_CHUNK} | base64 -w 0; echo"
+        "{READ_BACK_MARK}\nf=\"{file}\"; size=\"$(wc -c < \"$f\")\" || exit 1; start=$(( size - {READ_BACK_LIMIT} > {from} ? size - {READ_BACK_LIMIT} : {from} )); echo \"$size $start\"; tail -c +$(( start + 1 )) \"$f\" | head -c {READ_BACK_CHUNK} | base64 -w 0; echo"
     )
 }
 
 /// A command printing the chunk of the kept output at `start`, base64-encoded.
 fn read_back_next(file: &str, start: u64) -> String {
     format!(
-        "tail -c +{} \"{file}\" | head -c {READ_BACK_CHUNK} | base64 -w 0; echo",
+        "{READ_BACK_MARK}\ntail -c +{} \"{file}\" | head -c {READ_BACK_CHUNK} | base64 -w 0; echo",
         start + 1
     )
 }
