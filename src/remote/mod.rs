@@ -254,6 +254,37 @@ impl Transport {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn control_characters_from_the_box_are_shown_escaped() {
+        let shown = super::printable("ok\tdone\n\u{1b}]0;owned\u{7}\u{1b}[2J\rX\u{202e}Y\u{9b}");
+        assert_eq!(
+            shown,
+            "ok\tdone\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{d}X\\u{202e}Y\\u{9b}"
+        );
+        assert!(!shown
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'));
+    }
+
+    #[test]
+    fn the_script_runs_whole_inside_the_wrapper_that_keeps_its_output() {
+        let wrapped = super::keeping_output("echo hi\nexit 3", "/tmp/x.log");
+        assert!(wrapped.contains(
+            "\n{\necho hi\nexit 3\n} 2>&1 | tee --output-error=warn-nopipe \"/tmp/x.log\"\n"
+        ));
+        assert!(wrapped.ends_with("exit \"${PIPESTATUS[0]}\"\n"));
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(&wrapped)
+            .env("GLBOX_LOG_DIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "the script's own exit status");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+        assert_eq!(std::fs::read_to_string("/tmp/x.log").unwrap(), "hi\n");
+        let _ = std::fs::remove_file("/tmp/x.log");
+    }
+
+    #[test]
     fn tail_keeps_the_last_lines() {
         assert_eq!(super::tail("a\nb\nc\n", 2), "b\nc");
         assert_eq!(super::tail("a", 5), "a");
