@@ -52,10 +52,6 @@ pending="$etc_gitlab/.glbox-reconfigure-pending"
 # GitLab's required upgrade stops (major.minor), from its upgrade-path
 # documentation: a jump across one of these can fail.
 required_stops="16.3 16.7 16.11 17.1 17.3 17.5 17.8 17.11 18.2 18.5 18.8 18.11"
-# The result line of the last bootstrap that finished, for glbox to read
-# when the transport cut the output short (SSM keeps its first 24,000
-# characters). Removed first thing, so an old one never counts.
-result_file="$log_dir/result"
 
 # One bootstrap at a time (a re-run must not overlap a slow install),
 # taken before anything is written: a second one touches nothing.
@@ -69,7 +65,6 @@ fi
 
 mkdir -p "$log_dir"
 chmod 0750 "$log_dir"
-rm -f "$result_file"
 # tee keeps writing the log even if whoever started us went away.
 exec > >(tee --output-error=warn-nopipe -a "$log_dir/bootstrap.log") 2>&1
 
@@ -380,4 +375,4 @@ cmp -s "$etc_gitlab/gitlab-secrets.json" "$state_dir/gitlab-secrets.json" ||
 for warning in "${warnings[@]}"; do
   printf 'glbox-warning: %s\n' "$warning"
 done
-printf 'glbox-result: %s %s\n' "$package" "$version" | tee "$result_file"
+printf 'glbox-result: %s %s\n' "$package" "$version"

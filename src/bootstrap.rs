@@ -268,16 +268,11 @@ fn result_line(output: &str) -> Option<&str> {
         .find_map(|l| l.strip_prefix("glbox-result: "))
 }
 
-/// `GLBOX_LOG_DIR` is the bootstrap's own override (tests only). The
-/// bootstrap removes this file when it starts and writes it last.
-const RESULT_SCRIPT: &str = r#"cat "${GLBOX_LOG_DIR:-/var/log/glbox}/result""#;
-
 /// A bootstrap is done only when it printed its result line, which it
 /// does after checking that GitLab runs and its state is on the data
 /// volume. An exit status of 0 alone is not enough: a script cut off (its
-/// file overwritten, the shell killed) can end with 0. SSM keeps only the
-/// first 24,000 characters of the output, so the line is read back from
-/// the box when it is not in what the transport returned.
+/// file overwritten, the shell killed) can end with 0. The transport's
+/// output is whole here (what SSM cut was read back from the box).
 async fn confirm_result(
     ctx: &Ctx<'_>,
     transport: &Transport,
@@ -285,17 +280,6 @@ async fn confirm_result(
     outcome: &Outcome,
 ) -> Result<()> {
     if result_line(&outcome.output).is_some() {
-        return Ok(());
-    }
-    let read = transport
-        .run(
-            ctx,
-            "reading the bootstrap result",
-            RESULT_SCRIPT,
-            LOG_TAIL_TIMEOUT,
-        )
-        .await?;
-    if read.succeeded() && result_line(&read.output).is_some() {
         return Ok(());
     }
     let cut = Outcome {

@@ -444,9 +444,13 @@ async fn resolve_ssh_cidrs(settings: &mut Settings, ui: &Ui) -> Result<()> {
         return Ok(());
     };
     match caller_ip::detect().await {
-        Ok(ip) => {
-            let net = IpNet::V4(Ipv4Net::new(ip, 32).expect("32 is a valid IPv4 prefix"));
-            ui.info(&format!("SSH will be allowed from your address {net} only"));
+        Ok(found) => {
+            let net =
+                IpNet::V4(Ipv4Net::new(found.address, 32).expect("32 is a valid IPv4 prefix"));
+            ui.info(&format!(
+                "SSH will be allowed from your address {net} only (as {} sees it)",
+                found.source
+            ));
             ssh.cidrs.push(net);
             Ok(())
         }

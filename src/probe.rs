@@ -99,7 +99,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(String::from_utf8_lossy(&head).into_owned())
 }
 
-fn tls_config() -> Arc<rustls::ClientConfig> {
+pub(crate) fn tls_config() -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(native.certs);
@@ -217,12 +217,40 @@ fn resolve(base: &Target, location: &str) -> String {
     }
 }
 
-/// Asks for the sign-in page at `url` (its root), following redirects.
+fn url_of(target: &Target) -> String {
+    let scheme = if target.https { "https" } else { "http" };
+    format!("{scheme}://{}:{}{}", target.host, target.port, target.path)
+}
+
+/// Why a redirect to `next` leaves the URL being checked, if it does: a
+/// pass must come from the external URL itself, not from another host (an
+/// internal address, say) or over another scheme (https down to http).
+fn leaves(origin: &Target, next: &Target) -> Option<String> {
+    if next.https != origin.https {
+        let (from, to) = if origin.https {
+            ("https", "http")
+        } else {
+            ("http", "https")
+        };
+        Some(format!("it switches from {from} to {to}"))
+    } else if !next.host.eq_ignore_ascii_case(&origin.host) || next.port != origin.port {
+        Some(format!(
+            "it goes to another host ({}:{}, not {}:{})",
+            next.host, next.port, origin.host, origin.port
+        ))
+    } else {
+        None
+    }
+}
+
+/// Asks for the sign-in page at `url` (its root), following redirects
+/// within its own scheme, host and port only.
 pub async fn sign_in_page(url: &str) -> Finding {
     let base = url.trim_end_matches('/');
     let Some(mut target) = parse_url(&format!("{base}{SIGN_IN}")) else {
         return Finding::Wrong(format!("{url} is not an http(s) URL"));
     };
+    let origin = target.clone();
     let mut seen = vec![target.clone()];
     for _ in 0..=MAX_REDIRECTS {
         let (status, location, note) = match fetch(&target).await {
@@ -239,6 +267,13 @@ pub async fn sign_in_page(url: &str) -> Finding {
                 let Some(next) = location.as_deref().and_then(|l| parse_url(&resolve(&target, l))) else {
                     return Finding::Wrong(format!("{status} without a usable Location"));
                 };
+                if let Some(why) = leaves(&origin, &next) {
+                    return Finding::Wrong(format!(
+                        "{status} to {}: {why}; glbox follows redirects only within {} (the URL users are given), so the sign-in page was not reached there",
+                        url_of(&next),
+                        url_of(&Target { path: String::new(), ..origin.clone() })
+                    ));
+                }
                 if seen.contains(&next) {
                     return Finding::Wrong(format!(
                         "a redirect loop ({status} back to {}{}): external_url probably does not match how GitLab is reached (a proxy doing TLS?)",

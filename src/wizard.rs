@@ -414,34 +414,33 @@ size_gib = {size}
 }
 
 /// Writes the file through a temporary one beside it and a rename, so a
-/// crash never leaves half a configuration. Mode 0644: it holds no secret.
+/// crash never leaves half a configuration. It holds no secret: 0644 less
+/// the user's umask, like any file they would write.
 fn write_config(path: &Path, text: &str) -> Result<()> {
     let temporary = temporary_path(path);
-    write_private(&temporary, text)?;
+    write_new(&temporary, text)?;
     std::fs::rename(&temporary, path)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(format!(".{:016x}.tmp", rand::random::<u64>()));
     path.with_file_name(name)
 }
 
-fn write_private(path: &Path, text: &str) -> Result<()> {
+/// Creates `path` anew (never through a symlink or over a file already
+/// there) and writes `text` to it.
+fn write_new(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     #[cfg(unix)]
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o644);
     let context = || format!("cannot write {}", path.display());
     let mut file = options.open(path).map_err(|e| Error::io(context(), e))?;
-    // The umask may have taken bits away; the mode is set exactly.
-    #[cfg(unix)]
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| Error::io(context(), e))?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(context(), e))
@@ -451,7 +450,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 /// environment or flag on top: what the file alone says.
 fn load_text(text: &str, beside: &Path) -> Result<Settings> {
     let temporary = temporary_path(beside);
-    write_private(&temporary, text)?;
+    write_new(&temporary, text)?;
     let loaded = config::load(&Sources {
         explicit_file: Some(temporary.clone()),
         ..Sources::default()

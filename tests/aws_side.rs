@@ -621,29 +621,29 @@ async fn a_replacement_is_planned_and_needs_confirmation() {
 #[tokio::test]
 async fn ssh_mode_imports_a_generated_key_and_opens_ssh_to_the_caller_only() {
     let emulator = Emulator::start();
-    // A stand-in for the "what is my IP" service, on 127.0.0.1.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let lookup_url = format!(
-        "http://127.0.0.1:{}/",
-        listener.local_addr().unwrap().port()
+    // A stand-in for the "what is my IP" service, over HTTPS on 127.0.0.1.
+    let lookup = common::tls::TlsStub::serving(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n52.95.110.1\n",
     );
-    std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        if let Ok((mut stream, _)) = listener.accept() {
-            let mut buffer = [0u8; 1024];
-            let _ = stream.read(&mut buffer);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n203.0.113.9\n");
-        }
-    });
+    let lookup_url = lookup.url();
+    let ca_file = lookup.ca_file.display().to_string();
     let workspace = Workspace::new("name = \"trial\"\n[access]\nmethod = \"ssh\"\n");
     let run = glbox_with_env(
         &emulator,
         &workspace,
         &["up", "--no-bootstrap", "--yes"],
-        &[("GLBOX_CALLER_IP_URL", &lookup_url)],
+        &[
+            ("GLBOX_CALLER_IP_URL", &lookup_url),
+            ("SSL_CERT_FILE", &ca_file),
+        ],
     );
     run.assert_ok();
+    assert!(
+        run.stderr
+            .contains(&format!("52.95.110.1/32 only (as {lookup_url} sees it)")),
+        "where the address came from is said:\n{}",
+        run.stderr
+    );
     let ec2 = emulator.ec2();
 
     let group = &security_groups(&ec2, "trial").await[0];
@@ -651,7 +651,7 @@ async fn ssh_mode_imports_a_generated_key_and_opens_ssh_to_the_caller_only() {
         .into_iter()
         .filter(|(port, _)| *port == 22)
         .collect();
-    assert_eq!(ssh_rules, vec![(22, "203.0.113.9/32".to_string())]);
+    assert_eq!(ssh_rules, vec![(22, "52.95.110.1/32".to_string())]);
 
     let private_key = workspace.state_dir().join("glbox/trial/id_ed25519");
     use std::os::unix::fs::PermissionsExt;
@@ -948,4 +948,38 @@ async fn graviton_types_launch_arm64_images() {
         .await
         .unwrap();
     assert_eq!(image.images()[0].architecture().unwrap().as_str(), "arm64");
+}
+
+#[tokio::test]
+async fn the_caller_ip_lookup_takes_only_https_and_a_public_unicast_address() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n[access]\nmethod = \"ssh\"\n");
+    let private =
+        common::tls::TlsStub::serving("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n10.0.0.5\n");
+    let ca_file = private.ca_file.display().to_string();
+    emulator.start_recording();
+    for (url, problem) in [
+        (
+            private.url(),
+            "10.0.0.5, which is not a public unicast address",
+        ),
+        (
+            format!("http://127.0.0.1:{}/", private.port),
+            "only https:// lookup URLs are accepted",
+        ),
+    ] {
+        let run = glbox_with_env(
+            &emulator,
+            &workspace,
+            &["plan", "--no-bootstrap"],
+            &[("GLBOX_CALLER_IP_URL", &url), ("SSL_CERT_FILE", &ca_file)],
+        );
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(problem) && run.stderr.contains("access.ssh_cidrs"),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(emulator.recorded_actions().is_empty());
 }

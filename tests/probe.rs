@@ -147,6 +147,58 @@ async fn plain_http_answers_are_told_apart() {
 }
 
 #[tokio::test]
+async fn redirects_are_followed_only_within_the_urls_own_scheme_and_host() {
+    // A pass from an internal address GitLab (or something in front of it)
+    // points to is not a pass for the URL users are given.
+    let internal = serve(vec![Answer::Status("200 OK", "")], None).await;
+    let elsewhere = serve(
+        vec![Answer::Status(
+            "302 Found",
+            Box::leak(
+                format!("Location: http://127.0.0.2:{internal}/users/sign_in\r\n").into_boxed_str(),
+            ),
+        )],
+        None,
+    )
+    .await;
+    wrong_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{elsewhere}")).await,
+        "another host (127.0.0.2",
+    );
+
+    let other_port = serve(
+        vec![Answer::Status(
+            "301 Moved",
+            Box::leak(
+                format!("Location: http://127.0.0.1:{internal}/users/sign_in\r\n").into_boxed_str(),
+            ),
+        )],
+        None,
+    )
+    .await;
+    wrong_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{other_port}")).await,
+        "another host",
+    );
+
+    let downgrade = serve(
+        vec![Answer::Status(
+            "302 Found",
+            Box::leak(
+                format!("Location: https://127.0.0.1:{internal}/users/sign_in\r\n")
+                    .into_boxed_str(),
+            ),
+        )],
+        None,
+    )
+    .await;
+    wrong_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{downgrade}")).await,
+        "switches from http to https",
+    );
+}
+
+#[tokio::test]
 async fn a_slow_answer_is_not_yet() {
     let slow = serve(vec![Answer::Stall(Duration::from_secs(30))], None).await;
     not_yet_contains(
@@ -187,6 +239,23 @@ async fn certificates_are_checked_for_trust_host_and_expiry() {
     let finding = sign_in_page(&format!("https://localhost:{good}")).await;
     ok_contains(&finding, "200 over https");
     ok_contains(&finding, "certificate valid until");
+
+    // https down to plain http is refused, not reported as a pass.
+    let plain = serve(vec![Answer::Status("200 OK", "")], None).await;
+    let downgrading = serve(
+        vec![Answer::Status(
+            "302 Found",
+            Box::leak(
+                format!("Location: http://localhost:{plain}/users/sign_in\r\n").into_boxed_str(),
+            ),
+        )],
+        Some(leaf(&["localhost"], 90)),
+    )
+    .await;
+    wrong_contains(
+        &sign_in_page(&format!("https://localhost:{downgrading}")).await,
+        "switches from https to http",
+    );
 
     let expiring = serve(
         vec![Answer::Status("200 OK", "")],

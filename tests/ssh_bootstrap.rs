@@ -395,3 +395,133 @@ async fn new_instances_on_the_kept_data_volume_are_configured_once() {
     assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
     assert!(sandbox.services_running());
 }
+
+/// An SSH deployment that trusts the host keys cloud-init prints on the
+/// console (no `ssh_host_key`), with the emulator's console printing the
+/// sshd's key on the instance's first boot.
+async fn console_trusting_box() -> (Emulator, Sandbox, Sshd, Workspace) {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let access: String = sshd
+        .access_config("host_key.pub")
+        .lines()
+        .filter(|l| !l.starts_with("ssh_host_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n{access}ready_timeout_minutes = 1\n{}",
+        common::verify_section("")
+    ));
+    let host_key = std::fs::read_to_string(sshd.file("host_key.pub")).unwrap();
+    emulator
+        .behave(serde_json::json!({"console": format!(
+            "Cloud-init v. 24.1 running 'modules:final'\n-----BEGIN SSH HOST KEY KEYS-----\n{}\n-----END SSH HOST KEY KEYS-----\nCloud-init finished\n",
+            host_key.trim()
+        )}))
+        .await;
+    (emulator, sandbox, sshd, workspace)
+}
+
+fn fingerprint(path: &std::path::Path) -> String {
+    let line = std::fs::read_to_string(path).unwrap();
+    russh::keys::PublicKey::from_openssh(line.trim())
+        .unwrap()
+        .fingerprint(Default::default())
+        .to_string()
+}
+
+async fn pinned(emulator: &Emulator) -> Option<String> {
+    let instance = common::running_instance(emulator, "trial").await;
+    instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(glbox::remote::ssh::TAG_HOST_KEY))
+        .and_then(|t| t.value())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn after_a_stop_and_start_the_pinned_host_key_is_used() {
+    let (emulator, _sandbox, sshd, workspace) = console_trusting_box().await;
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert_eq!(
+        pinned(&emulator).await,
+        Some(fingerprint(&sshd.file("host_key.pub"))),
+        "the key verified through the console is pinned on the instance"
+    );
+
+    // An instance type change: stop, start. The console no longer shows keys.
+    let ec2 = emulator.ec2();
+    let id = common::running_instance(&emulator, "trial")
+        .await
+        .instance_id()
+        .unwrap()
+        .to_string();
+    ec2.stop_instances().instance_ids(&id).send().await.unwrap();
+    ec2.start_instances()
+        .instance_ids(&id)
+        .send()
+        .await
+        .unwrap();
+    let console = ec2
+        .get_console_output()
+        .instance_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            console.output().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(!text.contains("BEGIN SSH HOST KEY"), "{text}");
+
+    let run = glbox(&emulator, &workspace, &["verify"]);
+    run.assert_ok();
+    assert!(run.stdout.contains("pass  health"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn a_changed_host_key_is_refused_loudly_and_nothing_runs() {
+    let (emulator, sandbox, sshd, workspace) = console_trusting_box().await;
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+
+    // The box now answers with another key than the one pinned.
+    let id = common::running_instance(&emulator, "trial")
+        .await
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let other = fingerprint(&sshd.file("other_host_key.pub"));
+    emulator
+        .ec2()
+        .create_tags()
+        .resources(&id)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(glbox::remote::ssh::TAG_HOST_KEY)
+                .value(&other)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    sandbox.clear_calls();
+    let run = glbox(&emulator, &workspace, &["verify"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "offered host key {}",
+            fingerprint(&sshd.file("host_key.pub"))
+        )) && run.stderr.contains(&format!("pinned for {id}"))
+            && run.stderr.contains(&other)
+            && run.stderr.contains("nothing was run"),
+        "{}",
+        run.stderr
+    );
+    assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());
+}

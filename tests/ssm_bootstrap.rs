@@ -95,9 +95,16 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     script.assert_ok();
     let sent = sent_scripts(&emulator).await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(
-        sent[0].0, script.stdout,
-        "SSM carried exactly the rendered script"
+    assert!(
+        sent[0].0.contains(&script.stdout),
+        "SSM carried exactly the rendered script:\n{}",
+        sent[0].0
+    );
+    assert!(
+        sent[0]
+            .0
+            .starts_with("# glbox keeps this run's output on the box"),
+        "inside the wrapper that keeps its output on the box"
     );
     assert_eq!(
         sent[0].1,
@@ -329,4 +336,68 @@ async fn up_exits_with_the_verdict_of_its_checks() {
         "{}",
         run.stderr
     );
+}
+
+/// The emulator's answer to glbox's read-back of the kept output: what
+/// `output` holds after the `received` characters SSM passed on.
+fn read_back_rule(output: &str, received: usize) -> serde_json::Value {
+    let rest = &output.as_bytes()[received..];
+    let encoded = base64::engine::general_purpose::STANDARD.encode(rest);
+    serde_json::json!({"contains": glbox::remote::READ_BACK_MARK, "status": "Success",
+        "stdout": format!("{} {received}\n{encoded}\n", output.len())})
+}
+
+/// 30 KB of install noise: more than SSM's 24,000 characters.
+fn noise() -> String {
+    "Unpacking gitlab-ce (18.6.0-ce.0) ...\n".repeat(800)
+}
+
+#[tokio::test]
+async fn warnings_at_the_end_of_a_long_bootstrap_are_still_shown() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
+    let output = format!(
+        "{}glbox-warning: the upgrade crosses the required stop 17.3\nglbox-result: gitlab-ce 18.6.0\n",
+        noise()
+    );
+    assert!(output.len() > 30_000);
+    behave(
+        &emulator,
+        serde_json::json!({"invocations": [
+            read_back_rule(&output, 24_000),
+            {"contains": "# glbox bootstrap:", "status": "Success", "stdout": output}
+        ]}),
+    )
+    .await;
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    run.assert_ok();
+    assert!(
+        run.stderr
+            .contains("the upgrade crosses the required stop 17.3"),
+        "{}",
+        run.stderr
+    );
+    let read_backs = all_sent_scripts(&emulator)
+        .await
+        .into_iter()
+        .filter(|(script, _)| script.starts_with(glbox::remote::READ_BACK_MARK))
+        .count();
+    assert_eq!(read_backs, 1, "one small command read the rest back");
+}
+
+#[tokio::test]
+async fn a_health_report_behind_30_kb_of_noise_is_still_read() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
+    glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    let output = format!("{}{}", noise(), common::healthy_verify_output("18.6.0"));
+    emulator
+        .behave(serde_json::json!({"invocations": [
+            read_back_rule(&output, 24_000),
+            {"contains": "# glbox verify:", "status": "Success", "stdout": output}
+        ]}))
+        .await;
+    let run = glbox(&emulator, &workspace, &["verify", "--output", "json"]);
+    run.assert_ok();
+    assert_eq!(run.json()["healthy"], true, "{}", run.stderr);
 }

@@ -465,3 +465,30 @@ fn plan_prices_a_configuration_line_by_line() {
     assert!(run.stdout.contains("INCOMPLETE"), "{}", run.stdout);
     assert!(run.stdout.contains("prices change"), "{}", run.stdout);
 }
+
+#[test]
+fn init_respects_the_umask() {
+    let emulator = Emulator::start();
+    let workspace = empty_workspace();
+    // The file holds no secret, but a user who keeps their files private
+    // (umask 077) must not find it opened up to 0644.
+    let out = common::clean_command("sh", &workspace, &emulator.endpoint())
+        .args([
+            "-c",
+            "umask 077 && exec \"$0\" init",
+            env!("CARGO_BIN_EXE_glbox"),
+        ])
+        .env("GLBOX_NAME", "private")
+        .env("AWS_REGION", "us-east-2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = workspace.path().join("glbox.toml");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(load(&path).name, "private");
+}

@@ -153,23 +153,26 @@ pub fn csv(rows: &[Row]) -> String {
 }
 
 /// Writes the roster with mode 0600 from the first byte: a temporary file
-/// beside it, renamed over it, so a reader never sees half a roster.
+/// beside it, renamed over it, so a reader never sees half a roster. The
+/// temporary file is created anew under a name nobody can guess
+/// (`create_new`: O_CREAT|O_EXCL, which also refuses a symlink planted
+/// there), so the roster's passwords never go through someone else's link.
 pub fn write(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("csv.tmp");
+    let tmp = path.with_extension(format!("csv.{:016x}.tmp", rand::random::<u64>()));
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // An old file of that name may have had a wider mode.
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
     written.map_err(|e| Error::io(format!("writing the roster {}", path.display()), e))
 }
 
@@ -182,6 +185,25 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn the_temporary_file_never_follows_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("roster.csv");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        // The name the temporary file used to have, pointing elsewhere.
+        std::os::unix::fs::symlink(&victim, dir.path().join("roster.csv.tmp")).unwrap();
+        write(&path, "seat\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "seat\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".tmp") && n != "roster.csv.tmp")
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

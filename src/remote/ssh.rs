@@ -26,12 +26,48 @@ const CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 const CONSOLE_BEGIN: &str = "-----BEGIN SSH HOST KEY KEYS-----";
 const CONSOLE_END: &str = "-----END SSH HOST KEY KEYS-----";
 
+/// Instance tag holding the fingerprint of the host key glbox verified at
+/// its first connection. cloud-init prints the keys to the console once per
+/// instance, so after a stop/start or a reboot the console has them no
+/// more: from then on this pin is what a host key is checked against.
+pub const TAG_HOST_KEY: &str = "glbox:ssh-host-key";
+
 pub struct Ssh {
     pub host: String,
     pub port: u16,
     pub user: String,
     pub private_key: PathBuf,
-    pub host_keys: Vec<PublicKey>,
+    pub trust: HostKeyTrust,
+    pub instance_id: String,
+    /// Set once this run has pinned the console's key on the instance.
+    pinned: Mutex<bool>,
+}
+
+/// Which host keys glbox accepts, and where that trust comes from.
+#[derive(Debug, Clone)]
+pub enum HostKeyTrust {
+    /// `access.ssh_host_key`.
+    Configured(Vec<PublicKey>),
+    /// The fingerprint pinned on the instance ([`TAG_HOST_KEY`]).
+    Pinned(String),
+    /// What cloud-init printed on the instance's first boot; the key the
+    /// server offers from these is pinned.
+    Console(Vec<PublicKey>),
+}
+
+impl HostKeyTrust {
+    fn accepts(&self, offered: &PublicKey) -> bool {
+        match self {
+            HostKeyTrust::Configured(keys) | HostKeyTrust::Console(keys) => {
+                keys.iter().any(|k| k.key_data() == offered.key_data())
+            }
+            HostKeyTrust::Pinned(fingerprint) => *fingerprint == fingerprint_of(offered),
+        }
+    }
+}
+
+fn fingerprint_of(key: &PublicKey) -> String {
+    key.fingerprint(Default::default()).to_string()
 }
 
 /// The host keys cloud-init prints to the console, between its markers.
@@ -77,8 +113,9 @@ fn private_key_path(deployment: &str, source: &SshKeySource) -> Result<PathBuf> 
 /// Refuses a server whose key is not one of the expected ones, and keeps
 /// the offered key's fingerprint to say so.
 struct Verifier {
-    expected: Vec<PublicKey>,
-    rejected: Arc<Mutex<Option<String>>>,
+    trust: HostKeyTrust,
+    /// The fingerprint of the key offered: accepted or refused.
+    offered: Arc<Mutex<Option<(String, bool)>>>,
 }
 
 impl client::Handler for Verifier {
@@ -90,11 +127,8 @@ impl client::Handler for Verifier {
     ) -> Result<bool, Self::Error> {
         let known = match offered {
             PublicKeyOrCertificate::PublicKey { key, .. } => {
-                let ok = self.expected.iter().any(|e| e.key_data() == key.key_data());
-                if !ok {
-                    *self.rejected.lock().expect("not poisoned") =
-                        Some(key.fingerprint(Default::default()).to_string());
-                }
+                let ok = self.trust.accepts(key);
+                *self.offered.lock().expect("not poisoned") = Some((fingerprint_of(key), ok));
                 ok
             }
             PublicKeyOrCertificate::Certificate(_) => false,
@@ -129,11 +163,14 @@ impl Ssh {
                     "instance {instance_id} has no public address to connect to\n  fix: set access.host to an address glbox can reach (VPN, bastion forward), or network.elastic_ip = true"
                 ))
             })?;
-        let host_keys = match &ssh.host_key {
-            Some(line) => {
-                vec![PublicKey::from_openssh(line).map_err(|e| ssh_error("host key", e))?]
-            }
-            None => console_host_keys(ctx, instance_id).await?,
+        let trust = match &ssh.host_key {
+            Some(line) => HostKeyTrust::Configured(vec![
+                PublicKey::from_openssh(line).map_err(|e| ssh_error("host key", e))?
+            ]),
+            None => match pinned_host_key(ctx, instance_id).await? {
+                Some(fingerprint) => HostKeyTrust::Pinned(fingerprint),
+                None => HostKeyTrust::Console(console_host_keys(ctx, instance_id).await?),
+            },
         };
         Ok(Ssh {
             host,
@@ -143,15 +180,56 @@ impl Ssh {
                 .clone()
                 .unwrap_or_else(|| default_user(settings.os).to_string()),
             private_key: private_key_path(&settings.name, &ssh.key)?,
-            host_keys,
+            trust,
+            instance_id: instance_id.to_string(),
+            pinned: Mutex::new(false),
         })
     }
 
-    async fn connect(&self) -> Result<client::Handle<Verifier>, ConnectError> {
-        let rejected = Arc::new(Mutex::new(None));
+    /// Connects, checking the host key; a key first trusted from the
+    /// console is pinned on the instance before anything runs.
+    async fn connect(&self, ctx: &Ctx<'_>) -> Result<client::Handle<Verifier>, ConnectError> {
+        let (handle, fingerprint) = self.connect_checked().await?;
+        if let Err(e) = self.pin(ctx, &fingerprint).await {
+            return Err(ConnectError::Failed(e));
+        }
+        Ok(handle)
+    }
+
+    async fn pin(&self, ctx: &Ctx<'_>, fingerprint: &str) -> Result<()> {
+        if !matches!(self.trust, HostKeyTrust::Console(_))
+            || *self.pinned.lock().expect("not poisoned")
+        {
+            return Ok(());
+        }
+        ctx.aws
+            .ec2
+            .create_tags()
+            .resources(&self.instance_id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(TAG_HOST_KEY)
+                    .value(fingerprint)
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx("ec2:CreateTags")?;
+        *self.pinned.lock().expect("not poisoned") = true;
+        ctx.ui.info(&format!(
+            "SSH host key {fingerprint} of {} verified through its console and pinned (tag {TAG_HOST_KEY})",
+            self.instance_id
+        ));
+        Ok(())
+    }
+
+    /// A session with a server whose host key is trusted, and that key's
+    /// fingerprint.
+    async fn connect_checked(&self) -> Result<(client::Handle<Verifier>, String), ConnectError> {
+        let offered = Arc::new(Mutex::new(None));
         let verifier = Verifier {
-            expected: self.host_keys.clone(),
-            rejected: rejected.clone(),
+            trust: self.trust.clone(),
+            offered: offered.clone(),
         };
         let config = Arc::new(client::Config {
             keepalive_interval: Some(Duration::from_secs(30)),
@@ -160,17 +238,40 @@ impl Ssh {
         let attempt = client::connect(config, (self.host.as_str(), self.port), verifier);
         match tokio::time::timeout(CONNECT_ATTEMPT_TIMEOUT, attempt).await {
             Err(_) => Err(ConnectError::NotYet("no answer".into())),
-            Ok(Ok(handle)) => Ok(handle),
-            Ok(Err(e)) => match rejected.lock().expect("not poisoned").take() {
-                Some(fingerprint) => Err(ConnectError::WrongHostKey(fingerprint)),
-                None => Err(ConnectError::NotYet(e.to_string())),
+            Ok(Ok(handle)) => match offered.lock().expect("not poisoned").take() {
+                Some((fingerprint, true)) => Ok((handle, fingerprint)),
+                _ => Err(ConnectError::NotYet("no host key was checked".into())),
+            },
+            Ok(Err(e)) => match offered.lock().expect("not poisoned").take() {
+                Some((fingerprint, false)) => Err(ConnectError::WrongHostKey(fingerprint)),
+                _ => Err(ConnectError::NotYet(e.to_string())),
             },
         }
     }
 
     fn wrong_host_key(&self, fingerprint: &str) -> Error {
+        let (whose, fix) = match &self.trust {
+            HostKeyTrust::Pinned(pin) => (
+                format!(
+                    "the key pinned for {} at glbox's first connection is {pin} (tag {TAG_HOST_KEY})",
+                    self.instance_id
+                ),
+                format!(
+                    "if the box's host keys were replaced on purpose, set access.ssh_host_key to the new public key, or delete the tag {TAG_HOST_KEY} of {} while its console still shows the new keys; otherwise something is in the way of this connection: do not go on",
+                    self.instance_id
+                ),
+            ),
+            HostKeyTrust::Configured(_) => (
+                "access.ssh_host_key names another key".to_string(),
+                "check access.ssh_host_key; otherwise something is in the way of this connection".to_string(),
+            ),
+            HostKeyTrust::Console(_) => (
+                format!("the console of {} shows other keys", self.instance_id),
+                "if the instance was rebuilt, re-run glbox up so it reads the new key; otherwise something is in the way of this connection".to_string(),
+            ),
+        };
         Error::Refused(format!(
-            "{}:{} offered host key {fingerprint}, which is not the instance's: glbox will not connect (nothing was run)\n  fix: if the instance was rebuilt, re-run glbox up so it reads the new key; otherwise something is in the way of this connection",
+            "{}:{} offered host key {fingerprint}, which is not the instance's ({whose}): glbox will not connect (nothing was run)\n  fix: {fix}",
             self.host, self.port
         ))
     }
@@ -178,7 +279,7 @@ impl Ssh {
     pub async fn wait_ready(&self, ctx: &Ctx<'_>) -> Result<()> {
         let what = format!("sshd on {}:{}", self.host, self.port);
         wait::until(ctx.ui, &what, ctx.settings.ready_timeout, || async {
-            match self.connect().await {
+            match self.connect(ctx).await {
                 Ok(handle) => {
                     let _ = handle
                         .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -189,6 +290,7 @@ impl Ssh {
                 Err(ConnectError::WrongHostKey(fingerprint)) => {
                     Err(self.wrong_host_key(&fingerprint))
                 }
+                Err(ConnectError::Failed(e)) => Err(e),
             }
         })
         .await
@@ -201,11 +303,12 @@ impl Ssh {
         script: &str,
         timeout: Duration,
     ) -> Result<Outcome> {
-        let mut session = match self.connect().await {
+        let mut session = match self.connect(ctx).await {
             Ok(session) => session,
             Err(ConnectError::WrongHostKey(fingerprint)) => {
                 return Err(self.wrong_host_key(&fingerprint))
             }
+            Err(ConnectError::Failed(e)) => return Err(e),
             Err(ConnectError::NotYet(why)) => {
                 return Err(ssh_error(&format!("to {}:{}", self.host, self.port), why))
             }
@@ -299,6 +402,7 @@ impl Ssh {
 /// Shows a line of the script's output; the bootstrap's phase markers
 /// stand out, with the time since the script started.
 fn show_line(ctx: &Ctx<'_>, line: &str, started: std::time::Instant) {
+    let line = crate::remote::printable(line);
     match line.strip_prefix("glbox-phase: ") {
         Some(phase) => ctx.ui.info(&format!(
             "phase: {phase} (after {}s)",
@@ -311,6 +415,8 @@ fn show_line(ctx: &Ctx<'_>, line: &str, started: std::time::Instant) {
 enum ConnectError {
     NotYet(String),
     WrongHostKey(String),
+    /// Connected, but the key could not be pinned.
+    Failed(Error),
 }
 
 fn load_private_key(path: &Path) -> Result<russh::keys::PrivateKey> {
@@ -320,6 +426,26 @@ fn load_private_key(path: &Path) -> Result<russh::keys::PrivateKey> {
             path.display()
         ))
     })
+}
+
+/// The host key fingerprint pinned on the instance, if any.
+async fn pinned_host_key(ctx: &Ctx<'_>, instance_id: &str) -> Result<Option<String>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .ctx("ec2:DescribeInstances")?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .flat_map(|i| i.tags())
+        .find(|t| t.key() == Some(TAG_HOST_KEY))
+        .and_then(|t| t.value())
+        .map(str::to_string))
 }
 
 /// Reads the host keys from the console output, waiting for cloud-init to

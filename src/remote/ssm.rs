@@ -19,6 +19,12 @@ const DELIVERY_TIMEOUT_SECONDS: i32 = 600;
 /// How long glbox keeps polling after the script's own limit, for SSM to
 /// report the end.
 const REPORT_MARGIN: Duration = Duration::from_secs(30);
+/// GetCommandInvocation's `StandardOutputContent` is "the first 24,000
+/// characters written by the plugin to stdout", `StandardErrorContent` the
+/// first 8,000 of stderr
+/// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html).
+pub const STDOUT_CHARACTERS: usize = 24_000;
+pub const STDERR_CHARACTERS: usize = 8_000;
 /// Where each command's script is written on the box before it runs (root
 /// only). `GLBOX_RUN_DIR`, set on the box, overrides it: only the tests'
 /// sandbox does.
@@ -80,13 +86,14 @@ impl Ssm {
         }
     }
 
+    /// The outcome, and whether SSM cut its output (it may have).
     pub async fn run(
         &self,
         ctx: &Ctx<'_>,
         what: &str,
         script: &str,
         timeout: Duration,
-    ) -> Result<Outcome> {
+    ) -> Result<(Outcome, bool)> {
         let sent = ctx
             .aws
             .ssm
@@ -132,7 +139,7 @@ impl Ssm {
         result
     }
 
-    async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<Outcome>> {
+    async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<(Outcome, bool)>> {
         let answer = ctx
             .aws
             .ssm
@@ -159,18 +166,21 @@ impl Ssm {
         ) {
             return Ok(Poll::Pending(status));
         }
-        let output = format!(
-            "{}{}",
-            invocation.standard_output_content().unwrap_or_default(),
-            invocation.standard_error_content().unwrap_or_default()
-        );
+        let stdout = invocation.standard_output_content().unwrap_or_default();
+        let stderr = invocation.standard_error_content().unwrap_or_default();
+        let cut = stdout.chars().count() >= STDOUT_CHARACTERS
+            || stderr.chars().count() >= STDERR_CHARACTERS;
         let code = invocation.response_code();
-        Ok(Poll::Ready(Outcome {
-            // SSM reports -1 when the script never got to exit.
-            exit_code: (code >= 0 && status != "TimedOut" && status != "Cancelled").then_some(code),
-            status,
-            output,
-        }))
+        Ok(Poll::Ready((
+            Outcome {
+                // SSM reports -1 when the script never got to exit.
+                exit_code: (code >= 0 && status != "TimedOut" && status != "Cancelled")
+                    .then_some(code),
+                status,
+                output: format!("{stdout}{stderr}"),
+            },
+            cut,
+        )))
     }
 }
 

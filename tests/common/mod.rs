@@ -6,6 +6,7 @@
 pub mod loop_volume;
 pub mod sandbox;
 pub mod sshd;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -282,7 +283,7 @@ pub fn clean_command(
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("GLBOX_CALLER_IP_URL", "http://127.0.0.1:9/");
+        .env("GLBOX_CALLER_IP_URL", "https://127.0.0.1:9/");
     command
 }
 

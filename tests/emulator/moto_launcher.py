@@ -26,6 +26,7 @@ import threading  # noqa: E402
 from moto.core.responses import ActionResult  # noqa: E402
 from moto.core.utils import utcnow  # noqa: E402
 from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.ec2.models.instances import InstanceBackend  # noqa: E402
 from moto.ec2.responses.general import General  # noqa: E402
 from moto.ec2.utils import Base64EncodedString  # noqa: E402
 from moto.iam import models as iam_models  # noqa: E402
@@ -166,6 +167,28 @@ def decoded_script(command):
     return command
 
 
+# GetCommandInvocation keeps only the start of what a command printed:
+# "StandardOutputContent: The first 24,000 characters written by the plugin
+# to stdout" and "StandardErrorContent: The first 8,000 characters written
+# by the plugin to stderr"
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html).
+# The full output exists only on the box (or in S3/CloudWatch when asked for).
+SSM_STDOUT_CHARACTERS = 24000
+SSM_STDERR_CHARACTERS = 8000
+
+
+def cut_as_ssm_does(invocation):
+    """Every invocation's output, scripted or executed, is cut here, in one
+    place, the way GetCommandInvocation cuts it."""
+    for key, limit in (
+        ("StandardOutputContent", SSM_STDOUT_CHARACTERS),
+        ("StandardErrorContent", SSM_STDERR_CHARACTERS),
+    ):
+        if isinstance(invocation.get(key), str):
+            invocation[key] = invocation[key][:limit]
+    return invocation
+
+
 def add_invocation_outcomes():
     """Gap: SendCommand never runs anything, and every invocation reports
     Success with empty output. Let a test choose the outcome per script.
@@ -183,7 +206,7 @@ def add_invocation_outcomes():
         command_id = self._get_param("CommandId")
         if command_id in CANCELLED:
             invocation.update({"Status": "Cancelled", "StatusDetails": "Cancelled", "ResponseCode": -1})
-            return ActionResult(invocation)
+            return ActionResult(cut_as_ssm_does(invocation))
         command = self.ssm_backend.get_command_by_id(command_id)
         script = decoded_script("\n".join(command.parameters.get("commands", [])))
         for rule in behaviour(self.current_account, self.region).get("invocations", []):
@@ -199,7 +222,7 @@ def add_invocation_outcomes():
                     }
                 )
                 break
-        return ActionResult(invocation)
+        return ActionResult(cut_as_ssm_does(invocation))
 
     SimpleSystemManagerResponse.get_command_invocation = get_command_invocation
     SimpleSystemManagerResponse.cancel_command = cancel_command
@@ -215,6 +238,8 @@ def add_console_output():
         if text is None:
             return original(self)
         instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+        if instance.id in BOOTED_AGAIN:
+            text = without_host_keys(text)
         return ActionResult(
             {
                 "InstanceId": instance.id,
@@ -224,6 +249,45 @@ def add_console_output():
         )
 
     General.get_console_output = get_console_output
+
+
+# cloud-init prints the SSH host keys to the console once per instance:
+# cloudinit/config/cc_keys_to_console.py (github.com/canonical/cloud-init)
+# runs with frequency PER_INSTANCE, between "-----BEGIN SSH HOST KEY
+# KEYS-----" and "-----END SSH HOST KEY KEYS-----". GetConsoleOutput holds
+# the output of the instance's latest boot only ("the most recent 64 KB",
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetConsoleOutput.html),
+# so after a stop/start or a reboot the key block is gone.
+BOOTED_AGAIN = set()
+HOST_KEYS_BEGIN = "-----BEGIN SSH HOST KEY KEYS-----"
+HOST_KEYS_END = "-----END SSH HOST KEY KEYS-----"
+
+
+def without_host_keys(text):
+    if HOST_KEYS_BEGIN not in text:
+        return text
+    before, rest = text.split(HOST_KEYS_BEGIN, 1)
+    after = rest.split(HOST_KEYS_END, 1)[1] if HOST_KEYS_END in rest else ""
+    return before + after
+
+
+def add_console_once_per_instance():
+    """Gap: moto's console is the same at every boot. Note the instances
+    started or rebooted after their first boot; their console (see
+    add_console_output) no longer holds the host key block."""
+    original_start = InstanceBackend.start_instances
+    original_reboot = InstanceBackend.reboot_instances
+
+    def start_instances(self, instance_ids):
+        BOOTED_AGAIN.update(instance_ids)
+        return original_start(self, instance_ids)
+
+    def reboot_instances(self, instance_ids):
+        BOOTED_AGAIN.update(instance_ids)
+        return original_reboot(self, instance_ids)
+
+    InstanceBackend.start_instances = start_instances
+    InstanceBackend.reboot_instances = reboot_instances
 
 
 def is_domain(identity):
@@ -583,8 +647,9 @@ def add_sandbox_execution():
     statuses" in the Systems Manager user guide), SendCommand answers at
     once; the invocation is InProgress while the command runs, then Success
     (exit status 0) or Failed, TimedOut after executionTimeout, Cancelled
-    after CancelCommand. Full output is kept; rules under "invocations"
-    still decide the commands they match."""
+    after CancelCommand. The output is cut as SSM cuts it
+    (cut_as_ssm_does); rules under "invocations" still decide the commands
+    they match."""
     import subprocess
 
     original_send = SimpleSystemManagerResponse.send_command
@@ -663,7 +728,7 @@ def add_sandbox_execution():
                 "StandardErrorContent": state["stderr"],
             }
         )
-        return ActionResult(invocation)
+        return ActionResult(cut_as_ssm_does(invocation))
 
     def cancel_command(self):
         command_id = self._get_param("CommandId")
@@ -690,6 +755,7 @@ def main():
     add_bootstrap_result_line()
     add_sandbox_execution()
     add_console_output()
+    add_console_once_per_instance()
     add_ses_dkim_state()
     add_ses_pending_verification()
     add_user_delete_conflict()
