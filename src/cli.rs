@@ -184,6 +184,9 @@ pub struct UpArgs {
     /// Wait (up to 30 minutes) until SES has verified the email domain and its DKIM records.
     #[arg(long)]
     pub wait_email: bool,
+    /// Without dns.route53_zone_id: install now with Let's Encrypt off when public DNS does not point at the box yet, instead of waiting (a later up turns it on).
+    #[arg(long)]
+    pub no_wait_dns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +218,9 @@ pub struct DownArgs {
 
 /// How long `up --wait-email` waits for SES to see the DNS records.
 const EMAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How long `up` waits for public DNS to answer with the Elastic IP
+/// before an install with Let's Encrypt (without a Route 53 zone).
+const DNS_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Runs the command; the caller turns an error into a message and status.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -573,6 +579,11 @@ struct UpReport {
 async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -> Result<()> {
     let with_bootstrap = !args.no_bootstrap;
     let observed = plan::observe(ctx).await?;
+    // With Let's Encrypt put off, the plan (and the bootstrap's digest) is
+    // for an install without it, so a repeated `up --no-wait-dns` is free.
+    let deferred = letsencrypt_deferred(ctx, &observed, with_bootstrap && args.no_wait_dns).await;
+    let deferred_ctx = deferred.as_ref().map(|s| Ctx::new(ctx.aws, s, ctx.ui));
+    let ctx = deferred_ctx.as_ref().unwrap_or(ctx);
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
     let report = plan.report(ctx, &observed);
     if plan.is_noop() {
@@ -610,6 +621,22 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     ctx.ui
         .start_phases(apply::phases(ctx.settings, with_bootstrap));
     let applied = apply::apply(ctx, &plan).await?;
+    if let Some(record) = applied
+        .dns_record
+        .as_ref()
+        .filter(|r| r.managed_by == "manual")
+    {
+        ctx.ui.info(&format!(
+            "publish this DNS record for GitLab's name (name, type, value): {} {} {}\n  as a zone-file line: {}",
+            record.name,
+            record.kind,
+            record.value,
+            record.zone_line()
+        ));
+        if with_bootstrap && needs_public_dns(ctx.settings) {
+            wait_for_public_dns(ctx, record).await?;
+        }
+    }
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
         applied.elastic_ip.as_deref(),
@@ -715,6 +742,19 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
             if let Some(dns) = &applied.public_dns {
                 println!("  public DNS:  {dns}");
             }
+            if let Some(record) = &applied.dns_record {
+                let how = match record.managed_by {
+                    "route53" => "in Route 53",
+                    _ => "publish it yourself",
+                };
+                println!(
+                    "  DNS record:  {} {} {} ({how})",
+                    record.name, record.kind, record.value
+                );
+            }
+            if deferred.is_some() {
+                println!("  HTTPS:       Let's Encrypt is off until DNS points at the box; run glbox up again then");
+            }
             if with_bootstrap {
                 if let Some(url) = &url {
                     println!("  GitLab:      {url} (user root)");
@@ -748,6 +788,64 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         None if healthy => Ok(()),
         None => Err(Error::Unhealthy),
     }
+}
+
+/// Let's Encrypt without a Route 53 zone: the user publishes the record,
+/// and the install waits until public DNS has it.
+fn needs_public_dns(settings: &Settings) -> bool {
+    settings.gitlab.letsencrypt && settings.dns_zone_id.is_none()
+}
+
+/// `up --no-wait-dns` while public DNS does not answer the external URL's
+/// name with the Elastic IP: the settings with Let's Encrypt off, for this
+/// run only (an install with it on would fail). `None`: keep it as set.
+async fn letsencrypt_deferred(
+    ctx: &Ctx<'_>,
+    observed: &plan::Observed,
+    no_wait: bool,
+) -> Option<Settings> {
+    if !no_wait || !needs_public_dns(ctx.settings) {
+        return None;
+    }
+    let host = crate::resources::dns_record::host(ctx.settings)?;
+    let address = observed
+        .addresses
+        .first()
+        .and_then(|a| a.public_ip.parse().ok());
+    let seen = match address {
+        Some(address) => match crate::public_dns::points_at(&host, address).await {
+            Ok(()) => return None,
+            Err(seen) => seen,
+        },
+        None => "no Elastic IP yet".to_string(),
+    };
+    ctx.ui.warn(&format!(
+        "public DNS does not point {host} at the box yet ({seen}): installing with Let's Encrypt off; run glbox up once it does"
+    ));
+    let mut settings = ctx.settings.clone();
+    settings.gitlab.letsencrypt = false;
+    Some(settings)
+}
+
+/// Waits until public DNS answers with the record; an install with Let's
+/// Encrypt before that would fail.
+async fn wait_for_public_dns(
+    ctx: &Ctx<'_>,
+    record: &crate::resources::dns_record::Record,
+) -> Result<()> {
+    let address = record
+        .value
+        .parse()
+        .map_err(|_| Error::Refused(format!("{} is not an IPv4 address", record.value)))?;
+    crate::public_dns::wait_points_at(ctx.ui, &record.name, address, DNS_WAIT)
+        .await
+        .map_err(|e| match e {
+            Error::Timeout { .. } => Error::Refused(format!(
+                "{e}\n  fix: publish {} A {} at your DNS provider (or set dns.route53_zone_id to let glbox do it), then run glbox up again; glbox up --no-wait-dns installs now with Let's Encrypt off",
+                record.name, record.value
+            )),
+            other => other,
+        })
 }
 
 /// SES's view of the email domain after `up` changed things: waited for
