@@ -827,6 +827,45 @@ async fn letsencrypt_deferred(
     Some(settings)
 }
 
+/// With Let's Encrypt on, the certificate depends on the external URL's
+/// name answering with the box's address: when it does not, the report
+/// says so, as the cause. With a zone, Route 53's record is what counts
+/// (glbox waited for it to be INSYNC); without, public DNS.
+async fn check_dns(
+    ctx: &Ctx<'_>,
+    observed: Option<&crate::resources::dns_record::Observed>,
+    address: Option<&str>,
+    report: &mut crate::verify::Report,
+) {
+    let Some(host) = crate::resources::dns_record::host(ctx.settings) else {
+        return;
+    };
+    let Some(address) = address.filter(|_| ctx.settings.gitlab.letsencrypt) else {
+        return;
+    };
+    let elsewhere = match observed {
+        Some(zone) => {
+            let values = zone.address.as_ref().map(|set| set.values.clone());
+            match values.as_deref() {
+                Some([value]) if value == address => None,
+                Some(values) => Some(format!(
+                    "Route 53 zone {} answers {}",
+                    zone.zone_id,
+                    values.join(", ")
+                )),
+                None => Some(format!("Route 53 zone {} has no A record", zone.zone_id)),
+            }
+        }
+        None => match address.parse() {
+            Ok(ip) => crate::public_dns::points_elsewhere(&host, ip).await,
+            Err(_) => None,
+        },
+    };
+    if let Some(seen) = elsewhere {
+        crate::verify::add_dns_mismatch(report, &format!("{host} should be {address}; {seen}"));
+    }
+}
+
 /// Waits until public DNS answers with the record; an install with Let's
 /// Encrypt before that would fail.
 async fn wait_for_public_dns(
@@ -941,6 +980,14 @@ async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<(
         facts.as_ref(),
     )
     .await?;
+    let mut report = report;
+    check_dns(
+        ctx,
+        observed.dns_record.as_ref(),
+        target.address.as_deref(),
+        &mut report,
+    )
+    .await;
     match output {
         OutputFormat::Json => print_json(&report),
         OutputFormat::Text => print!("{}", crate::verify::table(&report)),

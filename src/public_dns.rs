@@ -48,11 +48,26 @@ type Answer = std::result::Result<Vec<Ipv4Addr>, String>;
 /// `Ok` when public DNS answers `host` with exactly `address`; else what
 /// the resolvers answered, for people.
 pub async fn points_at(host: &str, address: Ipv4Addr) -> std::result::Result<(), String> {
+    judge(host, address, &ask(host).await)
+}
+
+/// What the resolvers answered, when at least one answered and public DNS
+/// does not point `host` at `address`; `None` when it does, or when no
+/// resolver could be asked (that is no proof either way).
+pub async fn points_elsewhere(host: &str, address: Ipv4Addr) -> Option<String> {
+    let answers = ask(host).await;
+    if !answers.iter().any(|(_, answer)| answer.is_ok()) {
+        return None;
+    }
+    judge(host, address, &answers).err()
+}
+
+async fn ask(host: &str) -> Vec<(SocketAddr, Answer)> {
     let mut answers = Vec::new();
     for server in resolvers() {
         answers.push((server, query_a(server, host).await));
     }
-    judge(host, address, &answers)
+    answers
 }
 
 fn judge(

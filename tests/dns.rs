@@ -10,7 +10,8 @@
 //! made is refused before anything is made; `down` removes only its own.
 //! Without a zone `up` prints the record and waits until the resolver
 //! answers with the Elastic IP; `--no-wait-dns` installs with Let's
-//! Encrypt off and a later `up` turns it on; Let's Encrypt with port 80
+//! Encrypt off and a later `up` turns it on, while `verify` names "DNS
+//! does not point at this box" as the cause; Let's Encrypt with port 80
 //! not open to the internet is refused with no AWS request at all.
 
 mod common;
@@ -447,6 +448,18 @@ fn no_wait_dns_installs_without_letsencrypt_and_a_later_up_turns_it_on() {
         rbs[0]
     );
     assert!(rbs[0].contains(&format!("external_url 'https://{HOST}'")));
+
+    // verify names the cause of the missing certificate.
+    let verify = glbox_with_env(&emulator, &workspace, &["verify"], &env);
+    assert_eq!(verify.code, 1, "{}\n{}", verify.stdout, verify.stderr);
+    assert!(
+        verify.stdout.contains(&format!(
+            "DNS does not point at this box: {HOST} should be {}; 127.0.0.1 has no A record for {HOST}",
+            rt.block_on(elastic_ip(&emulator))
+        )),
+        "{}",
+        verify.stdout
+    );
 
     // DNS still not there: nothing to do.
     emulator.start_recording();
