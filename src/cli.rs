@@ -11,7 +11,7 @@ use crate::config::{self, ConfigError, Settings, Sources};
 use crate::down::{self, DownOptions};
 use crate::error::{Error, Result};
 use crate::plan;
-use crate::resources::{Action, Ctx};
+use crate::resources::{dns_record, Action, Ctx};
 use crate::ui::{Ui, Verbosity};
 use crate::{apply, caller_ip, help, status};
 
@@ -581,7 +581,8 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     let observed = plan::observe(ctx).await?;
     // With Let's Encrypt put off, the plan (and the bootstrap's digest) is
     // for an install without it, so a repeated `up --no-wait-dns` is free.
-    let deferred = letsencrypt_deferred(ctx, &observed, with_bootstrap && args.no_wait_dns).await;
+    let deferred =
+        dns_record::letsencrypt_deferred(ctx, &observed, with_bootstrap && args.no_wait_dns).await;
     let deferred_ctx = deferred.as_ref().map(|s| Ctx::new(ctx.aws, s, ctx.ui));
     let ctx = deferred_ctx.as_ref().unwrap_or(ctx);
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
@@ -633,8 +634,8 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
             record.value,
             record.zone_line()
         ));
-        if with_bootstrap && needs_public_dns(ctx.settings) {
-            wait_for_public_dns(ctx, record).await?;
+        if with_bootstrap && dns_record::needs_public_dns(ctx.settings) {
+            dns_record::wait_for_public_dns(ctx, record, DNS_WAIT).await?;
         }
     }
     let url = crate::gitlab_rb::external_url(
@@ -790,103 +791,6 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     }
 }
 
-/// Let's Encrypt without a Route 53 zone: the user publishes the record,
-/// and the install waits until public DNS has it.
-fn needs_public_dns(settings: &Settings) -> bool {
-    settings.gitlab.letsencrypt && settings.dns_zone_id.is_none()
-}
-
-/// `up --no-wait-dns` while public DNS does not answer the external URL's
-/// name with the Elastic IP: the settings with Let's Encrypt off, for this
-/// run only (an install with it on would fail). `None`: keep it as set.
-async fn letsencrypt_deferred(
-    ctx: &Ctx<'_>,
-    observed: &plan::Observed,
-    no_wait: bool,
-) -> Option<Settings> {
-    if !no_wait || !needs_public_dns(ctx.settings) {
-        return None;
-    }
-    let host = crate::resources::dns_record::host(ctx.settings)?;
-    let address = observed
-        .addresses
-        .first()
-        .and_then(|a| a.public_ip.parse().ok());
-    let seen = match address {
-        Some(address) => match crate::public_dns::points_at(&host, address).await {
-            Ok(()) => return None,
-            Err(seen) => seen,
-        },
-        None => "no Elastic IP yet".to_string(),
-    };
-    ctx.ui.warn(&format!(
-        "public DNS does not point {host} at the box yet ({seen}): installing with Let's Encrypt off; run glbox up once it does"
-    ));
-    let mut settings = ctx.settings.clone();
-    settings.gitlab.letsencrypt = false;
-    Some(settings)
-}
-
-/// With Let's Encrypt on, the certificate depends on the external URL's
-/// name answering with the box's address: when it does not, the report
-/// says so, as the cause. With a zone, Route 53's record is what counts
-/// (glbox waited for it to be INSYNC); without, public DNS.
-async fn check_dns(
-    ctx: &Ctx<'_>,
-    observed: Option<&crate::resources::dns_record::Observed>,
-    address: Option<&str>,
-    report: &mut crate::verify::Report,
-) {
-    let Some(host) = crate::resources::dns_record::host(ctx.settings) else {
-        return;
-    };
-    let Some(address) = address.filter(|_| ctx.settings.gitlab.letsencrypt) else {
-        return;
-    };
-    let elsewhere = match observed {
-        Some(zone) => {
-            let values = zone.address.as_ref().map(|set| set.values.clone());
-            match values.as_deref() {
-                Some([value]) if value == address => None,
-                Some(values) => Some(format!(
-                    "Route 53 zone {} answers {}",
-                    zone.zone_id,
-                    values.join(", ")
-                )),
-                None => Some(format!("Route 53 zone {} has no A record", zone.zone_id)),
-            }
-        }
-        None => match address.parse() {
-            Ok(ip) => crate::public_dns::points_elsewhere(&host, ip).await,
-            Err(_) => None,
-        },
-    };
-    if let Some(seen) = elsewhere {
-        crate::verify::add_dns_mismatch(report, &format!("{host} should be {address}; {seen}"));
-    }
-}
-
-/// Waits until public DNS answers with the record; an install with Let's
-/// Encrypt before that would fail.
-async fn wait_for_public_dns(
-    ctx: &Ctx<'_>,
-    record: &crate::resources::dns_record::Record,
-) -> Result<()> {
-    let address = record
-        .value
-        .parse()
-        .map_err(|_| Error::Refused(format!("{} is not an IPv4 address", record.value)))?;
-    crate::public_dns::wait_points_at(ctx.ui, &record.name, address, DNS_WAIT)
-        .await
-        .map_err(|e| match e {
-            Error::Timeout { .. } => Error::Refused(format!(
-                "{e}\n  fix: publish {} A {} at your DNS provider (or set dns.route53_zone_id to let glbox do it), then run glbox up again; glbox up --no-wait-dns installs now with Let's Encrypt off",
-                record.name, record.value
-            )),
-            other => other,
-        })
-}
-
 /// SES's view of the email domain after `up` changed things: waited for
 /// with `--wait-email`, else read once. `None` with email off.
 async fn email_state(
@@ -981,7 +885,7 @@ async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<(
     )
     .await?;
     let mut report = report;
-    check_dns(
+    dns_record::check_dns(
         ctx,
         observed.dns_record.as_ref(),
         target.address.as_deref(),

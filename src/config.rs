@@ -1511,6 +1511,25 @@ mod tests {
     }
 
     #[test]
+    fn a_dns_zone_with_a_name_and_an_elastic_ip_is_accepted() {
+        let s = load_text(
+            "name = \"a\"\n[dns]\nroute53_zone_id = \"/hostedzone/Z123\"\n[gitlab]\nexternal_url = \"https://git.example.com\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.dns_zone_id.as_deref(), Some("Z123"));
+        let s = load_text(
+            "name = \"a\"\n[network]\nhttp_cidrs = [\"0.0.0.0/0\"]\n[gitlab]\nexternal_url = \"https://git.example.com\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(
+            s.gitlab.letsencrypt,
+            "port 80 open to all of IPv4 is enough"
+        );
+    }
+
+    #[test]
     fn gitlab_defaults_and_https_turns_on_letsencrypt() {
         let s = load_text("name = \"a\"\n", &[]).unwrap();
         assert_eq!(s.gitlab.edition, Edition::Ce);
@@ -1596,6 +1615,11 @@ mod tests {
             ("name = \"a\"\n[gitlab]\nexternal_url = \"https://203.0.113.7\"", &[], "gitlab.external_url", "203.0.113.7"),
             ("name = \"a\"\n[gitlab]\nletsencrypt = true", &[], "gitlab.letsencrypt", "true"),
             ("name = \"a\"\n[gitlab]\nroot_email = \"root\"", &[], "gitlab.root_email", "root"),
+            ("name = \"a\"\n[network]\nhttp_cidrs = [\"10.0.0.0/8\", \"::/0\"]\n[gitlab]\nexternal_url = \"https://git.example.com\"", &[], "network.http_cidrs", "10.0.0.0/8,::/0"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"example.com\"\n[gitlab]\nexternal_url = \"https://git.example.com\"", &[], "dns.route53_zone_id", "example.com"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"Z123\"", &[], "dns.route53_zone_id", "Z123"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"Z123\"\n[gitlab]\nexternal_url = \"http://203.0.113.7\"", &[], "dns.route53_zone_id", "Z123"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"Z123\"\n[network]\nelastic_ip = false\n[gitlab]\nexternal_url = \"https://git.example.com\"", &[], "dns.route53_zone_id", "Z123"),
             ("name = \"a\"\n[verify]\nurl = \"127.0.0.1:8080\"", &[], "verify.url", "127.0.0.1:8080"),
             ("name = \"a\"\n[gitlab]\nroot_email = \"o'brien@example.com\"", &[], "gitlab.root_email", "o'brien"),
         ];

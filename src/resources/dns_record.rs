@@ -179,7 +179,7 @@ impl Change {
     }
 
     pub fn item(&self, address: Option<&str>) -> Option<PlanItem> {
-        let target = address.map_or("the new Elastic IP".to_string(), |a| format!("{a}"));
+        let target = address.map_or("the new Elastic IP".to_string(), str::to_string);
         let item = match self {
             Change::Absent => return None,
             Change::Manual { host } => {
@@ -317,4 +317,104 @@ pub fn status(
         (Some(values), true) => format!("A {values} in Route 53"),
     };
     Some((observed.host.clone(), state))
+}
+
+// ------------------------------------------- without a zone, and for verify
+
+/// Let's Encrypt without a Route 53 zone: the user publishes the record,
+/// and the install waits until public DNS has it.
+pub fn needs_public_dns(settings: &Settings) -> bool {
+    settings.gitlab.letsencrypt && settings.dns_zone_id.is_none()
+}
+
+/// `up --no-wait-dns` while public DNS does not answer the external URL's
+/// name with the Elastic IP: the settings with Let's Encrypt off, for this
+/// run only (an install with it on would fail). `None`: keep it as set.
+pub async fn letsencrypt_deferred(
+    ctx: &Ctx<'_>,
+    observed: &crate::plan::Observed,
+    no_wait: bool,
+) -> Option<Settings> {
+    if !no_wait || !needs_public_dns(ctx.settings) {
+        return None;
+    }
+    let host = host(ctx.settings)?;
+    let address = observed
+        .addresses
+        .first()
+        .and_then(|a| a.public_ip.parse().ok());
+    let seen = match address {
+        Some(address) => match crate::public_dns::points_at(&host, address).await {
+            Ok(()) => return None,
+            Err(seen) => seen,
+        },
+        None => "no Elastic IP yet".to_string(),
+    };
+    ctx.ui.warn(&format!(
+        "public DNS does not point {host} at the box yet ({seen}): installing with Let's Encrypt off; run glbox up once it does"
+    ));
+    let mut settings = ctx.settings.clone();
+    settings.gitlab.letsencrypt = false;
+    Some(settings)
+}
+
+/// With Let's Encrypt on, the certificate depends on the external URL's
+/// name answering with the box's address: when it does not, the report
+/// says so, as the cause. With a zone, Route 53's record is what counts
+/// (glbox waited for it to be INSYNC); without, public DNS.
+pub async fn check_dns(
+    ctx: &Ctx<'_>,
+    observed: Option<&Observed>,
+    address: Option<&str>,
+    report: &mut crate::verify::Report,
+) {
+    let Some(host) = host(ctx.settings) else {
+        return;
+    };
+    let Some(address) = address.filter(|_| ctx.settings.gitlab.letsencrypt) else {
+        return;
+    };
+    let elsewhere = match observed {
+        Some(zone) => {
+            let values = zone.address.as_ref().map(|set| set.values.clone());
+            match values.as_deref() {
+                Some([value]) if value == address => None,
+                Some(values) => Some(format!(
+                    "Route 53 zone {} answers {}",
+                    zone.zone_id,
+                    values.join(", ")
+                )),
+                None => Some(format!("Route 53 zone {} has no A record", zone.zone_id)),
+            }
+        }
+        None => match address.parse() {
+            Ok(ip) => crate::public_dns::points_elsewhere(&host, ip).await,
+            Err(_) => None,
+        },
+    };
+    if let Some(seen) = elsewhere {
+        crate::verify::add_dns_mismatch(report, &format!("{host} should be {address}; {seen}"));
+    }
+}
+
+/// Waits until public DNS answers with the record; an install with Let's
+/// Encrypt before that would fail.
+pub async fn wait_for_public_dns(
+    ctx: &Ctx<'_>,
+    record: &Record,
+    deadline: std::time::Duration,
+) -> Result<()> {
+    let address = record
+        .value
+        .parse()
+        .map_err(|_| Error::Refused(format!("{} is not an IPv4 address", record.value)))?;
+    crate::public_dns::wait_points_at(ctx.ui, &record.name, address, deadline)
+        .await
+        .map_err(|e| match e {
+            Error::Timeout { .. } => Error::Refused(format!(
+                "{e}\n  fix: publish {} A {} at your DNS provider (or set dns.route53_zone_id to let glbox do it), then run glbox up again; glbox up --no-wait-dns installs now with Let's Encrypt off",
+                record.name, record.value
+            )),
+            other => other,
+        })
 }
