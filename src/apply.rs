@@ -8,7 +8,9 @@ use crate::checkpoint::reached;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::plan::Plan;
-use crate::resources::{data_volume, elastic_ip, iam, instance, key_pair, security_group, Ctx};
+use crate::resources::{
+    data_volume, dns_record, elastic_ip, iam, instance, key_pair, security_group, Ctx,
+};
 
 /// What `up` leaves behind, for the summary.
 #[derive(Debug, Clone, Serialize)]
@@ -17,6 +19,8 @@ pub struct Applied {
     #[serde(skip)]
     pub instance: instance::Instance,
     pub elastic_ip: Option<String>,
+    /// The external URL's record: made in Route 53, or to publish.
+    pub dns_record: Option<dns_record::Record>,
     pub security_group_id: String,
     pub data_volume_id: String,
     pub public_ip: Option<String>,
@@ -38,6 +42,7 @@ pub mod phase {
     pub const INSTANCE: &str = "instance";
     pub const VOLUME_ATTACHED: &str = "data volume attachment";
     pub const ELASTIC_IP: &str = "Elastic IP";
+    pub const DNS_RECORD: &str = "DNS record";
     pub const BOOTSTRAP: &str = "GitLab install";
     pub const VERIFY: &str = "health checks";
 }
@@ -58,6 +63,9 @@ pub fn phases(settings: &Settings, with_bootstrap: bool) -> Vec<&'static str> {
     phases.extend([DATA_VOLUME, INSTANCE, VOLUME_ATTACHED]);
     if settings.elastic_ip {
         phases.push(ELASTIC_IP);
+    }
+    if settings.dns_zone_id.is_some() {
+        phases.push(DNS_RECORD);
     }
     if with_bootstrap {
         phases.extend([BOOTSTRAP, VERIFY]);
@@ -106,6 +114,11 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     ctx.ui.phase(phase::ELASTIC_IP);
     let elastic_ip = elastic_ip::apply(ctx, &plan.elastic_ip, &instance.id).await?;
     reached("elastic-ip").await?;
+    // Before any bootstrap: Let's Encrypt needs the name to resolve to the
+    // box when the install runs.
+    ctx.ui.phase(phase::DNS_RECORD);
+    let dns_record = dns_record::apply(ctx, &plan.dns_record, elastic_ip.as_deref()).await?;
+    reached("dns-record").await?;
     // A new or released address changes the instance's public IP and name.
     let instance = if !plan.elastic_ip.is_noop() {
         instance::wait_for_state(
@@ -123,6 +136,7 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
         instance_id: instance.id.clone(),
         instance,
         elastic_ip,
+        dns_record,
         security_group_id,
         data_volume_id,
         smtp_username: email.smtp_username,

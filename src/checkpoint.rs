@@ -32,6 +32,7 @@ pub const STEPS: &[&str] = &[
     "instance",
     "volume-attached",
     "elastic-ip",
+    "dns-record",
     "bootstrap",
 ];
 

@@ -11,7 +11,7 @@ use crate::config::{self, ConfigError, Settings, Sources};
 use crate::down::{self, DownOptions};
 use crate::error::{Error, Result};
 use crate::plan;
-use crate::resources::{Action, Ctx};
+use crate::resources::{dns_record, Action, Ctx};
 use crate::ui::{Ui, Verbosity};
 use crate::{apply, caller_ip, help, status};
 
@@ -184,6 +184,9 @@ pub struct UpArgs {
     /// Wait (up to 30 minutes) until SES has verified the email domain and its DKIM records.
     #[arg(long)]
     pub wait_email: bool,
+    /// Without dns.route53_zone_id: install now with Let's Encrypt off when public DNS does not point at the box yet, instead of waiting (a later up turns it on).
+    #[arg(long)]
+    pub no_wait_dns: bool,
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +218,9 @@ pub struct DownArgs {
 
 /// How long `up --wait-email` waits for SES to see the DNS records.
 const EMAIL_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How long `up` waits for public DNS to answer with the Elastic IP
+/// before an install with Let's Encrypt (without a Route 53 zone).
+const DNS_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Runs the command; the caller turns an error into a message and status.
 pub async fn run(cli: Cli) -> Result<()> {
@@ -577,6 +583,12 @@ struct UpReport {
 async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -> Result<()> {
     let with_bootstrap = !args.no_bootstrap;
     let observed = plan::observe(ctx).await?;
+    // With Let's Encrypt put off, the plan (and the bootstrap's digest) is
+    // for an install without it, so a repeated `up --no-wait-dns` is free.
+    let deferred =
+        dns_record::letsencrypt_deferred(ctx, &observed, with_bootstrap && args.no_wait_dns).await;
+    let deferred_ctx = deferred.as_ref().map(|s| Ctx::new(ctx.aws, s, ctx.ui));
+    let ctx = deferred_ctx.as_ref().unwrap_or(ctx);
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
     let report = plan.report(ctx, &observed);
     if plan.is_noop() {
@@ -614,6 +626,22 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     ctx.ui
         .start_phases(apply::phases(ctx.settings, with_bootstrap));
     let applied = apply::apply(ctx, &plan).await?;
+    if let Some(record) = applied
+        .dns_record
+        .as_ref()
+        .filter(|r| r.managed_by == "manual")
+    {
+        ctx.ui.info(&format!(
+            "publish this DNS record for GitLab's name (name, type, value): {} {} {}\n  as a zone-file line: {}",
+            record.name,
+            record.kind,
+            record.value,
+            record.zone_line()
+        ));
+        if with_bootstrap && dns_record::needs_public_dns(ctx.settings) {
+            dns_record::wait_for_public_dns(ctx, record, DNS_WAIT).await?;
+        }
+    }
     let url = crate::gitlab_rb::external_url(
         ctx.settings,
         applied.elastic_ip.as_deref(),
@@ -718,6 +746,19 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
             }
             if let Some(dns) = &applied.public_dns {
                 println!("  public DNS:  {dns}");
+            }
+            if let Some(record) = &applied.dns_record {
+                let how = match record.managed_by {
+                    "route53" => "in Route 53",
+                    _ => "publish it yourself",
+                };
+                println!(
+                    "  DNS record:  {} {} {} ({how})",
+                    record.name, record.kind, record.value
+                );
+            }
+            if deferred.is_some() {
+                println!("  HTTPS:       Let's Encrypt is off until DNS points at the box; run glbox up again then");
             }
             if with_bootstrap {
                 if let Some(url) = &url {
@@ -847,6 +888,14 @@ async fn run_verify(ctx: &Ctx<'_>, output: OutputFormat, deep: bool) -> Result<(
         facts.as_ref(),
     )
     .await?;
+    let mut report = report;
+    dns_record::check_dns(
+        ctx,
+        observed.dns_record.as_ref(),
+        target.address.as_deref(),
+        &mut report,
+    )
+    .await;
     match output {
         OutputFormat::Json => print_json(&report),
         OutputFormat::Text => print!("{}", crate::verify::table(&report)),

@@ -17,7 +17,11 @@ const DEFAULT_REGION: &str = "us-east-1";
 
 /// Environment variables with the `GLBOX_` prefix that are not configuration
 /// keys but are still glbox's own (read elsewhere).
-const NON_KEY_ENV_VARS: &[&str] = &["GLBOX_CONFIG", crate::caller_ip::URL_ENV_VAR];
+const NON_KEY_ENV_VARS: &[&str] = &[
+    "GLBOX_CONFIG",
+    crate::caller_ip::URL_ENV_VAR,
+    crate::public_dns::RESOLVER_ENV_VAR,
+];
 
 /// A configuration value that cannot be used, with the way to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +68,13 @@ struct RawConfig {
     gitlab: RawGitlab,
     verify: RawVerify,
     email: RawEmail,
+    dns: RawDns,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDns {
+    route53_zone_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -186,6 +197,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("email.port", Kind::Integer),
     ("email.route53_zone_id", Kind::Text),
     ("email.test_recipient", Kind::Text),
+    ("dns.route53_zone_id", Kind::Text),
     ("lab.name", Kind::Text),
     ("lab.seats", Kind::Integer),
     ("lab.expires_in", Kind::Text),
@@ -511,6 +523,9 @@ pub struct Settings {
     pub verify_url: Option<String>,
     /// Outbound email through SES; `None` when `email.enabled` is false.
     pub email: Option<EmailSettings>,
+    /// The Route 53 hosted zone glbox writes the external URL's address
+    /// record to (`dns.route53_zone_id`); `None`: the user publishes it.
+    pub dns_zone_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -657,6 +672,9 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         .map(|u| validate_url("verify.url", &u))
         .transpose()?;
     let email = validate_email(raw.email, &region)?;
+    let elastic_ip = raw.network.elastic_ip.unwrap_or(true);
+    check_letsencrypt_reachable(&gitlab, &http_cidrs)?;
+    let dns_zone_id = validate_dns(raw.dns, &gitlab, elastic_ip)?;
     let verify_minutes = validate_range(
         "verify.timeout_minutes",
         raw.verify.timeout_minutes.unwrap_or(10),
@@ -676,7 +694,7 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         access,
         ssh,
         http_cidrs,
-        elastic_ip: raw.network.elastic_ip.unwrap_or(true),
+        elastic_ip,
         data_volume,
         gitlab,
         remote_host: remote.host,
@@ -687,7 +705,61 @@ fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, 
         ),
         verify_url,
         email,
+        dns_zone_id,
     })
+}
+
+/// Let's Encrypt's HTTP-01 challenge comes from addresses it does not
+/// publish, on port 80: anything less than the whole internet there makes
+/// issuance and every renewal fail.
+/// <https://letsencrypt.org/docs/faq/#what-ip-addresses-does-let-s-encrypt-use-to-validate-my-web-server>
+fn check_letsencrypt_reachable(
+    gitlab: &GitlabSettings,
+    http_cidrs: &[IpNet],
+) -> Result<(), ConfigError> {
+    let internet: IpNet = "0.0.0.0/0".parse().expect("a valid CIDR");
+    if !gitlab.letsencrypt || http_cidrs.contains(&internet) {
+        return Ok(());
+    }
+    let listed: Vec<String> = http_cidrs.iter().map(ToString::to_string).collect();
+    Err(bad(
+        "network.http_cidrs",
+        listed.join(","),
+        "does not include 0.0.0.0/0, but gitlab.letsencrypt needs port 80 open to the whole internet: Let's Encrypt checks the name from addresses it does not publish, at issuance and at every renewal",
+        "add \"0.0.0.0/0\" (and \"::/0\") to network.http_cidrs, or set gitlab.letsencrypt = false and bring your own certificate",
+    ))
+}
+
+/// `[dns]`: a hosted zone needs a DNS name in the external URL and a
+/// stable address (the Elastic IP) to point it at.
+fn validate_dns(
+    raw: RawDns,
+    gitlab: &GitlabSettings,
+    elastic_ip: bool,
+) -> Result<Option<String>, ConfigError> {
+    let Some(id) = optional_text(raw.route53_zone_id) else {
+        return Ok(None);
+    };
+    let field = "dns.route53_zone_id";
+    let zone_id = validate_zone_id(field, &id)?;
+    let host = gitlab.external_url.as_deref().map(url_host);
+    if host.is_none_or(|h| h.parse::<std::net::IpAddr>().is_ok()) {
+        return Err(bad(
+            field,
+            &id,
+            "needs gitlab.external_url with a DNS name to make the record for",
+            "set gitlab.external_url = \"https://gitlab.example.com\" (a name in this zone), or remove dns.route53_zone_id",
+        ));
+    }
+    if !elastic_ip {
+        return Err(bad(
+            field,
+            &id,
+            "needs network.elastic_ip = true: without it the instance's address changes at every stop and start, and the record would point at someone else's",
+            "set network.elastic_ip = true, or remove dns.route53_zone_id",
+        ));
+    }
+    Ok(Some(zone_id))
 }
 
 pub(crate) fn validate_name(name: Option<String>) -> Result<String, ConfigError> {
@@ -1235,7 +1307,7 @@ fn validate_email(raw: RawEmail, region: &str) -> Result<Option<EmailSettings>, 
         }
     };
     let route53_zone_id = optional_text(raw.route53_zone_id)
-        .map(|id| validate_zone_id(&id))
+        .map(|id| validate_zone_id("email.route53_zone_id", &id))
         .transpose()?;
     Ok(Some(EmailSettings {
         domain,
@@ -1249,7 +1321,7 @@ fn validate_email(raw: RawEmail, region: &str) -> Result<Option<EmailSettings>, 
 }
 
 /// `Z0123456789ABC` or `/hostedzone/Z0123456789ABC`; the id alone is kept.
-fn validate_zone_id(id: &str) -> Result<String, ConfigError> {
+fn validate_zone_id(field: &str, id: &str) -> Result<String, ConfigError> {
     let bare = id.strip_prefix("/hostedzone/").unwrap_or(id);
     let ok = bare.len() >= 2
         && bare.len() <= 32
@@ -1261,7 +1333,7 @@ fn validate_zone_id(id: &str) -> Result<String, ConfigError> {
         Ok(bare.to_string())
     } else {
         Err(bad(
-            "email.route53_zone_id",
+            field,
             id,
             "is not a Route 53 hosted zone id",
             "use the id shown by `aws route53 list-hosted-zones` (like Z0123456789ABCDEFGHIJ), or leave it empty to publish the records yourself",
@@ -1439,6 +1511,25 @@ mod tests {
     }
 
     #[test]
+    fn a_dns_zone_with_a_name_and_an_elastic_ip_is_accepted() {
+        let s = load_text(
+            "name = \"a\"\n[dns]\nroute53_zone_id = \"/hostedzone/Z123\"\n[gitlab]\nexternal_url = \"https://git.example.com\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.dns_zone_id.as_deref(), Some("Z123"));
+        let s = load_text(
+            "name = \"a\"\n[network]\nhttp_cidrs = [\"0.0.0.0/0\"]\n[gitlab]\nexternal_url = \"https://git.example.com\"\n",
+            &[],
+        )
+        .unwrap();
+        assert!(
+            s.gitlab.letsencrypt,
+            "port 80 open to all of IPv4 is enough"
+        );
+    }
+
+    #[test]
     fn gitlab_defaults_and_https_turns_on_letsencrypt() {
         let s = load_text("name = \"a\"\n", &[]).unwrap();
         assert_eq!(s.gitlab.edition, Edition::Ce);
@@ -1524,6 +1615,11 @@ mod tests {
             ("name = \"a\"\n[gitlab]\nexternal_url = \"https://203.0.113.7\"", &[], "gitlab.external_url", "203.0.113.7"),
             ("name = \"a\"\n[gitlab]\nletsencrypt = true", &[], "gitlab.letsencrypt", "true"),
             ("name = \"a\"\n[gitlab]\nroot_email = \"root\"", &[], "gitlab.root_email", "root"),
+            ("name = \"a\"\n[network]\nhttp_cidrs = [\"10.0.0.0/8\", \"::/0\"]\n[gitlab]\nexternal_url = \"https://git.example.com\"", &[], "network.http_cidrs", "10.0.0.0/8,::/0"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"example.com\"\n[gitlab]\nexternal_url = \"https://git.example.com\"", &[], "dns.route53_zone_id", "example.com"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"Z123\"", &[], "dns.route53_zone_id", "Z123"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"Z123\"\n[gitlab]\nexternal_url = \"http://203.0.113.7\"", &[], "dns.route53_zone_id", "Z123"),
+            ("name = \"a\"\n[dns]\nroute53_zone_id = \"Z123\"\n[network]\nelastic_ip = false\n[gitlab]\nexternal_url = \"https://git.example.com\"", &[], "dns.route53_zone_id", "Z123"),
             ("name = \"a\"\n[verify]\nurl = \"127.0.0.1:8080\"", &[], "verify.url", "127.0.0.1:8080"),
             ("name = \"a\"\n[gitlab]\nroot_email = \"o'brien@example.com\"", &[], "gitlab.root_email", "o'brien"),
         ];

@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::plan::Observed;
-use crate::resources::{data_volume, elastic_ip, iam, instance, key_pair, security_group, Ctx};
+use crate::resources::{
+    data_volume, dns_record, elastic_ip, iam, instance, key_pair, security_group, Ctx,
+};
 use crate::wait::{self, Poll};
 
 /// How long a security group may stay "in use" after its instance ended
@@ -38,6 +40,16 @@ pub fn items(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<Do
         action,
     };
     let mut items = Vec::new();
+    if let Some(record) = &observed.dns_record {
+        if record.address.is_some() || record.owner.is_some() {
+            let action = if record.owned(ctx) {
+                "delete"
+            } else {
+                "skip: not glbox's"
+            };
+            items.push(item("dns_record", &record.host, action));
+        }
+    }
     items.extend(
         observed
             .addresses
@@ -116,6 +128,7 @@ pub struct DownOutcome {
 
 /// The phases of `down`, as the progress display names them.
 pub mod phase {
+    pub const DNS_RECORD: &str = "DNS record";
     pub const ELASTIC_IP: &str = "Elastic IP";
     pub const INSTANCE: &str = "instance";
     pub const DATA_VOLUME: &str = "data volume";
@@ -132,6 +145,10 @@ pub mod phase {
 /// same conditions as in [`down`]).
 pub fn phases(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<&'static str> {
     let steps = [
+        (
+            phase::DNS_RECORD,
+            observed.dns_record.as_ref().is_some_and(|r| r.owned(ctx)),
+        ),
         (phase::ELASTIC_IP, !observed.addresses.is_empty()),
         (phase::INSTANCE, !observed.live_instances().is_empty()),
         (
@@ -174,6 +191,14 @@ pub fn phases(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<&
 
 pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Result<DownOutcome> {
     let mut outcome = DownOutcome::default();
+    // The name first: it must not point at an address AWS may hand to
+    // someone else once released.
+    if let Some(record) = &observed.dns_record {
+        ctx.ui.phase(phase::DNS_RECORD);
+        if dns_record::delete(ctx, record).await? {
+            outcome.removed.push(record.host.clone());
+        }
+    }
     ctx.ui.phase(phase::ELASTIC_IP);
     for address in &observed.addresses {
         elastic_ip::release(ctx, address).await?;

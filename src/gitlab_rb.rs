@@ -8,6 +8,14 @@ use crate::config::{EmailSettings, Settings};
 /// from SSM (mode 0600): the password never travels in what glbox sends.
 pub const SMTP_PASSWORD_INCLUDE: &str = "/etc/gitlab/glbox-smtp-password.rb";
 
+/// A Ruby single-quoted string literal: inside one, only `\\` and `\'` are
+/// escapes, so escaping those two makes any text inert (a value AWS
+/// returns, like an access key id or an address, included).
+/// <https://docs.ruby-lang.org/en/master/syntax/literals_rdoc.html#label-Strings>
+fn ruby_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 /// The URL GitLab answers on: the configured one, else `http://` and the
 /// Elastic IP (stable), else the instance's public name or address.
 pub fn external_url(
@@ -31,13 +39,17 @@ pub fn render(settings: &Settings, external_url: &str, smtp_username: Option<&st
     let mut out = format!(
         "# Written by glbox for deployment \"{name}\": `glbox up` replaces this file.\n\
          # Change glbox.toml instead, then run `glbox up`.\n\n\
-         external_url '{external_url}'\n\n",
-        name = settings.name
+         external_url {external_url}\n\n",
+        name = settings.name,
+        external_url = ruby_quote(external_url),
     );
     if gitlab.letsencrypt {
         out.push_str("letsencrypt['enable'] = true\nletsencrypt['auto_renew'] = true\n");
         if let Some(email) = &gitlab.root_email {
-            out.push_str(&format!("letsencrypt['contact_emails'] = ['{email}']\n"));
+            out.push_str(&format!(
+                "letsencrypt['contact_emails'] = [{}]\n",
+                ruby_quote(email)
+            ));
         }
     } else {
         out.push_str("letsencrypt['enable'] = false\n");
@@ -64,15 +76,16 @@ fn smtp_block(email: &EmailSettings, username: &str) -> String {
     let mut out = format!(
         "# Outbound email through Amazon SES ({region}).\n\
          gitlab_rails['smtp_enable'] = true\n\
-         gitlab_rails['smtp_address'] = '{host}'\n\
+         gitlab_rails['smtp_address'] = {host}\n\
          gitlab_rails['smtp_port'] = {port}\n\
-         gitlab_rails['smtp_user_name'] = '{username}'\n\
-         gitlab_rails['smtp_domain'] = '{domain}'\n\
+         gitlab_rails['smtp_user_name'] = {username}\n\
+         gitlab_rails['smtp_domain'] = {domain}\n\
          gitlab_rails['smtp_authentication'] = 'login'\n",
         region = email.ses_region,
-        host = email.smtp_host(),
+        host = ruby_quote(&email.smtp_host()),
         port = email.port,
-        domain = email.domain,
+        username = ruby_quote(username),
+        domain = ruby_quote(&email.domain),
     );
     if email.implicit_tls() {
         out.push_str(
@@ -84,17 +97,19 @@ fn smtp_block(email: &EmailSettings, username: &str) -> String {
         out.push_str("gitlab_rails['smtp_enable_starttls_auto'] = true\n");
     }
     out.push_str(&format!(
-        "gitlab_rails['gitlab_email_from'] = '{}'\n",
-        email.from
+        "gitlab_rails['gitlab_email_from'] = {}\n",
+        ruby_quote(&email.from)
     ));
     if let Some(reply_to) = &email.reply_to {
         out.push_str(&format!(
-            "gitlab_rails['gitlab_email_reply_to'] = '{reply_to}'\n"
+            "gitlab_rails['gitlab_email_reply_to'] = {}\n",
+            ruby_quote(reply_to)
         ));
     }
     out.push_str(&format!(
         "# The SMTP password: read from SSM on the box into this file (0600).\n\
-         from_file '{SMTP_PASSWORD_INCLUDE}'\n"
+         from_file {}\n",
+        ruby_quote(SMTP_PASSWORD_INCLUDE)
     ));
     out
 }
@@ -194,6 +209,22 @@ from_file '/etc/gitlab/glbox-smtp-password.rb'
             "the password is only on the box"
         );
         assert!(!rb.contains("smtp_ssl"));
+    }
+
+    #[test]
+    fn values_from_aws_cannot_leave_their_ruby_string() {
+        let hostile = "AKIA'; system('id') #\\";
+        let rb = render(&email_settings(587), "http://203.0.113.7", Some(hostile));
+        assert!(
+            rb.contains("gitlab_rails['smtp_user_name'] = 'AKIA\\'; system(\\'id\\') #\\\\'\n"),
+            "{rb}"
+        );
+        let rb = render(&email_settings(587), "http://203.0.113.7'; exit 1; '", None);
+        assert!(
+            rb.contains("external_url 'http://203.0.113.7\\'; exit 1; \\''\n"),
+            "{rb}"
+        );
+        assert_eq!(ruby_quote("plain"), "'plain'");
     }
 
     #[test]

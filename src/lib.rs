@@ -27,8 +27,10 @@ pub mod names;
 pub mod paths;
 pub mod plan;
 pub mod probe;
+pub mod public_dns;
 pub mod remote;
 pub mod resources;
+pub mod route53;
 pub mod status;
 pub mod ui;
 pub mod userdata;
@@ -76,6 +78,7 @@ pub(crate) mod test_support {
             verify_timeout: std::time::Duration::from_secs(600),
             verify_url: None,
             email: None,
+            dns_zone_id: None,
         }
     }
 }

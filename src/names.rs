@@ -140,6 +140,15 @@ impl Names {
         format!("{}-{}", self.base, self.region)
     }
 
+    /// The value of the TXT record that marks a Route 53 record as this
+    /// deployment's (DNS records carry no tags).
+    pub fn dns_owner(&self) -> String {
+        format!(
+            "\"{}={} region={}\"",
+            self.owner_tag, self.deployment, self.region
+        )
+    }
+
     /// `glbox-<name>`: the instance and the key pair.
     pub fn base(&self) -> String {
         self.base.clone()

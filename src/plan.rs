@@ -29,6 +29,8 @@ pub struct Observed {
     /// Names of the SSM parameters under `/glbox/<name>/`.
     pub parameters: Vec<String>,
     pub email: crate::email::Observed,
+    /// The external URL's record in `dns.route53_zone_id`, with a zone.
+    pub dns_record: Option<crate::resources::dns_record::Observed>,
 }
 
 impl Observed {
@@ -50,6 +52,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         addresses,
         parameters,
         email,
+        dns_record,
     ) = tokio::try_join!(
         security_group::observe(ctx),
         iam::observe_role(ctx, &policy),
@@ -60,6 +63,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         elastic_ip::observe(ctx),
         crate::resources::parameters::observe(ctx),
         crate::email::observe(ctx),
+        crate::resources::dns_record::observe(ctx),
     )?;
     Ok(Observed {
         security_group,
@@ -71,6 +75,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         addresses,
         parameters,
         email,
+        dns_record,
     })
 }
 
@@ -88,6 +93,9 @@ pub struct Plan {
     /// Other data volumes of the deployment: reported, never touched.
     pub extra_volumes: Vec<Volume>,
     pub elastic_ip: EipPlan,
+    pub dns_record: crate::resources::dns_record::Change,
+    /// The Elastic IP the plan keeps, when it exists already.
+    pub kept_address: Option<String>,
     pub root_password: crate::resources::parameters::Change,
     pub email: crate::email::Plan,
     /// Whether the SMTP password parameter exists (it is then overwritten,
@@ -117,6 +125,7 @@ impl Plan {
         items.extend(self.instance.items(ctx));
         items.push(self.data_volume.item(ctx, &self.extra_volumes));
         items.extend(self.elastic_ip.items(ctx));
+        items.extend(self.dns_record.item(self.kept_address.as_deref()));
         items.push(self.root_password.item(ctx));
         items.extend(self.email.items(ctx, &observed.email));
         if let Some(bootstrap) = &self.bootstrap {
@@ -152,6 +161,7 @@ impl Plan {
             && self.instance.is_noop()
             && matches!(self.data_volume, data_volume::Change::NoChange { .. })
             && self.elastic_ip.is_noop()
+            && self.dns_record.is_noop()
             && self.root_password == crate::resources::parameters::Change::NoChange
             && self.email.is_noop()
             && matches!(
@@ -218,6 +228,9 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         instance::Change::Create | instance::Change::Replace { .. } => None,
     };
     let eip_plan = elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target);
+    let address = kept_address(&eip_plan, &observed.addresses);
+    let dns_record =
+        crate::resources::dns_record::diff(ctx, observed.dns_record.as_ref(), address)?;
     let smtp_password_stored = observed
         .parameters
         .contains(&crate::email::credentials::password_parameter(ctx));
@@ -268,6 +281,8 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         data_volume: data_volume::diff(&ctx.settings.data_volume, chosen_volume.as_ref(), target)?,
         extra_volumes,
         elastic_ip: eip_plan,
+        dns_record,
+        kept_address: address.map(str::to_string),
         instance: InstancePlan {
             change: instance_change,
             launch,

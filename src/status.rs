@@ -135,6 +135,12 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
             format!("{}, {association}", a.public_ip),
         ));
     }
+    let address = observed.addresses.first().map(|a| a.public_ip.as_str());
+    if let Some((host, state)) =
+        crate::resources::dns_record::status(ctx, observed.dns_record.as_ref(), address)
+    {
+        resources.push(entry("dns_record", Some(host), state));
+    }
     resources.push(entry(
         "gitlab",
         instance.map(|i| i.id.clone()),

@@ -486,6 +486,17 @@ pub fn evaluate(settings: &Settings, output: &str) -> Vec<Check> {
     ]
 }
 
+/// Public DNS answers the external URL's name with another address than
+/// the box's (or none): Let's Encrypt cannot issue or renew its
+/// certificate, and users do not reach this box.
+pub fn add_dns_mismatch(report: &mut Report, evidence: &str) {
+    report.checks.push(Check::wrong(
+        "dns",
+        format!("DNS does not point at this box: {evidence}"),
+    ));
+    report.healthy = false;
+}
+
 /// The sign-in page through the URL users will use.
 async fn outside(url: &str) -> Check {
     const NAME: &str = "sign_in_page";

@@ -61,6 +61,7 @@ const KEYS: &[(&str, &[&str])] = &[
             "test_recipient",
         ],
     ),
+    ("dns", &["route53_zone_id"]),
 ];
 
 /// TOML values of every kind, biased towards the edges glbox checks.

@@ -691,6 +691,9 @@ fn authorizations(action: &str) -> Vec<Auth> {
         | "route53:ListResourceRecordSets" => {
             vec![plain("arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ")]
         }
+        // Waiting for a change to be INSYNC: the change is its own resource
+        // type (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonroute53.html).
+        "route53:GetChange" => vec![plain("arn:aws:route53:::change/C0123456789ABC")],
         "servicequotas:GetServiceQuota" => vec![plain(&format!(
             "arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/L-1216C47A"
         ))],

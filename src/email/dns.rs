@@ -2,16 +2,14 @@
 //! domain and the three Easy DKIM CNAMEs. glbox prints them (as a table and
 //! as zone-file lines) and, given a Route 53 hosted zone, writes them there.
 
-use aws_sdk_route53::types::{
-    Change as R53Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
-};
+use aws_sdk_route53::types::{Change as R53Change, ChangeAction, ResourceRecordSet, RrType};
 use serde::Serialize;
 
-use crate::aws::AwsResultExt;
 use crate::config::EmailSettings;
 use crate::email::identity::IdentityState;
 use crate::error::{Error, Result};
 use crate::resources::{Action, Ctx, PlanItem};
+use crate::route53;
 
 const TTL_SECONDS: i64 = 1800;
 
@@ -108,47 +106,18 @@ fn rr_type(kind: &str) -> RrType {
     }
 }
 
-fn trim_dot(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
 /// Reads the zone's name and what it holds at each record's name.
 pub async fn observe(ctx: &Ctx<'_>, zone_id: &str, wanted: &[Record]) -> Result<ZoneState> {
-    let route53 = &ctx.aws.route53;
-    let zone = route53
-        .get_hosted_zone()
-        .id(zone_id)
-        .send()
-        .await
-        .ctx("route53:GetHostedZone")?;
-    let zone_name = zone
-        .hosted_zone()
-        .map(|z| trim_dot(z.name()))
-        .unwrap_or_default();
+    let zone_name = route53::zone_name(ctx.aws, zone_id).await?;
     let mut existing = Vec::new();
     for record in wanted {
-        let page = route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone_id)
-            .start_record_name(&record.name)
-            .start_record_type(rr_type(record.kind))
-            .max_items(1)
-            .send()
-            .await
-            .ctx("route53:ListResourceRecordSets")?;
-        let found = page.resource_record_sets().iter().find(|set| {
-            trim_dot(set.name()) == record.name && set.r#type() == &rr_type(record.kind)
-        });
+        let found = route53::find_set(ctx.aws, zone_id, &record.name, rr_type(record.kind)).await?;
         if let Some(set) = found {
             existing.push(ExistingSet {
                 name: record.name.clone(),
                 kind: record.kind,
-                values: set
-                    .resource_records()
-                    .iter()
-                    .map(|r| r.value().trim_end_matches('.').to_string())
-                    .collect(),
-                ttl: set.ttl().unwrap_or(TTL_SECONDS),
+                values: set.values,
+                ttl: set.ttl.unwrap_or(TTL_SECONDS),
             });
         }
     }
@@ -265,24 +234,12 @@ impl Change {
 }
 
 fn record_set(upsert: &Upsert) -> ResourceRecordSet {
-    ResourceRecordSet::builder()
-        .name(format!("{}.", upsert.name))
-        .r#type(rr_type(upsert.kind))
-        .ttl(upsert.ttl)
-        .set_resource_records(Some(
-            upsert
-                .values
-                .iter()
-                .map(|v| {
-                    ResourceRecord::builder()
-                        .value(v)
-                        .build()
-                        .expect("value is set")
-                })
-                .collect(),
-        ))
-        .build()
-        .expect("name and type are set")
+    route53::record_set(
+        &upsert.name,
+        rr_type(upsert.kind),
+        upsert.ttl,
+        &upsert.values,
+    )
 }
 
 pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
@@ -299,20 +256,13 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
                 .expect("action and record set are set")
         })
         .collect();
-    ctx.aws
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .change_batch(
-            ChangeBatch::builder()
-                .comment("glbox: SES verification and DKIM")
-                .set_changes(Some(changes))
-                .build()
-                .expect("changes are set"),
-        )
-        .send()
-        .await
-        .ctx("route53:ChangeResourceRecordSets")?;
+    route53::change(
+        ctx.aws,
+        zone_id,
+        Some("glbox: SES verification and DKIM"),
+        changes,
+    )
+    .await?;
     ctx.ui.info(&format!(
         "wrote {} DNS record set(s) in Route 53 zone {zone_id}",
         sets.len()
@@ -360,19 +310,7 @@ pub async fn delete(ctx: &Ctx<'_>, wanted: &[Record], zone: &ZoneState) -> Resul
     if changes.is_empty() {
         return Ok(());
     }
-    ctx.aws
-        .route53
-        .change_resource_record_sets()
-        .hosted_zone_id(&zone.zone_id)
-        .change_batch(
-            ChangeBatch::builder()
-                .set_changes(Some(changes))
-                .build()
-                .expect("changes are set"),
-        )
-        .send()
-        .await
-        .ctx("route53:ChangeResourceRecordSets")?;
+    route53::change(ctx.aws, &zone.zone_id, None, changes).await?;
     ctx.ui.info(&format!(
         "removed glbox's SES records from Route 53 zone {}",
         zone.zone_id

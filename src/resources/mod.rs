@@ -4,6 +4,7 @@
 //! `delete` removes it for `down`.
 
 pub mod data_volume;
+pub mod dns_record;
 pub mod elastic_ip;
 pub mod iam;
 pub mod instance;

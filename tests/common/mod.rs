@@ -283,7 +283,10 @@ pub fn clean_command(
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_ENDPOINT_URL", endpoint)
-        .env("GLBOX_CALLER_IP_URL", "https://127.0.0.1:9/");
+        .env("GLBOX_CALLER_IP_URL", "https://127.0.0.1:9/")
+        // DNS lookups go to a closed local port unless a test runs a
+        // resolver (tests/emulator/dns_server.py).
+        .env("GLBOX_TEST_RESOLVER", "127.0.0.1:9");
     command
 }
 

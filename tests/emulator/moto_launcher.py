@@ -418,6 +418,60 @@ def add_route53_zone_ids():
     route53_models.HostedZoneIdentifier.generate = generate
 
 
+# How many GetChange calls report a change PENDING before INSYNC.
+ROUTE53_PENDING_POLLS = 2
+
+
+def add_route53_change_status():
+    """Gap: ChangeResourceRecordSets answers every batch with the same change
+    id (/change/C2682N5HXP0BZ4), already INSYNC, and GetChange says INSYNC
+    for any id, made up or not. Route 53 answers a new batch with its own
+    change id in status PENDING; GetChange reports PENDING until all of
+    Route 53's authoritative servers have the change, then INSYNC, and
+    answers NoSuchChange (HTTP 404) for an id it never gave out.
+    https://docs.aws.amazon.com/Route53/latest/APIReference/API_ChangeResourceRecordSets.html
+    https://docs.aws.amazon.com/Route53/latest/APIReference/API_GetChange.html
+    Here a change stays PENDING for ROUTE53_PENDING_POLLS GetChange calls."""
+    from moto.route53.exceptions import Route53ClientError
+    from moto.route53.responses import Route53
+
+    pending = {}
+    lock = threading.Lock()
+    counter = [0]
+    original_change = Route53.change_resource_record_sets
+
+    def change_resource_record_sets(self):
+        result = original_change(self)
+        with lock:
+            counter[0] += 1
+            change_id = f"/change/C{counter[0]:012d}GLBOX"
+            pending[change_id] = ROUTE53_PENDING_POLLS
+        info = result.result["ChangeInfo"]
+        info["Id"] = change_id
+        info["Status"] = "PENDING"
+        return result
+
+    def get_change(self):
+        change_id = self._get_param("Id")
+        if not change_id.startswith("/change/"):
+            change_id = "/change/" + change_id
+        with lock:
+            if change_id not in pending:
+                # The status (404) comes from the error's shape in the API model.
+                raise Route53ClientError(
+                    "NoSuchChange",
+                    f"A change with the specified change ID does not exist: {change_id}",
+                )
+            status = "PENDING" if pending[change_id] > 0 else "INSYNC"
+            pending[change_id] = max(0, pending[change_id] - 1)
+        return ActionResult(
+            {"ChangeInfo": {"Id": change_id, "Status": status, "SubmittedAt": utcnow()}}
+        )
+
+    Route53.change_resource_record_sets = change_resource_record_sets
+    Route53.get_change = get_change
+
+
 def add_robust_model_data():
     """Gap: GET /moto-api/data.json (the emulator's state, which tests read
     the secrets of access keys from) answers HTTP 500 once an IAM user was
@@ -760,6 +814,7 @@ def main():
     add_ses_pending_verification()
     add_user_delete_conflict()
     add_route53_zone_ids()
+    add_route53_change_status()
     add_robust_model_data()
     add_serial_recording()
     # Before the client tokens, which wrap whatever run_instances is then.
