@@ -638,7 +638,8 @@ async fn rotate_gives_the_box_a_new_key_and_deletes_the_old_one() {
     let render = glbox(&emulator, &workspace, &["render", "bootstrap"]);
     render.assert_ok();
     assert_eq!(
-        &render.stdout, bootstraps[0],
+        render.stdout,
+        common::inside_wrapper(bootstraps[0]),
         "the box holds what glbox renders now"
     );
     let mut texts: Vec<String> = vec![

@@ -525,3 +525,32 @@ async fn a_changed_host_key_is_refused_loudly_and_nothing_runs() {
     );
     assert!(sandbox.calls().is_empty(), "{:?}", sandbox.calls());
 }
+
+#[tokio::test]
+async fn control_characters_from_the_box_reach_the_terminal_escaped() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    // A terminal title change and a screen clear, then a failure, so the
+    // output shows up both streamed and in the error's log tail.
+    std::fs::write(
+        sandbox.path("bin/glbox-prepare-data"),
+        "#!/bin/bash\nprintf 'glbox-prepare-data: \\033]0;owned\\007\\033[2Jgone\\n' >&2\nexit 7\n",
+    )
+    .unwrap();
+    let sshd = Sshd::start(Some(&sandbox.env()));
+    let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
+
+    let run = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        !run.stderr.contains('\u{1b}') && !run.stderr.contains('\u{7}'),
+        "{:?}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("  | glbox-prepare-data: \\u{1b}]0;owned\\u{7}\\u{1b}[2Jgone"),
+        "streamed, escaped:\n{}",
+        run.stderr
+    );
+}

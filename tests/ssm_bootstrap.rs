@@ -95,10 +95,10 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     script.assert_ok();
     let sent = sent_scripts(&emulator).await;
     assert_eq!(sent.len(), 1);
-    assert!(
-        sent[0].0.contains(&script.stdout),
-        "SSM carried exactly the rendered script:\n{}",
-        sent[0].0
+    assert_eq!(
+        common::inside_wrapper(&sent[0].0),
+        script.stdout,
+        "SSM carried exactly the rendered script"
     );
     assert!(
         sent[0]

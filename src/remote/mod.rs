@@ -267,21 +267,22 @@ mod tests {
 
     #[test]
     fn the_script_runs_whole_inside_the_wrapper_that_keeps_its_output() {
-        let wrapped = super::keeping_output("echo hi\nexit 3", "/tmp/x.log");
-        assert!(wrapped.contains(
-            "\n{\necho hi\nexit 3\n} 2>&1 | tee --output-error=warn-nopipe \"/tmp/x.log\"\n"
-        ));
-        assert!(wrapped.ends_with("exit \"${PIPESTATUS[0]}\"\n"));
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("output/run.log");
+        let file = "${GLBOX_LOG_DIR:-/var/log/glbox}/output/run.log";
+        let wrapped = super::keeping_output("echo hi\nexit 3", file);
+        assert!(wrapped.contains(&format!(
+            "\n{{\necho hi\nexit 3\n}} 2>&1 | tee --output-error=warn-nopipe \"{file}\"\n"
+        )));
         let out = std::process::Command::new("bash")
             .arg("-c")
             .arg(&wrapped)
-            .env("GLBOX_LOG_DIR", std::env::temp_dir())
+            .env("GLBOX_LOG_DIR", dir.path())
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(3), "the script's own exit status");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
-        assert_eq!(std::fs::read_to_string("/tmp/x.log").unwrap(), "hi\n");
-        let _ = std::fs::remove_file("/tmp/x.log");
+        assert_eq!(std::fs::read_to_string(kept).unwrap(), "hi\n");
     }
 
     #[test]

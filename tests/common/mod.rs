@@ -546,3 +546,11 @@ pub fn glbox_within(
     );
     run
 }
+
+/// The script as rendered, out of the wrapper glbox runs every script in
+/// (the wrapper keeps its output on the box; see `glbox::remote`).
+pub fn inside_wrapper(sent: &str) -> &str {
+    sent.split_once("\n{\n")
+        .and_then(|(_, rest)| rest.rsplit_once("} 2>&1 | tee "))
+        .map_or(sent, |(script, _)| script)
+}
