@@ -991,7 +991,11 @@ fn the_policy_refuses_what_glbox_does_not_own() {
         // (AdministratorAccess as the boundary bounds nothing), and
         // writing the policies of a role or user that lacks it.
         auth("iam:CreateRole", &role_arn(), &[]),
-        auth("iam:CreateRole", &role_arn(), &[("iam:PermissionsBoundary", ADMIN_POLICY)]),
+        auth(
+            "iam:CreateRole",
+            &role_arn(),
+            &[("iam:PermissionsBoundary", ADMIN_POLICY)],
+        ),
         auth(
             "iam:CreateRole",
             &role_arn(),
@@ -1001,7 +1005,11 @@ fn the_policy_refuses_what_glbox_does_not_own() {
             )],
         ),
         auth("iam:CreateUser", &smtp_user_arn(), &[]),
-        auth("iam:CreateUser", &smtp_user_arn(), &[("iam:PermissionsBoundary", ADMIN_POLICY)]),
+        auth(
+            "iam:CreateUser",
+            &smtp_user_arn(),
+            &[("iam:PermissionsBoundary", ADMIN_POLICY)],
+        ),
         auth("iam:PutRolePolicy", &role_arn(), &[]),
         auth("iam:PutUserPolicy", &smtp_user_arn(), &[]),
         auth(
@@ -1656,7 +1664,11 @@ async fn glbox_runs_its_whole_life_cycle_with_exactly_the_policy() {
         .unwrap()
         .permissions_boundary
         .and_then(|b| b.permissions_boundary_arn);
-    assert_eq!(user_boundary, Some(boundary_arn()), "the SMTP user's boundary");
+    assert_eq!(
+        user_boundary,
+        Some(boundary_arn()),
+        "the SMTP user's boundary"
+    );
     let mut created = vec![
         bounded("iam:PutRolePolicy", &role),
         pass_role_on(&role),
@@ -1971,9 +1983,17 @@ async fn effective_role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Effecti
         .unwrap();
     for policy in attached.attached_policies() {
         let arn = policy.policy_arn().unwrap();
-        identity.push((arn.to_string(), only_allows(arn, &managed_document(iam, arn).await)));
+        identity.push((
+            arn.to_string(),
+            only_allows(arn, &managed_document(iam, arn).await),
+        ));
     }
-    let inline = iam.list_role_policies().role_name(role).send().await.unwrap();
+    let inline = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
     for name in inline.policy_names() {
         let document = iam
             .get_role_policy()
@@ -2012,7 +2032,11 @@ fn assert_box_reads_only_its_own(effective: &Effective, name: &str, ssm_mode: bo
         // Another deployment's secrets.
         read("/glbox/other/root-password"),
         read("/glbox/other/smtp-password"),
-        auth("ssm:GetParameters", &parameter_arn("/glbox/other/root-password"), &[]),
+        auth(
+            "ssm:GetParameters",
+            &parameter_arn("/glbox/other/root-password"),
+            &[],
+        ),
         auth("ssm:GetParametersByPath", &parameter_arn("/glbox/"), &[]),
         // A lab seat's password (their names are predictable).
         read(&format!("{}root-password", seat.parameter_prefix())),
@@ -2026,7 +2050,11 @@ fn assert_box_reads_only_its_own(effective: &Effective, name: &str, ssm_mode: bo
             &[],
         ),
         // Writing, and anything beyond reading.
-        auth("ssm:PutParameter", &parameter_arn(&format!("{own}root-password")), &[]),
+        auth(
+            "ssm:PutParameter",
+            &parameter_arn(&format!("{own}root-password")),
+            &[],
+        ),
         auth("iam:CreateUser", &iam_arn("user", "/", "mallory"), &[]),
         auth("ec2:TerminateInstances", "*", &[]),
         auth("ssm:SendCommand", "*", &[]),
@@ -2115,7 +2143,11 @@ async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
         &[]
     )));
 
-    let plan = common::glbox(&emulator, &workspace, &["plan", "--no-bootstrap", "--output", "json"]);
+    let plan = common::glbox(
+        &emulator,
+        &workspace,
+        &["plan", "--no-bootstrap", "--output", "json"],
+    );
     plan.assert_ok();
     let plan = plan.json();
     let item = plan["resources"]
@@ -2149,7 +2181,12 @@ async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
         "{:?}",
         attached.attached_policies()
     );
-    let inline = iam.list_role_policies().role_name(&role).send().await.unwrap();
+    let inline = iam
+        .list_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
     let mut inline = inline.policy_names().to_vec();
     inline.sort();
     assert_eq!(inline, ["glbox-own-parameters", "glbox-ssm-agent"]);
@@ -2167,7 +2204,11 @@ async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
     emulator.start_recording();
     common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
     let actions = emulator.recorded_actions();
-    assert_eq!(common::mutating(&actions), Vec::<String>::new(), "{actions:?}");
+    assert_eq!(
+        common::mutating(&actions),
+        Vec::<String>::new(),
+        "{actions:?}"
+    );
 }
 
 #[tokio::test]
@@ -2189,7 +2230,11 @@ fn the_boundary_allows_what_glbox_roles_and_users_need_and_no_more() {
     let own = names().parameter_prefix();
     let seat = glbox::names::Names::seat("class", 7, REGION, "2026-11-27T18:00:00Z");
     for request in [
-        auth("ssm:GetParameter", &parameter_arn(&format!("{own}root-password")), &[]),
+        auth(
+            "ssm:GetParameter",
+            &parameter_arn(&format!("{own}root-password")),
+            &[],
+        ),
         auth(
             "ssm:GetParameter",
             &parameter_arn(&format!("{}root-password", seat.parameter_prefix())),
@@ -2204,7 +2249,10 @@ fn the_boundary_allows_what_glbox_roles_and_users_need_and_no_more() {
             &[],
         ),
     ] {
-        assert!(allows(&boundary, &request), "the boundary refuses {request:?}");
+        assert!(
+            allows(&boundary, &request),
+            "the boundary refuses {request:?}"
+        );
     }
     // Whatever policy a holder of the operator policy writes on a glbox
     // role or user, it can do no more than that.
@@ -2218,9 +2266,17 @@ fn the_boundary_allows_what_glbox_roles_and_users_need_and_no_more() {
         auth("iam:CreatePolicyVersion", &boundary_arn(), &[]),
         auth("sts:AssumeRole", &iam_arn("role", "/", "Admin"), &[]),
         auth("ec2:RunInstances", "*", &[]),
-        auth("ssm:PutParameter", &parameter_arn(&format!("{own}root-password")), &[]),
+        auth(
+            "ssm:PutParameter",
+            &parameter_arn(&format!("{own}root-password")),
+            &[],
+        ),
         auth("ssm:SendCommand", "*", &[]),
-        auth("ssm:GetParameter", &parameter_arn("/prod/database-password"), &[]),
+        auth(
+            "ssm:GetParameter",
+            &parameter_arn("/prod/database-password"),
+            &[],
+        ),
         auth("s3:GetObject", "arn:aws:s3:::backups/*", &[]),
     ] {
         assert!(!admin.allows(&request), "the boundary allows {request:?}");

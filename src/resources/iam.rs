@@ -672,10 +672,7 @@ async fn create_role(
     match created {
         // A retried create whose answer was lost: ours if tagged so.
         Err(e) if has_code(&e, "EntityAlreadyExists") => {
-            if !observe_role(ctx, policies)
-                .await?
-                .is_some_and(|r| r.owned)
-            {
+            if !observe_role(ctx, policies).await?.is_some_and(|r| r.owned) {
                 return Err(crate::aws::error("iam:CreateRole", e).into());
             }
         }
