@@ -251,6 +251,15 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
             iam("instance-profile", &iam_name),
         ),
         (
+            vec![
+                "iam:CreatePolicy",
+                "iam:TagPolicy",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+            ],
+            crate::resources::iam::boundary_arn(partition, account),
+        ),
+        (
             vec!["ssm:PutParameter", "ssm:AddTagsToResource"],
             format!(
                 "arn:{partition}:ssm:{}:{account}:parameter{}root-password",

@@ -908,10 +908,13 @@ enum Scenario {
 /// makes them, RunInstances and CreateVolume apart (see
 /// `lost_answers_to_launches_and_volumes_make_no_second_one`).
 const CHANGING_CALLS: &[(&str, Scenario)] = &[
+    // The account's permissions boundary is created by the first `up` in
+    // an account only: first in the list, so that it runs on a worker's
+    // fresh emulator.
+    ("CreatePolicy", Scenario::Up),
     ("CreateSecurityGroup", Scenario::Up),
     ("AuthorizeSecurityGroupIngress", Scenario::Up),
     ("CreateRole", Scenario::Up),
-    ("AttachRolePolicy", Scenario::Up),
     ("PutRolePolicy", Scenario::Up),
     ("CreateInstanceProfile", Scenario::Up),
     ("AddRoleToInstanceProfile", Scenario::Up),
@@ -935,6 +938,7 @@ const CHANGING_CALLS: &[(&str, Scenario)] = &[
 const REFUSED_WHEN_REPEATED: &[&str] = &[
     "CreateSecurityGroup",
     "AuthorizeSecurityGroupIngress",
+    "CreatePolicy",
     "CreateRole",
     "CreateInstanceProfile",
     "AddRoleToInstanceProfile",
