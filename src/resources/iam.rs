@@ -174,7 +174,10 @@ pub async fn ensure_boundary(ctx: &Ctx<'_>) -> Result<String> {
         .send()
         .await
         .ctx("sts:GetCallerIdentity")?;
-    let arn = boundary_arn(partition, caller.account().unwrap_or_default());
+    let account = caller
+        .account()
+        .ok_or_else(|| Error::Refused("sts:GetCallerIdentity returned no account id".into()))?;
+    let arn = boundary_arn(partition, account);
     let document = boundary_document(partition);
     let current = match read_policy_document(ctx, &arn).await? {
         Some(current) => current,
