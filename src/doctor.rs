@@ -237,7 +237,7 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
                 "iam:CreateRole",
                 "iam:TagRole",
                 "iam:PutRolePolicy",
-                "iam:AttachRolePolicy",
+                "iam:PutRolePermissionsBoundary",
                 "iam:PassRole",
             ],
             iam("role", &iam_name),
@@ -249,6 +249,15 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
                 "iam:AddRoleToInstanceProfile",
             ],
             iam("instance-profile", &iam_name),
+        ),
+        (
+            vec![
+                "iam:CreatePolicy",
+                "iam:TagPolicy",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+            ],
+            crate::resources::iam::boundary_arn(partition, account),
         ),
         (
             vec!["ssm:PutParameter", "ssm:AddTagsToResource"],
@@ -305,8 +314,9 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
     probes
 }
 
-/// What glbox's own calls would carry, for the policy's conditions.
-fn simulation_context() -> Vec<aws_sdk_iam::types::ContextEntry> {
+/// What glbox's own calls would carry, for the policy's conditions: roles
+/// and users are made and written only with glbox's permissions boundary.
+fn simulation_context(partition: &str, account: &str) -> Vec<aws_sdk_iam::types::ContextEntry> {
     let entry = |key: &str, value: &str| {
         aws_sdk_iam::types::ContextEntry::builder()
             .context_key_name(key)
@@ -317,8 +327,8 @@ fn simulation_context() -> Vec<aws_sdk_iam::types::ContextEntry> {
     vec![
         entry("iam:PassedToService", "ec2.amazonaws.com"),
         entry(
-            "iam:PolicyARN",
-            "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            "iam:PermissionsBoundary",
+            &crate::resources::iam::boundary_arn(partition, account),
         ),
     ]
 }
@@ -350,7 +360,10 @@ async fn other_permissions(ctx: &Ctx<'_>, caller: &str) -> Finding {
             .policy_source_arn(&principal)
             .set_action_names(Some(actions.iter().map(|a| a.to_string()).collect()))
             .resource_arns(&resource)
-            .set_context_entries(Some(simulation_context()))
+            .set_context_entries(Some(simulation_context(
+                crate::aws::partition(&ctx.settings.region),
+                &account,
+            )))
             .customize()
             // A probe: an answer now or a warning, not a minute of retries.
             .config_override(aws_sdk_iam::config::Builder::default().retry_config(few_retries()))

@@ -41,7 +41,7 @@ impl Observed {
 
 /// Reads the deployment's resources, all lookups at once.
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
-    let policy = iam::parameters_policy(ctx);
+    let policy = iam::role_policies(ctx);
     let (
         security_group,
         role,
@@ -86,7 +86,8 @@ pub struct Plan {
     pub security_group: security_group::Change,
     pub role: RoleChange,
     pub profile: ProfileChange,
-    pub policy: Value,
+    /// The instance role's inline policies, by name.
+    pub policy: std::collections::BTreeMap<String, Value>,
     pub key_pair: key_pair::Change,
     pub instance: InstancePlan,
     pub data_volume: data_volume::Change,
@@ -200,7 +201,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         observed.security_group.as_ref(),
     )?;
 
-    let policy = iam::parameters_policy(ctx);
+    let policy = iam::role_policies(ctx);
     let instance_change = instance::diff(
         ctx.settings,
         &ctx.names.base(),

@@ -68,7 +68,7 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
             match &observed.role {
                 None => MISSING,
                 Some(r) if !r.owned => "not glbox's",
-                Some(r) if r.trust_ok && r.managed_attached && r.inline_ok => "present",
+                Some(r) if r.converged() => "present",
                 Some(_) => "drifted",
             },
         ),

@@ -233,10 +233,14 @@ async fn up_creates_exactly_one_complete_deployment() {
         .send()
         .await
         .unwrap();
-    assert!(attached
-        .attached_policies()
-        .iter()
-        .any(|p| p.policy_name() == Some("AmazonSSMManagedInstanceCore")));
+    // No managed policy: AmazonSSMManagedInstanceCore would let the box
+    // read every parameter of the account (tests/iam_policy.rs evaluates
+    // the role's whole effective policy).
+    assert!(
+        attached.attached_policies().is_empty(),
+        "{:?}",
+        attached.attached_policies()
+    );
     let inline = iam
         .get_role_policy()
         .role_name("glbox-trial-us-east-1")
@@ -344,8 +348,8 @@ async fn out_of_band_changes_are_repaired_in_place() {
         .send()
         .await
         .unwrap();
-    // ...detaches the data volume, disassociates the address, detaches the
-    // SSM policy, and stops the instance.
+    // ...detaches the data volume, disassociates the address, attaches a
+    // managed policy to the role, and stops the instance.
     ec2.detach_volume()
         .volume_id(&volume_id)
         .instance_id(&instance_id)
@@ -360,7 +364,7 @@ async fn out_of_band_changes_are_repaired_in_place() {
         .unwrap();
     emulator
         .iam()
-        .detach_role_policy()
+        .attach_role_policy()
         .role_name("glbox-trial-us-east-1")
         .policy_arn("arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
         .send()
@@ -432,7 +436,11 @@ async fn out_of_band_changes_are_repaired_in_place() {
         .send()
         .await
         .unwrap();
-    assert_eq!(attached.attached_policies().len(), 1);
+    assert!(
+        attached.attached_policies().is_empty(),
+        "the managed policy is detached: {:?}",
+        attached.attached_policies()
+    );
 
     emulator.start_recording();
     up(&emulator, &workspace);

@@ -53,6 +53,10 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 const DEPLOYMENT: &str = "trial";
 const SSM_CORE_POLICY: &str = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore";
+const ADMIN_POLICY: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+/// The owners of the images glbox resolves: Canonical's account (Ubuntu)
+/// and the `amazon` alias (Amazon Linux).
+const CANONICAL: &str = "099720109477";
 const MANAGED_BY_TAG: &str = "aws:ResourceTag/glbox:managed-by";
 
 /// Permissions AWS checks for calls glbox makes, which glbox never calls
@@ -65,6 +69,7 @@ const EXCEPTIONS: &[(&str, &str)] = &[
     ("iam:TagRole", "CreateRole with Tags"),
     ("iam:TagInstanceProfile", "CreateInstanceProfile with Tags"),
     ("iam:TagUser", "CreateUser with Tags"),
+    ("iam:TagPolicy", "CreatePolicy with Tags (the permissions boundary)"),
     ("ssm:AddTagsToResource", "PutParameter with Tags"),
 ];
 
@@ -420,7 +425,10 @@ fn conditions_hold(statement: &Value, context: &[(String, String)]) -> bool {
                     else {
                         return false;
                     };
-                    let expected = strings(expected);
+                    let expected: Vec<String> = strings(expected)
+                        .iter()
+                        .map(|e| substitute(e, context))
+                        .collect();
                     match operator.as_str() {
                         "StringEquals" | "ArnEquals" => expected.iter().any(|e| e == actual),
                         "StringLike" | "ArnLike" => expected.iter().any(|e| glob(e, actual, false)),
@@ -430,6 +438,24 @@ fn conditions_hold(statement: &Value, context: &[(String, String)]) -> bool {
                     }
                 })
         })
+}
+
+/// Replaces IAM policy variables (`${aws:PrincipalAccount}`) with the
+/// request's values; `aws:PrincipalAccount` is in every request's context.
+fn substitute(value: &str, context: &[(String, String)]) -> String {
+    let mut out = value.to_string();
+    while let Some(start) = out.find("${") {
+        let end = start + out[start..].find('}').expect("a closed policy variable");
+        let key = &out[start + 2..end];
+        let actual = context
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+            .or_else(|| (key == "aws:PrincipalAccount").then(|| ACCOUNT.to_string()))
+            .unwrap_or_else(|| panic!("the evaluator cannot resolve ${{{key}}}"));
+        out.replace_range(start..=end, &actual);
+    }
+    out
 }
 
 fn allows(policy: &Value, request: &Auth) -> bool {
@@ -461,6 +487,13 @@ fn names() -> glbox::names::Names {
     glbox::names::Names::new(DEPLOYMENT, REGION)
 }
 
+/// `arn:aws:iam::1:role/glbox/x` -> `arn:aws:iam::1:role/x`.
+fn pathless(arn: &str) -> String {
+    let (head, name) = arn.rsplit_once('/').unwrap();
+    let kind = head.split('/').next().unwrap();
+    format!("{kind}/{name}")
+}
+
 fn role_arn() -> String {
     let names = names();
     iam_arn("role", names.iam_path(), &names.iam_name())
@@ -478,6 +511,21 @@ fn smtp_user_arn() -> String {
         names.iam_path(),
         &format!("{}-smtp", names.iam_name()),
     )
+}
+
+fn boundary_arn() -> String {
+    glbox::resources::iam::boundary_arn("aws", ACCOUNT)
+}
+
+/// The condition context of a call that makes or writes a role or user
+/// carrying `boundary`.
+fn with_boundary(boundary: &str) -> [(&'static str, String); 1] {
+    [("iam:PermissionsBoundary", boundary.to_string())]
+}
+
+fn bounded(action: &str, resource: &str) -> Auth {
+    let context = with_boundary(&boundary_arn());
+    auth(action, resource, &[(context[0].0, context[0].1.as_str())])
 }
 
 fn parameter_arn(name: &str) -> String {
@@ -525,6 +573,7 @@ fn authorizations(action: &str) -> Vec<Auth> {
     let interface = ec2_arn("network-interface", "eni-0123456789abcdef0");
     let rule = ec2_arn("security-group-rule", "sgr-0123456789abcdef0");
     let snapshot = format!("arn:aws:ec2:{REGION}::snapshot/snap-0123456789abcdef0");
+    let image = format!("arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0");
     let tagged = |resource: &str| auth(action, resource, TAGGED);
     let plain = |resource: &str| auth(action, resource, &[]);
     let names = names();
@@ -545,7 +594,9 @@ fn authorizations(action: &str) -> Vec<Auth> {
                 tagged(&group),
                 tagged(&key_pair),
                 plain(&ec2_arn("subnet", "subnet-0123456789abcdef0")),
-                plain(&format!("arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0")),
+                // Ubuntu's image (Canonical's) or Amazon Linux's.
+                auth(action, &image, &[("ec2:Owner", CANONICAL)]),
+                auth(action, &image, &[("ec2:Owner", "amazon")]),
                 pass_role(),
             ];
             auths.extend(tag_on_create("RunInstances", &[instance, volume]));
@@ -599,41 +650,52 @@ fn authorizations(action: &str) -> Vec<Auth> {
         // The instance type, or its security groups (which may include one
         // someone else added).
         "ec2:ModifyInstanceAttribute" => vec![tagged(&instance), plain(&group)],
-        "iam:CreateRole" => vec![plain(&role_arn()), auth("iam:TagRole", &role_arn(), &[])],
-        "iam:AttachRolePolicy" => vec![auth(
-            action,
-            &role_arn(),
-            &[("iam:PolicyARN", SSM_CORE_POLICY)],
-        )],
+        // Made and written only with glbox's boundary.
+        "iam:CreateRole" => vec![
+            bounded(action, &role_arn()),
+            auth("iam:TagRole", &role_arn(), &[]),
+        ],
+        "iam:PutRolePolicy" | "iam:PutRolePermissionsBoundary" => {
+            vec![bounded(action, &role_arn())]
+        }
+        // Before an entity exists, IAM may authorize a read of it against
+        // its ARN with or without the path: both are allowed.
+        "iam:GetRole" => vec![plain(&role_arn()), plain(&pathless(&role_arn()))],
+        "iam:GetInstanceProfile" => vec![plain(&profile_arn()), plain(&pathless(&profile_arn()))],
+        "iam:GetUser" => vec![plain(&smtp_user_arn()), plain(&pathless(&smtp_user_arn()))],
         "iam:DeleteRole"
         | "iam:DeleteRolePolicy"
         | "iam:DetachRolePolicy"
-        | "iam:GetRole"
         | "iam:GetRolePolicy"
         | "iam:ListAttachedRolePolicies"
         | "iam:ListRolePolicies"
-        | "iam:PutRolePolicy"
         | "iam:UpdateAssumeRolePolicy" => vec![plain(&role_arn())],
+        "iam:CreatePolicy" => vec![
+            plain(&boundary_arn()),
+            auth("iam:TagPolicy", &boundary_arn(), &[]),
+        ],
+        "iam:GetPolicy" | "iam:GetPolicyVersion" => vec![plain(&boundary_arn())],
         "iam:CreateInstanceProfile" => vec![
             plain(&profile_arn()),
             auth("iam:TagInstanceProfile", &profile_arn(), &[]),
         ],
         "iam:AddRoleToInstanceProfile" => vec![plain(&profile_arn()), pass_role()],
-        "iam:DeleteInstanceProfile"
-        | "iam:GetInstanceProfile"
-        | "iam:RemoveRoleFromInstanceProfile" => vec![plain(&profile_arn())],
+        "iam:DeleteInstanceProfile" | "iam:RemoveRoleFromInstanceProfile" => {
+            vec![plain(&profile_arn())]
+        }
         "iam:CreateUser" => vec![
-            plain(&smtp_user_arn()),
+            bounded(action, &smtp_user_arn()),
             auth("iam:TagUser", &smtp_user_arn(), &[]),
         ],
+        "iam:PutUserPolicy" | "iam:PutUserPermissionsBoundary" => {
+            vec![bounded(action, &smtp_user_arn())]
+        }
         "iam:CreateAccessKey"
         | "iam:DeleteAccessKey"
         | "iam:DeleteUser"
         | "iam:DeleteUserPolicy"
-        | "iam:GetUser"
         | "iam:GetUserPolicy"
-        | "iam:ListAccessKeys"
-        | "iam:PutUserPolicy" => vec![plain(&smtp_user_arn())],
+        | "iam:ListAccessKeys" => vec![plain(&smtp_user_arn())],
         // `glbox doctor` asks the simulator about the caller itself.
         "iam:SimulatePrincipalPolicy" => vec![plain(&iam_arn("user", "/", "alice"))],
         "ssm:GetParameter" => {
@@ -909,14 +971,101 @@ fn the_policy_refuses_what_glbox_does_not_own() {
             &role_arn(),
             &[("iam:PassedToService", "lambda.amazonaws.com")],
         ),
-        // Attaching any managed policy but SSM's core one.
+        // Attaching any managed policy (glbox attaches none).
         auth(
             "iam:AttachRolePolicy",
             &role_arn(),
+            &[("iam:PolicyARN", ADMIN_POLICY)],
+        ),
+        auth(
+            "iam:AttachRolePolicy",
+            &role_arn(),
+            &[
+                ("iam:PolicyARN", ADMIN_POLICY),
+                ("iam:PermissionsBoundary", &boundary_arn()),
+            ],
+        ),
+        auth(
+            "iam:AttachUserPolicy",
+            &smtp_user_arn(),
+            &[("iam:PolicyARN", ADMIN_POLICY)],
+        ),
+        // Roles and users without glbox's boundary, or with another one
+        // (AdministratorAccess as the boundary bounds nothing), and
+        // writing the policies of a role or user that lacks it.
+        auth("iam:CreateRole", &role_arn(), &[]),
+        auth(
+            "iam:CreateRole",
+            &role_arn(),
+            &[("iam:PermissionsBoundary", ADMIN_POLICY)],
+        ),
+        auth(
+            "iam:CreateRole",
+            &role_arn(),
             &[(
-                "iam:PolicyARN",
-                "arn:aws:iam::aws:policy/AdministratorAccess",
+                "iam:PermissionsBoundary",
+                &glbox::resources::iam::boundary_arn("aws", "210987654321"),
             )],
+        ),
+        auth("iam:CreateUser", &smtp_user_arn(), &[]),
+        auth(
+            "iam:CreateUser",
+            &smtp_user_arn(),
+            &[("iam:PermissionsBoundary", ADMIN_POLICY)],
+        ),
+        auth("iam:PutRolePolicy", &role_arn(), &[]),
+        auth("iam:PutUserPolicy", &smtp_user_arn(), &[]),
+        auth(
+            "iam:PutRolePermissionsBoundary",
+            &role_arn(),
+            &[("iam:PermissionsBoundary", ADMIN_POLICY)],
+        ),
+        // Taking the boundary off, or changing what it allows.
+        auth("iam:DeleteRolePermissionsBoundary", &role_arn(), &[]),
+        auth("iam:DeleteUserPermissionsBoundary", &smtp_user_arn(), &[]),
+        auth("iam:CreatePolicyVersion", &boundary_arn(), &[]),
+        auth("iam:SetDefaultPolicyVersion", &boundary_arn(), &[]),
+        auth("iam:DeletePolicyVersion", &boundary_arn(), &[]),
+        auth("iam:DeletePolicy", &boundary_arn(), &[]),
+        // Another policy under /glbox/ (to use as a wider boundary).
+        auth(
+            "iam:CreatePolicy",
+            &format!("arn:aws:iam::{ACCOUNT}:policy/glbox/wide-open"),
+            &[],
+        ),
+        // Volumes from snapshots glbox does not own.
+        auth(
+            "ec2:CreateVolume",
+            &format!("arn:aws:ec2:{REGION}::snapshot/snap-0fedcba9876543210"),
+            &[],
+        ),
+        auth(
+            "ec2:CreateVolume",
+            &format!("arn:aws:ec2:{REGION}::snapshot/snap-0fedcba9876543210"),
+            &other_owner,
+        ),
+        // Instances in someone else's security group, with another key
+        // pair, or from an image of an owner glbox does not resolve.
+        auth(
+            "ec2:RunInstances",
+            &ec2_arn("security-group", "sg-0fedcba9876543210"),
+            &[],
+        ),
+        auth("ec2:RunInstances", &ec2_arn("key-pair", "prod"), &[]),
+        auth(
+            "ec2:RunInstances",
+            &format!("arn:aws:ec2:{REGION}::image/ami-0fedcba9876543210"),
+            &[("ec2:Owner", "210987654321")],
+        ),
+        auth(
+            "ec2:RunInstances",
+            &format!("arn:aws:ec2:{REGION}::image/ami-0fedcba9876543210"),
+            &[("ec2:Owner", "aws-marketplace")],
+        ),
+        auth(
+            "ec2:RunInstances",
+            &format!("arn:aws:ec2:{REGION}::image/ami-0fedcba9876543210"),
+            &[],
         ),
         // Parameters outside /glbox/, and writing AWS's public ones.
         auth(
@@ -1501,11 +1650,33 @@ async fn glbox_runs_its_whole_life_cycle_with_exactly_the_policy() {
         .send()
         .await
         .unwrap();
+    // The role and the SMTP user carry the boundary; the box may read only
+    // its own parameters.
+    assert_box_reads_only_its_own(
+        &effective_role_policy(&iam, &names.iam_name()).await,
+        DEPLOYMENT,
+        true,
+    );
+    let user_boundary = iam
+        .get_user()
+        .user_name(format!("{}-smtp", names.iam_name()))
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .permissions_boundary
+        .and_then(|b| b.permissions_boundary_arn);
+    assert_eq!(
+        user_boundary,
+        Some(boundary_arn()),
+        "the SMTP user's boundary"
+    );
     let mut created = vec![
-        auth("iam:PutRolePolicy", &role, &[]),
+        bounded("iam:PutRolePolicy", &role),
         pass_role_on(&role),
         auth("iam:AddRoleToInstanceProfile", &profile, &[]),
-        auth("iam:PutUserPolicy", &smtp_user, &[]),
+        bounded("iam:PutUserPolicy", &smtp_user),
         auth("iam:CreateAccessKey", &smtp_user, &[]),
         auth(
             "route53:ChangeResourceRecordSets",
@@ -1730,4 +1901,387 @@ async fn a_missing_permission_is_named_with_the_fix() {
         "glbox did not name the missing permission:\n{}",
         failures.join("\n\n")
     );
+}
+
+// ---------------------------------------------------------------------------
+// What a glbox box may do: the instance role's whole effective policy,
+// read through the IAM API, with the AWS managed policies it holds pinned
+// as fixtures in tests/data/.
+
+/// A role's or user's permissions: allowed when one of its identity
+/// policies allows the request and its permissions boundary, if it has
+/// one, allows it too.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html>
+#[derive(Debug)]
+struct Effective {
+    identity: Vec<(String, Value)>,
+    boundary: Option<Value>,
+}
+
+impl Effective {
+    fn allows(&self, request: &Auth) -> bool {
+        self.identity.iter().any(|(_, p)| allows(p, request))
+            && self.boundary.as_ref().is_none_or(|b| allows(b, request))
+    }
+}
+
+/// An AWS managed policy's document, pinned in tests/data/<name>.json.
+fn managed_fixture(arn: &str) -> Value {
+    let name = arn.rsplit('/').next().unwrap();
+    let path = repo().join(format!("tests/data/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{arn} is attached but not pinned: add its document as {}",
+            path.display()
+        )
+    });
+    let fixture: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(fixture["Arn"], arn);
+    fixture["Document"].clone()
+}
+
+/// The evaluator knows only Allow statements: a Deny would be missed.
+fn only_allows(name: &str, document: &Value) -> Value {
+    for statement in statements(document) {
+        assert_eq!(statement["Effect"], "Allow", "{name}: {statement}");
+        assert!(statement.get("NotAction").is_none() && statement.get("NotResource").is_none());
+    }
+    document.clone()
+}
+
+async fn managed_document(iam: &aws_sdk_iam::Client, arn: &str) -> Value {
+    if arn.starts_with("arn:aws:iam::aws:policy/") {
+        return managed_fixture(arn);
+    }
+    let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
+    let version = policy.policy().unwrap().default_version_id().unwrap();
+    let document = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap()
+        .policy_version
+        .unwrap()
+        .document
+        .unwrap();
+    glbox::resources::iam::parse_policy(&document).expect("a JSON policy")
+}
+
+async fn effective_role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Effective {
+    let found = iam.get_role().role_name(role).send().await.unwrap();
+    let boundary = found
+        .role()
+        .unwrap()
+        .permissions_boundary()
+        .and_then(|b| b.permissions_boundary_arn())
+        .map(str::to_string);
+    let mut identity = Vec::new();
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    for policy in attached.attached_policies() {
+        let arn = policy.policy_arn().unwrap();
+        identity.push((
+            arn.to_string(),
+            only_allows(arn, &managed_document(iam, arn).await),
+        ));
+    }
+    let inline = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    for name in inline.policy_names() {
+        let document = iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+            .unwrap();
+        let document = glbox::resources::iam::parse_policy(document.policy_document()).unwrap();
+        identity.push((name.clone(), only_allows(name, &document)));
+    }
+    let boundary = match boundary {
+        Some(arn) => Some(only_allows(&arn, &managed_document(iam, &arn).await)),
+        None => None,
+    };
+    Effective { identity, boundary }
+}
+
+/// What any process on the box of deployment `name` may do with the
+/// instance's credentials: read its own parameters, run the SSM agent (in
+/// SSM mode only), and nothing else.
+fn assert_box_reads_only_its_own(effective: &Effective, name: &str, ssm_mode: bool) {
+    let own = glbox::names::Names::new(name, REGION).parameter_prefix();
+    let read = |parameter: &str| auth("ssm:GetParameter", &parameter_arn(parameter), &[]);
+    let allowed = [
+        read(&format!("{own}root-password")),
+        read(&format!("{own}smtp-password")),
+        auth(
+            "ssm:GetParameters",
+            &parameter_arn(&format!("{own}root-password")),
+            &[],
+        ),
+    ];
+    let seat = glbox::names::Names::seat("class", 7, REGION, "2026-11-27T18:00:00Z");
+    let refused = [
+        // Another deployment's secrets.
+        read("/glbox/other/root-password"),
+        read("/glbox/other/smtp-password"),
+        auth(
+            "ssm:GetParameters",
+            &parameter_arn("/glbox/other/root-password"),
+            &[],
+        ),
+        auth("ssm:GetParametersByPath", &parameter_arn("/glbox/"), &[]),
+        // A lab seat's password (their names are predictable).
+        read(&format!("{}root-password", seat.parameter_prefix())),
+        // Anyone else's.
+        read("/prod/database-password"),
+        auth("ssm:GetParameters", &parameter_arn("/team-a/api-key"), &[]),
+        // The same deployment in another region is another deployment.
+        auth(
+            "ssm:GetParameter",
+            &format!("arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter{own}root-password"),
+            &[],
+        ),
+        // Writing, and anything beyond reading.
+        auth(
+            "ssm:PutParameter",
+            &parameter_arn(&format!("{own}root-password")),
+            &[],
+        ),
+        auth("iam:CreateUser", &iam_arn("user", "/", "mallory"), &[]),
+        auth("ec2:TerminateInstances", "*", &[]),
+        auth("ssm:SendCommand", "*", &[]),
+    ];
+    let agent = glbox::resources::iam::SSM_AGENT_ACTIONS
+        .iter()
+        .map(|action| auth(action, "*", &[]));
+    let mut wrong: Vec<String> = allowed
+        .iter()
+        .filter(|r| !effective.allows(r))
+        .map(|r| format!("refuses {r:?}"))
+        .collect();
+    wrong.extend(
+        refused
+            .iter()
+            .filter(|r| effective.allows(r))
+            .map(|r| format!("allows {r:?}")),
+    );
+    for request in agent {
+        if effective.allows(&request) != ssm_mode {
+            wrong.push(format!("SSM mode {ssm_mode}, but {request:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the instance role of {name}:\n{}\n{effective:#?}",
+        wrong.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
+    let emulator = common::Emulator::start();
+    let iam = emulator.iam();
+    let workspace = Workspace::new(&format!("name = \"{DEPLOYMENT}\"\n"));
+    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    let role = names().iam_name();
+    assert_box_reads_only_its_own(&effective_role_policy(&iam, &role).await, DEPLOYMENT, true);
+
+    // The role as an older glbox left it (the managed policy, no
+    // boundary, no agent policy), and what someone added to it.
+    iam.delete_role_permissions_boundary()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    iam.delete_role_policy()
+        .role_name(&role)
+        .policy_name(glbox::resources::iam::AGENT_POLICY_NAME)
+        .send()
+        .await
+        .unwrap();
+    for arn in [SSM_CORE_POLICY, ADMIN_POLICY] {
+        iam.attach_role_policy()
+            .role_name(&role)
+            .policy_arn(arn)
+            .send()
+            .await
+            .unwrap();
+    }
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name("added-by-hand")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": "ssm:GetParametersByPath", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The evaluator sees the hole the managed policy alone opens.
+    let old = effective_role_policy(&iam, &role).await;
+    let core_only = Effective {
+        identity: old
+            .identity
+            .iter()
+            .filter(|(name, _)| name == SSM_CORE_POLICY)
+            .cloned()
+            .collect(),
+        boundary: None,
+    };
+    assert!(core_only.allows(&auth(
+        "ssm:GetParameter",
+        &parameter_arn("/glbox/other/root-password"),
+        &[]
+    )));
+
+    let plan = common::glbox(
+        &emulator,
+        &workspace,
+        &["plan", "--no-bootstrap", "--output", "json"],
+    );
+    plan.assert_ok();
+    let plan = plan.json();
+    let item = plan["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "iam_role")
+        .unwrap()
+        .clone();
+    assert_eq!(item["action"], "update", "{item}");
+    let changes = item.to_string();
+    for change in [
+        "detach managed policy AmazonSSMManagedInstanceCore",
+        "detach managed policy AdministratorAccess",
+        "delete inline policy added-by-hand",
+        "set permissions boundary glbox-permissions-boundary",
+        "put inline policy glbox-ssm-agent",
+    ] {
+        assert!(changes.contains(change), "{change}: {item}");
+    }
+
+    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        attached.attached_policies().is_empty(),
+        "{:?}",
+        attached.attached_policies()
+    );
+    let inline = iam
+        .list_role_policies()
+        .role_name(&role)
+        .send()
+        .await
+        .unwrap();
+    let mut inline = inline.policy_names().to_vec();
+    inline.sort();
+    assert_eq!(inline, ["glbox-own-parameters", "glbox-ssm-agent"]);
+    let found = iam.get_role().role_name(&role).send().await.unwrap();
+    assert_eq!(
+        found
+            .role()
+            .unwrap()
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(boundary_arn().as_str())
+    );
+    assert_box_reads_only_its_own(&effective_role_policy(&iam, &role).await, DEPLOYMENT, true);
+
+    emulator.start_recording();
+    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    let actions = emulator.recorded_actions();
+    assert_eq!(
+        common::mutating(&actions),
+        Vec::<String>::new(),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_ssh_mode_box_gets_no_ssm_agent_permissions() {
+    let emulator = common::Emulator::start();
+    let workspace = Workspace::new(
+        "name = \"sshbox\"\n[access]\nmethod = \"ssh\"\nssh_cidrs = [\"192.0.2.0/24\"]\n",
+    );
+    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    let role = glbox::names::Names::new("sshbox", REGION).iam_name();
+    let effective = effective_role_policy(&emulator.iam(), &role).await;
+    assert_eq!(effective.identity.len(), 1, "{effective:#?}");
+    assert_box_reads_only_its_own(&effective, "sshbox", false);
+}
+
+#[test]
+fn the_boundary_allows_what_glbox_roles_and_users_need_and_no_more() {
+    let boundary = glbox::resources::iam::boundary_document("aws");
+    let own = names().parameter_prefix();
+    let seat = glbox::names::Names::seat("class", 7, REGION, "2026-11-27T18:00:00Z");
+    for request in [
+        auth(
+            "ssm:GetParameter",
+            &parameter_arn(&format!("{own}root-password")),
+            &[],
+        ),
+        auth(
+            "ssm:GetParameter",
+            &parameter_arn(&format!("{}root-password", seat.parameter_prefix())),
+            &[],
+        ),
+        auth("ssmmessages:OpenDataChannel", "*", &[]),
+        auth("ec2messages:GetMessages", "*", &[]),
+        auth("ssm:UpdateInstanceInformation", "*", &[]),
+        auth(
+            "ses:SendRawEmail",
+            &format!("arn:aws:ses:{REGION}:{ACCOUNT}:identity/example.com"),
+            &[],
+        ),
+    ] {
+        assert!(
+            allows(&boundary, &request),
+            "the boundary refuses {request:?}"
+        );
+    }
+    // Whatever policy a holder of the operator policy writes on a glbox
+    // role or user, it can do no more than that.
+    let admin = Effective {
+        identity: vec![("AdministratorAccess".into(), managed_fixture(ADMIN_POLICY))],
+        boundary: Some(boundary),
+    };
+    for request in [
+        auth("iam:CreateUser", &iam_arn("user", "/", "mallory"), &[]),
+        auth("iam:AttachUserPolicy", &iam_arn("user", "/", "alice"), &[]),
+        auth("iam:CreatePolicyVersion", &boundary_arn(), &[]),
+        auth("sts:AssumeRole", &iam_arn("role", "/", "Admin"), &[]),
+        auth("ec2:RunInstances", "*", &[]),
+        auth(
+            "ssm:PutParameter",
+            &parameter_arn(&format!("{own}root-password")),
+            &[],
+        ),
+        auth("ssm:SendCommand", "*", &[]),
+        auth(
+            "ssm:GetParameter",
+            &parameter_arn("/prod/database-password"),
+            &[],
+        ),
+        auth("s3:GetObject", "arn:aws:s3:::backups/*", &[]),
+    ] {
+        assert!(!admin.allows(&request), "the boundary allows {request:?}");
+    }
 }

@@ -59,6 +59,8 @@ pub struct UserState {
     /// Oldest first.
     pub keys: Vec<AccessKey>,
     pub policy: Option<Value>,
+    /// The user carries the account's glbox permissions boundary.
+    pub boundary_ok: bool,
 }
 
 /// What `smtp-key` records: the key the stored password was made from.
@@ -118,6 +120,11 @@ async fn observe_user(ctx: &Ctx<'_>) -> Result<Option<UserState>> {
     };
     let Some(user) = user else { return Ok(None) };
     let arn = user.arn().to_string();
+    let boundary = user
+        .permissions_boundary()
+        .and_then(|b| b.permissions_boundary_arn());
+    let boundary_ok =
+        boundary.is_some() && boundary == crate::resources::iam::boundary_arn_for(&arn).as_deref();
     if !ctx.names.owns_iam(user.tags()) {
         return Ok(Some(UserState {
             name,
@@ -125,6 +132,7 @@ async fn observe_user(ctx: &Ctx<'_>) -> Result<Option<UserState>> {
             arn,
             keys: Vec::new(),
             policy: None,
+            boundary_ok: false,
         }));
     }
     let keys = iam
@@ -160,6 +168,7 @@ async fn observe_user(ctx: &Ctx<'_>) -> Result<Option<UserState>> {
             })
             .collect(),
         policy,
+        boundary_ok,
     }))
 }
 
@@ -179,6 +188,8 @@ async fn observe_current(ctx: &Ctx<'_>) -> Result<Option<CurrentKey>> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Steps {
     pub create_user: bool,
+    /// The user lacks the permissions boundary (made by an older glbox).
+    pub put_boundary: bool,
     pub put_policy: bool,
     /// No usable key (none, inactive, unrecorded, or made for another SES
     /// region): make one.
@@ -266,6 +277,7 @@ pub fn diff(
     };
     let steps = Steps {
         create_user: false,
+        put_boundary: !user.boundary_ok,
         put_policy,
         new_key,
         make_room,
@@ -292,6 +304,12 @@ impl Change {
                 let mut changes = Vec::new();
                 if steps.create_user {
                     changes.push(format!("IAM user under {}", ctx.names.iam_path()));
+                }
+                if steps.create_user || steps.put_boundary {
+                    changes.push(format!(
+                        "permissions boundary {}",
+                        crate::resources::iam::BOUNDARY_POLICY_NAME
+                    ));
                 }
                 if steps.put_policy {
                     changes.push("allow only ses:SendRawEmail as the domain".into());
@@ -350,11 +368,18 @@ pub async fn apply(
     let email = email.expect("credentials converge only with email on");
     let name = user_name(ctx);
     let iam = &ctx.aws.iam;
+    // The boundary goes on first: the operator policy lets glbox write the
+    // user's policy only once the user carries it.
+    let boundary = match steps.create_user || steps.put_boundary {
+        true => Some(crate::resources::iam::ensure_boundary(ctx).await?),
+        false => None,
+    };
     let arn = if steps.create_user {
         let created = iam
             .create_user()
             .user_name(&name)
             .path(ctx.names.iam_path())
+            .set_permissions_boundary(boundary.clone())
             .set_tags(Some(ctx.names.iam_tags(Role::SmtpUser)))
             .send()
             .await;
@@ -379,6 +404,14 @@ pub async fn apply(
             .map(|u| u.arn().to_string())
             .unwrap_or_default()
     };
+    if let Some(boundary) = boundary.filter(|_| steps.put_boundary) {
+        iam.put_user_permissions_boundary()
+            .user_name(&name)
+            .permissions_boundary(boundary)
+            .send()
+            .await
+            .ctx("iam:PutUserPermissionsBoundary")?;
+    }
     if steps.put_policy {
         let account = account_of(&arn).ok_or_else(|| {
             Error::Refused(format!(
@@ -651,6 +684,7 @@ mod tests {
                 })
                 .collect(),
             policy,
+            boundary_ok: true,
         }
     }
 

@@ -51,7 +51,7 @@ async fn observe_lab<'a>(
     expires_in: Option<std::time::Duration>,
 ) -> Result<(Observed, String)> {
     let probe = lab_ctx(aws, settings, ui, "");
-    let observed = observe::observe(&probe, &iam::parameters_policy(&probe)).await?;
+    let observed = observe::observe(&probe, &iam::role_policies(&probe)).await?;
     let expires_at = observed
         .expires_at
         .clone()

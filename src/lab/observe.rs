@@ -103,7 +103,10 @@ fn seat_of(tags: &[aws_sdk_ec2::types::Tag]) -> Option<u16> {
 }
 
 /// Observes the lab `ctx` names (a lab context, see `lab::lab_ctx`).
-pub async fn observe(ctx: &Ctx<'_>, policy: &serde_json::Value) -> Result<Observed> {
+pub async fn observe(
+    ctx: &Ctx<'_>,
+    policy: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<Observed> {
     let (security_group, role, profile, instances, volumes, addresses, passwords) = tokio::try_join!(
         security_group::observe(ctx),
         crate::resources::iam::observe_role(ctx, policy),

@@ -79,7 +79,7 @@ pub async fn apply(
 ) -> Result<Failures> {
     let expires_at = plan.expires_at.as_str();
     let group = security_group::apply(lab, &plan.security_group, &plan.placement.vpc_id).await?;
-    let policy = iam::parameters_policy(lab);
+    let policy = iam::role_policies(lab);
     let role_created = iam::apply_role(lab, &plan.role, &policy).await?;
     let profile_changed = iam::apply_profile(lab, &plan.profile).await?;
     reached("lab-shared").await?;
@@ -534,7 +534,7 @@ pub async fn bootstrap_seats(
     if seats.is_empty() {
         return Ok(Health::new());
     }
-    let now = observe::observe(lab, &iam::parameters_policy(lab)).await?;
+    let now = observe::observe(lab, &iam::role_policies(lab)).await?;
     let now = &now;
     let expires_at = plan.expires_at.as_str();
     lab.ui.info(&format!(

@@ -1,10 +1,21 @@
-//! The instance's IAM role and instance profile. The role trusts EC2, has
-//! `AmazonSSMManagedInstanceCore` (so SSM Run Command can reach the box) and
-//! one inline policy that lets the instance read only its own parameters.
+//! The instance's IAM role and instance profile, and the permissions
+//! boundary every role and user glbox makes carries.
+//!
+//! The role trusts EC2 and holds only inline policies glbox writes: one
+//! that lets the instance read its own parameters and, in SSM mode, one
+//! with exactly the SSM agent's actions. It holds no managed policy: the
+//! AWS-managed `AmazonSSMManagedInstanceCore` (which versions of glbox
+//! before this one attached) also allows `ssm:GetParameter(s)` on `*`, so
+//! any process on the box could read every parameter of the account
+//! (<https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html>).
+//! `up` converges the role's policies exactly: managed policies are
+//! detached and inline policies glbox did not write are deleted.
 //!
 //! IAM names are global to the account, so a role or profile with glbox's
 //! name but without the deployment's tags is someone else's: glbox refuses
 //! to adopt it and never deletes it.
+
+use std::collections::BTreeMap;
 
 use aws_sdk_iam::error::SdkError;
 use serde_json::{json, Value};
@@ -15,14 +26,31 @@ use crate::names::Role;
 use crate::resources::{Action, Ctx, PlanItem};
 
 pub const INLINE_POLICY_NAME: &str = "glbox-own-parameters";
-const SSM_MANAGED_POLICY: &str = "AmazonSSMManagedInstanceCore";
+pub const AGENT_POLICY_NAME: &str = "glbox-ssm-agent";
+/// One per account, shared by every deployment and lab (see
+/// [`boundary_document`]).
+pub const BOUNDARY_POLICY_NAME: &str = "glbox-permissions-boundary";
 
-fn managed_policy_arn(region: &str) -> String {
-    format!(
-        "arn:{}:iam::aws:policy/{SSM_MANAGED_POLICY}",
-        partition(region)
-    )
-}
+/// The actions the SSM agent calls to register the instance and take Run
+/// Command and Session Manager work: the second and third statements of
+/// `AmazonSSMManagedInstanceCore`, and `ssm:UpdateInstanceInformation`
+/// from its first (the rest of that statement serves State Manager,
+/// Inventory and Patch Manager, which glbox does not use, and the
+/// parameter reads).
+/// <https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html>
+pub const SSM_AGENT_ACTIONS: &[&str] = &[
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+];
 
 fn trust_policy() -> Value {
     json!({
@@ -50,6 +78,181 @@ pub fn parameters_policy(ctx: &Ctx<'_>) -> Value {
             ]
         }]
     })
+}
+
+/// What the SSM agent needs, on `*` (these actions have no resource-level
+/// permissions).
+pub fn agent_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "SsmAgent",
+            "Effect": "Allow",
+            "Action": SSM_AGENT_ACTIONS,
+            "Resource": "*"
+        }]
+    })
+}
+
+/// The inline policies the instance role holds, by name: its own
+/// parameters always, the agent's actions only in SSM mode (an SSH-mode
+/// box runs no command glbox sends through SSM).
+pub fn role_policies(ctx: &Ctx<'_>) -> BTreeMap<String, Value> {
+    let mut policies = BTreeMap::from([(INLINE_POLICY_NAME.to_string(), parameters_policy(ctx))]);
+    if ctx.settings.access == crate::config::AccessMethod::Ssm {
+        policies.insert(AGENT_POLICY_NAME.to_string(), agent_policy());
+    }
+    policies
+}
+
+/// The permissions boundary of every role and user glbox creates: the most
+/// any of them may ever do, whatever inline policy it is given. An
+/// instance may read parameters under glbox's two prefixes (its inline
+/// policy narrows that to its own) and run the SSM agent; the SMTP user
+/// may send email (its inline policy narrows that to its domain). The
+/// operator policy allows creating roles and users only with this
+/// boundary, so holding it does not make anyone an administrator.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html>
+pub fn boundary_document(partition: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadGlboxParameters",
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+                "Resource": [
+                    format!("arn:{partition}:ssm:*:*:parameter/glbox/*"),
+                    format!("arn:{partition}:ssm:*:*:parameter/glbox-lab/*")
+                ]
+            },
+            {
+                "Sid": "SsmAgent",
+                "Effect": "Allow",
+                "Action": SSM_AGENT_ACTIONS,
+                "Resource": "*"
+            },
+            {
+                "Sid": "SendEmail",
+                "Effect": "Allow",
+                "Action": "ses:SendRawEmail",
+                "Resource": "*"
+            }
+        ]
+    })
+}
+
+pub fn boundary_arn(partition: &str, account: &str) -> String {
+    format!("arn:{partition}:iam::{account}:policy/glbox/{BOUNDARY_POLICY_NAME}")
+}
+
+/// The partition and account of an IAM ARN
+/// (`arn:aws:iam::123456789012:role/...`).
+pub fn partition_and_account(arn: &str) -> Option<(&str, &str)> {
+    let mut fields = arn.split(':');
+    let partition = fields.nth(1).filter(|p| !p.is_empty())?;
+    let account = fields.nth(2).filter(|a| !a.is_empty())?;
+    Some((partition, account))
+}
+
+/// The boundary's ARN for a role or user whose ARN is `entity_arn`.
+pub fn boundary_arn_for(entity_arn: &str) -> Option<String> {
+    partition_and_account(entity_arn).map(|(partition, account)| boundary_arn(partition, account))
+}
+
+/// Makes sure the account's boundary policy exists and is glbox's; returns
+/// its ARN. Created when missing. One that exists with another document
+/// is refused, not rewritten: the operator policy may create the boundary
+/// but never change its versions (whoever could, could widen every glbox
+/// role and user at once), so an administrator must put it right.
+pub async fn ensure_boundary(ctx: &Ctx<'_>) -> Result<String> {
+    let partition = partition(&ctx.settings.region);
+    let caller = ctx
+        .aws
+        .sts()
+        .get_caller_identity()
+        .send()
+        .await
+        .ctx("sts:GetCallerIdentity")?;
+    let account = caller
+        .account()
+        .ok_or_else(|| Error::Refused("sts:GetCallerIdentity returned no account id".into()))?;
+    let arn = boundary_arn(partition, account);
+    let document = boundary_document(partition);
+    let current = match read_policy_document(ctx, &arn).await? {
+        Some(current) => current,
+        None => {
+            let created = ctx
+                .aws
+                .iam
+                .create_policy()
+                .policy_name(BOUNDARY_POLICY_NAME)
+                .path(ctx.names.iam_path())
+                .description("glbox: the most any role or user glbox creates may do")
+                .policy_document(document.to_string())
+                .set_tags(Some(boundary_tags()))
+                .send()
+                .await;
+            match created {
+                // Another glbox, or a retried call whose answer was lost,
+                // made it first: check what it holds.
+                Err(e) if has_code(&e, "EntityAlreadyExists") => {
+                    match read_policy_document(ctx, &arn).await? {
+                        Some(current) => current,
+                        None => return Err(crate::aws::error("iam:CreatePolicy", e).into()),
+                    }
+                }
+                other => {
+                    other.ctx("iam:CreatePolicy")?;
+                    ctx.ui
+                        .info(&format!("created the permissions boundary policy {arn}"));
+                    return Ok(arn);
+                }
+            }
+        }
+    };
+    if current.as_ref() == Some(&document) {
+        return Ok(arn);
+    }
+    Err(Error::Refused(format!(
+        "the permissions boundary policy {arn} does not hold glbox's document, and glbox may not change it (whoever could, could widen every role and user glbox makes)\n  fix: an administrator sets glbox's document as its default version:\n  aws iam create-policy-version --policy-arn {arn} --set-as-default --policy-document '{document}'"
+    )))
+}
+
+/// A managed policy's default document: `None` when there is no such
+/// policy, `Some(None)` when its document cannot be read as JSON.
+async fn read_policy_document(ctx: &Ctx<'_>, arn: &str) -> Result<Option<Option<Value>>> {
+    let iam = &ctx.aws.iam;
+    let policy = match iam.get_policy().policy_arn(arn).send().await {
+        Ok(out) => out.policy,
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
+        Err(e) => return Err(crate::aws::error("iam:GetPolicy", e).into()),
+    };
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let version = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(policy.default_version_id().unwrap_or("v1"))
+        .send()
+        .await
+        .ctx("iam:GetPolicyVersion")?;
+    Ok(Some(
+        version
+            .policy_version
+            .and_then(|v| v.document)
+            .and_then(|d| parse_policy(&d)),
+    ))
+}
+
+/// The boundary belongs to no deployment: only `glbox:managed-by`.
+fn boundary_tags() -> Vec<aws_sdk_iam::types::Tag> {
+    vec![aws_sdk_iam::types::Tag::builder()
+        .key(crate::names::TAG_MANAGED_BY)
+        .value(crate::names::MANAGED_BY)
+        .build()
+        .expect("key and value are set")]
 }
 
 /// IAM returns policy documents URL-encoded; the emulator sometimes does not.
@@ -85,15 +288,32 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RoleState {
     pub name: String,
     /// False when a role of this name exists without the deployment's tags:
     /// it is someone else's, and glbox neither adopts nor deletes it.
     pub owned: bool,
     pub trust_ok: bool,
-    pub managed_attached: bool,
-    pub inline_ok: bool,
+    /// The role carries the account's glbox permissions boundary.
+    pub boundary_ok: bool,
+    /// Managed policies attached to the role: glbox wants none.
+    pub attached: Vec<String>,
+    /// glbox's inline policies that are missing or differ.
+    pub inline_to_put: Vec<String>,
+    /// Inline policies glbox does not want (someone else's, or one an
+    /// older glbox wrote).
+    pub inline_to_delete: Vec<String>,
+}
+
+impl RoleState {
+    pub fn converged(&self) -> bool {
+        self.trust_ok
+            && self.boundary_ok
+            && self.attached.is_empty()
+            && self.inline_to_put.is_empty()
+            && self.inline_to_delete.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,8 +331,12 @@ pub fn foreign(kind: &str, name: &str) -> Error {
     ))
 }
 
-/// Finds the role by its name and tells whether it is the deployment's.
-pub async fn observe_role(ctx: &Ctx<'_>, desired_policy: &Value) -> Result<Option<RoleState>> {
+/// Finds the role by its name, tells whether it is the deployment's, and
+/// how its policies differ from `desired` (inline policies by name).
+pub async fn observe_role(
+    ctx: &Ctx<'_>,
+    desired: &BTreeMap<String, Value>,
+) -> Result<Option<RoleState>> {
     let name = ctx.names.iam_name();
     let role = match ctx.aws.iam.get_role().role_name(&name).send().await {
         Ok(out) => out.role,
@@ -123,47 +347,79 @@ pub async fn observe_role(ctx: &Ctx<'_>, desired_policy: &Value) -> Result<Optio
     if !ctx.names.owns_iam(role.tags()) {
         return Ok(Some(RoleState {
             name,
-            owned: false,
-            trust_ok: false,
-            managed_attached: false,
-            inline_ok: false,
+            ..RoleState::default()
         }));
     }
     let trust_ok =
         role.assume_role_policy_document().and_then(parse_policy) == Some(trust_policy());
-    let attached = ctx
-        .aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(&name)
-        .send()
-        .await
-        .ctx("iam:ListAttachedRolePolicies")?;
-    let managed_arn = managed_policy_arn(&ctx.settings.region);
-    let managed_attached = attached
+    let boundary = role
+        .permissions_boundary()
+        .and_then(|b| b.permissions_boundary_arn());
+    let boundary_ok = boundary.is_some() && boundary == boundary_arn_for(role.arn()).as_deref();
+    let iam = &ctx.aws.iam;
+    let (attached, inline) = tokio::try_join!(
+        async {
+            iam.list_attached_role_policies()
+                .role_name(&name)
+                .send()
+                .await
+                .ctx("iam:ListAttachedRolePolicies")
+        },
+        async {
+            iam.list_role_policies()
+                .role_name(&name)
+                .send()
+                .await
+                .ctx("iam:ListRolePolicies")
+        }
+    )?;
+    let attached = attached
         .attached_policies()
         .iter()
-        .any(|p| p.policy_arn() == Some(managed_arn.as_str()));
-    let inline = match ctx
-        .aws
-        .iam
-        .get_role_policy()
-        .role_name(&name)
-        .policy_name(INLINE_POLICY_NAME)
-        .send()
-        .await
-    {
-        Ok(out) => parse_policy(out.policy_document()),
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
-        Err(e) => return Err(crate::aws::error("iam:GetRolePolicy", e).into()),
-    };
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
+    let present = inline.policy_names();
+    let mut inline_to_put = Vec::new();
+    for (policy, document) in desired {
+        let current = match present.contains(policy) {
+            true => role_policy(ctx, &name, policy).await?,
+            false => None,
+        };
+        if current.as_ref() != Some(document) {
+            inline_to_put.push(policy.clone());
+        }
+    }
+    let inline_to_delete = present
+        .iter()
+        .filter(|p| !desired.contains_key(*p))
+        .cloned()
+        .collect();
     Ok(Some(RoleState {
         name,
         owned: true,
         trust_ok,
-        managed_attached,
-        inline_ok: inline.as_ref() == Some(desired_policy),
+        boundary_ok,
+        attached,
+        inline_to_put,
+        inline_to_delete,
     }))
+}
+
+/// One inline policy's document (`None` if it went away meanwhile).
+async fn role_policy(ctx: &Ctx<'_>, role: &str, policy: &str) -> Result<Option<Value>> {
+    match ctx
+        .aws
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(parse_policy(out.policy_document())),
+        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
+        Err(e) => Err(crate::aws::error("iam:GetRolePolicy", e).into()),
+    }
 }
 
 pub async fn observe_profile(ctx: &Ctx<'_>) -> Result<Option<ProfileState>> {
@@ -197,23 +453,31 @@ pub async fn observe_profile(ctx: &Ctx<'_>) -> Result<Option<ProfileState>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoleChange {
     Create,
-    Update {
-        trust: bool,
-        attach_managed: bool,
-        put_inline: bool,
-    },
+    Update(RoleRepair),
     NoChange,
+}
+
+/// What `up` does to an existing role to converge it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoleRepair {
+    pub trust: bool,
+    pub boundary: bool,
+    pub detach: Vec<String>,
+    pub put_inline: Vec<String>,
+    pub delete_inline: Vec<String>,
 }
 
 pub fn diff_role(observed: Option<&RoleState>) -> RoleChange {
     match observed {
         None => RoleChange::Create,
-        Some(r) if r.trust_ok && r.managed_attached && r.inline_ok => RoleChange::NoChange,
-        Some(r) => RoleChange::Update {
+        Some(r) if r.converged() => RoleChange::NoChange,
+        Some(r) => RoleChange::Update(RoleRepair {
             trust: !r.trust_ok,
-            attach_managed: !r.managed_attached,
-            put_inline: !r.inline_ok,
-        },
+            boundary: !r.boundary_ok,
+            detach: r.attached.clone(),
+            put_inline: r.inline_to_put.clone(),
+            delete_inline: r.inline_to_delete.clone(),
+        }),
     }
 }
 
@@ -248,31 +512,43 @@ pub fn diff_profile(role_name: &str, observed: Option<&ProfileState>) -> Profile
     }
 }
 
+/// `arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore` -> its name.
+fn policy_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
 impl RoleChange {
     pub fn item(&self, ctx: &Ctx<'_>) -> PlanItem {
         let name = ctx.names.iam_name();
         let id = (!matches!(self, RoleChange::Create)).then(|| name.clone());
         match self {
-            RoleChange::Create => PlanItem::new("iam_role", name, None, Action::Create)
-                .with_changes(vec![
+            RoleChange::Create => {
+                let mut changes = vec![
                     "trust ec2.amazonaws.com".into(),
-                    format!("attach {SSM_MANAGED_POLICY}"),
+                    format!("permissions boundary {BOUNDARY_POLICY_NAME}"),
                     format!("allow reading only {}*", ctx.names.parameter_prefix()),
-                ]),
-            RoleChange::Update {
-                trust,
-                attach_managed,
-                put_inline,
-            } => {
+                ];
+                if ctx.settings.access == crate::config::AccessMethod::Ssm {
+                    changes.push("allow the SSM agent's actions".into());
+                }
+                PlanItem::new("iam_role", name, None, Action::Create).with_changes(changes)
+            }
+            RoleChange::Update(repair) => {
                 let mut changes = Vec::new();
-                if *trust {
+                if repair.trust {
                     changes.push("restore the EC2 trust policy".to_string());
                 }
-                if *attach_managed {
-                    changes.push(format!("attach {SSM_MANAGED_POLICY}"));
+                if repair.boundary {
+                    changes.push(format!("set permissions boundary {BOUNDARY_POLICY_NAME}"));
                 }
-                if *put_inline {
-                    changes.push(format!("restore inline policy {INLINE_POLICY_NAME}"));
+                for arn in &repair.detach {
+                    changes.push(format!("detach managed policy {}", policy_name(arn)));
+                }
+                for policy in &repair.delete_inline {
+                    changes.push(format!("delete inline policy {policy} (not glbox's)"));
+                }
+                for policy in &repair.put_inline {
+                    changes.push(format!("put inline policy {policy}"));
                 }
                 PlanItem::new("iam_role", name, id, Action::Update).with_changes(changes)
             }
@@ -314,46 +590,38 @@ impl ProfileChange {
 }
 
 /// Makes the role match; returns whether anything was created (EC2 may not
-/// see a new role for a few seconds).
-pub async fn apply_role(ctx: &Ctx<'_>, change: &RoleChange, policy: &Value) -> Result<bool> {
-    let name = ctx.names.iam_name();
-    let (create, trust, attach, inline) = match change {
+/// see a new role for a few seconds). The boundary goes on first: the
+/// operator policy lets glbox write a role's policies only once the role
+/// carries it.
+pub async fn apply_role(
+    ctx: &Ctx<'_>,
+    change: &RoleChange,
+    policies: &BTreeMap<String, Value>,
+) -> Result<bool> {
+    let repair = match change {
         RoleChange::NoChange => return Ok(false),
-        RoleChange::Create => (true, false, true, true),
-        RoleChange::Update {
-            trust,
-            attach_managed,
-            put_inline,
-        } => (false, *trust, *attach_managed, *put_inline),
-    };
-    let iam = &ctx.aws.iam;
-    if create {
-        let created = iam
-            .create_role()
-            .role_name(&name)
-            .path(ctx.names.iam_path())
-            .description(format!(
-                "glbox deployment {}: GitLab instance",
-                ctx.names.deployment
-            ))
-            .assume_role_policy_document(trust_policy().to_string())
-            .set_tags(Some(ctx.names.iam_tags(Role::InstanceRole)))
-            .send()
-            .await;
-        match created {
-            // A retried create whose answer was lost: ours if tagged so.
-            Err(e) if has_code(&e, "EntityAlreadyExists") => {
-                if !observe_role(ctx, policy).await?.is_some_and(|r| r.owned) {
-                    return Err(crate::aws::error("iam:CreateRole", e).into());
-                }
-            }
-            other => {
-                other.ctx("iam:CreateRole")?;
+        RoleChange::Create => {
+            let boundary = ensure_boundary(ctx).await?;
+            create_role(ctx, policies, &boundary).await?;
+            RoleRepair {
+                put_inline: policies.keys().cloned().collect(),
+                ..RoleRepair::default()
             }
         }
-        ctx.ui.info(&format!("created IAM role {name}"));
+        RoleChange::Update(repair) => repair.clone(),
+    };
+    let name = ctx.names.iam_name();
+    let iam = &ctx.aws.iam;
+    if repair.boundary {
+        let boundary = ensure_boundary(ctx).await?;
+        iam.put_role_permissions_boundary()
+            .role_name(&name)
+            .permissions_boundary(boundary)
+            .send()
+            .await
+            .ctx("iam:PutRolePermissionsBoundary")?;
     }
-    if trust {
+    if repair.trust {
         iam.update_assume_role_policy()
             .role_name(&name)
             .policy_document(trust_policy().to_string())
@@ -361,27 +629,62 @@ pub async fn apply_role(ctx: &Ctx<'_>, change: &RoleChange, policy: &Value) -> R
             .await
             .ctx("iam:UpdateAssumeRolePolicy")?;
     }
-    if attach {
-        iam.attach_role_policy()
-            .role_name(&name)
-            .policy_arn(managed_policy_arn(&ctx.settings.region))
-            .send()
-            .await
-            .ctx("iam:AttachRolePolicy")?;
+    for arn in &repair.detach {
+        detach(ctx, &name, arn).await?;
     }
-    if inline {
+    for policy in &repair.delete_inline {
+        delete_inline(ctx, &name, policy).await?;
+    }
+    for policy in &repair.put_inline {
         iam.put_role_policy()
             .role_name(&name)
-            .policy_name(INLINE_POLICY_NAME)
-            .policy_document(policy.to_string())
+            .policy_name(policy)
+            .policy_document(policies[policy].to_string())
             .send()
             .await
             .ctx("iam:PutRolePolicy")?;
     }
-    if !create {
+    let created = matches!(change, RoleChange::Create);
+    if !created {
         ctx.ui.info(&format!("repaired IAM role {name}"));
     }
-    Ok(create)
+    Ok(created)
+}
+
+async fn create_role(
+    ctx: &Ctx<'_>,
+    policies: &BTreeMap<String, Value>,
+    boundary: &str,
+) -> Result<()> {
+    let name = ctx.names.iam_name();
+    let created = ctx
+        .aws
+        .iam
+        .create_role()
+        .role_name(&name)
+        .path(ctx.names.iam_path())
+        .description(format!(
+            "glbox deployment {}: GitLab instance",
+            ctx.names.deployment
+        ))
+        .assume_role_policy_document(trust_policy().to_string())
+        .permissions_boundary(boundary)
+        .set_tags(Some(ctx.names.iam_tags(Role::InstanceRole)))
+        .send()
+        .await;
+    match created {
+        // A retried create whose answer was lost: ours if tagged so.
+        Err(e) if has_code(&e, "EntityAlreadyExists") => {
+            if !observe_role(ctx, policies).await?.is_some_and(|r| r.owned) {
+                return Err(crate::aws::error("iam:CreateRole", e).into());
+            }
+        }
+        other => {
+            other.ctx("iam:CreateRole")?;
+        }
+    }
+    ctx.ui.info(&format!("created IAM role {name}"));
+    Ok(())
 }
 
 pub async fn apply_profile(ctx: &Ctx<'_>, change: &ProfileChange) -> Result<bool> {
@@ -484,8 +787,35 @@ pub async fn delete_profile(ctx: &Ctx<'_>, profile: &ProfileState) -> Result<()>
     Ok(())
 }
 
-/// Deletes the role with every policy glbox put on it. Policies someone
-/// else attached are detached too: IAM cannot delete a role that has any.
+async fn detach(ctx: &Ctx<'_>, role: &str, arn: &str) -> Result<()> {
+    let detached = ctx
+        .aws
+        .iam
+        .detach_role_policy()
+        .role_name(role)
+        .policy_arn(arn)
+        .send()
+        .await;
+    ok_if("iam:DetachRolePolicy", detached, GONE)?;
+    Ok(())
+}
+
+async fn delete_inline(ctx: &Ctx<'_>, role: &str, policy: &str) -> Result<()> {
+    let deleted = ctx
+        .aws
+        .iam
+        .delete_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .send()
+        .await;
+    ok_if("iam:DeleteRolePolicy", deleted, GONE)?;
+    Ok(())
+}
+
+/// Deletes the role with every policy on it (IAM cannot delete a role
+/// that has any). The boundary policy stays: it is the account's, shared
+/// by every deployment and lab.
 pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
     let iam = &ctx.aws.iam;
     let attached = iam
@@ -495,13 +825,7 @@ pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
         .await
         .ctx("iam:ListAttachedRolePolicies")?;
     for policy in attached.attached_policies() {
-        let detached = iam
-            .detach_role_policy()
-            .role_name(&role.name)
-            .policy_arn(policy.policy_arn().unwrap_or_default())
-            .send()
-            .await;
-        ok_if("iam:DetachRolePolicy", detached, GONE)?;
+        detach(ctx, &role.name, policy.policy_arn().unwrap_or_default()).await?;
     }
     let inline = iam
         .list_role_policies()
@@ -510,13 +834,7 @@ pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
         .await
         .ctx("iam:ListRolePolicies")?;
     for policy in inline.policy_names() {
-        let deleted = iam
-            .delete_role_policy()
-            .role_name(&role.name)
-            .policy_name(policy)
-            .send()
-            .await;
-        ok_if("iam:DeleteRolePolicy", deleted, GONE)?;
+        delete_inline(ctx, &role.name, policy).await?;
     }
     let deleted = iam.delete_role().role_name(&role.name).send().await;
     ok_if("iam:DeleteRole", deleted, GONE)?;
@@ -571,16 +889,36 @@ mod tests {
             name: "glbox-a".into(),
             owned: true,
             trust_ok: true,
-            managed_attached: false,
-            inline_ok: true,
+            boundary_ok: false,
+            attached: vec!["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore".into()],
+            inline_to_put: vec![AGENT_POLICY_NAME.into()],
+            inline_to_delete: vec!["someone-elses".into()],
         };
         assert_eq!(
             diff_role(Some(&state)),
-            RoleChange::Update {
+            RoleChange::Update(RoleRepair {
                 trust: false,
-                attach_managed: true,
-                put_inline: false
-            }
+                boundary: true,
+                detach: vec!["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore".into()],
+                put_inline: vec![AGENT_POLICY_NAME.into()],
+                delete_inline: vec!["someone-elses".into()],
+            })
         );
+        let converged = RoleState {
+            owned: true,
+            trust_ok: true,
+            boundary_ok: true,
+            ..RoleState::default()
+        };
+        assert_eq!(diff_role(Some(&converged)), RoleChange::NoChange);
+    }
+
+    #[test]
+    fn the_boundary_is_the_accounts() {
+        assert_eq!(
+            boundary_arn_for("arn:aws-cn:iam::123456789012:role/glbox/glbox-a-cn-north-1"),
+            Some("arn:aws-cn:iam::123456789012:policy/glbox/glbox-permissions-boundary".into())
+        );
+        assert_eq!(boundary_arn_for("not an arn"), None);
     }
 }

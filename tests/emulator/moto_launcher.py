@@ -402,6 +402,49 @@ def add_user_delete_conflict():
     iam_models.IAMBackend.delete_user = delete_user
 
 
+def add_user_permissions_boundary():
+    """Gap: CreateUser ignores PermissionsBoundary, GetUser returns none, and
+    PutUserPermissionsBoundary / DeleteUserPermissionsBoundary answer HTTP
+    500 (moto/iam/models.py: "ToDo: add put_user_permissions_boundary()").
+    IAM keeps a user's boundary as it keeps a role's, and returns it in
+    GetUser's User.PermissionsBoundary:
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_PutUserPermissionsBoundary.html
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_User.html"""
+    from moto.core.responses import EmptyResult
+    from moto.iam.responses import IamResponse
+
+    iam_models.User.permissions_boundary_arn = None
+    iam_models.User.permissions_boundary = property(
+        lambda self: {
+            "PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+            "PermissionsBoundaryArn": self.permissions_boundary_arn,
+        }
+        if self.permissions_boundary_arn
+        else None
+    )
+    original_create_user = IamResponse.create_user
+
+    def create_user(self):
+        result = original_create_user(self)
+        boundary = self._get_param("PermissionsBoundary")
+        if boundary:
+            self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = boundary
+        return result
+
+    def put_user_permissions_boundary(self):
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.permissions_boundary_arn = self._get_param("PermissionsBoundary")
+        return EmptyResult()
+
+    def delete_user_permissions_boundary(self):
+        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = None
+        return EmptyResult()
+
+    IamResponse.create_user = create_user
+    IamResponse.put_user_permissions_boundary = put_user_permissions_boundary
+    IamResponse.delete_user_permissions_boundary = delete_user_permissions_boundary
+
+
 def add_route53_zone_ids():
     """Gap: hosted zone ids are 22 random characters from any letter
     (S9VQLU39..., say), while Route 53's always start with Z
@@ -813,6 +856,7 @@ def main():
     add_ses_dkim_state()
     add_ses_pending_verification()
     add_user_delete_conflict()
+    add_user_permissions_boundary()
     add_route53_zone_ids()
     add_route53_change_status()
     add_robust_model_data()
