@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{ResourceType, VolumeType};
 
-use crate::aws::AwsResultExt;
+use crate::aws::{AwsResultExt, Lag};
 use crate::config::DataVolumeSettings;
 use crate::error::{Error, Result};
 use crate::names::Role;
@@ -63,14 +63,12 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Volume>> {
 }
 
 async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Volume>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_volumes()
-        .volume_ids(id)
-        .send()
-        .await
-        .ctx("ec2:DescribeVolumes")?;
+    // A just-made volume can be briefly unknown to EC2.
+    let out = crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
+        ctx.aws.ec2.describe_volumes().volume_ids(id).send()
+    })
+    .await
+    .ctx("ec2:DescribeVolumes")?;
     Ok(out.volumes().first().map(from_sdk))
 }
 
@@ -271,15 +269,18 @@ async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
 async fn attach(ctx: &Ctx<'_>, id: &str, instance_id: &str) -> Result<()> {
     // The planner has made sure any current holder is the deployment's own.
     wait_for(ctx, id, "available").await?;
-    ctx.aws
-        .ec2
-        .attach_volume()
-        .volume_id(id)
-        .instance_id(instance_id)
-        .device(DEVICE)
-        .send()
-        .await
-        .ctx("ec2:AttachVolume")?;
+    // Both ids may be fresh: EC2 may not know them yet.
+    crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
+        ctx.aws
+            .ec2
+            .attach_volume()
+            .volume_id(id)
+            .instance_id(instance_id)
+            .device(DEVICE)
+            .send()
+    })
+    .await
+    .ctx("ec2:AttachVolume")?;
     wait_for(ctx, id, "in-use").await?;
     ctx.ui.info(&format!(
         "attached data volume {id} to {instance_id} at {DEVICE}"

@@ -46,6 +46,14 @@ from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
 #                                 (or in the base64 script it carries) decides
 #                                 that command's invocation
 #   "console": TEXT            -> GetConsoleOutput returns TEXT
+#   "fresh_id_calls": N        -> the first N EC2 calls naming an id a create
+#                                 call has just returned answer NotFound
+#                                 (default FRESH_ID_CALLS; see
+#                                 add_eventual_consistency)
+#   "profile_propagation_s": S -> EC2 refuses an instance profile for S
+#                                 seconds after it is made or changed
+#                                 (default PROFILE_PROPAGATION_S; see
+#                                 add_profile_propagation)
 #   "ses_pending_polls": N     -> the first N GetIdentityVerificationAttributes
 #                                 calls that report a domain identity say
 #                                 Pending (and GetIdentityDkimAttributes says
@@ -538,6 +546,116 @@ def add_doctor_answers():
     ServiceQuotasBackend.get_service_quota = get_service_quota
 
 
+# The emulator's defaults for AWS's documented delays: short, so that the
+# whole suite runs in the stricter world without getting much slower.
+FRESH_ID_CALLS = 1
+FRESH_ID_WINDOW_S = 2.0
+PROFILE_PROPAGATION_S = 1.0
+
+
+def ec2_answer_error(status, code, message):
+    from fault_proxy import ec2_error
+
+    return ec2_error(status, code, message)
+
+
+def add_eventual_consistency():
+    """Gap: EC2 knows every id the moment a create call returns it. AWS
+    documents that it may not ("Eventual consistency in the Amazon EC2 API",
+    https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html):
+    right after RunInstances, CreateSecurityGroup, AllocateAddress or
+    CreateVolume, calls naming the new id may answer
+    InvalidInstanceID.NotFound, InvalidGroup.NotFound,
+    InvalidAllocationID.NotFound or InvalidVolume.NotFound. Here the first
+    FRESH_ID_CALLS calls (or the test's "fresh_id_calls") naming a fresh id
+    within FRESH_ID_WINDOW_S of its creation answer so. The rule is
+    fault_proxy.FreshIds, which the proxy's not_found_fresh fault also uses."""
+    from fault_proxy import FreshIds
+    from moto.ec2.responses import EC2Response
+
+    trackers = {}
+    lock = threading.Lock()
+
+    def tracker(account, region):
+        calls = behaviour(account, region).get("fresh_id_calls", FRESH_ID_CALLS)
+        with lock:
+            key = (account, region, calls)
+            if key not in trackers:
+                trackers[key] = FreshIds(int(calls), FRESH_ID_WINDOW_S)
+            return trackers[key]
+
+    original = EC2Response.call_action
+
+    def call_action(self):
+        action = self._get_action()
+        fresh = tracker(self.current_account, self.region)
+        refusal = fresh.refusal(self.querystring)
+        if refusal is not None:
+            return ec2_answer_error(400, *refusal)
+        status, headers, body = original(self)
+        if status == 200:
+            fresh.learn(action, body)
+        return status, headers, body
+
+    EC2Response.call_action = call_action
+
+
+# (account, instance profile name) -> when it was last made or changed.
+PROFILE_CHANGED = {}
+PROFILE_ACTIONS = ("RunInstances", "AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation")
+
+
+def add_profile_propagation():
+    """Gap: EC2 accepts an instance profile the moment IAM has made it. AWS
+    refuses a new or changed profile for seconds to minutes with
+    InvalidParameterValue "Invalid IAM Instance Profile name", on
+    RunInstances, AssociateIamInstanceProfile and
+    ReplaceIamInstanceProfileAssociation (hashicorp/terraform-provider-aws
+    PR #3055, issue #27516; IAM user guide, "Troubleshooting IAM roles": a
+    new profile "might not be available" to EC2 right away). Here EC2
+    refuses a profile for PROFILE_PROPAGATION_S (or the test's
+    "profile_propagation_s") after CreateInstanceProfile,
+    AddRoleToInstanceProfile or RemoveRoleFromInstanceProfile."""
+    import time
+
+    from moto.ec2.responses import EC2Response
+
+    def changed(method):
+        original = getattr(iam_models.IAMBackend, method)
+
+        def call(self, *args, **kwargs):
+            result = original(self, *args, **kwargs)
+            name = kwargs.get("name") or kwargs.get("profile_name") or args[0]
+            PROFILE_CHANGED[(self.account_id, name)] = time.monotonic()
+            return result
+
+        setattr(iam_models.IAMBackend, method, call)
+
+    for method in ("create_instance_profile", "add_role_to_instance_profile", "remove_role_from_instance_profile"):
+        changed(method)
+
+    original = EC2Response.call_action
+
+    def call_action(self):
+        if self._get_action() in PROFILE_ACTIONS:
+            name = (self.querystring.get("IamInstanceProfile.Name") or [None])[0]
+            arn = (self.querystring.get("IamInstanceProfile.Arn") or [None])[0]
+            name = name or (arn.rsplit("/", 1)[-1] if arn else None)
+            since = PROFILE_CHANGED.get((self.current_account, name))
+            window = behaviour(self.current_account, self.region).get(
+                "profile_propagation_s", PROFILE_PROPAGATION_S
+            )
+            if since is not None and time.monotonic() - since < float(window):
+                return ec2_answer_error(
+                    400,
+                    "InvalidParameterValue",
+                    f"Value ({name}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+                )
+        return original(self)
+
+    EC2Response.call_action = call_action
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -555,6 +673,8 @@ def main():
     add_instance_counts()
     add_client_tokens()
     add_doctor_answers()
+    add_eventual_consistency()
+    add_profile_propagation()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
