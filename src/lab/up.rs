@@ -418,14 +418,16 @@ pub async fn wait_volumes(lab: &Ctx<'_>, ids: &[String], state: &str) -> Result<
     wait::until(lab.ui, &what, STATE_WAIT, || async {
         let mut ready = 0;
         for chunk in ids.chunks(500) {
-            let out = lab
-                .aws
-                .ec2
-                .describe_volumes()
-                .set_volume_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .ctx("ec2:DescribeVolumes")?;
+            // Just made: EC2 may not know them yet.
+            let out = crate::aws::settled(lab.ui, &[crate::aws::Lag::FreshId], "volumes", || {
+                lab.aws
+                    .ec2
+                    .describe_volumes()
+                    .set_volume_ids(Some(chunk.to_vec()))
+                    .send()
+            })
+            .await
+            .ctx("ec2:DescribeVolumes")?;
             ready += out
                 .volumes()
                 .iter()
