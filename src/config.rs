@@ -713,20 +713,57 @@ pub(crate) fn validate_name(name: Option<String>) -> Result<String, ConfigError>
     Ok(name)
 }
 
-/// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`,
-/// `ap-southeast-5`; anything else is a typo worth catching before AWS.
+/// The AWS regions glbox accepts: the AWS General Reference's region table
+/// ("AWS Region billing codes",
+/// https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-region-billing-codes.html),
+/// as of November 2026, for the partitions glbox builds ARNs for (aws,
+/// aws-cn, aws-us-gov). A name outside it would only fail at the first AWS
+/// call, with an endpoint error that does not say the name is wrong.
+pub const AWS_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "ca-west-1",
+    "mx-central-1",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "sa-east-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+];
+
+/// Is `region` one of [`AWS_REGIONS`]? A typo (`us-east-9`, `eu-middle-1`)
+/// is caught before any AWS call.
 pub(crate) fn is_region_name(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    let Some((number, words)) = parts.split_last() else {
-        return false;
-    };
-    words.len() >= 2
-        && words[0].len() == 2
-        && words
-            .iter()
-            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()))
-        && !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit())
+    AWS_REGIONS.contains(&region)
 }
 
 fn validate_region(
@@ -744,8 +781,11 @@ fn validate_region(
         return Err(bad(
             "region",
             &region,
-            "is not an AWS region name",
-            "use a region code such as \"us-east-1\" or \"eu-west-1\"",
+            "is not an AWS region",
+            format!(
+                "use one of AWS's region codes (as of November 2026): {}",
+                AWS_REGIONS.join(", ")
+            ),
         ));
     }
     Ok(region)
@@ -1362,6 +1402,17 @@ fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, Config
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_aws_regions_are_accepted_and_every_ses_region_is_one() {
+        assert!(is_region_name("eu-west-1") && is_region_name("ap-southeast-7"));
+        for typo in ["us-east-9", "eu-middle-1", "mars-1", "US-EAST-1", "us-east-1 "] {
+            assert!(!is_region_name(typo), "{typo}");
+        }
+        for region in crate::email::smtp_password::SMTP_REGIONS {
+            assert!(is_region_name(region), "{region}");
+        }
+    }
+
     use super::*;
 
     fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {

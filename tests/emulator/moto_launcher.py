@@ -332,6 +332,64 @@ def add_ses_pending_verification():
     ses_models.SESBackend.get_identity_verification_attributes = get_identity_verification_attributes
 
 
+# SES regions whose Easy DKIM CNAMEs point at dkim.<region>.amazonses.com:
+# the "Easy DKIM domains" table of the AWS General Reference (Amazon SES
+# endpoints and quotas, https://docs.aws.amazon.com/general/latest/gr/ses.html),
+# as of late 2025. Elsewhere: dkim.amazonses.com.
+REGIONAL_DKIM_DOMAINS = {
+    "af-south-1", "ap-northeast-3", "ap-south-2", "ap-southeast-3", "ap-southeast-5", "ca-west-1",
+    "eu-central-2", "eu-south-1", "il-central-1", "me-central-1", "us-gov-east-1",
+}
+
+
+def dkim_signing_domain(region):
+    return f"dkim.{region}.amazonses.com" if region in REGIONAL_DKIM_DOMAINS else "dkim.amazonses.com"
+
+
+def add_ses_dkim_records_check():
+    """Gap: Easy DKIM reports Success whatever the DNS says. SES verifies a
+    domain's DKIM only once `<token>._domainkey.<domain>` are CNAMEs of
+    `<token>.<the region's Easy DKIM domain>` (SES developer guide, "Easy
+    DKIM"; the domains per region in REGIONAL_DKIM_DOMAINS). When the account
+    has a Route 53 hosted zone for the domain, DKIM stays Pending until all
+    three CNAMEs there point at the region's domain. (Without such a zone
+    the records are taken as published elsewhere, as before.)"""
+    original = ses_models.SESBackend.get_identity_dkim_attributes
+
+    def zones_for(account_id, domain):
+        backend = route53_models.route53_backends[account_id]["global"]
+        return [
+            zone
+            for zone in backend.zones.values()
+            if domain == zone.name.rstrip(".") or domain.endswith("." + zone.name.rstrip("."))
+        ]
+
+    def published(zones, name, value):
+        for zone in zones:
+            for rrset in zone.rrsets:
+                if rrset.type == "CNAME" and rrset.name.rstrip(".") == name:
+                    values = [str(v).rstrip(".") for v in rrset.records]
+                    if value in values:
+                        return True
+        return False
+
+    def get_identity_dkim_attributes(self, identities):
+        result = original(self, identities)
+        for identity, attributes in result.items():
+            if not is_domain(identity) or attributes.get("DkimVerificationStatus") != "Success":
+                continue
+            zones = zones_for(self.account_id, identity.lower())
+            if not zones:
+                continue
+            target = dkim_signing_domain(self.region_name)
+            tokens = attributes.get("DkimTokens") or []
+            if not all(published(zones, f"{t}._domainkey.{identity.lower()}", f"{t}.{target}") for t in tokens):
+                attributes["DkimVerificationStatus"] = "Pending"
+        return result
+
+    ses_models.SESBackend.get_identity_dkim_attributes = get_identity_dkim_attributes
+
+
 def add_user_delete_conflict():
     """Gap: DeleteUser succeeds while the user still has access keys (they
     are left behind, orphaned). Real IAM refuses with DeleteConflict until
@@ -665,6 +723,7 @@ def main():
     add_console_output()
     add_ses_dkim_state()
     add_ses_pending_verification()
+    add_ses_dkim_records_check()
     add_user_delete_conflict()
     add_route53_zone_ids()
     add_robust_model_data()
