@@ -593,19 +593,23 @@ pub struct DataVolumeSettings {
     pub throughput_mibps: i32,
 }
 
-// AWS's documented gp3 limits.
-pub(crate) const GP3_MAX_GIB: i64 = 16_384;
+// AWS's documented gp3 limits, as raised in September 2025 (EC2 user
+// guide, "Amazon EBS volume types",
+// https://docs.aws.amazon.com/ebs/latest/userguide/general-purpose.html; the
+// ModifyVolume API reference gives throughput up to 2,000 MiB/s).
+pub(crate) const GP3_MAX_GIB: i64 = 65_536;
 const GP3_MIN_IOPS: i64 = 3_000;
-const GP3_MAX_IOPS: i64 = 16_000;
+const GP3_MAX_IOPS: i64 = 80_000;
 const GP3_MIN_THROUGHPUT: i64 = 125;
-const GP3_MAX_THROUGHPUT: i64 = 1_000;
+const GP3_MAX_THROUGHPUT: i64 = 2_000;
 /// gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
 const GP3_IOPS_PER_MIBPS: i64 = 4;
+/// gp3 allows at most 500 provisioned IOPS per GiB of volume size.
+const GP3_IOPS_PER_GIB: i64 = 500;
 /// The OS, the GitLab package (about 2.5 GB) and its logs need room even
 /// with the data on its own volume.
 const MIN_ROOT_GIB: i64 = 20;
-/// GitLab asks for at least 40 GB before any repository data. (At 40 GiB
-/// gp3's 500-IOPS-per-GiB ratio already allows its 16,000 IOPS maximum.)
+/// GitLab asks for at least 40 GB before any repository data.
 pub(crate) const MIN_DATA_GIB: i64 = 40;
 
 fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
@@ -1381,6 +1385,18 @@ fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, Config
         GP3_MAX_THROUGHPUT,
         "MiB/s",
     )?;
+    let max_iops = i64::from(size_gib) * GP3_IOPS_PER_GIB;
+    if i64::from(iops) > max_iops {
+        return Err(bad(
+            "data_volume.iops",
+            iops,
+            &format!("exceeds gp3's 500 IOPS per GiB ({max_iops} IOPS at {size_gib} GiB)"),
+            format!(
+                "lower iops to {max_iops} or raise size_gib to {}",
+                (i64::from(iops) + GP3_IOPS_PER_GIB - 1) / GP3_IOPS_PER_GIB
+            ),
+        ));
+    }
     let max_throughput = i64::from(iops) / GP3_IOPS_PER_MIBPS;
     if i64::from(throughput_mibps) > max_throughput {
         return Err(bad(
@@ -1402,6 +1418,22 @@ fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, Config
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn gp3_limits_are_aws_current_ones() {
+        let volume = |size: i64, iops: i64, throughput: i64| {
+            validate_data_volume(RawDataVolume {
+                size_gib: Some(size),
+                iops: Some(iops),
+                throughput_mibps: Some(throughput),
+            })
+        };
+        assert!(volume(65_536, 80_000, 2_000).is_ok());
+        assert_eq!(volume(65_537, 3_000, 125).unwrap_err().field, "data_volume.size_gib");
+        assert_eq!(volume(1_000, 80_001, 125).unwrap_err().field, "data_volume.iops");
+        assert_eq!(volume(100, 60_000, 125).unwrap_err().field, "data_volume.iops");
+        assert_eq!(volume(1_000, 80_000, 2_001).unwrap_err().field, "data_volume.throughput_mibps");
+    }
+
     #[test]
     fn only_aws_regions_are_accepted_and_every_ses_region_is_one() {
         assert!(is_region_name("eu-west-1") && is_region_name("ap-southeast-7"));

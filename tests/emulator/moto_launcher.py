@@ -714,6 +714,39 @@ def add_profile_propagation():
     EC2Response.call_action = call_action
 
 
+# ModifyVolume, EC2 API reference
+# (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyVolume.html):
+# "After modifying a volume, you must wait at least six hours and ensure
+# that the volume is in the in-use or available state before you can modify
+# the same volume." The error: VolumeModificationRateExceeded ("Error codes
+# for the Amazon EC2 API").
+MODIFY_COOLDOWN_S = 6 * 60 * 60
+
+
+def add_volume_modification_rate():
+    """Gap: ModifyVolume modifies a volume as often as asked. EBS refuses a
+    modification within six hours of the volume's last one, with
+    VolumeModificationRateExceeded; DescribeVolumesModifications reports
+    the last one's start time (moto keeps it)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_block_store import Volume
+
+    original = Volume.modify
+
+    def modify(self, *args, **kwargs):
+        if self.modifications:
+            since = (utcnow() - self.modifications[-1].start_time).total_seconds()
+            if since < MODIFY_COOLDOWN_S:
+                raise EC2ClientError(
+                    "VolumeModificationRateExceeded",
+                    "You've reached the maximum modification rate per volume limit. "
+                    "Wait at least 6 hours between modifications per EBS volume.",
+                )
+        return original(self, *args, **kwargs)
+
+    Volume.modify = modify
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -734,6 +767,7 @@ def main():
     add_doctor_answers()
     add_eventual_consistency()
     add_profile_propagation()
+    add_volume_modification_rate()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
