@@ -334,7 +334,10 @@ where
     loop {
         let result = call().await;
         let lag = match &result {
-            Err(e) => lags.iter().copied().find(|l| l.matches(e.code(), e.message())),
+            Err(e) => lags
+                .iter()
+                .copied()
+                .find(|l| l.matches(e.code(), e.message())),
             Ok(_) => None,
         };
         let lag = match lag {

@@ -1428,16 +1428,34 @@ mod tests {
             })
         };
         assert!(volume(65_536, 80_000, 2_000).is_ok());
-        assert_eq!(volume(65_537, 3_000, 125).unwrap_err().field, "data_volume.size_gib");
-        assert_eq!(volume(1_000, 80_001, 125).unwrap_err().field, "data_volume.iops");
-        assert_eq!(volume(100, 60_000, 125).unwrap_err().field, "data_volume.iops");
-        assert_eq!(volume(1_000, 80_000, 2_001).unwrap_err().field, "data_volume.throughput_mibps");
+        assert_eq!(
+            volume(65_537, 3_000, 125).unwrap_err().field,
+            "data_volume.size_gib"
+        );
+        assert_eq!(
+            volume(1_000, 80_001, 125).unwrap_err().field,
+            "data_volume.iops"
+        );
+        assert_eq!(
+            volume(100, 60_000, 125).unwrap_err().field,
+            "data_volume.iops"
+        );
+        assert_eq!(
+            volume(1_000, 80_000, 2_001).unwrap_err().field,
+            "data_volume.throughput_mibps"
+        );
     }
 
     #[test]
     fn only_aws_regions_are_accepted_and_every_ses_region_is_one() {
         assert!(is_region_name("eu-west-1") && is_region_name("ap-southeast-7"));
-        for typo in ["us-east-9", "eu-middle-1", "mars-1", "US-EAST-1", "us-east-1 "] {
+        for typo in [
+            "us-east-9",
+            "eu-middle-1",
+            "mars-1",
+            "US-EAST-1",
+            "us-east-1 ",
+        ] {
             assert!(!is_region_name(typo), "{typo}");
         }
         for region in crate::email::smtp_password::SMTP_REGIONS {

@@ -594,11 +594,7 @@ async fn a_second_volume_change_within_six_hours_waits_and_up_does_the_rest() {
         plan.stdout
     );
     let run = up(&emulator, &workspace);
-    assert!(
-        run.stderr.contains("is not modified now"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("is not modified now"), "{}", run.stderr);
     assert_eq!(volumes(&ec2, "trial", "data").await[0].size(), Some(150));
     let instances = live_instances(&ec2, "trial").await;
     assert_eq!(instances[0].instance_type().unwrap().as_str(), "c5.4xlarge");

@@ -194,9 +194,12 @@ async fn run_batch(
     let mut attempt = 0u32;
     loop {
         let token = client_token(lab, request.spec, seats, market, attempt);
-        let sent = crate::aws::settled(lab.ui, &[Lag::InstanceProfile, Lag::FreshId], &profile, || {
-            send(lab, request, seats.len(), market, &user_data, &token)
-        })
+        let sent = crate::aws::settled(
+            lab.ui,
+            &[Lag::InstanceProfile, Lag::FreshId],
+            &profile,
+            || send(lab, request, seats.len(), market, &user_data, &token),
+        )
         .await;
         match sent {
             Ok(instances) if instances.iter().all(|(_, live)| *live) => {

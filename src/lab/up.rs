@@ -502,7 +502,6 @@ async fn allocate(seat: &Ctx<'_>) -> Result<String> {
     Ok(out.allocation_id().unwrap_or_default().to_string())
 }
 
-
 /// Bootstraps, then checks, the seats that need it, `concurrency` at a
 /// time, against a fresh observation (new instances have addresses now).
 pub async fn bootstrap_seats(

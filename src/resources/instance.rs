@@ -534,9 +534,12 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
     let mut token = token_for(ctx.settings, spec, &user_data, attempt)?;
     let profile = profile_named(&ctx.names.iam_name());
     loop {
-        let sent = crate::aws::settled(ctx.ui, &[Lag::InstanceProfile, Lag::FreshId], &profile, || {
-            run_instance(ctx, spec, inputs, &user_data, &token)
-        })
+        let sent = crate::aws::settled(
+            ctx.ui,
+            &[Lag::InstanceProfile, Lag::FreshId],
+            &profile,
+            || run_instance(ctx, spec, inputs, &user_data, &token),
+        )
         .await;
         match sent {
             Ok(None) => {
@@ -755,22 +758,32 @@ async fn associate_profile(ctx: &Ctx<'_>, id: &str) -> Result<()> {
         .and_then(|a| a.association_id());
     match existing {
         Some(association) => {
-            crate::aws::settled(ctx.ui, &[Lag::InstanceProfile, Lag::FreshId], &named, || {
-                ec2.replace_iam_instance_profile_association()
-                    .association_id(association)
-                    .iam_instance_profile(profile.clone())
-                    .send()
-            })
+            crate::aws::settled(
+                ctx.ui,
+                &[Lag::InstanceProfile, Lag::FreshId],
+                &named,
+                || {
+                    ec2.replace_iam_instance_profile_association()
+                        .association_id(association)
+                        .iam_instance_profile(profile.clone())
+                        .send()
+                },
+            )
             .await
             .ctx("ec2:ReplaceIamInstanceProfileAssociation")?;
         }
         None => {
-            crate::aws::settled(ctx.ui, &[Lag::InstanceProfile, Lag::FreshId], &named, || {
-                ec2.associate_iam_instance_profile()
-                    .instance_id(id)
-                    .iam_instance_profile(profile.clone())
-                    .send()
-            })
+            crate::aws::settled(
+                ctx.ui,
+                &[Lag::InstanceProfile, Lag::FreshId],
+                &named,
+                || {
+                    ec2.associate_iam_instance_profile()
+                        .instance_id(id)
+                        .iam_instance_profile(profile.clone())
+                        .send()
+                },
+            )
             .await
             .ctx("ec2:AssociateIamInstanceProfile")?;
         }
