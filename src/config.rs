@@ -1611,7 +1611,7 @@ mod tests {
             ("name = \"a\"\n[access]\nmethod = \"ssh\"\nssh_public_key = \"/nonexistent/key.pub\"", &[], "access.ssh_public_key", "/nonexistent"),
             ("name = \"a\"\n[network]\nhttp_cidrs = [\"10.0.0.1/8\"]", &[], "network.http_cidrs", "10.0.0.1/8"),
             ("name = \"a\"\n[network]\nhttp_cidrs = [\"everywhere\"]", &[], "network.http_cidrs", "everywhere"),
-            ("name = \"a\"\n[data_volume]\nsize_gib = 20000", &[], "data_volume.size_gib", "20000"),
+            ("name = \"a\"\n[data_volume]\nsize_gib = 70000", &[], "data_volume.size_gib", "70000"),
             ("name = \"a\"\n[data_volume]\niops = 100", &[], "data_volume.iops", "100"),
             ("name = \"a\"\n[data_volume]\nthroughput_mibps = 1000", &[], "data_volume.throughput_mibps", "1000"),
             ("name = \"a\"", &[("GLBOX_DATA_VOLUME_SIZE_GIB", "big")], "GLBOX_DATA_VOLUME_SIZE_GIB", "big"),
