@@ -79,10 +79,10 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
         security_group::apply(ctx, &plan.security_group, &plan.placement.vpc_id).await?;
     reached("security-group").await?;
     ctx.ui.phase(phase::IAM_ROLE);
-    let role_created = iam::apply_role(ctx, &plan.role, &plan.policy).await?;
+    iam::apply_role(ctx, &plan.role, &plan.policy).await?;
     reached("iam-role").await?;
     ctx.ui.phase(phase::INSTANCE_PROFILE);
-    let profile_changed = iam::apply_profile(ctx, &plan.profile).await?;
+    iam::apply_profile(ctx, &plan.profile).await?;
     reached("instance-profile").await?;
     ctx.ui.phase(phase::KEY_PAIR);
     key_pair::apply(ctx, &plan.key_pair).await?;
@@ -104,7 +104,6 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     let inputs = instance::Inputs {
         security_group: &security_group_id,
         data_volume_id: &data_volume_id,
-        fresh_profile: role_created || profile_changed,
     };
     let instance = instance::apply(ctx, &plan.instance, &inputs).await?;
     reached("instance").await?;

@@ -179,6 +179,7 @@ fn hint_for(action: &str, code: &str, message: &str) -> Option<String> {
         | "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
             "check your AWS credentials (--profile, AWS_PROFILE, or `aws sso login`) and that this machine's clock is right".into()
         }
+        "InvalidParameterValue" if is_profile_message(message) => "EC2 still refused the instance profile after glbox waited 5 minutes for it to propagate: re-run (re-running is safe), and check that the profile exists and holds the deployment's role".into(),
         "OptInRequired" => "the region is not enabled for this account: enable it in the AWS console, or choose another region".into(),
         "InsufficientInstanceCapacity" => "AWS has no capacity for this instance type in this zone right now: re-run later, or choose another instance.type or instance.subnet_id (zone)".into(),
         "VcpuLimitExceeded" | "InstanceLimitExceeded" | "MaxSpotInstanceCountExceeded" => "your account's vCPU quota for this instance family is too low: request an increase in Service Quotas (EC2, Running On-Demand instances), or choose a smaller instance.type".into(),
@@ -253,6 +254,125 @@ where
         Ok(_) => Ok(()),
         Err(e) if codes.iter().any(|c| has_code(&e, c)) => Ok(()),
         Err(e) => Err(error(action, e)),
+    }
+}
+
+/// Refusals AWS documents as passing on their own shortly after a resource
+/// was made or changed: the call is right, AWS has not caught up yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    /// EC2 is eventually consistent: an id a create call just returned may
+    /// be unknown to the next calls for a while ("Eventual consistency in
+    /// the Amazon EC2 API", EC2 developer guide,
+    /// https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
+    /// Only for calls naming ids glbox has just been given.
+    FreshId,
+    /// EC2 refuses a new or re-created instance profile ("Invalid IAM
+    /// Instance Profile name") for seconds to minutes, on RunInstances,
+    /// AssociateIamInstanceProfile and ReplaceIamInstanceProfileAssociation
+    /// (hashicorp/terraform-provider-aws PR #3055 and issue #27516 saw over
+    /// two minutes). Also when an earlier, interrupted run made the profile,
+    /// so every call naming the profile waits.
+    InstanceProfile,
+}
+
+/// The NotFound codes EC2 answers for the ids glbox creates.
+const FRESH_ID_CODES: &[&str] = &[
+    "InvalidInstanceID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidVolume.NotFound",
+];
+
+impl Lag {
+    /// How long AWS may take to catch up before glbox gives up.
+    fn budget(self) -> Duration {
+        match self {
+            Lag::FreshId => Duration::from_secs(120),
+            Lag::InstanceProfile => Duration::from_secs(300),
+        }
+    }
+
+    fn matches(self, code: Option<&str>, message: Option<&str>) -> bool {
+        match self {
+            Lag::FreshId => code.is_some_and(|c| FRESH_ID_CODES.contains(&c)),
+            Lag::InstanceProfile => {
+                code == Some("InvalidParameterValue") && message.is_some_and(is_profile_message)
+            }
+        }
+    }
+}
+
+fn is_profile_message(message: &str) -> bool {
+    message
+        .to_ascii_lowercase()
+        .contains("invalid iam instance profile")
+}
+
+const FIRST_LAG_PAUSE: Duration = Duration::from_millis(250);
+const MAX_LAG_PAUSE: Duration = Duration::from_secs(10);
+
+/// Runs `call` until AWS stops giving one of the `lags`' refusals, with
+/// growing pauses, for at most that lag's budget; any other answer (or the
+/// last refusal) is returned. `what` names what AWS has to catch up on, for
+/// the wait line of an instance profile (shown: it takes minutes); fresh
+/// ids are retried with a line shown only with `-v` (they take a second).
+pub async fn settled<T, E, R, F, Fut>(
+    ui: &crate::ui::Ui,
+    lags: &[Lag],
+    what: &str,
+    mut call: F,
+) -> Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = FIRST_LAG_PAUSE;
+    let mut waiting = None;
+    loop {
+        let result = call().await;
+        let lag = match &result {
+            Err(e) => lags
+                .iter()
+                .copied()
+                .find(|l| l.matches(e.code(), e.message())),
+            Ok(_) => None,
+        };
+        let lag = match lag {
+            Some(lag)
+                if started.elapsed() + pause <= lag.budget()
+                    && !crate::checkpoint::interrupted() =>
+            {
+                lag
+            }
+            _ => {
+                if let Some(waiting) = waiting.take() {
+                    crate::ui::Waiting::done(waiting);
+                }
+                return result;
+            }
+        };
+        match lag {
+            Lag::InstanceProfile => {
+                let line = format!(
+                    "EC2 to accept {what} (AWS takes up to minutes after a profile is made; glbox waits up to {} min)",
+                    lag.budget().as_secs() / 60
+                );
+                waiting
+                    .get_or_insert_with(|| ui.waiting(&line))
+                    .observed("Invalid IAM Instance Profile name");
+            }
+            Lag::FreshId => {
+                let code = result.as_ref().err().and_then(|e| e.code()).unwrap_or("");
+                ui.detail(&format!(
+                    "{code} for an id AWS has just given (EC2 is eventually consistent): retrying"
+                ))
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_LAG_PAUSE);
     }
 }
 

@@ -608,19 +608,23 @@ pub struct DataVolumeSettings {
     pub throughput_mibps: i32,
 }
 
-// AWS's documented gp3 limits.
-pub(crate) const GP3_MAX_GIB: i64 = 16_384;
+// AWS's documented gp3 limits, as raised in September 2025 (EC2 user
+// guide, "Amazon EBS volume types",
+// https://docs.aws.amazon.com/ebs/latest/userguide/general-purpose.html; the
+// ModifyVolume API reference gives throughput up to 2,000 MiB/s).
+pub(crate) const GP3_MAX_GIB: i64 = 65_536;
 const GP3_MIN_IOPS: i64 = 3_000;
-const GP3_MAX_IOPS: i64 = 16_000;
+const GP3_MAX_IOPS: i64 = 80_000;
 const GP3_MIN_THROUGHPUT: i64 = 125;
-const GP3_MAX_THROUGHPUT: i64 = 1_000;
+const GP3_MAX_THROUGHPUT: i64 = 2_000;
 /// gp3 allows at most 0.25 MiB/s of throughput per provisioned IOPS.
 const GP3_IOPS_PER_MIBPS: i64 = 4;
+/// gp3 allows at most 500 provisioned IOPS per GiB of volume size.
+const GP3_IOPS_PER_GIB: i64 = 500;
 /// The OS, the GitLab package (about 2.5 GB) and its logs need room even
 /// with the data on its own volume.
 const MIN_ROOT_GIB: i64 = 20;
-/// GitLab asks for at least 40 GB before any repository data. (At 40 GiB
-/// gp3's 500-IOPS-per-GiB ratio already allows its 16,000 IOPS maximum.)
+/// GitLab asks for at least 40 GB before any repository data.
 pub(crate) const MIN_DATA_GIB: i64 = 40;
 
 fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
@@ -785,20 +789,57 @@ pub(crate) fn validate_name(name: Option<String>) -> Result<String, ConfigError>
     Ok(name)
 }
 
-/// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`,
-/// `ap-southeast-5`; anything else is a typo worth catching before AWS.
+/// The AWS regions glbox accepts: the AWS General Reference's region table
+/// ("AWS Region billing codes",
+/// https://docs.aws.amazon.com/global-infrastructure/latest/regions/aws-region-billing-codes.html),
+/// as of November 2026, for the partitions glbox builds ARNs for (aws,
+/// aws-cn, aws-us-gov). A name outside it would only fail at the first AWS
+/// call, with an endpoint error that does not say the name is wrong.
+pub const AWS_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "ca-west-1",
+    "mx-central-1",
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "sa-east-1",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+];
+
+/// Is `region` one of [`AWS_REGIONS`]? A typo (`us-east-9`, `eu-middle-1`)
+/// is caught before any AWS call.
 pub(crate) fn is_region_name(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    let Some((number, words)) = parts.split_last() else {
-        return false;
-    };
-    words.len() >= 2
-        && words[0].len() == 2
-        && words
-            .iter()
-            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()))
-        && !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit())
+    AWS_REGIONS.contains(&region)
 }
 
 fn validate_region(
@@ -816,8 +857,11 @@ fn validate_region(
         return Err(bad(
             "region",
             &region,
-            "is not an AWS region name",
-            "use a region code such as \"us-east-1\" or \"eu-west-1\"",
+            "is not an AWS region",
+            format!(
+                "use one of AWS's region codes (as of November 2026): {}",
+                AWS_REGIONS.join(", ")
+            ),
         ));
     }
     Ok(region)
@@ -1413,6 +1457,18 @@ fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, Config
         GP3_MAX_THROUGHPUT,
         "MiB/s",
     )?;
+    let max_iops = i64::from(size_gib) * GP3_IOPS_PER_GIB;
+    if i64::from(iops) > max_iops {
+        return Err(bad(
+            "data_volume.iops",
+            iops,
+            &format!("exceeds gp3's 500 IOPS per GiB ({max_iops} IOPS at {size_gib} GiB)"),
+            format!(
+                "lower iops to {max_iops} or raise size_gib to {}",
+                (i64::from(iops) + GP3_IOPS_PER_GIB - 1) / GP3_IOPS_PER_GIB
+            ),
+        ));
+    }
     let max_throughput = i64::from(iops) / GP3_IOPS_PER_MIBPS;
     if i64::from(throughput_mibps) > max_throughput {
         return Err(bad(
@@ -1434,6 +1490,51 @@ fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, Config
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn gp3_limits_are_aws_current_ones() {
+        let volume = |size: i64, iops: i64, throughput: i64| {
+            validate_data_volume(RawDataVolume {
+                size_gib: Some(size),
+                iops: Some(iops),
+                throughput_mibps: Some(throughput),
+            })
+        };
+        assert!(volume(65_536, 80_000, 2_000).is_ok());
+        assert_eq!(
+            volume(65_537, 3_000, 125).unwrap_err().field,
+            "data_volume.size_gib"
+        );
+        assert_eq!(
+            volume(1_000, 80_001, 125).unwrap_err().field,
+            "data_volume.iops"
+        );
+        assert_eq!(
+            volume(100, 60_000, 125).unwrap_err().field,
+            "data_volume.iops"
+        );
+        assert_eq!(
+            volume(1_000, 80_000, 2_001).unwrap_err().field,
+            "data_volume.throughput_mibps"
+        );
+    }
+
+    #[test]
+    fn only_aws_regions_are_accepted_and_every_ses_region_is_one() {
+        assert!(is_region_name("eu-west-1") && is_region_name("ap-southeast-7"));
+        for typo in [
+            "us-east-9",
+            "eu-middle-1",
+            "mars-1",
+            "US-EAST-1",
+            "us-east-1 ",
+        ] {
+            assert!(!is_region_name(typo), "{typo}");
+        }
+        for region in crate::email::smtp_password::SMTP_REGIONS {
+            assert!(is_region_name(region), "{region}");
+        }
+    }
+
     use super::*;
 
     fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -1601,7 +1702,7 @@ mod tests {
             ("name = \"a\"\n[access]\nmethod = \"ssh\"\nssh_public_key = \"/nonexistent/key.pub\"", &[], "access.ssh_public_key", "/nonexistent"),
             ("name = \"a\"\n[network]\nhttp_cidrs = [\"10.0.0.1/8\"]", &[], "network.http_cidrs", "10.0.0.1/8"),
             ("name = \"a\"\n[network]\nhttp_cidrs = [\"everywhere\"]", &[], "network.http_cidrs", "everywhere"),
-            ("name = \"a\"\n[data_volume]\nsize_gib = 20000", &[], "data_volume.size_gib", "20000"),
+            ("name = \"a\"\n[data_volume]\nsize_gib = 70000", &[], "data_volume.size_gib", "70000"),
             ("name = \"a\"\n[data_volume]\niops = 100", &[], "data_volume.iops", "100"),
             ("name = \"a\"\n[data_volume]\nthroughput_mibps = 1000", &[], "data_volume.throughput_mibps", "1000"),
             ("name = \"a\"", &[("GLBOX_DATA_VOLUME_SIZE_GIB", "big")], "GLBOX_DATA_VOLUME_SIZE_GIB", "big"),

@@ -279,7 +279,11 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
             key_pair::desired_key(ctx.settings),
             observed.key_pair.as_ref(),
         ),
-        data_volume: data_volume::diff(&ctx.settings.data_volume, chosen_volume.as_ref(), target)?,
+        data_volume: data_volume::with_cooldown(
+            ctx,
+            data_volume::diff(&ctx.settings.data_volume, chosen_volume.as_ref(), target)?,
+        )
+        .await?,
         extra_volumes,
         elastic_ip: eip_plan,
         dns_record,

@@ -748,6 +748,7 @@ mod tests {
                 dkim_enabled: true,
                 dkim_status: dkim.into(),
                 dkim_tokens: Vec::new(),
+                dkim_domain: "dkim.amazonses.com".into(),
             }),
             test_recipient: Some("me@example.org".into()),
             no_test_reason: "set email.test_recipient".into(),

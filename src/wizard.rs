@@ -391,7 +391,7 @@ external_url = {url}
 letsencrypt = {letsencrypt}
 
 [data_volume]
-# The encrypted gp3 volume for /var/opt/gitlab, 40-16384 GiB. It can grow,
+# The encrypted gp3 volume for /var/opt/gitlab, 40-65536 GiB. It can grow,
 # never shrink, and glbox down keeps it unless --delete-data.
 size_gib = {size}
 

@@ -576,6 +576,42 @@ async fn type_change_and_volume_growth_converge_and_shrinking_is_refused() {
     assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
 }
 
+/// EBS allows one modification of a volume every six hours (ModifyVolume,
+/// EC2 API reference; the emulator refuses with
+/// VolumeModificationRateExceeded): a second growth within that time is
+/// planned "not before" the time DescribeVolumesModifications gives, and
+/// `up` does everything else and completes.
+#[tokio::test]
+async fn a_second_volume_change_within_six_hours_waits_and_up_does_the_rest() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new(TRIAL);
+    up(&emulator, &workspace);
+    let ec2 = emulator.ec2();
+    workspace.write_config("name = \"trial\"\n[data_volume]\nsize_gib = 150\n");
+    up(&emulator, &workspace);
+    assert_eq!(volumes(&ec2, "trial", "data").await[0].size(), Some(150));
+
+    workspace.write_config(
+        "name = \"trial\"\n[instance]\ntype = \"c5.4xlarge\"\n[data_volume]\nsize_gib = 200\n",
+    );
+    let plan = glbox(&emulator, &workspace, &["plan", "--no-bootstrap"]);
+    plan.assert_ok();
+    assert!(
+        plan.stdout.contains("size_gib 150 -> 200") && plan.stdout.contains("not before 20"),
+        "{}",
+        plan.stdout
+    );
+    let run = up(&emulator, &workspace);
+    assert!(run.stderr.contains("is not modified now"), "{}", run.stderr);
+    assert_eq!(volumes(&ec2, "trial", "data").await[0].size(), Some(150));
+    let instances = live_instances(&ec2, "trial").await;
+    assert_eq!(instances[0].instance_type().unwrap().as_str(), "c5.4xlarge");
+    assert_eq!(
+        instances[0].state().unwrap().name().unwrap().as_str(),
+        "running"
+    );
+}
+
 #[tokio::test]
 async fn a_replacement_is_planned_and_needs_confirmation() {
     let emulator = Emulator::start();

@@ -16,6 +16,9 @@ const CASES: &[Case] = &[
     ("", &[], "name"),
     ("name = \"Bad_Name\"\n", &[], "Bad_Name"),
     ("name = \"t\"\nregion = \"mars-1\"\n", &[], "region"),
+    // Shaped like a region, but AWS has none by that name.
+    ("name = \"t\"\nregion = \"us-east-9\"\n", &[], "region = \"us-east-9\": is not an AWS region"),
+    ("name = \"t\"\n", &[("AWS_REGION", "eu-middle-1")], "eu-middle-1"),
     ("name = \"t\"\n[instance]\ntype = \"huge\"\n", &[], "instance.type"),
     ("name = \"t\"\n[instance]\nos = \"windows\"\n", &[], "instance.os"),
     ("name = \"t\"\n[instance]\nami = \"ami-NOPE\"\n", &[], "instance.ami"),

@@ -1208,3 +1208,97 @@ async fn a_hosted_zone_deleted_meanwhile_stops_up_but_not_down() {
         "the SMTP user is gone"
     );
 }
+
+/// Easy DKIM in a region with its own signing domain: af-south-1's CNAMEs
+/// point at `dkim.af-south-1.amazonses.com` (AWS General Reference, Amazon
+/// SES endpoints, "Easy DKIM domains"). glbox prints and writes them there,
+/// and SES (the emulator reads the zone) verifies DKIM; a CNAME pointing at
+/// `dkim.amazonses.com` is not verified.
+#[tokio::test]
+async fn dkim_in_a_region_with_its_own_signing_domain_points_there() {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let region = "af-south-1";
+    let emulator = Emulator::start();
+    let zone_id = zone_with_other_sender(&emulator, "\"another-sender\"").await;
+    let workspace = Workspace::new(&format!(
+        "name = \"{NAME}\"\n[email]\nenabled = true\ndomain = \"{DOMAIN}\"\nses_region = \"{region}\"\nroute53_zone_id = \"{zone_id}\"\n"
+    ));
+    up_aws_side(&emulator, &workspace);
+
+    let ses = emulator.ses(region);
+    let dkim_status = |ses: aws_sdk_ses::Client| async move {
+        let out = ses
+            .get_identity_dkim_attributes()
+            .identities(DOMAIN)
+            .send()
+            .await
+            .unwrap();
+        let attributes = out.dkim_attributes().get(DOMAIN).unwrap().clone();
+        (
+            attributes.dkim_tokens().to_vec(),
+            attributes.dkim_verification_status().as_str().to_string(),
+        )
+    };
+    let (tokens, status) = dkim_status(ses.clone()).await;
+    assert_eq!(tokens.len(), 3);
+    let records = zone_records(&emulator, &zone_id).await;
+    for token in &tokens {
+        let name = format!("{token}._domainkey.{DOMAIN}");
+        let sets: Vec<_> = records.iter().filter(|(n, _, _)| *n == name).collect();
+        assert_eq!(
+            sets,
+            vec![&(
+                name.clone(),
+                "CNAME".to_string(),
+                vec![format!("{token}.dkim.{region}.amazonses.com")]
+            )]
+        );
+    }
+    assert_eq!(status, "Success", "SES verified the regional CNAMEs");
+    let dns = glbox(&emulator, &workspace, &["email", "dns"]);
+    dns.assert_ok();
+    assert!(
+        dns.stdout
+            .contains(&format!("{}.dkim.{region}.amazonses.com", tokens[0])),
+        "{}",
+        dns.stdout
+    );
+
+    // The emulator's side: a CNAME at the global domain is not this
+    // region's, and SES does not verify it.
+    emulator
+        .route53()
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .change_batch(
+            ChangeBatch::builder()
+                .changes(
+                    Change::builder()
+                        .action(ChangeAction::Upsert)
+                        .resource_record_set(
+                            ResourceRecordSet::builder()
+                                .name(format!("{}._domainkey.{DOMAIN}", tokens[0]))
+                                .r#type(RrType::Cname)
+                                .ttl(1800)
+                                .resource_records(
+                                    ResourceRecord::builder()
+                                        .value(format!("{}.dkim.amazonses.com", tokens[0]))
+                                        .build()
+                                        .unwrap(),
+                                )
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dkim_status(ses).await.1, "Pending");
+}

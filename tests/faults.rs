@@ -693,6 +693,99 @@ async fn up_and_down_complete_under_throttling() {
     assert_only_the_data_volume_is_left(&emulator, &volume).await;
 }
 
+/// EC2's eventual consistency, harder than the emulator's default: every id
+/// RunInstances, CreateSecurityGroup, AllocateAddress or CreateVolume has
+/// just returned answers NotFound to the first three calls naming it
+/// ("Eventual consistency in the Amazon EC2 API", EC2 developer guide).
+fn fresh_ids_unknown() -> Value {
+    json!({"rules": [{"fault": "not_found_fresh", "calls": 3, "window_ms": 60000}]})
+}
+
+/// `up` retries the NotFound answers for ids it has just been given and
+/// completes; `down` under the same completes too.
+#[tokio::test]
+async fn up_and_down_complete_while_fresh_ids_are_unknown() {
+    let emulator = Emulator::start();
+    behave_healthy(&emulator).await;
+    let proxy = FaultProxy::start(&emulator, &fresh_ids_unknown());
+    let workspace = ssm_workspace(NAME, "");
+
+    let volume = up_converges(&emulator, &proxy, &workspace).await;
+    let up = proxy.stats();
+    eprintln!("up with fresh ids unknown: {}", up.summary());
+    for action in ["AuthorizeSecurityGroupIngress", "AssociateAddress"] {
+        assert!(
+            up.injected_into(action, "not_found_fresh") > 0,
+            "{action} was refused at first: {}",
+            up.0
+        );
+    }
+
+    proxy.reset_stats();
+    glbox_via(&proxy, &workspace, &["down", "--yes"]).assert_ok();
+    assert_only_the_data_volume_is_left(&emulator, &volume).await;
+}
+
+/// A lab's seats are tagged, get volumes and addresses although EC2 does
+/// not know the new ids at first: no seat fails; `lab down` leaves nothing.
+#[tokio::test]
+async fn a_lab_comes_up_and_down_while_fresh_ids_are_unknown() {
+    let emulator = Emulator::start();
+    behave_healthy(&emulator).await;
+    let proxy = FaultProxy::start(&emulator, &fresh_ids_unknown());
+    let workspace = Workspace::new(&format!(
+        "[lab]\nname = \"class\"\nseats = 3\nexpires_in = \"2h\"\n{}",
+        common::verify_section("")
+    ));
+    glbox_via(&proxy, &workspace, &["lab", "up", "--yes"]).assert_ok();
+    let up = proxy.stats();
+    eprintln!("lab up with fresh ids unknown: {}", up.summary());
+    assert!(
+        up.injected_into("CreateTags", "not_found_fresh") > 0,
+        "seat tags were refused at first: {}",
+        up.0
+    );
+    let expected: Vec<(String, bool)> = (1..=3).map(|n| (n.to_string(), true)).collect();
+    assert_eq!(lab_seats(&emulator, "class").await, expected);
+
+    glbox_via(&proxy, &workspace, &["lab", "down", "--yes"]).assert_ok();
+    assert_eq!(lab_seats(&emulator, "class").await, Vec::new());
+}
+
+/// EC2 refuses a new instance profile for a while ("Invalid IAM Instance
+/// Profile name"; hashicorp/terraform-provider-aws #3055, #27516): `up`
+/// shows that it waits for it, then launches.
+#[tokio::test]
+async fn up_shows_the_wait_for_a_new_instance_profile() {
+    let emulator = Emulator::start();
+    let healthy = json!({"profile_propagation_s": 4,
+        "invocations": [{"contains": "# glbox verify:", "status": "Success",
+        "stdout": common::healthy_verify_output("18.6.0")}]});
+    emulator.behave(healthy).await;
+    let proxy = FaultProxy::start(&emulator, &json!({"rules": []}));
+    let workspace = ssm_workspace(NAME, "");
+    let run = glbox_via(&proxy, &workspace, &["up", "--yes"]);
+    run.assert_ok();
+    assert!(
+        run.stderr.contains(&format!(
+            "waiting for EC2 to accept instance profile {}",
+            role_of(NAME)
+        )),
+        "{}",
+        run.stderr
+    );
+    let stats = proxy.stats();
+    assert!(
+        stats.0["by_action"]["RunInstances"]["requests"]
+            .as_u64()
+            .unwrap()
+            > 1,
+        "the launch was refused at first: {}",
+        stats.0
+    );
+    assert_one_complete_deployment(&emulator).await;
+}
+
 /// The live instances of lab `lab` by seat, and whether each has GitLab.
 async fn lab_seats(emulator: &Emulator, lab: &str) -> Vec<(String, bool)> {
     let out = emulator

@@ -39,7 +39,7 @@ pub fn records(identity: &IdentityState) -> Vec<Record> {
         out.push(Record {
             name: format!("{token}._domainkey.{}", identity.domain),
             kind: "CNAME",
-            value: format!("{token}.dkim.amazonses.com"),
+            value: format!("{token}.{}", identity.dkim_domain),
             purpose: "Easy DKIM",
         });
     }
@@ -330,7 +330,18 @@ mod tests {
             dkim_enabled: true,
             dkim_status: "Pending".into(),
             dkim_tokens: vec!["k1".into(), "k2".into(), "k3".into()],
+            dkim_domain: "dkim.amazonses.com".into(),
         }
+    }
+
+    #[test]
+    fn dkim_records_of_a_regional_signing_domain_point_there() {
+        let identity = IdentityState {
+            dkim_domain: crate::email::identity::dkim_signing_domain("af-south-1"),
+            ..identity()
+        };
+        let records = records(&identity);
+        assert_eq!(records[1].value, "k1.dkim.af-south-1.amazonses.com");
     }
 
     #[test]

@@ -25,6 +25,40 @@ pub struct IdentityState {
     pub dkim_status: String,
     #[serde(skip)]
     pub dkim_tokens: Vec<String>,
+    /// Where the DKIM CNAMEs point: the identity's region's Easy DKIM
+    /// domain (see [`dkim_signing_domain`]).
+    #[serde(skip)]
+    pub dkim_domain: String,
+}
+
+/// SES regions whose Easy DKIM CNAMEs point at `dkim.<region>.amazonses.com`
+/// rather than `dkim.amazonses.com`: the "Easy DKIM domains" table of the
+/// AWS General Reference (Amazon SES endpoints and quotas,
+/// https://docs.aws.amazon.com/general/latest/gr/ses.html), as of late 2025.
+/// The SES v1 API glbox uses does not report the domain (SESv2's
+/// GetEmailIdentity does, as `DkimAttributes.SigningHostedZone`; a second
+/// SES SDK for one string is not worth its build time), hence the table.
+pub const REGIONAL_DKIM_DOMAINS: &[&str] = &[
+    "af-south-1",
+    "ap-northeast-3",
+    "ap-south-2",
+    "ap-southeast-3",
+    "ap-southeast-5",
+    "ca-west-1",
+    "eu-central-2",
+    "eu-south-1",
+    "il-central-1",
+    "me-central-1",
+    "us-gov-east-1",
+];
+
+/// The domain Easy DKIM's CNAMEs point at for an identity in `region`.
+pub fn dkim_signing_domain(region: &str) -> String {
+    if REGIONAL_DKIM_DOMAINS.contains(&region) {
+        format!("dkim.{region}.amazonses.com")
+    } else {
+        "dkim.amazonses.com".to_string()
+    }
 }
 
 impl IdentityState {
@@ -101,6 +135,7 @@ pub async fn observe(ctx: &Ctx<'_>, email: &EmailSettings) -> Result<Observed> {
                 .map(|d| status_text(d.dkim_verification_status()))
                 .unwrap_or_else(|| "NotStarted".into()),
             dkim_tokens: dkim.map(|d| d.dkim_tokens().to_vec()).unwrap_or_default(),
+            dkim_domain: dkim_signing_domain(&email.ses_region),
         }
     });
     let recipient_verified = email.test_recipient.as_ref().map(|recipient| {
@@ -241,6 +276,19 @@ mod tests {
             dkim_enabled: tokens > 0,
             dkim_status: "Pending".into(),
             dkim_tokens: (0..tokens).map(|i| format!("k{i}")).collect(),
+            dkim_domain: dkim_signing_domain("us-east-1"),
+        }
+    }
+
+    #[test]
+    fn dkim_points_at_the_regions_signing_domain() {
+        assert_eq!(dkim_signing_domain("eu-west-1"), "dkim.amazonses.com");
+        assert_eq!(
+            dkim_signing_domain("il-central-1"),
+            "dkim.il-central-1.amazonses.com"
+        );
+        for region in REGIONAL_DKIM_DOMAINS {
+            assert!(crate::config::AWS_REGIONS.contains(region), "{region}");
         }
     }
 

@@ -5,7 +5,6 @@
 //! cannot give is launched on-demand, and said so.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{
     IamInstanceProfileSpecification, InstanceInterruptionBehavior, InstanceMarketOptionsRequest,
@@ -14,9 +13,9 @@ use aws_sdk_ec2::types::{
 use futures_util::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 
-use crate::aws::{has_code, AwsResultExt};
+use crate::aws::{has_code, AwsResultExt, Lag};
 use crate::names::{seat_label, Role, TAG_OS};
-use crate::resources::instance::{is_profile_propagation, LaunchSpec, RunError};
+use crate::resources::instance::{profile_named, LaunchSpec, RunError};
 use crate::resources::Ctx;
 
 /// Answers that mean "no spot capacity for this request now".
@@ -27,7 +26,6 @@ const NO_SPOT_CAPACITY: &[&str] = &[
     "InsufficientCapacityOnHost",
     "UnfulfillableCapacity",
 ];
-const IAM_PROPAGATION_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Market {
@@ -57,8 +55,6 @@ pub struct Outcome {
 pub struct Request<'a> {
     pub spec: &'a LaunchSpec,
     pub security_group: &'a str,
-    /// The instance profile was just made: EC2 may not see it for a while.
-    pub fresh_profile: bool,
     pub spot: bool,
 }
 
@@ -165,20 +161,23 @@ pub async fn tag_seat(lab: &Ctx<'_>, instance_id: &str, seat: u16) -> crate::err
         &lab.settings.region,
         &lab.names.expires_at(),
     );
-    lab.aws
-        .ec2
-        .create_tags()
-        .resources(instance_id)
-        .tags(
-            Tag::builder()
-                .key(crate::names::TAG_SEAT)
-                .value(seat.to_string())
-                .build(),
-        )
-        .tags(Tag::builder().key("Name").value(names.base()).build())
-        .send()
-        .await
-        .ctx("ec2:CreateTags")?;
+    // Right after the launch, EC2 may not know the instance yet.
+    crate::aws::settled(lab.ui, &[Lag::FreshId], instance_id, || {
+        lab.aws
+            .ec2
+            .create_tags()
+            .resources(instance_id)
+            .tags(
+                Tag::builder()
+                    .key(crate::names::TAG_SEAT)
+                    .value(seat.to_string())
+                    .build(),
+            )
+            .tags(Tag::builder().key("Name").value(names.base()).build())
+            .send()
+    })
+    .await
+    .ctx("ec2:CreateTags")?;
     Ok(())
 }
 
@@ -191,11 +190,18 @@ async fn run_batch(
     market: Market,
 ) -> Result<Vec<String>, crate::aws::AwsError> {
     let user_data = crate::userdata::render(lab.settings, None);
-    let started = Instant::now();
+    let profile = profile_named(&lab.names.iam_name());
     let mut attempt = 0u32;
     loop {
         let token = client_token(lab, request.spec, seats, market, attempt);
-        match send(lab, request, seats.len(), market, &user_data, &token).await {
+        let sent = crate::aws::settled(
+            lab.ui,
+            &[Lag::InstanceProfile, Lag::FreshId],
+            &profile,
+            || send(lab, request, seats.len(), market, &user_data, &token),
+        )
+        .await;
+        match sent {
             Ok(instances) if instances.iter().all(|(_, live)| *live) => {
                 let ids: Vec<String> = instances.into_iter().map(|(id, _)| id).collect();
                 lab.ui.info(&format!(
@@ -210,15 +216,6 @@ async fn run_batch(
             // gone, or was used with other parameters: a fresh token.
             Ok(_) if attempt < 3 => attempt += 1,
             Err(e) if has_code(&e, "IdempotentParameterMismatch") && attempt < 3 => attempt += 1,
-            Err(e)
-                if request.fresh_profile
-                    && is_profile_propagation(&e)
-                    && started.elapsed() < IAM_PROPAGATION_WAIT =>
-            {
-                lab.ui
-                    .detail("the new instance profile is not visible to EC2 yet; retrying");
-                tokio::time::sleep(Duration::from_secs(3)).await;
-            }
             Ok(_) => {
                 return Err(crate::aws::AwsError {
                     action: "ec2:RunInstances",

@@ -80,8 +80,8 @@ pub async fn apply(
     let expires_at = plan.expires_at.as_str();
     let group = security_group::apply(lab, &plan.security_group, &plan.placement.vpc_id).await?;
     let policy = iam::role_policies(lab);
-    let role_created = iam::apply_role(lab, &plan.role, &policy).await?;
-    let profile_changed = iam::apply_profile(lab, &plan.profile).await?;
+    iam::apply_role(lab, &plan.role, &policy).await?;
+    iam::apply_profile(lab, &plan.profile).await?;
     reached("lab-shared").await?;
     if !plan.remove.is_empty() {
         crate::lab::down::remove_seats(lab, observed, &plan.remove).await?;
@@ -106,15 +106,7 @@ pub async fn apply(
     reached("lab-volumes").await?;
 
     let adopted = adopt(lab, plan, &mut failed).await;
-    let launched = launch_missing(
-        lab,
-        settings,
-        plan,
-        &group,
-        role_created || profile_changed,
-        &mut failed,
-    )
-    .await;
+    let launched = launch_missing(lab, settings, plan, &group, &mut failed).await;
     reached("lab-instances").await?;
 
     start_stopped(lab, plan, &failed).await?;
@@ -186,7 +178,7 @@ pub async fn apply(
                     seat_label(seat)
                 ))
             })?;
-            associate(lab, &allocation, &instance).await
+            crate::resources::elastic_ip::associate(lab, &allocation, &instance).await
         }
     })
     .await;
@@ -303,7 +295,6 @@ async fn launch_missing(
     settings: &LabSettings,
     plan: &LabPlan,
     security_group: &str,
-    fresh_profile: bool,
     failed: &mut Failures,
 ) -> BTreeMap<u16, String> {
     let seats = pending(plan, failed, |w| *w == Work::Launch);
@@ -326,7 +317,6 @@ async fn launch_missing(
     let request = Request {
         spec: &spec,
         security_group,
-        fresh_profile,
         spot: settings.spot,
     };
     let outcome = launch::launch(lab, &request, &seats).await;
@@ -428,14 +418,16 @@ pub async fn wait_volumes(lab: &Ctx<'_>, ids: &[String], state: &str) -> Result<
     wait::until(lab.ui, &what, STATE_WAIT, || async {
         let mut ready = 0;
         for chunk in ids.chunks(500) {
-            let out = lab
-                .aws
-                .ec2
-                .describe_volumes()
-                .set_volume_ids(Some(chunk.to_vec()))
-                .send()
-                .await
-                .ctx("ec2:DescribeVolumes")?;
+            // Just made: EC2 may not know them yet.
+            let out = crate::aws::settled(lab.ui, &[crate::aws::Lag::FreshId], "volumes", || {
+                lab.aws
+                    .ec2
+                    .describe_volumes()
+                    .set_volume_ids(Some(chunk.to_vec()))
+                    .send()
+            })
+            .await
+            .ctx("ec2:DescribeVolumes")?;
             ready += out
                 .volumes()
                 .iter()
@@ -452,15 +444,17 @@ pub async fn wait_volumes(lab: &Ctx<'_>, ids: &[String], state: &str) -> Result<
 }
 
 async fn attach(lab: &Ctx<'_>, volume: &str, instance: &str) -> Result<()> {
-    let sent = lab
-        .aws
-        .ec2
-        .attach_volume()
-        .volume_id(volume)
-        .instance_id(instance)
-        .device(data_volume::DEVICE)
-        .send()
-        .await;
+    // Both ids may be fresh: EC2 may not know them yet.
+    let sent = crate::aws::settled(lab.ui, &[crate::aws::Lag::FreshId], volume, || {
+        lab.aws
+            .ec2
+            .attach_volume()
+            .volume_id(volume)
+            .instance_id(instance)
+            .device(data_volume::DEVICE)
+            .send()
+    })
+    .await;
     // Already attached there: a retried call whose first answer was lost.
     ok_if("ec2:AttachVolume", sent, &["VolumeInUse"])?;
     lab.ui.detail(&format!("attaching {volume} to {instance}"));
@@ -506,20 +500,6 @@ async fn allocate(seat: &Ctx<'_>) -> Result<String> {
         seat.names.base()
     ));
     Ok(out.allocation_id().unwrap_or_default().to_string())
-}
-
-async fn associate(lab: &Ctx<'_>, allocation: &str, instance: &str) -> Result<()> {
-    lab.aws
-        .ec2
-        .associate_address()
-        .allocation_id(allocation)
-        .instance_id(instance)
-        // The seat's own address, moving onto the seat's (new) instance.
-        .allow_reassociation(true)
-        .send()
-        .await
-        .ctx("ec2:AssociateAddress")?;
-    Ok(())
 }
 
 /// Bootstraps, then checks, the seats that need it, `concurrency` at a

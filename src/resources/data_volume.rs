@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aws_sdk_ec2::types::{ResourceType, VolumeType};
 
-use crate::aws::AwsResultExt;
+use crate::aws::{AwsResultExt, Lag};
 use crate::config::DataVolumeSettings;
 use crate::error::{Error, Result};
 use crate::names::Role;
@@ -63,14 +63,12 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Volume>> {
 }
 
 async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Volume>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_volumes()
-        .volume_ids(id)
-        .send()
-        .await
-        .ctx("ec2:DescribeVolumes")?;
+    // A just-made volume can be briefly unknown to EC2.
+    let out = crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
+        ctx.aws.ec2.describe_volumes().volume_ids(id).send()
+    })
+    .await
+    .ctx("ec2:DescribeVolumes")?;
     Ok(out.volumes().first().map(from_sdk))
 }
 
@@ -79,12 +77,75 @@ pub struct Modify {
     pub size_gib: Option<(i32, i32)>,
     pub iops: Option<(i32, i32)>,
     pub throughput_mibps: Option<(i32, i32)>,
+    /// EBS refuses another modification of the volume until then (RFC 3339,
+    /// UTC): the change waits for a later `up`.
+    pub not_before: Option<String>,
 }
 
 impl Modify {
     fn is_empty(&self) -> bool {
-        *self == Modify::default()
+        self.size_gib.is_none() && self.iops.is_none() && self.throughput_mibps.is_none()
     }
+}
+
+/// EBS allows one modification of a volume every six hours, and none while
+/// one is in progress ("After modifying a volume, you must wait at least six
+/// hours and ensure that the volume is in the in-use or available state
+/// before you can modify the same volume": ModifyVolume, EC2 API reference,
+/// https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyVolume.html).
+const MODIFY_COOLDOWN_SECS: i64 = 6 * 60 * 60;
+
+/// When the plan would modify the volume, asks EBS when the volume's last
+/// modification allows the next one; a change that must wait is marked
+/// with that time, so `plan` shows it and `up` leaves it for later.
+pub async fn with_cooldown(ctx: &Ctx<'_>, change: Change) -> Result<Change> {
+    let Change::Update {
+        id,
+        attach,
+        mut modify,
+    } = change
+    else {
+        return Ok(change);
+    };
+    if !modify.is_empty() {
+        modify.not_before = next_modification(ctx, &id).await?;
+    }
+    Ok(Change::Update { id, attach, modify })
+}
+
+/// The time the volume may next be modified, if that is in the future (or
+/// a modification is still in progress).
+async fn next_modification(ctx: &Ctx<'_>, id: &str) -> Result<Option<String>> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_volumes_modifications()
+        .volume_ids(id)
+        .send()
+        .await
+        .ctx("ec2:DescribeVolumesModifications")?;
+    let latest = out
+        .volumes_modifications()
+        .iter()
+        .filter_map(|m| Some((m.start_time()?.secs(), m)))
+        .max_by_key(|(start, _)| *start);
+    let Some((start, modification)) = latest else {
+        return Ok(None);
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let in_progress = modification
+        .modification_state()
+        .is_some_and(|s| s.as_str() == "modifying");
+    let allowed = start + MODIFY_COOLDOWN_SECS;
+    if allowed <= now && !in_progress {
+        return Ok(None);
+    }
+    let at = time::OffsetDateTime::from_unix_timestamp(allowed.max(now))
+        .map_err(|e| Error::Refused(format!("EBS reported an odd modification time: {e}")))?;
+    Ok(Some(
+        at.format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| Error::Refused(format!("internal: {e}")))?,
+    ))
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +197,7 @@ pub fn diff(
         size_gib: change(desired.size_gib, volume.size_gib),
         iops: change(desired.iops, volume.iops),
         throughput_mibps: change(desired.throughput_mibps, volume.throughput_mibps),
+        not_before: None,
     };
     let attach = instance_id.is_none() || volume.attached_to.as_deref() != instance_id;
     if !attach && modify.is_empty() {
@@ -177,6 +239,11 @@ impl Change {
                 field("size_gib", modify.size_gib);
                 field("iops", modify.iops);
                 field("throughput_mibps", modify.throughput_mibps);
+                if let Some(at) = &modify.not_before {
+                    changes.push(format!(
+                        "not before {at}: EBS allows one modification of a volume every 6 hours; a later glbox up applies it"
+                    ));
+                }
                 PlanItem::new("data_volume", name, Some(id.clone()), Action::Update)
                     .with_changes(changes)
             }
@@ -216,6 +283,7 @@ pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &st
             if !modify.is_empty() {
                 apply_modify(ctx, id, modify).await?;
             }
+            // The attachment does not wait for the modification.
             if *needs_attach {
                 attach(ctx, id, instance_id).await?;
             }
@@ -246,8 +314,20 @@ pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
     Ok(id)
 }
 
+/// Modifies the volume, unless EBS does not allow it yet: that is said, and
+/// the rest of `up` goes on.
 async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
-    ctx.aws
+    let later = |at: &str| {
+        ctx.ui.warn(&format!(
+            "data volume {id} is not modified now: EBS allows one modification of a volume every 6 hours ({at}); run glbox up again then"
+        ))
+    };
+    if let Some(at) = &modify.not_before {
+        later(&format!("not before {at}"));
+        return Ok(());
+    }
+    let sent = ctx
+        .aws
         .ec2
         .modify_volume()
         .volume_id(id)
@@ -255,8 +335,20 @@ async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
         .set_iops(modify.iops.map(|(_, to)| to))
         .set_throughput(modify.throughput_mibps.map(|(_, to)| to))
         .send()
-        .await
-        .ctx("ec2:ModifyVolume")?;
+        .await;
+    match sent {
+        // Modified meanwhile (by someone else, or a run whose answer was lost).
+        Err(e)
+            if crate::aws::has_code(&e, "VolumeModificationRateExceeded")
+                || crate::aws::has_code(&e, "IncorrectModificationState") =>
+        {
+            later("EBS said so just now");
+            return Ok(());
+        }
+        other => {
+            other.ctx("ec2:ModifyVolume")?;
+        }
+    }
     ctx.ui.info(&format!(
         "modifying data volume {id} (EBS applies it in the background)"
     ));
@@ -271,15 +363,18 @@ async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
 async fn attach(ctx: &Ctx<'_>, id: &str, instance_id: &str) -> Result<()> {
     // The planner has made sure any current holder is the deployment's own.
     wait_for(ctx, id, "available").await?;
-    ctx.aws
-        .ec2
-        .attach_volume()
-        .volume_id(id)
-        .instance_id(instance_id)
-        .device(DEVICE)
-        .send()
-        .await
-        .ctx("ec2:AttachVolume")?;
+    // Both ids may be fresh: EC2 may not know them yet.
+    crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
+        ctx.aws
+            .ec2
+            .attach_volume()
+            .volume_id(id)
+            .instance_id(instance_id)
+            .device(DEVICE)
+            .send()
+    })
+    .await
+    .ctx("ec2:AttachVolume")?;
     wait_for(ctx, id, "in-use").await?;
     ctx.ui.info(&format!(
         "attached data volume {id} to {instance_id} at {DEVICE}"

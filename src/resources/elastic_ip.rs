@@ -172,21 +172,31 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<O
             allocation_id
         }
     };
-    ctx.aws
-        .ec2
-        .associate_address()
-        .allocation_id(&allocation_id)
-        .instance_id(instance_id)
-        // The address is the deployment's own: moving it off a replaced (or
-        // terminating) instance is the point.
-        .allow_reassociation(true)
-        .send()
-        .await
-        .ctx("ec2:AssociateAddress")?;
+    associate(ctx, &allocation_id, instance_id).await?;
     let ip = public_ip_of(ctx, &allocation_id).await?;
     ctx.ui
         .info(&format!("associated Elastic IP {ip} with {instance_id}"));
     Ok(Some(ip))
+}
+
+/// Moves the deployment's address onto `instance_id`. Both ids may be
+/// fresh, so EC2 may not know them yet. Single boxes and lab seats both
+/// associate through here.
+pub async fn associate(ctx: &Ctx<'_>, allocation_id: &str, instance_id: &str) -> Result<()> {
+    crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], allocation_id, || {
+        ctx.aws
+            .ec2
+            .associate_address()
+            .allocation_id(allocation_id)
+            .instance_id(instance_id)
+            // The address is the deployment's own: moving it off a replaced
+            // (or terminating) instance is the point.
+            .allow_reassociation(true)
+            .send()
+    })
+    .await
+    .ctx("ec2:AssociateAddress")?;
+    Ok(())
 }
 
 /// AllocateAddress takes no idempotency token: when the SDK retried it
@@ -204,14 +214,15 @@ async fn release_lost_allocations(ctx: &Ctx<'_>, kept: &str) -> Result<()> {
 }
 
 async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_addresses()
-        .allocation_ids(allocation_id)
-        .send()
-        .await
-        .ctx("ec2:DescribeAddresses")?;
+    let out = crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], allocation_id, || {
+        ctx.aws
+            .ec2
+            .describe_addresses()
+            .allocation_ids(allocation_id)
+            .send()
+    })
+    .await
+    .ctx("ec2:DescribeAddresses")?;
     Ok(out
         .addresses()
         .first()

@@ -15,7 +15,7 @@ use aws_sdk_ec2::types::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::aws::{has_code, AwsResultExt};
+use crate::aws::{has_code, AwsResultExt, Lag};
 use crate::config::{AccessMethod, Os, Settings};
 use crate::error::{Error, Result};
 use crate::names::{ec2_tag, Role, TAG_OS};
@@ -25,7 +25,6 @@ use crate::wait::{self, Poll};
 
 const STATE_WAIT: Duration = Duration::from_secs(600);
 /// How long a freshly created instance profile may stay invisible to EC2.
-const IAM_PROPAGATION_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Default)]
 pub struct Instance {
@@ -122,24 +121,18 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Instance>> {
 }
 
 async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Instance>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await;
-    match out {
-        Ok(out) => Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .next()
-            .map(from_sdk)),
-        // A just-launched instance can be briefly unknown to Describe.
-        Err(e) if has_code(&e, "InvalidInstanceID.NotFound") => Ok(None),
-        Err(e) => Err(crate::aws::error("ec2:DescribeInstances", e).into()),
-    }
+    // A just-launched instance can be briefly unknown to Describe.
+    let out = crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
+        ctx.aws.ec2.describe_instances().instance_ids(id).send()
+    })
+    .await
+    .ctx("ec2:DescribeInstances")?;
+    Ok(out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .next()
+        .map(from_sdk))
 }
 
 /// Everything RunInstances needs that must be looked up first.
@@ -507,8 +500,6 @@ pub struct Inputs<'a> {
     pub security_group: &'a str,
     /// The data volume the user data mounts (it exists before the launch).
     pub data_volume_id: &'a str,
-    /// The instance profile was just created: EC2 may not see it yet.
-    pub fresh_profile: bool,
 }
 
 /// Converges the instance; returns it as it now is (running).
@@ -539,11 +530,18 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
             crate::userdata::MAX_BYTES
         )));
     }
-    let started = std::time::Instant::now();
     let mut attempt = 0;
     let mut token = token_for(ctx.settings, spec, &user_data, attempt)?;
+    let profile = profile_named(&ctx.names.iam_name());
     loop {
-        match run_instance(ctx, spec, inputs, &user_data, &token).await {
+        let sent = crate::aws::settled(
+            ctx.ui,
+            &[Lag::InstanceProfile, Lag::FreshId],
+            &profile,
+            || run_instance(ctx, spec, inputs, &user_data, &token),
+        )
+        .await;
+        match sent {
             Ok(None) => {
                 return Err(Error::Refused(
                     "RunInstances answered without an instance".into(),
@@ -563,15 +561,6 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
             Err(e) if has_code(&e, "IdempotentParameterMismatch") => {
                 attempt += 1;
                 token = token_for(ctx.settings, spec, &user_data, attempt)?;
-            }
-            Err(e)
-                if inputs.fresh_profile
-                    && is_profile_propagation(&e)
-                    && started.elapsed() < IAM_PROPAGATION_WAIT =>
-            {
-                ctx.ui
-                    .detail("the new instance profile is not visible to EC2 yet; retrying");
-                tokio::time::sleep(Duration::from_secs(3)).await;
             }
             Err(e) => return Err(crate::aws::error("ec2:RunInstances", e).into()),
         }
@@ -597,13 +586,9 @@ fn token_for(
 pub type RunError =
     aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::run_instances::RunInstancesError>;
 
-/// EC2 does not see a just-made instance profile yet (it takes seconds).
-pub fn is_profile_propagation(err: &RunError) -> bool {
-    use aws_sdk_ec2::error::ProvideErrorMetadata;
-    has_code(err, "InvalidParameterValue")
-        && err
-            .message()
-            .is_some_and(|m| m.to_ascii_lowercase().contains("iam instance profile"))
+/// How the profile is named in the wait line of [`Lag::InstanceProfile`].
+pub fn profile_named(name: &str) -> String {
+    format!("instance profile {name}")
 }
 
 async fn run_instance(
@@ -754,6 +739,7 @@ async fn associate_profile(ctx: &Ctx<'_>, id: &str) -> Result<()> {
     let profile = IamInstanceProfileSpecification::builder()
         .name(ctx.names.iam_name())
         .build();
+    let named = profile_named(&ctx.names.iam_name());
     let current = ec2
         .describe_iam_instance_profile_associations()
         .filters(
@@ -772,20 +758,34 @@ async fn associate_profile(ctx: &Ctx<'_>, id: &str) -> Result<()> {
         .and_then(|a| a.association_id());
     match existing {
         Some(association) => {
-            ec2.replace_iam_instance_profile_association()
-                .association_id(association)
-                .iam_instance_profile(profile)
-                .send()
-                .await
-                .ctx("ec2:ReplaceIamInstanceProfileAssociation")?;
+            crate::aws::settled(
+                ctx.ui,
+                &[Lag::InstanceProfile, Lag::FreshId],
+                &named,
+                || {
+                    ec2.replace_iam_instance_profile_association()
+                        .association_id(association)
+                        .iam_instance_profile(profile.clone())
+                        .send()
+                },
+            )
+            .await
+            .ctx("ec2:ReplaceIamInstanceProfileAssociation")?;
         }
         None => {
-            ec2.associate_iam_instance_profile()
-                .instance_id(id)
-                .iam_instance_profile(profile)
-                .send()
-                .await
-                .ctx("ec2:AssociateIamInstanceProfile")?;
+            crate::aws::settled(
+                ctx.ui,
+                &[Lag::InstanceProfile, Lag::FreshId],
+                &named,
+                || {
+                    ec2.associate_iam_instance_profile()
+                        .instance_id(id)
+                        .iam_instance_profile(profile.clone())
+                        .send()
+                },
+            )
+            .await
+            .ctx("ec2:AssociateIamInstanceProfile")?;
         }
     }
     ctx.ui.info(&format!(

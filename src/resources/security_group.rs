@@ -340,13 +340,16 @@ async fn send_authorize(
         aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressError,
     >,
 >{
-    ctx.aws
-        .ec2
-        .authorize_security_group_ingress()
-        .group_id(id)
-        .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()))
-        .send()
-        .await
+    // Right after CreateSecurityGroup, EC2 may not know the group yet.
+    crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], id, || {
+        ctx.aws
+            .ec2
+            .authorize_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()))
+            .send()
+    })
+    .await
 }
 
 /// Deletes the group. The instance using it must be gone first.

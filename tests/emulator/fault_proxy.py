@@ -48,6 +48,16 @@ FAULTS
   reset_after   the request is forwarded, the emulator does the work, then the
                 connection is reset: the answer is lost
   latency       the request is delayed by latency_ms, then handled as usual
+  not_found_fresh
+                EC2's eventual consistency: an id that RunInstances,
+                CreateSecurityGroup, AllocateAddress or CreateVolume has just
+                returned is unknown to the first "calls" (default 1) EC2
+                requests naming it (in any parameter but filters) within
+                "window_ms" (default 10000) of its creation; they answer the
+                id's NotFound code (InvalidInstanceID.NotFound, ...). Source:
+                "Eventual consistency in the Amazon EC2 API",
+                https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html
+                (rate, actions, services and the caps do not apply)
 
 Latency rules all apply (their delays add up); of the other rules, the first
 that matches and whose draw hits decides the request's fate.
@@ -83,7 +93,7 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = ("throttle", "http500", "http503", "reset_before", "reset_after", "latency")
+FAULTS = ("throttle", "http500", "http503", "reset_before", "reset_after", "latency", "not_found_fresh")
 CONTROL_PREFIX = "/fault-proxy/"
 # Not passed on between the two connections (RFC 9110 7.6.1), or recomputed.
 HOP_BY_HOP = {
@@ -128,7 +138,7 @@ def validate(config):
             not isinstance(services, list) or not all(isinstance(s, str) for s in services)
         ):
             raise ConfigError(f"rule {index}: services must be a list of names")
-        for key in ("max", "max_per_action", "latency_ms", "per_second"):
+        for key in ("max", "max_per_action", "latency_ms", "per_second", "calls", "window_ms"):
             value = rule.get(key)
             if value is not None and (not isinstance(value, (int, float)) or value < 0):
                 raise ConfigError(f"rule {index}: {key} must be a number >= 0")
@@ -137,6 +147,85 @@ def validate(config):
         normalised.append(dict(rule, rate=float(rate), actions=actions))
     seed = config.get("seed")
     return {"seed": seed, "rules": normalised}
+
+
+# EC2 create calls whose answer carries a new id, and the element holding it
+# (the EC2 API reference's response elements of each action).
+FRESH_ID_SOURCES = {
+    "RunInstances": "instanceId",
+    "CreateSecurityGroup": "groupId",
+    "AllocateAddress": "allocationId",
+    "CreateVolume": "volumeId",
+}
+# What EC2 answers for an id it does not know (EC2 API reference, "Error
+# codes for the Amazon EC2 API").
+NOT_FOUND = {
+    "i-": ("InvalidInstanceID.NotFound", "The instance ID '{}' does not exist"),
+    "sg-": ("InvalidGroup.NotFound", "The security group '{}' does not exist"),
+    "eipalloc-": ("InvalidAllocationID.NotFound", "The allocation ID '{}' does not exist"),
+    "vol-": ("InvalidVolume.NotFound", "The volume '{}' does not exist."),
+}
+
+
+class FreshIds:
+    """EC2's eventual consistency ("Eventual consistency in the Amazon EC2
+    API", https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html):
+    right after a create call returns an id, the next calls naming it may
+    answer NotFound. Here: the first `calls` requests naming a fresh id
+    within `window_s` of its creation do. Filters are not counted: EC2
+    answers those with an empty list, not an error. Used by this proxy (the
+    not_found_fresh fault) and by moto_launcher.py (its default)."""
+
+    def __init__(self, calls, window_s):
+        self.calls = calls
+        self.window_s = window_s
+        self.lock = threading.Lock()
+        # id -> [refusals left, monotonic deadline]
+        self.fresh = {}
+
+    def learn(self, action, answer):
+        """Notes the id a successful create call's answer carries."""
+        element = FRESH_ID_SOURCES.get(action)
+        if element is None or self.calls <= 0:
+            return
+        text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+        found = re.findall(f"<{element}>([^<]+)</{element}>", text)
+        if action == "RunInstances":
+            ids = [i for i in found if i.startswith("i-")]
+        else:
+            ids = found[:1]
+        deadline = time.monotonic() + self.window_s
+        with self.lock:
+            for new_id in ids:
+                self.fresh.setdefault(new_id, [self.calls, deadline])
+
+    def refusal(self, fields):
+        """(code, message) when this request names a fresh id EC2 does not
+        know yet (counted), else None. `fields`: name -> list of values."""
+        now = time.monotonic()
+        with self.lock:
+            for key, values in fields.items():
+                if key.startswith("Filter"):
+                    continue
+                for value in values if isinstance(values, list) else [values]:
+                    entry = self.fresh.get(value)
+                    if entry is None or entry[0] <= 0 or now > entry[1]:
+                        continue
+                    entry[0] -= 1
+                    for prefix, (code, message) in NOT_FOUND.items():
+                        if value.startswith(prefix):
+                            return code, message.format(value)
+        return None
+
+
+def ec2_error(status, code, message):
+    """(status, headers, body) of an EC2 error in its wire format."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
+        f"</Error></Errors><RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+    return status, {"Content-Type": "text/xml;charset=UTF-8"}, body
 
 
 class Faults:
@@ -157,6 +246,28 @@ class Faults:
             # Per rule: when its recent matching requests arrived.
             self.recent = [collections.deque() for _ in config["rules"]]
             self.used_by_action = [{} for _ in config["rules"]]
+            fresh = [r for r in config["rules"] if r["fault"] == "not_found_fresh"]
+            self.fresh = (
+                FreshIds(int(fresh[0].get("calls", 1)), float(fresh[0].get("window_ms", 10000)) / 1000.0)
+                if fresh
+                else None
+            )
+
+    def fresh_refusal(self, action, fields):
+        """The not_found_fresh fault for an EC2 request, counted."""
+        fresh = self.fresh
+        refusal = fresh.refusal(fields) if fresh is not None else None
+        if refusal is not None:
+            with self.lock:
+                self.injected["not_found_fresh"] += 1
+                entry = self.by_action[action]
+                entry["not_found_fresh"] = entry.get("not_found_fresh", 0) + 1
+        return refusal
+
+    def learn(self, action, answer):
+        fresh = self.fresh
+        if fresh is not None:
+            fresh.learn(action, answer)
 
     def reset_stats(self):
         with self.lock:
@@ -176,6 +287,8 @@ class Faults:
             latency = 0.0
             chosen = None
             for index, rule in enumerate(self.config["rules"]):
+                if rule["fault"] == "not_found_fresh":
+                    continue
                 if rule["fault"] != "latency" and chosen is not None:
                     continue
                 if not self._matches(rule, service, action):
@@ -266,6 +379,15 @@ def route53_operation(method, path):
     return table.get((method, tuple(shape)), f"{method} /{'/'.join(parts)}")
 
 
+def form_fields(path, headers, body):
+    """The parameters of a query-protocol request (form body and URL)."""
+    fields = {}
+    if body and "x-www-form-urlencoded" in headers.get("Content-Type", ""):
+        fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+    return {**query, **fields}
+
+
 def identify(method, path, headers, body):
     """(service, action, protocol) of an AWS request. protocol is one of
     "ec2", "query", "json", "rest-xml"."""
@@ -277,12 +399,7 @@ def identify(method, path, headers, body):
     operation = route53_operation(method, path)
     if operation is not None:
         return (service if match else "route53"), operation, "rest-xml"
-    fields = {}
-    content_type = headers.get("Content-Type", "")
-    if body and "x-www-form-urlencoded" in content_type:
-        fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
-    query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
-    action = (fields.get("Action") or query.get("Action") or ["?"])[0]
+    action = (form_fields(path, headers, body).get("Action") or ["?"])[0]
     return service, action, "ec2" if service == "ec2" else "query"
 
 
@@ -322,12 +439,7 @@ def error_response(fault, protocol):
             "x-amzn-ErrorType": code,
         }
     elif protocol == "ec2":
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>"
-            f"</Error></Errors><RequestID>{request_id}</RequestID></Response>"
-        ).encode()
-        headers = {"Content-Type": "text/xml;charset=UTF-8"}
+        return ec2_error(status, code, message)
     else:
         kind = "Sender" if status < 500 else "Receiver"
         body = (
@@ -395,13 +507,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.reset()
         if fault in ERRORS:
             return self.answer(*error_response(fault, protocol))
+        if protocol == "ec2" and fault is None:
+            refusal = faults.fresh_refusal(action, form_fields(self.path, self.headers, body))
+            if refusal is not None:
+                # EC2 answers client errors with HTTP 400.
+                return self.answer(*ec2_error(400, *refusal))
         answered = self.forward(body, action, deliver=fault != "reset_after")
-        if fault == "reset_after" and answered:
+        if fault == "reset_after" and answered is not None:
             self.reset()
+        if answered is not None and protocol == "ec2":
+            faults.learn(action, answered)
 
     def forward(self, body, action, deliver=True):
         """Passes the request to the emulator; sends its answer back unless
-        `deliver` is false. Returns whether the emulator answered."""
+        `deliver` is false. Returns the emulator's answer (None when it did
+        not answer; only successful answers count)."""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["Content-Length"] = str(len(body))
         upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream, timeout=120)
@@ -414,7 +534,7 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, http.client.HTTPException) as err:
             self.server.faults.count_upstream_error()
             self.answer(502, {"Content-Type": "text/plain"}, f"fault proxy: upstream failed: {err}\n".encode())
-            return False
+            return None
         finally:
             upstream.close()
         if action is not None:
@@ -427,7 +547,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
-        return True
+        return payload if status == 200 else b""
 
     def answer(self, status, headers, body):
         self.send_response(status)

@@ -47,6 +47,14 @@ from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
 #                                 (or in the base64 script it carries) decides
 #                                 that command's invocation
 #   "console": TEXT            -> GetConsoleOutput returns TEXT
+#   "fresh_id_calls": N        -> the first N EC2 calls naming an id a create
+#                                 call has just returned answer NotFound
+#                                 (default FRESH_ID_CALLS; see
+#                                 add_eventual_consistency)
+#   "profile_propagation_s": S -> EC2 refuses an instance profile for S
+#                                 seconds after it is made or changed
+#                                 (default PROFILE_PROPAGATION_S; see
+#                                 add_profile_propagation)
 #   "ses_pending_polls": N     -> the first N GetIdentityVerificationAttributes
 #                                 calls that report a domain identity say
 #                                 Pending (and GetIdentityDkimAttributes says
@@ -386,6 +394,64 @@ def add_ses_pending_verification():
         return result
 
     ses_models.SESBackend.get_identity_verification_attributes = get_identity_verification_attributes
+
+
+# SES regions whose Easy DKIM CNAMEs point at dkim.<region>.amazonses.com:
+# the "Easy DKIM domains" table of the AWS General Reference (Amazon SES
+# endpoints and quotas, https://docs.aws.amazon.com/general/latest/gr/ses.html),
+# as of late 2025. Elsewhere: dkim.amazonses.com.
+REGIONAL_DKIM_DOMAINS = {
+    "af-south-1", "ap-northeast-3", "ap-south-2", "ap-southeast-3", "ap-southeast-5", "ca-west-1",
+    "eu-central-2", "eu-south-1", "il-central-1", "me-central-1", "us-gov-east-1",
+}
+
+
+def dkim_signing_domain(region):
+    return f"dkim.{region}.amazonses.com" if region in REGIONAL_DKIM_DOMAINS else "dkim.amazonses.com"
+
+
+def add_ses_dkim_records_check():
+    """Gap: Easy DKIM reports Success whatever the DNS says. SES verifies a
+    domain's DKIM only once `<token>._domainkey.<domain>` are CNAMEs of
+    `<token>.<the region's Easy DKIM domain>` (SES developer guide, "Easy
+    DKIM"; the domains per region in REGIONAL_DKIM_DOMAINS). When the account
+    has a Route 53 hosted zone for the domain, DKIM stays Pending until all
+    three CNAMEs there point at the region's domain. (Without such a zone
+    the records are taken as published elsewhere, as before.)"""
+    original = ses_models.SESBackend.get_identity_dkim_attributes
+
+    def zones_for(account_id, domain):
+        backend = route53_models.route53_backends[account_id]["global"]
+        return [
+            zone
+            for zone in backend.zones.values()
+            if domain == zone.name.rstrip(".") or domain.endswith("." + zone.name.rstrip("."))
+        ]
+
+    def published(zones, name, value):
+        for zone in zones:
+            for rrset in zone.rrsets:
+                if rrset.type == "CNAME" and rrset.name.rstrip(".") == name:
+                    values = [str(v).rstrip(".") for v in rrset.records]
+                    if value in values:
+                        return True
+        return False
+
+    def get_identity_dkim_attributes(self, identities):
+        result = original(self, identities)
+        for identity, attributes in result.items():
+            if not is_domain(identity) or attributes.get("DkimVerificationStatus") != "Success":
+                continue
+            zones = zones_for(self.account_id, identity.lower())
+            if not zones:
+                continue
+            target = dkim_signing_domain(self.region_name)
+            tokens = attributes.get("DkimTokens") or []
+            if not all(published(zones, f"{t}._domainkey.{identity.lower()}", f"{t}.{target}") for t in tokens):
+                attributes["DkimVerificationStatus"] = "Pending"
+        return result
+
+    ses_models.SESBackend.get_identity_dkim_attributes = get_identity_dkim_attributes
 
 
 def add_user_delete_conflict():
@@ -841,6 +907,147 @@ def add_sandbox_execution():
     SimpleSystemManagerResponse.send_command = send_command
     SimpleSystemManagerResponse.get_command_invocation = get_command_invocation
     SimpleSystemManagerResponse.cancel_command = cancel_command
+# The emulator's defaults for AWS's documented delays: short, so that the
+# whole suite runs in the stricter world without getting much slower.
+FRESH_ID_CALLS = 1
+FRESH_ID_WINDOW_S = 2.0
+PROFILE_PROPAGATION_S = 1.0
+
+
+def ec2_answer_error(status, code, message):
+    from fault_proxy import ec2_error
+
+    return ec2_error(status, code, message)
+
+
+def add_eventual_consistency():
+    """Gap: EC2 knows every id the moment a create call returns it. AWS
+    documents that it may not ("Eventual consistency in the Amazon EC2 API",
+    https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html):
+    right after RunInstances, CreateSecurityGroup, AllocateAddress or
+    CreateVolume, calls naming the new id may answer
+    InvalidInstanceID.NotFound, InvalidGroup.NotFound,
+    InvalidAllocationID.NotFound or InvalidVolume.NotFound. Here the first
+    FRESH_ID_CALLS calls (or the test's "fresh_id_calls") naming a fresh id
+    within FRESH_ID_WINDOW_S of its creation answer so. The rule is
+    fault_proxy.FreshIds, which the proxy's not_found_fresh fault also uses."""
+    from fault_proxy import FreshIds
+    from moto.ec2.responses import EC2Response
+
+    trackers = {}
+    lock = threading.Lock()
+
+    def tracker(account, region):
+        calls = behaviour(account, region).get("fresh_id_calls", FRESH_ID_CALLS)
+        with lock:
+            key = (account, region, calls)
+            if key not in trackers:
+                trackers[key] = FreshIds(int(calls), FRESH_ID_WINDOW_S)
+            return trackers[key]
+
+    original = EC2Response.call_action
+
+    def call_action(self):
+        action = self._get_action()
+        fresh = tracker(self.current_account, self.region)
+        refusal = fresh.refusal(self.querystring)
+        if refusal is not None:
+            return ec2_answer_error(400, *refusal)
+        status, headers, body = original(self)
+        if status == 200:
+            fresh.learn(action, body)
+        return status, headers, body
+
+    EC2Response.call_action = call_action
+
+
+# (account, instance profile name) -> when it was last made or changed.
+PROFILE_CHANGED = {}
+PROFILE_ACTIONS = ("RunInstances", "AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation")
+
+
+def add_profile_propagation():
+    """Gap: EC2 accepts an instance profile the moment IAM has made it. AWS
+    refuses a new or changed profile for seconds to minutes with
+    InvalidParameterValue "Invalid IAM Instance Profile name", on
+    RunInstances, AssociateIamInstanceProfile and
+    ReplaceIamInstanceProfileAssociation (hashicorp/terraform-provider-aws
+    PR #3055, issue #27516; IAM user guide, "Troubleshooting IAM roles": a
+    new profile "might not be available" to EC2 right away). Here EC2
+    refuses a profile for PROFILE_PROPAGATION_S (or the test's
+    "profile_propagation_s") after CreateInstanceProfile,
+    AddRoleToInstanceProfile or RemoveRoleFromInstanceProfile."""
+    import time
+
+    from moto.ec2.responses import EC2Response
+
+    def changed(method):
+        original = getattr(iam_models.IAMBackend, method)
+
+        def call(self, *args, **kwargs):
+            result = original(self, *args, **kwargs)
+            name = kwargs.get("name") or kwargs.get("profile_name") or args[0]
+            PROFILE_CHANGED[(self.account_id, name)] = time.monotonic()
+            return result
+
+        setattr(iam_models.IAMBackend, method, call)
+
+    for method in ("create_instance_profile", "add_role_to_instance_profile", "remove_role_from_instance_profile"):
+        changed(method)
+
+    original = EC2Response.call_action
+
+    def call_action(self):
+        if self._get_action() in PROFILE_ACTIONS:
+            name = (self.querystring.get("IamInstanceProfile.Name") or [None])[0]
+            arn = (self.querystring.get("IamInstanceProfile.Arn") or [None])[0]
+            name = name or (arn.rsplit("/", 1)[-1] if arn else None)
+            since = PROFILE_CHANGED.get((self.current_account, name))
+            window = behaviour(self.current_account, self.region).get(
+                "profile_propagation_s", PROFILE_PROPAGATION_S
+            )
+            if since is not None and time.monotonic() - since < float(window):
+                return ec2_answer_error(
+                    400,
+                    "InvalidParameterValue",
+                    f"Value ({name}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+                )
+        return original(self)
+
+    EC2Response.call_action = call_action
+
+
+# ModifyVolume, EC2 API reference
+# (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyVolume.html):
+# "After modifying a volume, you must wait at least six hours and ensure
+# that the volume is in the in-use or available state before you can modify
+# the same volume." The error: VolumeModificationRateExceeded ("Error codes
+# for the Amazon EC2 API").
+MODIFY_COOLDOWN_S = 6 * 60 * 60
+
+
+def add_volume_modification_rate():
+    """Gap: ModifyVolume modifies a volume as often as asked. EBS refuses a
+    modification within six hours of the volume's last one, with
+    VolumeModificationRateExceeded; DescribeVolumesModifications reports
+    the last one's start time (moto keeps it)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_block_store import Volume
+
+    original = Volume.modify
+
+    def modify(self, *args, **kwargs):
+        if self.modifications:
+            since = (utcnow() - self.modifications[-1].start_time).total_seconds()
+            if since < MODIFY_COOLDOWN_S:
+                raise EC2ClientError(
+                    "VolumeModificationRateExceeded",
+                    "You've reached the maximum modification rate per volume limit. "
+                    "Wait at least 6 hours between modifications per EBS volume.",
+                )
+        return original(self, *args, **kwargs)
+
+    Volume.modify = modify
 
 
 def main():
@@ -855,6 +1062,7 @@ def main():
     add_console_once_per_instance()
     add_ses_dkim_state()
     add_ses_pending_verification()
+    add_ses_dkim_records_check()
     add_user_delete_conflict()
     add_user_permissions_boundary()
     add_route53_zone_ids()
@@ -865,6 +1073,9 @@ def main():
     add_instance_counts()
     add_client_tokens()
     add_doctor_answers()
+    add_eventual_consistency()
+    add_profile_propagation()
+    add_volume_modification_rate()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
