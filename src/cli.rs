@@ -570,10 +570,36 @@ struct UpReport {
     email: Option<crate::email::Report>,
 }
 
+/// `up`: a plan without the lease first, so an `up` with nothing to do
+/// changes nothing at all (not even a lease); with changes, the lease,
+/// then everything again under it (another run may have done the work
+/// meanwhile).
 async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -> Result<()> {
-    let with_bootstrap = !args.no_bootstrap;
     let observed = plan::observe(ctx).await?;
-    let plan = plan::make(ctx, &observed, with_bootstrap).await?;
+    let plan = plan::make(ctx, &observed, !args.no_bootstrap).await?;
+    if plan.is_noop() {
+        return up_planned(ctx, output, yes, args, observed, plan).await;
+    }
+    let lease = crate::lease::acquire(ctx, "up").await?;
+    let result = async {
+        let observed = plan::observe(ctx).await?;
+        let plan = plan::make(ctx, &observed, !args.no_bootstrap).await?;
+        up_planned(ctx, output, yes, args, observed, plan).await
+    }
+    .await;
+    crate::lease::released(ctx, lease, result).await
+}
+
+async fn up_planned(
+    ctx: &Ctx<'_>,
+    output: OutputFormat,
+    yes: bool,
+    args: &UpArgs,
+    observed: plan::Observed,
+    plan: plan::Plan,
+) -> Result<()> {
+    let with_bootstrap = !args.no_bootstrap;
+    plan::warn_foreign(ctx, &observed);
     let report = plan.report(ctx, &observed);
     if plan.is_noop() {
         // Waiting for DNS is still worth doing when nothing else is.
@@ -895,6 +921,12 @@ struct RotateReport {
 /// (then, with a test recipient, a test mail proves they work); only then
 /// is the old key deleted, so mail never stops in between.
 async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
+    let lease = crate::lease::acquire(ctx, "email rotate").await?;
+    let result = rotate_under_lease(ctx, output, yes).await;
+    crate::lease::released(ctx, lease, result).await
+}
+
+async fn rotate_under_lease(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
     use crate::email::credentials;
     let email = ctx.settings.email.as_ref().expect("checked before AWS");
     let observed = plan::observe(ctx).await?;
@@ -1218,8 +1250,15 @@ async fn run_down(
         "removing these resources",
         yes,
     )?;
-    ctx.ui.start_phases(down::phases(ctx, &observed, options));
-    let outcome = down::down(ctx, &observed, options).await?;
+    let lease = crate::lease::acquire(ctx, "down").await?;
+    let result = async {
+        // Under the lease, what is there now (another run may have changed it).
+        let observed = plan::observe(ctx).await?;
+        ctx.ui.start_phases(down::phases(ctx, &observed, options));
+        down::down(ctx, &observed, options).await
+    }
+    .await;
+    let outcome = crate::lease::released(ctx, lease, result).await?;
     ctx.ui.end_phases();
     match output {
         OutputFormat::Json => {

@@ -71,10 +71,15 @@ pub fn items(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<Do
             .map(|g| item("security_group", &g.id, "delete")),
     );
     items.extend(
-        observed
-            .parameters
+        removable_parameters(ctx, observed)
             .iter()
             .map(|p| item("parameter", p, "delete")),
+    );
+    items.extend(
+        observed
+            .foreign
+            .iter()
+            .map(|note| item("not glbox's", note, "skip: left alone")),
     );
     let ownership = |owned: bool| if owned { "delete" } else { "skip: not glbox's" };
     if let Some(profile) = &observed.profile {
@@ -140,7 +145,10 @@ pub fn phases(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<&
         ),
         (phase::KEY_PAIR, observed.key_pair.is_some()),
         (phase::SECURITY_GROUP, observed.security_group.is_some()),
-        (phase::PARAMETERS, !observed.parameters.is_empty()),
+        (
+            phase::PARAMETERS,
+            !removable_parameters(ctx, observed).is_empty(),
+        ),
         (
             phase::INSTANCE_PROFILE,
             observed.profile.as_ref().is_some_and(|p| p.owned),
@@ -205,10 +213,11 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
         delete_group_when_free(ctx, group).await?;
         outcome.removed.push(group.id.clone());
     }
-    if !observed.parameters.is_empty() {
+    let parameters = removable_parameters(ctx, observed);
+    if !parameters.is_empty() {
         ctx.ui.phase(phase::PARAMETERS);
-        crate::resources::parameters::delete(ctx, &observed.parameters).await?;
-        outcome.removed.extend(observed.parameters.iter().cloned());
+        crate::resources::parameters::delete(ctx, &parameters).await?;
+        outcome.removed.extend(parameters);
     }
     if let Some(profile) = observed.profile.as_ref().filter(|p| p.owned) {
         ctx.ui.phase(phase::INSTANCE_PROFILE);
@@ -238,6 +247,23 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
         }
     }
     Ok(outcome)
+}
+
+/// The parameters `down` deletes: all under the deployment's prefix but
+/// the lease (released when `down` ends) and the ownership ledger. Deleting
+/// a volume or an address removes its own record; the records of kept
+/// volumes stay, so the next `up` knows them as glbox's. An open volume
+/// intent stays too: the next create finishes it.
+fn removable_parameters(ctx: &Ctx<'_>, observed: &Observed) -> Vec<String> {
+    let lease = crate::lease::parameter_name(&ctx.names);
+    let address_intent = crate::ownership::intent_name(&ctx.names, crate::ownership::Kind::Address);
+    observed
+        .parameters
+        .iter()
+        .filter(|p| **p != lease)
+        .filter(|p| !crate::ownership::is_ledger_parameter(&ctx.names, p) || **p == address_intent)
+        .cloned()
+        .collect()
 }
 
 pub async fn delete_group_when_free(

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::ownership::{self, AddressIntent, Kind, Ledger};
 use crate::resources::data_volume::{self, Volume};
 use crate::resources::elastic_ip::{self, Address, EipPlan};
 use crate::resources::iam::{self, ProfileChange, ProfileState, RoleChange, RoleState};
@@ -29,6 +30,16 @@ pub struct Observed {
     /// Names of the SSM parameters under `/glbox/<name>/`.
     pub parameters: Vec<String>,
     pub email: crate::email::Observed,
+    /// Live instances, volumes and addresses that carry the deployment's
+    /// tags without the evidence that glbox made them (see `ownership`):
+    /// left alone, and said why. `instances`, `data_volumes` and
+    /// `addresses` hold only glbox's own.
+    pub foreign: Vec<String>,
+    /// Every address with the deployment's tags, glbox's or not.
+    pub tagged_addresses: Vec<String>,
+    /// glbox's addresses an interrupted allocation did not record.
+    pub unrecorded_addresses: Vec<String>,
+    pub ledger: Ledger,
 }
 
 impl Observed {
@@ -57,10 +68,50 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         key_pair::observe(ctx),
         instance::observe(ctx),
         data_volume::observe(ctx),
-        elastic_ip::observe(ctx),
+        elastic_ip::describe_tagged(ctx),
         crate::resources::parameters::observe(ctx),
         crate::email::observe(ctx),
     )?;
+    let ledger = Ledger::from_parameters(&ctx.names, &parameters);
+    let (instances, foreign_instances) =
+        ownership::split(&instances, |i| ownership::owns_instance(&ctx.names, i));
+    let (data_volumes, foreign_volumes) = ownership::split(&data_volumes, |v| ledger.holds(&v.id));
+    let address_intent = match ledger.is_open(Kind::Address) {
+        true => ownership::read_intent::<AddressIntent>(ctx, Kind::Address).await?,
+        false => None,
+    };
+    let tagged_addresses: Vec<String> = addresses.iter().map(|a| a.allocation_id.clone()).collect();
+    // While an allocation's intent is open, an address that was not there
+    // before it is the one the interrupted run made.
+    let made_meanwhile = |id: &str| {
+        address_intent
+            .as_ref()
+            .is_some_and(|intent| !intent.existing.contains(id))
+    };
+    let (addresses, foreign_addresses) = ownership::split(&addresses, |a| {
+        ledger.holds(&a.allocation_id) || made_meanwhile(&a.allocation_id)
+    });
+    let unrecorded_addresses = addresses
+        .iter()
+        .filter(|a| !ledger.holds(&a.allocation_id))
+        .map(|a| a.allocation_id.clone())
+        .collect();
+    let mut foreign: Vec<String> = instance::live(&foreign_instances)
+        .iter()
+        .map(|i| ownership::foreign_instance_note(&ctx.names, &i.id))
+        .collect();
+    foreign.extend(
+        foreign_volumes
+            .iter()
+            .map(|v| ownership::foreign_note(&ctx.names, "data volume", &v.id)),
+    );
+    foreign.extend(foreign_addresses.iter().map(|a| {
+        ownership::foreign_note(
+            &ctx.names,
+            "Elastic IP",
+            &format!("{} ({})", a.allocation_id, a.public_ip),
+        )
+    }));
     Ok(Observed {
         security_group,
         role,
@@ -71,7 +122,18 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         addresses,
         parameters,
         email,
+        foreign,
+        tagged_addresses,
+        unrecorded_addresses,
+        ledger,
     })
+}
+
+/// Names what carries the deployment's tags but is not glbox's.
+pub fn warn_foreign(ctx: &Ctx<'_>, observed: &Observed) {
+    for note in &observed.foreign {
+        ctx.ui.warn(note);
+    }
 }
 
 /// What `up` will do, resource by resource.
@@ -217,7 +279,13 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         }
         instance::Change::Create | instance::Change::Replace { .. } => None,
     };
-    let eip_plan = elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target);
+    let mut eip_plan = elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target);
+    eip_plan.tagged = observed.tagged_addresses.clone();
+    eip_plan.record = observed.unrecorded_addresses.clone();
+    // An open intent with nothing left to record is stale: closed, since
+    // while it is open any newly tagged address would count as glbox's.
+    eip_plan.close_intent = observed.ledger.is_open(Kind::Address);
+
     let smtp_password_stored = observed
         .parameters
         .contains(&crate::email::credentials::password_parameter(ctx));

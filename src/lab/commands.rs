@@ -108,12 +108,85 @@ pub async fn up(
 ) -> Result<()> {
     let (settings, lab) = load(invocation)?;
     let aws = connect(invocation, &settings.region).await;
+    // A plan without the lease first: a complete lab changes nothing at
+    // all. With changes, the lease, then everything again under it.
     let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
     let ctx = lab_ctx(&aws, &settings, ui, &expires_at);
-    warn_expired_labs(&ctx, &lab.name).await?;
-    warn_unchanged_seats(ui, &settings, &observed);
     let plan = plan::make(&ctx, &lab, &observed, &expires_at, with_bootstrap).await?;
-    let report = plan.report(&ctx, &lab);
+    if plan.is_noop() {
+        let run = Planned {
+            observed,
+            expires_at: expires_at.clone(),
+            plan,
+        };
+        return up_planned(
+            invocation,
+            ui,
+            &aws,
+            &settings,
+            &lab,
+            with_bootstrap,
+            roster_path,
+            run,
+        )
+        .await;
+    }
+    let lease = crate::lease::acquire(&ctx, "lab up").await?;
+    let result = async {
+        let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
+        let again = lab_ctx(&aws, &settings, ui, &expires_at);
+        let plan = plan::make(&again, &lab, &observed, &expires_at, with_bootstrap).await?;
+        let run = Planned {
+            observed,
+            expires_at: expires_at.clone(),
+            plan,
+        };
+        up_planned(
+            invocation,
+            ui,
+            &aws,
+            &settings,
+            &lab,
+            with_bootstrap,
+            roster_path,
+            run,
+        )
+        .await
+    }
+    .await;
+    crate::lease::released(&ctx, lease, result).await
+}
+
+/// A lab as observed and planned.
+struct Planned {
+    observed: Observed,
+    expires_at: String,
+    plan: plan::LabPlan,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn up_planned(
+    invocation: &Invocation,
+    ui: &Ui,
+    aws: &Aws,
+    settings: &crate::config::Settings,
+    lab: &LabSettings,
+    with_bootstrap: bool,
+    roster_path: &Path,
+    run: Planned,
+) -> Result<()> {
+    let Planned {
+        observed,
+        expires_at,
+        plan,
+    } = run;
+    let ctx = lab_ctx(aws, settings, ui, &expires_at);
+    warn_expired_labs(&ctx, &lab.name).await?;
+    warn_unchanged_seats(ui, settings, &observed);
+    for note in &observed.foreign {
+        ui.warn(note);
+    }
+    let report = plan.report(&ctx, lab);
     let mut failures = up::Failures::new();
     let mut health = up::Health::new();
     if plan.is_noop() {
@@ -437,6 +510,9 @@ async fn remove(
     show: bool,
 ) -> Result<Option<down::Removed>> {
     let (observed, expires_at) = observe_lab(aws, settings, ui, None).await?;
+    for note in &observed.foreign {
+        ui.warn(note);
+    }
     if !observed.exists() {
         return Ok(None);
     }
@@ -456,7 +532,14 @@ async fn remove(
         yes,
     )?;
     let ctx = lab_ctx(aws, settings, ui, &expires_at);
-    Ok(Some(down::down(&ctx, &observed).await?))
+    let lease = crate::lease::acquire(&ctx, "lab down").await?;
+    let result = async {
+        // Under the lease, what is there now (another run may have changed it).
+        let (observed, _) = observe_lab(aws, settings, ui, None).await?;
+        down::down(&ctx, &observed).await
+    }
+    .await;
+    Ok(Some(crate::lease::released(&ctx, lease, result).await?))
 }
 
 #[derive(Serialize)]
@@ -464,6 +547,14 @@ struct ReapReport {
     region: String,
     reaped: Vec<String>,
     kept: Vec<down::FoundLab>,
+    skipped: Vec<SkippedLab>,
+}
+
+/// An expired lab `reap` could not remove, and why.
+#[derive(Clone, Serialize)]
+struct SkippedLab {
+    name: String,
+    reason: String,
 }
 
 /// `glbox lab reap`: removes every lab of the region whose expiry is past.
@@ -488,21 +579,36 @@ pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
         ));
     }
     let mut reaped = Vec::new();
+    let mut skipped = Vec::new();
     for lab in &expired {
-        let settings = config::minimal(&lab.name, &region)?;
         ui.info(&format!(
             "lab {:?} expired at {}",
             lab.name,
             lab.expires_at.as_deref().unwrap_or_default()
         ));
-        remove(ui, &aws, &settings, invocation.yes, false).await?;
-        reaped.push(lab.name.clone());
+        // One lab that cannot be removed (a tag no lab name can have, a
+        // refusal) is named and skipped: the region's other labs go on.
+        let removed = match config::minimal(&lab.name, &region) {
+            Ok(settings) => remove(ui, &aws, &settings, invocation.yes, false).await,
+            Err(e) => Err(e.into()),
+        };
+        match removed {
+            Ok(_) => reaped.push(lab.name.clone()),
+            Err(e) => {
+                ui.warn(&format!("lab {:?} skipped: {e}", lab.name));
+                skipped.push(SkippedLab {
+                    name: lab.name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
     }
     match invocation.output {
         OutputFormat::Json => print_json(&ReapReport {
             region: region.clone(),
             reaped,
             kept,
+            skipped: skipped.clone(),
         }),
         OutputFormat::Text => {
             if reaped.is_empty() {
@@ -521,7 +627,18 @@ pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
                     lab.expires_at.as_deref().unwrap_or("never: no expiry tag")
                 );
             }
+            for lab in &skipped {
+                println!("  skipped lab {:?}: {}", lab.name, lab.reason);
+            }
         }
+    }
+    if !skipped.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|l| l.name.as_str()).collect();
+        return Err(Error::Refused(format!(
+            "{} expired lab(s) could not be removed: {} (the others were)\n  fix: see the reasons above; glbox lab down --config <the lab's file> removes one lab",
+            skipped.len(),
+            names.join(", ")
+        )));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::aws::AwsResultExt;
 use crate::config::DataVolumeSettings;
 use crate::error::{Error, Result};
 use crate::names::Role;
+use crate::ownership::{self, Kind, VolumeIntent};
 use crate::resources::{Action, Ctx, PlanItem};
 use crate::wait::{self, Poll};
 
@@ -224,26 +225,62 @@ pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &st
     }
 }
 
+/// Creates the data volume and records it in the ledger (see
+/// `ownership`). An open intent (a run died between CreateVolume and the
+/// record) is replayed with its token: EC2 answers with the volume the
+/// interrupted call made, which is then recorded instead of orphaned.
 pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
-    let d = ctx.settings.data_volume;
+    let replayed = ownership::read_intent::<VolumeIntent>(ctx, Kind::Volume).await?;
+    let intent = match &replayed {
+        Some(intent) => intent.clone(),
+        None => {
+            let d = ctx.settings.data_volume;
+            let intent = VolumeIntent {
+                client_token: fresh_token(),
+                zone: zone.to_string(),
+                size_gib: d.size_gib,
+                iops: d.iops,
+                throughput_mibps: d.throughput_mibps,
+            };
+            ownership::open_intent(ctx, Kind::Volume, &intent).await?;
+            intent
+        }
+    };
     let out = ctx
         .aws
         .ec2
         .create_volume()
-        .availability_zone(zone)
+        .availability_zone(&intent.zone)
         .volume_type(VolumeType::Gp3)
-        .size(d.size_gib)
-        .iops(d.iops)
-        .throughput(d.throughput_mibps)
+        .size(intent.size_gib)
+        .iops(intent.iops)
+        .throughput(intent.throughput_mibps)
         .encrypted(true)
         .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::DataVolume))
+        .client_token(&intent.client_token)
         .send()
         .await
         .ctx("ec2:CreateVolume")?;
     let id = out.volume_id().unwrap_or_default().to_string();
-    ctx.ui
-        .info(&format!("created data volume {id} ({} GiB)", d.size_gib));
+    ownership::record(ctx, Kind::Volume, &id).await?;
+    ownership::close_intent(ctx, Kind::Volume).await?;
+    match replayed {
+        Some(_) => ctx.ui.info(&format!(
+            "finished the data volume an interrupted run began: {id} ({} GiB)",
+            intent.size_gib
+        )),
+        None => ctx.ui.info(&format!(
+            "created data volume {id} ({} GiB)",
+            intent.size_gib
+        )),
+    }
     Ok(id)
+}
+
+/// A ClientToken for one CreateVolume (AWS allows up to 64 characters).
+fn fresh_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    format!("glbox-{}", Alphanumeric.sample_string(&mut rand::rng(), 32))
 }
 
 async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
@@ -339,6 +376,7 @@ pub async fn delete(ctx: &Ctx<'_>, volume: &Volume, snapshot: bool) -> Result<Op
         .send()
         .await
         .ctx("ec2:DeleteVolume")?;
+    ownership::forget(ctx, vec![ownership::record_name(&ctx.names, &volume.id)]).await?;
     ctx.ui.info(&format!("deleted data volume {}", volume.id));
     Ok(snapshot_id)
 }
