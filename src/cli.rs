@@ -1209,7 +1209,8 @@ async fn run_down(
     yes: bool,
     options: DownOptions,
 ) -> Result<()> {
-    let observed = plan::observe(ctx).await?;
+    let mut observed = plan::observe(ctx).await?;
+    down::decide_email_identity(ctx, &mut observed, options).await?;
     warn_email_problem(ctx, &observed);
     let items = down::items(ctx, &observed, options);
     let mut report = DownReport {
@@ -1253,7 +1254,8 @@ async fn run_down(
     let lease = crate::lease::acquire(ctx, "down").await?;
     let result = async {
         // Under the lease, what is there now (another run may have changed it).
-        let observed = plan::observe(ctx).await?;
+        let mut observed = plan::observe(ctx).await?;
+        down::decide_email_identity(ctx, &mut observed, options).await?;
         ctx.ui.start_phases(down::phases(ctx, &observed, options));
         down::down(ctx, &observed, options).await
     }

@@ -101,7 +101,7 @@ pub async fn acquire(ctx: &Ctx<'_>, command: &str) -> Result<Lease> {
     let what = format!("the lease on {} ({name})", ctx.names.deployment);
     let last_holder: std::sync::Mutex<Option<Holder>> = std::sync::Mutex::new(None);
     let taken = wait::until(ctx.ui, &what, WAIT, || {
-        let (name, value, me, last_holder) = (&name, &value, &me, &last_holder);
+        let (name, value, me, last_holder, what) = (&name, &value, &me, &last_holder, &what);
         async move {
             let put = ctx
                 .aws
@@ -143,7 +143,15 @@ pub async fn acquire(ctx: &Ctx<'_>, command: &str) -> Result<Lease> {
                 return Ok(Poll::Pending("broke a stale lease".into()));
             }
             let seen = format!("held by {}", holder.describe());
-            *last_holder.lock().expect("not poisoned") = Some(holder);
+            let mut last = last_holder.lock().expect("not poisoned");
+            if last.as_ref() != Some(&holder) {
+                ctx.ui.warn(&format!(
+                    "{what} is {seen}: waiting up to {} minutes for that run to end ({})",
+                    WAIT.as_secs() / 60,
+                    break_hint(ctx, name)
+                ));
+            }
+            *last = Some(holder);
             Ok(Poll::Pending(seen))
         }
     })

@@ -166,6 +166,10 @@ where
 
 /// Records that glbox made `id` (right after the create call returned).
 pub async fn record(ctx: &Ctx<'_>, kind: Kind, id: &str) -> Result<()> {
+    record_labelled(ctx, kind.label(), id).await
+}
+
+async fn record_labelled(ctx: &Ctx<'_>, label: &str, id: &str) -> Result<()> {
     let put = ctx
         .aws
         .ssm
@@ -176,7 +180,7 @@ pub async fn record(ctx: &Ctx<'_>, kind: Kind, id: &str) -> Result<()> {
             ctx.names.deployment
         ))
         .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(kind.label())
+        .value(label)
         .overwrite(false)
         .send()
         .await;
@@ -199,6 +203,80 @@ pub async fn forget(ctx: &Ctx<'_>, parameters: Vec<String>) -> Result<()> {
             .ctx("ssm:DeleteParameters")?;
     }
     Ok(())
+}
+
+/// The ledger id of an SES identity: `ses-identity.<region>.<domain>`.
+pub fn email_identity_id(region: &str, domain: &str) -> String {
+    format!("ses-identity.{region}.{domain}")
+}
+
+/// Records that glbox created this SES identity (right after
+/// VerifyDomainIdentity made it).
+pub async fn record_email_identity(ctx: &Ctx<'_>, region: &str, domain: &str) -> Result<()> {
+    record_labelled(ctx, "ses-identity", &email_identity_id(region, domain)).await
+}
+
+/// `<prefix>email-identity/<region>/<domain>`: this deployment sends mail
+/// as that identity. Every deployment with email on writes one, so that no
+/// deployment's `down --delete-email-identity` removes an identity another
+/// one still uses.
+pub fn email_use_name(names: &Names, region: &str, domain: &str) -> String {
+    format!(
+        "{}email-identity/{region}/{domain}",
+        names.parameter_prefix()
+    )
+}
+
+/// Writes this deployment's use marker (see [`email_use_name`]).
+pub async fn mark_email_use(ctx: &Ctx<'_>, marker: &str) -> Result<()> {
+    ctx.aws
+        .ssm
+        .put_parameter()
+        .name(marker)
+        .description(format!(
+            "glbox {}: sends mail as this SES identity",
+            ctx.names.deployment
+        ))
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .value("in use")
+        .overwrite(true)
+        .send()
+        .await
+        .ctx("ssm:PutParameter")?;
+    Ok(())
+}
+
+/// The other glbox deployments (and their parameters) whose use marker
+/// names this identity: one DescribeParameters scan of `/glbox`.
+pub async fn other_email_users(ctx: &Ctx<'_>, region: &str, domain: &str) -> Result<Vec<String>> {
+    let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+        .key("Path")
+        .option("Recursive")
+        .values("/glbox")
+        .build()
+        .expect("key is set");
+    let mut pages = ctx
+        .aws
+        .ssm
+        .describe_parameters()
+        .parameter_filters(filter)
+        .max_results(50)
+        .into_paginator()
+        .send();
+    let leaf = format!("/email-identity/{region}/{domain}");
+    let mine = email_use_name(&ctx.names, region, domain);
+    let mut users = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ssm:DescribeParameters")?;
+        users.extend(
+            page.parameters()
+                .iter()
+                .filter_map(|p| p.name())
+                .filter(|name| name.ends_with(&leaf) && *name != mine)
+                .map(str::to_string),
+        );
+    }
+    Ok(users)
 }
 
 /// What an open volume intent says is being made: replaying CreateVolume

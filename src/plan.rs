@@ -40,6 +40,10 @@ pub struct Observed {
     /// glbox's addresses an interrupted allocation did not record.
     pub unrecorded_addresses: Vec<String>,
     pub ledger: Ledger,
+    /// Why `down --delete-email-identity` must keep the SES identity
+    /// (glbox did not make it, or another deployment uses it); filled in
+    /// by `down` only, `None` otherwise.
+    pub email_identity_keep: Option<String>,
 }
 
 impl Observed {
@@ -126,6 +130,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         tagged_addresses,
         unrecorded_addresses,
         ledger,
+        email_identity_keep: None,
     })
 }
 
@@ -157,6 +162,9 @@ pub struct Plan {
     pub smtp_password_stored: bool,
     /// `None` with `--no-bootstrap`.
     pub bootstrap: Option<crate::bootstrap::Change>,
+    /// The marker that this deployment uses its SES identity (see
+    /// `ownership::email_use_name`), when it is still to be written.
+    pub email_use: Option<String>,
 }
 
 /// The plan as data (`--output json`) and the source of the text table.
@@ -181,6 +189,14 @@ impl Plan {
         items.extend(self.elastic_ip.items(ctx));
         items.push(self.root_password.item(ctx));
         items.extend(self.email.items(ctx, &observed.email));
+        if let Some(marker) = &self.email_use {
+            items.push(
+                PlanItem::new("email_identity_use", marker.clone(), None, Action::Create)
+                    .with_changes(vec![
+                        "record that this deployment sends as the SES identity".into(),
+                    ]),
+            );
+        }
         if let Some(bootstrap) = &self.bootstrap {
             let instance_id = match &self.instance.change {
                 instance::Change::Update { id, .. } | instance::Change::NoChange { id } => {
@@ -216,6 +232,7 @@ impl Plan {
             && self.elastic_ip.is_noop()
             && self.root_password == crate::resources::parameters::Change::NoChange
             && self.email.is_noop()
+            && self.email_use.is_none()
             && matches!(
                 self.bootstrap,
                 None | Some(crate::bootstrap::Change::NoChange)
@@ -320,7 +337,14 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
             (instance, script)
         }))
     });
+    let email_use = ctx
+        .settings
+        .email
+        .as_ref()
+        .map(|e| ownership::email_use_name(&ctx.names, &e.ses_region, &e.domain))
+        .filter(|marker| !observed.parameters.contains(marker));
     Ok(Plan {
+        email_use,
         root_password: crate::resources::parameters::diff(ctx, &observed.parameters),
         email,
         smtp_password_stored,

@@ -593,7 +593,12 @@ pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
             Err(e) => Err(e.into()),
         };
         match removed {
-            Ok(_) => reaped.push(lab.name.clone()),
+            Ok(Some(_)) => reaped.push(lab.name.clone()),
+            // Only look-alikes (named above): nothing of glbox's to remove.
+            Ok(None) => ui.info(&format!(
+                "lab {:?}: nothing glbox made is left to remove",
+                lab.name
+            )),
             Err(e) => {
                 ui.warn(&format!("lab {:?} skipped: {e}", lab.name));
                 skipped.push(SkippedLab {
