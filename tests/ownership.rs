@@ -414,3 +414,59 @@ async fn a_held_lease_names_its_holder_and_plan_needs_none() {
     let (instances, _) = tagged(&emulator, "held", "data").await;
     assert!(instances.is_empty(), "nothing launched without the lease");
 }
+
+/// `down --delete-email-identity` deletes only an SES identity glbox made
+/// (it recorded that) and that no other glbox deployment sends as.
+#[tokio::test]
+async fn only_an_identity_glbox_made_and_nobody_else_uses_is_deleted() {
+    let emulator = Emulator::start();
+    let ses = emulator.ses("us-east-1");
+    let identities = |ses: aws_sdk_ses::Client| async move {
+        let out = ses.list_identities().send().await.unwrap();
+        out.identities().to_vec()
+    };
+    let config = |name: &str, domain: &str| {
+        format!("name = \"{name}\"\n[email]\nenabled = true\ndomain = \"{domain}\"\n")
+    };
+    // Someone else's identity, used by glbox.
+    ses.verify_domain_identity()
+        .domain("theirs.example")
+        .send()
+        .await
+        .unwrap();
+    let user = Workspace::new(&config("user", "theirs.example"));
+    glbox(&emulator, &user, &["up", "--yes", "--no-bootstrap"]).assert_ok();
+    let down = glbox(
+        &emulator,
+        &user,
+        &["down", "--yes", "--delete-email-identity"],
+    );
+    down.assert_ok();
+    assert!(output(&down).contains("glbox did not create it"), "{}", output(&down));
+    assert!(identities(ses.clone()).await.contains(&"theirs.example".to_string()));
+
+    // glbox's own identity, shared by a second deployment.
+    let maker = Workspace::new(&config("maker", "shared.example"));
+    let sharer = Workspace::new(&config("sharer", "shared.example"));
+    glbox(&emulator, &maker, &["up", "--yes", "--no-bootstrap"]).assert_ok();
+    glbox(&emulator, &sharer, &["up", "--yes", "--no-bootstrap"]).assert_ok();
+    let down = glbox(
+        &emulator,
+        &maker,
+        &["down", "--yes", "--delete-email-identity"],
+    );
+    down.assert_ok();
+    assert!(output(&down).contains("/glbox/sharer/"), "{}", output(&down));
+    assert!(identities(ses.clone()).await.contains(&"shared.example".to_string()));
+
+    // glbox's own, used by nobody else: deleted.
+    let alone = Workspace::new(&config("alone", "alone.example"));
+    glbox(&emulator, &alone, &["up", "--yes", "--no-bootstrap"]).assert_ok();
+    glbox(
+        &emulator,
+        &alone,
+        &["down", "--yes", "--delete-email-identity"],
+    )
+    .assert_ok();
+    assert!(!identities(ses).await.contains(&"alone.example".to_string()));
+}
