@@ -578,16 +578,32 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     let observed = plan::observe(ctx).await?;
     let plan = plan::make(ctx, &observed, !args.no_bootstrap).await?;
     if plan.is_noop() {
-        return up_planned(ctx, output, yes, args, observed, plan).await;
+        return up_planned(ctx, output, yes, args, observed, plan, None).await;
     }
+    // Asked before the lease: a refusal changes nothing at all.
+    let first = plan.report(ctx, &observed);
+    plan::warn_foreign(ctx, &observed);
+    confirm_plan(ctx, output, yes, &first)?;
     let lease = crate::lease::acquire(ctx, "up").await?;
     let result = async {
         let observed = plan::observe(ctx).await?;
         let plan = plan::make(ctx, &observed, !args.no_bootstrap).await?;
-        up_planned(ctx, output, yes, args, observed, plan).await
+        up_planned(ctx, output, yes, args, observed, plan, Some(&first)).await
     }
     .await;
     crate::lease::released(ctx, lease, result).await
+}
+
+fn confirm_plan(
+    ctx: &Ctx<'_>,
+    output: OutputFormat,
+    yes: bool,
+    report: &plan::PlanReport,
+) -> Result<()> {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
+        print_plan(report);
+    }
+    confirm(ctx.ui, "Apply these changes?", "applying this plan", yes)
 }
 
 async fn up_planned(
@@ -597,10 +613,15 @@ async fn up_planned(
     args: &UpArgs,
     observed: plan::Observed,
     plan: plan::Plan,
+    confirmed: Option<&plan::PlanReport>,
 ) -> Result<()> {
     let with_bootstrap = !args.no_bootstrap;
-    plan::warn_foreign(ctx, &observed);
     let report = plan.report(ctx, &observed);
+    let same =
+        |c: &plan::PlanReport| serde_json::to_value(c).ok() == serde_json::to_value(&report).ok();
+    if confirmed.is_none() {
+        plan::warn_foreign(ctx, &observed);
+    }
     if plan.is_noop() {
         // Waiting for DNS is still worth doing when nothing else is.
         let ses = match args.wait_email {
@@ -626,10 +647,11 @@ async fn up_planned(
         }
         return Ok(());
     }
-    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
-        print_plan(&report);
+    // The plan asked about before the lease, unless the lease's wait
+    // changed it (another run did part of the work): then ask again.
+    if !confirmed.is_some_and(same) {
+        confirm_plan(ctx, output, yes, &report)?;
     }
-    confirm(ctx.ui, "Apply these changes?", "applying this plan", yes)?;
     if crate::checkpoint::interrupted() {
         return Err(crate::checkpoint::stopped("planning (nothing was changed)"));
     }
@@ -921,12 +943,6 @@ struct RotateReport {
 /// (then, with a test recipient, a test mail proves they work); only then
 /// is the old key deleted, so mail never stops in between.
 async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
-    let lease = crate::lease::acquire(ctx, "email rotate").await?;
-    let result = rotate_under_lease(ctx, output, yes).await;
-    crate::lease::released(ctx, lease, result).await
-}
-
-async fn rotate_under_lease(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Result<()> {
     use crate::email::credentials;
     let email = ctx.settings.email.as_ref().expect("checked before AWS");
     let observed = plan::observe(ctx).await?;
@@ -971,10 +987,29 @@ async fn rotate_under_lease(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> R
         );
     }
     confirm(ctx.ui, "Rotate the SMTP key?", "rotating the SMTP key", yes)?;
+    // The lease after the question (a refusal changes nothing); the key
+    // checks above are made again under it.
+    let lease = crate::lease::acquire(ctx, "email rotate").await?;
+    let result = async {
+        let observed = plan::observe(ctx).await?;
+        let keys_now: Vec<String> = observed
+            .email
+            .credentials
+            .user
+            .as_ref()
+            .map(|u| u.keys.iter().map(|k| k.id.clone()).collect())
+            .unwrap_or_default();
+        if keys_now != old {
+            return Err(Error::Refused(
+                "another glbox run changed the SMTP key meanwhile\n  fix: run glbox email rotate again".into(),
+            ));
+        }
+        let user = &user.name;
+
     let stored = observed
         .parameters
         .contains(&credentials::password_parameter(ctx));
-    let new = credentials::new_key(ctx, email, &user.name, stored).await?;
+    let new = credentials::new_key(ctx, email, user, stored).await?;
     let mut verify_report = None;
     let mut keep_old = false;
     match running_box(ctx, &observed) {
@@ -1073,6 +1108,9 @@ async fn rotate_under_lease(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> R
         }
     }
     Ok(())
+    }
+    .await;
+    crate::lease::released(ctx, lease, result).await
 }
 
 /// `glbox doctor`: exit 0 when nothing fails (warnings allowed), else 1.

@@ -442,8 +442,14 @@ async fn only_an_identity_glbox_made_and_nobody_else_uses_is_deleted() {
         &["down", "--yes", "--delete-email-identity"],
     );
     down.assert_ok();
-    assert!(output(&down).contains("glbox did not create it"), "{}", output(&down));
-    assert!(identities(ses.clone()).await.contains(&"theirs.example".to_string()));
+    assert!(
+        output(&down).contains("glbox did not create it"),
+        "{}",
+        output(&down)
+    );
+    assert!(identities(ses.clone())
+        .await
+        .contains(&"theirs.example".to_string()));
 
     // glbox's own identity, shared by a second deployment.
     let maker = Workspace::new(&config("maker", "shared.example"));
@@ -456,8 +462,14 @@ async fn only_an_identity_glbox_made_and_nobody_else_uses_is_deleted() {
         &["down", "--yes", "--delete-email-identity"],
     );
     down.assert_ok();
-    assert!(output(&down).contains("/glbox/sharer/"), "{}", output(&down));
-    assert!(identities(ses.clone()).await.contains(&"shared.example".to_string()));
+    assert!(
+        output(&down).contains("/glbox/sharer/"),
+        "{}",
+        output(&down)
+    );
+    assert!(identities(ses.clone())
+        .await
+        .contains(&"shared.example".to_string()));
 
     // glbox's own, used by nobody else: deleted.
     let alone = Workspace::new(&config("alone", "alone.example"));

@@ -128,9 +128,12 @@ pub async fn up(
             with_bootstrap,
             roster_path,
             run,
+            None,
         )
         .await;
     }
+    let first = plan.report(&ctx, &lab);
+    show_and_confirm(invocation, ui, &settings, &lab, &plan, &first)?;
     let lease = crate::lease::acquire(&ctx, "lab up").await?;
     let result = async {
         let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
@@ -150,11 +153,40 @@ pub async fn up(
             with_bootstrap,
             roster_path,
             run,
+            Some(&first),
         )
         .await
     }
     .await;
     crate::lease::released(&ctx, lease, result).await
+}
+
+/// Shows the lab's plan and cost, and asks.
+fn show_and_confirm(
+    invocation: &Invocation,
+    ui: &Ui,
+    settings: &crate::config::Settings,
+    lab: &LabSettings,
+    plan: &plan::LabPlan,
+    report: &plan::PlanReport,
+) -> Result<()> {
+    if invocation.output == OutputFormat::Text {
+        print!("{}", report.text());
+        let cost = planned_cost(settings, lab);
+        println!(
+            "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines).",
+            if cost.complete { "about " } else { "at least " },
+            cost.hourly_usd,
+            cost.seats,
+            cost.until_expiry_usd
+        );
+    }
+    let question = if plan.remove.is_empty() {
+        "Apply these changes?"
+    } else {
+        "Apply these changes, deleting the removed seats and their data?"
+    };
+    confirm(ui, question, "changing the lab", invocation.yes)
 }
 
 /// A lab as observed and planned.
@@ -174,6 +206,7 @@ async fn up_planned(
     with_bootstrap: bool,
     roster_path: &Path,
     run: Planned,
+    confirmed: Option<&plan::PlanReport>,
 ) -> Result<()> {
     let Planned {
         observed,
@@ -197,23 +230,12 @@ async fn up_planned(
             );
         }
     } else {
-        if invocation.output == OutputFormat::Text {
-            print!("{}", report.text());
-            let cost = planned_cost(&settings, &lab);
-            println!(
-                "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines).",
-                if cost.complete { "about " } else { "at least " },
-                cost.hourly_usd,
-                cost.seats,
-                cost.until_expiry_usd
-            );
+        // Asked before the lease; again only if the plan changed meanwhile.
+        let same = confirmed
+            .is_some_and(|c| serde_json::to_value(c).ok() == serde_json::to_value(&report).ok());
+        if !same {
+            show_and_confirm(invocation, ui, settings, lab, &plan, &report)?;
         }
-        let question = if plan.remove.is_empty() {
-            "Apply these changes?"
-        } else {
-            "Apply these changes, deleting the removed seats and their data?"
-        };
-        confirm(ui, question, "changing the lab", invocation.yes)?;
         failures = up::apply(&ctx, &lab, &plan, &observed).await?;
         if with_bootstrap {
             health = up::bootstrap_seats(&ctx, &lab, &plan, &mut failures).await?;

@@ -231,21 +231,45 @@ pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &st
 /// interrupted call made, which is then recorded instead of orphaned.
 pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
     let replayed = ownership::read_intent::<VolumeIntent>(ctx, Kind::Volume).await?;
-    let intent = match &replayed {
-        Some(intent) => intent.clone(),
-        None => {
-            let d = ctx.settings.data_volume;
-            let intent = VolumeIntent {
-                client_token: fresh_token(),
-                zone: zone.to_string(),
-                size_gib: d.size_gib,
-                iops: d.iops,
-                throughput_mibps: d.throughput_mibps,
-            };
-            ownership::open_intent(ctx, Kind::Volume, &intent).await?;
-            intent
+    if let Some(intent) = &replayed {
+        let id = send_create(ctx, intent).await?;
+        // An intent left open after its volume was recorded (a crash
+        // between the two) replays a volume that may since be gone: then
+        // it is spent, and a fresh create follows.
+        if describe_one(ctx, &id)
+            .await?
+            .is_some_and(|v| !matches!(v.state.as_str(), "deleting" | "deleted"))
+        {
+            ownership::record(ctx, Kind::Volume, &id).await?;
+            ownership::close_intent(ctx, Kind::Volume).await?;
+            ctx.ui.info(&format!(
+                "finished the data volume an interrupted run began: {id} ({} GiB)",
+                intent.size_gib
+            ));
+            return Ok(id);
         }
+    }
+    let d = ctx.settings.data_volume;
+    let intent = VolumeIntent {
+        client_token: fresh_token(),
+        zone: zone.to_string(),
+        size_gib: d.size_gib,
+        iops: d.iops,
+        throughput_mibps: d.throughput_mibps,
     };
+    ownership::open_intent(ctx, Kind::Volume, &intent).await?;
+    let id = send_create(ctx, &intent).await?;
+    ownership::record(ctx, Kind::Volume, &id).await?;
+    ownership::close_intent(ctx, Kind::Volume).await?;
+    ctx.ui.info(&format!(
+        "created data volume {id} ({} GiB)",
+        intent.size_gib
+    ));
+    Ok(id)
+}
+
+/// CreateVolume as the intent describes it, tagged at creation.
+async fn send_create(ctx: &Ctx<'_>, intent: &VolumeIntent) -> Result<String> {
     let out = ctx
         .aws
         .ec2
@@ -261,20 +285,7 @@ pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
         .send()
         .await
         .ctx("ec2:CreateVolume")?;
-    let id = out.volume_id().unwrap_or_default().to_string();
-    ownership::record(ctx, Kind::Volume, &id).await?;
-    ownership::close_intent(ctx, Kind::Volume).await?;
-    match replayed {
-        Some(_) => ctx.ui.info(&format!(
-            "finished the data volume an interrupted run began: {id} ({} GiB)",
-            intent.size_gib
-        )),
-        None => ctx.ui.info(&format!(
-            "created data volume {id} ({} GiB)",
-            intent.size_gib
-        )),
-    }
-    Ok(id)
+    Ok(out.volume_id().unwrap_or_default().to_string())
 }
 
 /// A ClientToken for one CreateVolume (AWS allows up to 64 characters).
