@@ -47,6 +47,11 @@ pub struct Holder {
     pub command: String,
     pub since: String,
     pub stale_after: String,
+    /// The machine and process, to tell a run that died on this machine.
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub pid: u32,
 }
 
 impl Holder {
@@ -56,6 +61,16 @@ impl Holder {
 
     fn is_stale(&self, now: OffsetDateTime) -> bool {
         OffsetDateTime::parse(&self.stale_after, &Rfc3339).is_ok_and(|at| at <= now)
+    }
+
+    /// A run on this machine whose process is gone (killed, crashed): its
+    /// lease is abandoned. (Linux's /proc; another machine's run cannot be
+    /// checked, and waits for `stale_after`.)
+    fn died_here(&self, me: &Holder) -> bool {
+        !self.host.is_empty()
+            && self.host == me.host
+            && self.pid != me.pid
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 }
 
@@ -77,6 +92,8 @@ fn this_run(command: &str) -> Holder {
     let format = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
     Holder {
         holder: format!("{user}@{host} pid {}", std::process::id()),
+        host: host.clone(),
+        pid: std::process::id(),
         run: Alphanumeric.sample_string(&mut rand::rng(), 16),
         command: command.to_string(),
         since: format(now),
@@ -133,11 +150,16 @@ pub async fn acquire(ctx: &Ctx<'_>, command: &str) -> Result<Lease> {
                 // Our own PutParameter, repeated after its answer was lost.
                 return Ok(Poll::Ready(()));
             }
-            if holder.is_stale(OffsetDateTime::now_utc()) {
+            let died = holder.died_here(me);
+            if died || holder.is_stale(OffsetDateTime::now_utc()) {
                 ctx.ui.warn(&format!(
-                    "breaking the lease of {}: it was stale after {}",
+                    "breaking the lease of {}: {}",
                     holder.describe(),
-                    holder.stale_after
+                    if died {
+                        "that process is gone".to_string()
+                    } else {
+                        format!("it was stale after {}", holder.stale_after)
+                    }
                 ));
                 delete_if_unchanged(ctx, name, &raw).await?;
                 return Ok(Poll::Pending("broke a stale lease".into()));
@@ -257,6 +279,9 @@ mod tests {
         assert!(!holder.is_stale(now));
         assert!(holder.is_stale(now + STALE_AFTER + Duration::from_secs(1)));
         assert!(holder.describe().contains("(up) since"));
+        let mut dead = holder.clone();
+        dead.pid = u32::MAX;
+        assert!(dead.died_here(&holder) && !holder.died_here(&holder));
         let names = Names::lab("gl", "us-east-1", "");
         assert_eq!(parameter_name(&names), "/glbox-lab/gl/lease");
     }
