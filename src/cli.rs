@@ -577,13 +577,20 @@ struct UpReport {
 async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -> Result<()> {
     let observed = plan::observe(ctx).await?;
     let plan = plan::make(ctx, &observed, !args.no_bootstrap).await?;
-    if plan.is_noop() {
+    // A lease left by a crashed run is taken (and so broken) even when
+    // there is nothing else to do.
+    let lease_left = observed
+        .parameters
+        .contains(&crate::lease::parameter_name(&ctx.names));
+    if plan.is_noop() && !lease_left {
         return up_planned(ctx, output, yes, args, observed, plan, None).await;
     }
     // Asked before the lease: a refusal changes nothing at all.
     let first = plan.report(ctx, &observed);
     plan::warn_foreign(ctx, &observed);
-    confirm_plan(ctx, output, yes, &first)?;
+    if !plan.is_noop() {
+        confirm_plan(ctx, output, yes, &first)?;
+    }
     let lease = crate::lease::acquire(ctx, "up").await?;
     let result = async {
         let observed = plan::observe(ctx).await?;

@@ -113,7 +113,9 @@ pub async fn up(
     let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
     let ctx = lab_ctx(&aws, &settings, ui, &expires_at);
     let plan = plan::make(&ctx, &lab, &observed, &expires_at, with_bootstrap).await?;
-    if plan.is_noop() {
+    // A lease left by a crashed run is taken (and so broken) even when
+    // there is nothing else to do.
+    if plan.is_noop() && !observed.lease_held {
         let run = Planned {
             observed,
             expires_at: expires_at.clone(),
@@ -133,7 +135,9 @@ pub async fn up(
         .await;
     }
     let first = plan.report(&ctx, &lab);
-    show_and_confirm(invocation, ui, &settings, &lab, &plan, &first)?;
+    if !plan.is_noop() {
+        show_and_confirm(invocation, ui, &settings, &lab, &plan, &first)?;
+    }
     let lease = crate::lease::acquire(&ctx, "lab up").await?;
     let result = async {
         let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;

@@ -91,6 +91,8 @@ pub struct Observed {
     /// What carries the lab's tags without the evidence that glbox made it
     /// (see `ownership`): left alone, and said why. Seats hold only glbox's.
     pub foreign: Vec<String>,
+    /// The lab's lease exists (a run holds it, or a crashed one left it).
+    pub lease_held: bool,
 }
 
 impl Observed {
@@ -238,6 +240,7 @@ pub async fn observe(ctx: &Ctx<'_>, policy: &serde_json::Value) -> Result<Observ
         observed.seats.entry(seat).or_default().ledger_parameters = mine;
     }
     observed.foreign = foreign;
+    observed.lease_held = parameters.contains(&crate::lease::parameter_name(&ctx.names));
     Ok(observed)
 }
 

@@ -16,6 +16,8 @@ pub struct Address {
     pub public_ip: String,
     pub association_id: Option<String>,
     pub instance_id: Option<String>,
+    /// A lab seat's number tag (a lab's addresses share their owner tags).
+    pub seat: Option<String>,
 }
 
 pub fn from_sdk(a: &aws_sdk_ec2::types::Address) -> Address {
@@ -27,6 +29,7 @@ pub fn from_sdk(a: &aws_sdk_ec2::types::Address) -> Address {
             .instance_id()
             .filter(|i| !i.is_empty())
             .map(str::to_string),
+        seat: crate::names::ec2_tag(a.tags(), crate::names::TAG_SEAT).map(str::to_string),
     }
 }
 
@@ -231,7 +234,12 @@ pub async fn allocate(ctx: &Ctx<'_>, tagged: &[String]) -> Result<String> {
         out.public_ip().unwrap_or_default(),
         ctx.names.base()
     ));
+    // A lab's seats share the owner tags: only this seat's addresses.
+    let this_seat = ctx.names.seat_tag();
     for address in describe_tagged(ctx).await? {
+        if address.seat.as_deref() != this_seat {
+            continue;
+        }
         let appeared = !intent.existing.contains(&address.allocation_id);
         if address.allocation_id != allocation_id && appeared && address.association_id.is_none() {
             release(ctx, &address).await?;
@@ -307,6 +315,7 @@ mod tests {
             public_ip: "198.51.100.1".into(),
             association_id: instance.map(|_| "eipassoc-1".into()),
             instance_id: instance.map(str::to_string),
+            seat: None,
         }
     }
 
