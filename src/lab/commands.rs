@@ -240,13 +240,13 @@ async fn up_planned(
         if !same {
             show_and_confirm(invocation, ui, settings, lab, &plan, &report)?;
         }
-        failures = up::apply(&ctx, &lab, &plan, &observed).await?;
+        failures = up::apply(&ctx, lab, &plan, &observed).await?;
         if with_bootstrap {
-            health = up::bootstrap_seats(&ctx, &lab, &plan, &mut failures).await?;
+            health = up::bootstrap_seats(&ctx, lab, &plan, &mut failures).await?;
         }
     }
     // What the lab is now, for the roster.
-    let (now, _) = observe_lab(&aws, &settings, ui, None).await?;
+    let (now, _) = observe_lab(aws, settings, ui, None).await?;
     let mut rows = roster::rows(&ctx, lab.seats, &now, &failures, &health);
     roster::fill_passwords(&ctx, &mut rows, |seat| now.seat(seat).password).await?;
     roster::write(roster_path, &roster::csv(&rows))?;
@@ -260,7 +260,7 @@ async fn up_planned(
     match invocation.output {
         OutputFormat::Json => print_json(&UpReport {
             plan: report,
-            cost: planned_cost(&settings, &lab),
+            cost: planned_cost(settings, lab),
             seats: rows.clone(),
             failed,
             roster_file: Some(roster_path.display().to_string()),

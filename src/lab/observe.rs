@@ -204,11 +204,11 @@ pub async fn observe(ctx: &Ctx<'_>, policy: &serde_json::Value) -> Result<Observ
         let made_meanwhile = match ledger.is_open(Kind::Address) {
             false => false,
             true => {
-                if !intents.contains_key(&seat) {
+                if let std::collections::btree_map::Entry::Vacant(entry) = intents.entry(seat) {
                     let seat_ctx = crate::lab::seat_ctx(ctx, seat, &expires_at);
                     let intent =
                         ownership::read_intent::<AddressIntent>(&seat_ctx, Kind::Address).await?;
-                    intents.insert(seat, intent);
+                    entry.insert(intent);
                 }
                 intents[&seat]
                     .as_ref()
