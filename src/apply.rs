@@ -94,6 +94,9 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &Plan) -> Result<Applied> {
     // Email before the instance: a refusal (SES or IAM permissions) stops
     // `up` before anything is launched.
     let email = crate::email::apply(ctx, &plan.email, plan.smtp_password_stored).await?;
+    if let Some(marker) = &plan.email_use {
+        crate::ownership::mark_email_use(ctx, marker).await?;
+    }
     reached("email").await?;
     ctx.ui.phase(phase::DATA_VOLUME);
     let data_volume_id =

@@ -580,6 +580,10 @@ struct UpReport {
     email: Option<crate::email::Report>,
 }
 
+/// `up`: a plan without the lease first, so an `up` with nothing to do
+/// changes nothing at all (not even a lease); with changes, the lease,
+/// then everything again under it (another run may have done the work
+/// meanwhile).
 async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -> Result<()> {
     let with_bootstrap = !args.no_bootstrap;
     let observed = plan::observe(ctx).await?;
@@ -590,7 +594,84 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     let deferred_ctx = deferred.as_ref().map(|s| Ctx::new(ctx.aws, s, ctx.ui));
     let ctx = deferred_ctx.as_ref().unwrap_or(ctx);
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
+    // A lease left by a crashed run is taken (and so broken) even when
+    // there is nothing else to do.
+    let lease_left = observed
+        .parameters
+        .contains(&crate::lease::parameter_name(&ctx.names));
+    if plan.is_noop() && !lease_left {
+        let planned = Planned {
+            observed,
+            plan,
+            confirmed: None,
+            letsencrypt_deferred: deferred.is_some(),
+        };
+        return up_planned(ctx, output, yes, args, planned).await;
+    }
+    // Asked before the lease: a refusal changes nothing at all.
+    let first = plan.report(ctx, &observed);
+    plan::warn_foreign(ctx, &observed);
+    if !plan.is_noop() {
+        confirm_plan(ctx, output, yes, &first)?;
+    }
+    let lease = crate::lease::acquire(ctx, "up").await?;
+    let result = async {
+        let observed = plan::observe(ctx).await?;
+        let plan = plan::make(ctx, &observed, with_bootstrap).await?;
+        let planned = Planned {
+            observed,
+            plan,
+            confirmed: Some(&first),
+            letsencrypt_deferred: deferred.is_some(),
+        };
+        up_planned(ctx, output, yes, args, planned).await
+    }
+    .await;
+    crate::lease::released(ctx, lease, result).await
+}
+
+fn confirm_plan(
+    ctx: &Ctx<'_>,
+    output: OutputFormat,
+    yes: bool,
+    report: &plan::PlanReport,
+) -> Result<()> {
+    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
+        print_plan(report);
+    }
+    confirm(ctx.ui, "Apply these changes?", "applying this plan", yes)
+}
+
+/// An `up`'s plan and what it was made from.
+struct Planned<'r> {
+    observed: plan::Observed,
+    plan: plan::Plan,
+    /// The plan the user agreed to before the lease, if asked.
+    confirmed: Option<&'r plan::PlanReport>,
+    /// Let's Encrypt is put off until DNS points at the box.
+    letsencrypt_deferred: bool,
+}
+
+async fn up_planned(
+    ctx: &Ctx<'_>,
+    output: OutputFormat,
+    yes: bool,
+    args: &UpArgs,
+    planned: Planned<'_>,
+) -> Result<()> {
+    let Planned {
+        observed,
+        plan,
+        confirmed,
+        letsencrypt_deferred,
+    } = planned;
+    let with_bootstrap = !args.no_bootstrap;
     let report = plan.report(ctx, &observed);
+    let same =
+        |c: &plan::PlanReport| serde_json::to_value(c).ok() == serde_json::to_value(&report).ok();
+    if confirmed.is_none() {
+        plan::warn_foreign(ctx, &observed);
+    }
     if plan.is_noop() {
         // Waiting for DNS is still worth doing when nothing else is.
         let ses = match args.wait_email {
@@ -616,10 +697,11 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
         }
         return Ok(());
     }
-    if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
-        print_plan(&report);
+    // The plan asked about before the lease, unless the lease's wait
+    // changed it (another run did part of the work): then ask again.
+    if !confirmed.is_some_and(same) {
+        confirm_plan(ctx, output, yes, &report)?;
     }
-    confirm(ctx.ui, "Apply these changes?", "applying this plan", yes)?;
     if crate::checkpoint::interrupted() {
         return Err(crate::checkpoint::stopped("planning (nothing was changed)"));
     }
@@ -757,7 +839,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
                     record.name, record.kind, record.value
                 );
             }
-            if deferred.is_some() {
+            if letsencrypt_deferred {
                 println!("  HTTPS:       Let's Encrypt is off until DNS points at the box; run glbox up again then");
             }
             if with_bootstrap {
@@ -992,10 +1074,29 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
         );
     }
     confirm(ctx.ui, "Rotate the SMTP key?", "rotating the SMTP key", yes)?;
+    // The lease after the question (a refusal changes nothing); the key
+    // checks above are made again under it.
+    let lease = crate::lease::acquire(ctx, "email rotate").await?;
+    let result = async {
+        let observed = plan::observe(ctx).await?;
+        let keys_now: Vec<String> = observed
+            .email
+            .credentials
+            .user
+            .as_ref()
+            .map(|u| u.keys.iter().map(|k| k.id.clone()).collect())
+            .unwrap_or_default();
+        if keys_now != old {
+            return Err(Error::Refused(
+                "another glbox run changed the SMTP key meanwhile\n  fix: run glbox email rotate again".into(),
+            ));
+        }
+        let user = &user.name;
+
     let stored = observed
         .parameters
         .contains(&credentials::password_parameter(ctx));
-    let new = credentials::new_key(ctx, email, &user.name, stored).await?;
+    let new = credentials::new_key(ctx, email, user, stored).await?;
     let mut verify_report = None;
     let mut keep_old = false;
     match running_box(ctx, &observed) {
@@ -1094,6 +1195,9 @@ async fn run_email_rotate(ctx: &Ctx<'_>, output: OutputFormat, yes: bool) -> Res
         }
     }
     Ok(())
+    }
+    .await;
+    crate::lease::released(ctx, lease, result).await
 }
 
 /// `glbox doctor`: exit 0 when nothing fails (warnings allowed), else 1.
@@ -1230,7 +1334,8 @@ async fn run_down(
     yes: bool,
     options: DownOptions,
 ) -> Result<()> {
-    let observed = plan::observe(ctx).await?;
+    let mut observed = plan::observe(ctx).await?;
+    down::decide_email_identity(ctx, &mut observed, options).await?;
     warn_email_problem(ctx, &observed);
     let items = down::items(ctx, &observed, options);
     let mut report = DownReport {
@@ -1271,8 +1376,16 @@ async fn run_down(
         "removing these resources",
         yes,
     )?;
-    ctx.ui.start_phases(down::phases(ctx, &observed, options));
-    let outcome = down::down(ctx, &observed, options).await?;
+    let lease = crate::lease::acquire(ctx, "down").await?;
+    let result = async {
+        // Under the lease, what is there now (another run may have changed it).
+        let mut observed = plan::observe(ctx).await?;
+        down::decide_email_identity(ctx, &mut observed, options).await?;
+        ctx.ui.start_phases(down::phases(ctx, &observed, options));
+        down::down(ctx, &observed, options).await
+    }
+    .await;
+    let outcome = crate::lease::released(ctx, lease, result).await?;
     ctx.ui.end_phases();
     match output {
         OutputFormat::Json => {

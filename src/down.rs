@@ -83,10 +83,15 @@ pub fn items(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<Do
             .map(|g| item("security_group", &g.id, "delete")),
     );
     items.extend(
-        observed
-            .parameters
+        removable_parameters(ctx, observed)
             .iter()
             .map(|p| item("parameter", p, "delete")),
+    );
+    items.extend(
+        observed
+            .foreign
+            .iter()
+            .map(|note| item("not glbox's", note, "skip: left alone")),
     );
     let ownership = |owned: bool| if owned { "delete" } else { "skip: not glbox's" };
     if let Some(profile) = &observed.profile {
@@ -103,10 +108,10 @@ pub fn items(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<Do
         items.push(item("smtp_user", &user.name, ownership(user.owned)));
     }
     if let (Some(email), Some(_)) = (&ctx.settings.email, observed.email.identity()) {
-        let action = if options.delete_email_identity {
-            "delete"
-        } else {
-            "keep"
+        let action = match (options.delete_email_identity, &observed.email_identity_keep) {
+            (true, None) => "delete",
+            (true, Some(_)) => "skip: kept (see below)",
+            (false, _) => "keep",
         };
         items.push(item("ses_identity", &email.domain, action));
         if options.delete_email_identity && observed.email.zone.is_some() {
@@ -157,7 +162,10 @@ pub fn phases(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<&
         ),
         (phase::KEY_PAIR, observed.key_pair.is_some()),
         (phase::SECURITY_GROUP, observed.security_group.is_some()),
-        (phase::PARAMETERS, !observed.parameters.is_empty()),
+        (
+            phase::PARAMETERS,
+            !removable_parameters(ctx, observed).is_empty(),
+        ),
         (
             phase::INSTANCE_PROFILE,
             observed.profile.as_ref().is_some_and(|p| p.owned),
@@ -179,7 +187,8 @@ pub fn phases(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<&
             phase::EMAIL_IDENTITY,
             options.delete_email_identity
                 && ctx.settings.email.is_some()
-                && observed.email.identity().is_some(),
+                && observed.email.identity().is_some()
+                && observed.email_identity_keep.is_none(),
         ),
     ];
     steps
@@ -230,10 +239,11 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
         delete_group_when_free(ctx, group).await?;
         outcome.removed.push(group.id.clone());
     }
-    if !observed.parameters.is_empty() {
+    let parameters = removable_parameters(ctx, observed);
+    if !parameters.is_empty() {
         ctx.ui.phase(phase::PARAMETERS);
-        crate::resources::parameters::delete(ctx, &observed.parameters).await?;
-        outcome.removed.extend(observed.parameters.iter().cloned());
+        crate::resources::parameters::delete(ctx, &parameters).await?;
+        outcome.removed.extend(parameters);
     }
     if let Some(profile) = observed.profile.as_ref().filter(|p| p.owned) {
         ctx.ui.phase(phase::INSTANCE_PROFILE);
@@ -251,18 +261,83 @@ pub async fn down(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> R
         outcome.removed.push(user.name.clone());
     }
     if let (Some(email), Some(_)) = (&ctx.settings.email, observed.email.identity()) {
-        if options.delete_email_identity {
+        if let (true, Some(reason)) = (options.delete_email_identity, &observed.email_identity_keep)
+        {
+            ctx.ui.warn(reason);
+            outcome.kept_identity = Some(email.domain.clone());
+        } else if options.delete_email_identity {
             ctx.ui.phase(phase::EMAIL_IDENTITY);
             if let Some(zone) = &observed.email.zone {
                 crate::email::dns::delete(ctx, &observed.email.records(), zone).await?;
             }
             crate::email::identity::delete(ctx, email).await?;
+            let record = crate::ownership::email_identity_id(&email.ses_region, &email.domain);
+            crate::ownership::forget(
+                ctx,
+                vec![crate::ownership::record_name(&ctx.names, &record)],
+            )
+            .await?;
             outcome.removed.push(email.domain.clone());
         } else {
             outcome.kept_identity = Some(email.domain.clone());
         }
     }
     Ok(outcome)
+}
+
+/// With `--delete-email-identity`: why the SES identity must stay, if it
+/// must. glbox deletes only an identity it made (its record says so) and
+/// that no other glbox deployment uses (their markers say so).
+pub async fn decide_email_identity(
+    ctx: &Ctx<'_>,
+    observed: &mut Observed,
+    options: DownOptions,
+) -> Result<()> {
+    let Some(email) = ctx.settings.email.as_ref() else {
+        return Ok(());
+    };
+    if !options.delete_email_identity || observed.email.identity().is_none() {
+        return Ok(());
+    }
+    let record = crate::ownership::email_identity_id(&email.ses_region, &email.domain);
+    observed.email_identity_keep = if !observed.ledger.holds(&record) {
+        Some(format!(
+            "kept the SES identity {} in {}: glbox did not create it for {} (no record {}), so it may be someone else's; delete it yourself if it is not",
+            email.domain,
+            email.ses_region,
+            ctx.settings.name,
+            crate::ownership::record_name(&ctx.names, &record)
+        ))
+    } else {
+        let others =
+            crate::ownership::other_email_users(ctx, &email.ses_region, &email.domain).await?;
+        (!others.is_empty()).then(|| {
+            format!(
+                "kept the SES identity {} in {}: other glbox deployments still send as it ({})",
+                email.domain,
+                email.ses_region,
+                others.join(", ")
+            )
+        })
+    };
+    Ok(())
+}
+
+/// The parameters `down` deletes: all under the deployment's prefix but
+/// the lease (released when `down` ends) and the ownership ledger. Deleting
+/// a volume or an address removes its own record; the records of kept
+/// volumes stay, so the next `up` knows them as glbox's. An open volume
+/// intent stays too: the next create finishes it.
+fn removable_parameters(ctx: &Ctx<'_>, observed: &Observed) -> Vec<String> {
+    let lease = crate::lease::parameter_name(&ctx.names);
+    let address_intent = crate::ownership::intent_name(&ctx.names, crate::ownership::Kind::Address);
+    observed
+        .parameters
+        .iter()
+        .filter(|p| **p != lease)
+        .filter(|p| !crate::ownership::is_ledger_parameter(&ctx.names, p) || **p == address_intent)
+        .cloned()
+        .collect()
 }
 
 pub async fn delete_group_when_free(

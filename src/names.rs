@@ -128,6 +128,14 @@ impl Names {
             .unwrap_or_default()
     }
 
+    /// The seat number tag of a seat's names (`None` for a box or a lab).
+    pub fn seat_tag(&self) -> Option<&str> {
+        self.extra_tags
+            .iter()
+            .find(|(key, _)| key == TAG_SEAT)
+            .map(|(_, value)| value.as_str())
+    }
+
     /// The owner tag's key and value.
     pub fn owner(&self) -> (&'static str, &str) {
         (self.owner_tag, &self.deployment)

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::ownership::{self, AddressIntent, Kind, Ledger};
 use crate::resources::data_volume::{self, Volume};
 use crate::resources::elastic_ip::{self, Address, EipPlan};
 use crate::resources::iam::{self, ProfileChange, ProfileState, RoleChange, RoleState};
@@ -31,6 +32,20 @@ pub struct Observed {
     pub email: crate::email::Observed,
     /// The external URL's record in `dns.route53_zone_id`, with a zone.
     pub dns_record: Option<crate::resources::dns_record::Observed>,
+    /// Live instances, volumes and addresses that carry the deployment's
+    /// tags without the evidence that glbox made them (see `ownership`):
+    /// left alone, and said why. `instances`, `data_volumes` and
+    /// `addresses` hold only glbox's own.
+    pub foreign: Vec<String>,
+    /// Every address with the deployment's tags, glbox's or not.
+    pub tagged_addresses: Vec<String>,
+    /// glbox's addresses an interrupted allocation did not record.
+    pub unrecorded_addresses: Vec<String>,
+    pub ledger: Ledger,
+    /// Why `down --delete-email-identity` must keep the SES identity
+    /// (glbox did not make it, or another deployment uses it); filled in
+    /// by `down` only, `None` otherwise.
+    pub email_identity_keep: Option<String>,
 }
 
 impl Observed {
@@ -60,11 +75,51 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         key_pair::observe(ctx),
         instance::observe(ctx),
         data_volume::observe(ctx),
-        elastic_ip::observe(ctx),
+        elastic_ip::describe_tagged(ctx),
         crate::resources::parameters::observe(ctx),
         crate::email::observe(ctx),
         crate::resources::dns_record::observe(ctx),
     )?;
+    let ledger = Ledger::from_parameters(&ctx.names, &parameters);
+    let (instances, foreign_instances) =
+        ownership::split(&instances, |i| ownership::owns_instance(&ctx.names, i));
+    let (data_volumes, foreign_volumes) = ownership::split(&data_volumes, |v| ledger.holds(&v.id));
+    let address_intent = match ledger.is_open(Kind::Address) {
+        true => ownership::read_intent::<AddressIntent>(ctx, Kind::Address).await?,
+        false => None,
+    };
+    let tagged_addresses: Vec<String> = addresses.iter().map(|a| a.allocation_id.clone()).collect();
+    // While an allocation's intent is open, an address that was not there
+    // before it is the one the interrupted run made.
+    let made_meanwhile = |id: &str| {
+        address_intent
+            .as_ref()
+            .is_some_and(|intent| !intent.existing.contains(id))
+    };
+    let (addresses, foreign_addresses) = ownership::split(&addresses, |a| {
+        ledger.holds(&a.allocation_id) || made_meanwhile(&a.allocation_id)
+    });
+    let unrecorded_addresses = addresses
+        .iter()
+        .filter(|a| !ledger.holds(&a.allocation_id))
+        .map(|a| a.allocation_id.clone())
+        .collect();
+    let mut foreign: Vec<String> = instance::live(&foreign_instances)
+        .iter()
+        .map(|i| ownership::foreign_instance_note(&ctx.names, &i.id))
+        .collect();
+    foreign.extend(
+        foreign_volumes
+            .iter()
+            .map(|v| ownership::foreign_note(&ctx.names, "data volume", &v.id)),
+    );
+    foreign.extend(foreign_addresses.iter().map(|a| {
+        ownership::foreign_note(
+            &ctx.names,
+            "Elastic IP",
+            &format!("{} ({})", a.allocation_id, a.public_ip),
+        )
+    }));
     Ok(Observed {
         security_group,
         role,
@@ -76,7 +131,19 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         parameters,
         email,
         dns_record,
+        foreign,
+        tagged_addresses,
+        unrecorded_addresses,
+        ledger,
+        email_identity_keep: None,
     })
+}
+
+/// Names what carries the deployment's tags but is not glbox's.
+pub fn warn_foreign(ctx: &Ctx<'_>, observed: &Observed) {
+    for note in &observed.foreign {
+        ctx.ui.warn(note);
+    }
 }
 
 /// What `up` will do, resource by resource.
@@ -104,6 +171,9 @@ pub struct Plan {
     pub smtp_password_stored: bool,
     /// `None` with `--no-bootstrap`.
     pub bootstrap: Option<crate::bootstrap::Change>,
+    /// The marker that this deployment uses its SES identity (see
+    /// `ownership::email_use_name`), when it is still to be written.
+    pub email_use: Option<String>,
 }
 
 /// The plan as data (`--output json`) and the source of the text table.
@@ -129,6 +199,14 @@ impl Plan {
         items.extend(self.dns_record.item(self.kept_address.as_deref()));
         items.push(self.root_password.item(ctx));
         items.extend(self.email.items(ctx, &observed.email));
+        if let Some(marker) = &self.email_use {
+            items.push(
+                PlanItem::new("email_identity_use", marker.clone(), None, Action::Create)
+                    .with_changes(vec![
+                        "record that this deployment sends as the SES identity".into(),
+                    ]),
+            );
+        }
         if let Some(bootstrap) = &self.bootstrap {
             let instance_id = match &self.instance.change {
                 instance::Change::Update { id, .. } | instance::Change::NoChange { id } => {
@@ -165,6 +243,7 @@ impl Plan {
             && self.dns_record.is_noop()
             && self.root_password == crate::resources::parameters::Change::NoChange
             && self.email.is_noop()
+            && self.email_use.is_none()
             && matches!(
                 self.bootstrap,
                 None | Some(crate::bootstrap::Change::NoChange)
@@ -228,7 +307,12 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
         }
         instance::Change::Create | instance::Change::Replace { .. } => None,
     };
-    let eip_plan = elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target);
+    let mut eip_plan = elastic_ip::diff(ctx.settings.elastic_ip, &observed.addresses, target);
+    eip_plan.tagged = observed.tagged_addresses.clone();
+    eip_plan.record = observed.unrecorded_addresses.clone();
+    // An open intent with nothing left to record is stale: closed, since
+    // while it is open any newly tagged address would count as glbox's.
+    eip_plan.close_intent = observed.ledger.is_open(Kind::Address);
     let address = kept_address(&eip_plan, &observed.addresses);
     let dns_record =
         crate::resources::dns_record::diff(ctx, observed.dns_record.as_ref(), address)?;
@@ -266,7 +350,14 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
             (instance, script)
         }))
     });
+    let email_use = ctx
+        .settings
+        .email
+        .as_ref()
+        .map(|e| ownership::email_use_name(&ctx.names, &e.ses_region, &e.domain))
+        .filter(|marker| !observed.parameters.contains(marker));
     Ok(Plan {
+        email_use,
         root_password: crate::resources::parameters::diff(ctx, &observed.parameters),
         email,
         smtp_password_stored,

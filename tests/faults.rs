@@ -546,10 +546,42 @@ async fn deployment_problems(
         );
     }
 
-    let mut have = inv.parameters.clone();
+    // Besides `parameters`: the ownership records of exactly the data
+    // volume and the address (and the SES identity and its use marker
+    // when email is on), which `ownership_records` checks.
+    let mut have: Vec<String> = inv
+        .parameters
+        .iter()
+        .filter(|p| !is_ownership_record(p))
+        .cloned()
+        .collect();
     have.sort();
     let mut want = parameters.to_vec();
     want.sort();
+    let mut records: Vec<String> = inv
+        .parameters
+        .iter()
+        .filter(|p| p.contains("/owned/"))
+        .cloned()
+        .collect();
+    records.sort();
+    let mut recorded_ids: Vec<String> = data
+        .iter()
+        .filter_map(|v| v.volume_id())
+        .chain(inv.addresses.iter().filter_map(|a| a.allocation_id()))
+        .map(|id| format!("/glbox/{name}/owned/{id}"))
+        .collect();
+    recorded_ids.extend(
+        records
+            .iter()
+            .filter(|r| r.contains("/owned/ses-identity."))
+            .cloned(),
+    );
+    recorded_ids.sort();
+    check(
+        records == recorded_ids,
+        format!("ownership records {records:?}, want those of {recorded_ids:?}"),
+    );
     check(
         have == want,
         format!("new SSM parameters {have:?}, want {want:?}"),
@@ -607,8 +639,19 @@ async fn assert_only_the_data_volume_is_left(emulator: &Emulator, volume_id: &st
     assert!(inv.groups.is_empty(), "{:#?}", inv.groups);
     assert!(inv.roles.is_empty(), "{:?}", inv.roles);
     assert!(inv.profiles.is_empty(), "{:?}", inv.profiles);
-    assert!(inv.parameters.is_empty(), "{:?}", inv.parameters);
+    // The kept volume's ownership record stays, so the next `up` knows it.
+    assert_eq!(
+        inv.parameters,
+        vec![format!("/glbox/{NAME}/owned/{volume_id}")],
+        "{:?}",
+        inv.parameters
+    );
     assert!(inv.key_pairs.is_empty(), "{:?}", inv.key_pairs);
+}
+
+/// glbox's ownership records and email use markers (see `src/ownership.rs`).
+fn is_ownership_record(parameter: &str) -> bool {
+    parameter.contains("/owned/") || parameter.contains("/email-identity/")
 }
 
 /// Whether deployment `name`'s running instance carries the
@@ -1349,8 +1392,18 @@ fn leftovers(new: Inventory, data_volume: Option<&str>) -> Vec<String> {
             new.roles, new.profiles
         ));
     }
-    if !new.parameters.is_empty() {
-        problems.push(format!("SSM parameters {:?}", new.parameters));
+    // What may stay: the kept data volume's ownership record (and, after
+    // an `up` with email, the record of the SES identity glbox made).
+    let left: Vec<&String> = new
+        .parameters
+        .iter()
+        .filter(|p| {
+            let kept_volume = data_volume.is_some_and(|v| p.ends_with(&format!("/owned/{v}")));
+            !kept_volume && !p.contains("/owned/ses-identity.")
+        })
+        .collect();
+    if !left.is_empty() {
+        problems.push(format!("SSM parameters {left:?}"));
     }
     problems
 }

@@ -234,6 +234,10 @@ pub async fn apply(ctx: &Ctx<'_>, email: &EmailSettings, change: &Change) -> Res
             "asked SES ({}) to verify {}",
             email.ses_region, email.domain
         ));
+        if *change == Change::Create {
+            // Only an identity glbox made is one `down` may delete.
+            crate::ownership::record_email_identity(ctx, &email.ses_region, &email.domain).await?;
+        }
     }
     if dkim {
         ses.verify_domain_dkim()

@@ -108,12 +108,122 @@ pub async fn up(
 ) -> Result<()> {
     let (settings, lab) = load(invocation)?;
     let aws = connect(invocation, &settings.region).await;
+    // A plan without the lease first: a complete lab changes nothing at
+    // all. With changes, the lease, then everything again under it.
     let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
     let ctx = lab_ctx(&aws, &settings, ui, &expires_at);
-    warn_expired_labs(&ctx, &lab.name).await?;
-    warn_unchanged_seats(ui, &settings, &observed);
     let plan = plan::make(&ctx, &lab, &observed, &expires_at, with_bootstrap).await?;
-    let report = plan.report(&ctx, &lab);
+    // A lease left by a crashed run is taken (and so broken) even when
+    // there is nothing else to do.
+    if plan.is_noop() && !observed.lease_held {
+        let run = Planned {
+            observed,
+            expires_at: expires_at.clone(),
+            plan,
+        };
+        return up_planned(
+            invocation,
+            ui,
+            &aws,
+            &settings,
+            &lab,
+            with_bootstrap,
+            roster_path,
+            run,
+            None,
+        )
+        .await;
+    }
+    let first = plan.report(&ctx, &lab);
+    if !plan.is_noop() {
+        show_and_confirm(invocation, ui, &settings, &lab, &plan, &first)?;
+    }
+    let lease = crate::lease::acquire(&ctx, "lab up").await?;
+    let result = async {
+        let (observed, expires_at) = observe_lab(&aws, &settings, ui, Some(lab.expires_in)).await?;
+        let again = lab_ctx(&aws, &settings, ui, &expires_at);
+        let plan = plan::make(&again, &lab, &observed, &expires_at, with_bootstrap).await?;
+        let run = Planned {
+            observed,
+            expires_at: expires_at.clone(),
+            plan,
+        };
+        up_planned(
+            invocation,
+            ui,
+            &aws,
+            &settings,
+            &lab,
+            with_bootstrap,
+            roster_path,
+            run,
+            Some(&first),
+        )
+        .await
+    }
+    .await;
+    crate::lease::released(&ctx, lease, result).await
+}
+
+/// Shows the lab's plan and cost, and asks.
+fn show_and_confirm(
+    invocation: &Invocation,
+    ui: &Ui,
+    settings: &crate::config::Settings,
+    lab: &LabSettings,
+    plan: &plan::LabPlan,
+    report: &plan::PlanReport,
+) -> Result<()> {
+    if invocation.output == OutputFormat::Text {
+        print!("{}", report.text());
+        let cost = planned_cost(settings, lab);
+        println!(
+            "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines).",
+            if cost.complete { "about " } else { "at least " },
+            cost.hourly_usd,
+            cost.seats,
+            cost.until_expiry_usd
+        );
+    }
+    let question = if plan.remove.is_empty() {
+        "Apply these changes?"
+    } else {
+        "Apply these changes, deleting the removed seats and their data?"
+    };
+    confirm(ui, question, "changing the lab", invocation.yes)
+}
+
+/// A lab as observed and planned.
+struct Planned {
+    observed: Observed,
+    expires_at: String,
+    plan: plan::LabPlan,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn up_planned(
+    invocation: &Invocation,
+    ui: &Ui,
+    aws: &Aws,
+    settings: &crate::config::Settings,
+    lab: &LabSettings,
+    with_bootstrap: bool,
+    roster_path: &Path,
+    run: Planned,
+    confirmed: Option<&plan::PlanReport>,
+) -> Result<()> {
+    let Planned {
+        observed,
+        expires_at,
+        plan,
+    } = run;
+    let ctx = lab_ctx(aws, settings, ui, &expires_at);
+    warn_expired_labs(&ctx, &lab.name).await?;
+    warn_unchanged_seats(ui, settings, &observed);
+    for note in &observed.foreign {
+        ui.warn(note);
+    }
+    let report = plan.report(&ctx, lab);
     let mut failures = up::Failures::new();
     let mut health = up::Health::new();
     if plan.is_noop() {
@@ -124,30 +234,19 @@ pub async fn up(
             );
         }
     } else {
-        if invocation.output == OutputFormat::Text {
-            print!("{}", report.text());
-            let cost = planned_cost(&settings, &lab);
-            println!(
-                "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines).",
-                if cost.complete { "about " } else { "at least " },
-                cost.hourly_usd,
-                cost.seats,
-                cost.until_expiry_usd
-            );
+        // Asked before the lease; again only if the plan changed meanwhile.
+        let same = confirmed
+            .is_some_and(|c| serde_json::to_value(c).ok() == serde_json::to_value(&report).ok());
+        if !same {
+            show_and_confirm(invocation, ui, settings, lab, &plan, &report)?;
         }
-        let question = if plan.remove.is_empty() {
-            "Apply these changes?"
-        } else {
-            "Apply these changes, deleting the removed seats and their data?"
-        };
-        confirm(ui, question, "changing the lab", invocation.yes)?;
-        failures = up::apply(&ctx, &lab, &plan, &observed).await?;
+        failures = up::apply(&ctx, lab, &plan, &observed).await?;
         if with_bootstrap {
-            health = up::bootstrap_seats(&ctx, &lab, &plan, &mut failures).await?;
+            health = up::bootstrap_seats(&ctx, lab, &plan, &mut failures).await?;
         }
     }
     // What the lab is now, for the roster.
-    let (now, _) = observe_lab(&aws, &settings, ui, None).await?;
+    let (now, _) = observe_lab(aws, settings, ui, None).await?;
     let mut rows = roster::rows(&ctx, lab.seats, &now, &failures, &health);
     roster::fill_passwords(&ctx, &mut rows, |seat| now.seat(seat).password).await?;
     roster::write(roster_path, &roster::csv(&rows))?;
@@ -161,7 +260,7 @@ pub async fn up(
     match invocation.output {
         OutputFormat::Json => print_json(&UpReport {
             plan: report,
-            cost: planned_cost(&settings, &lab),
+            cost: planned_cost(settings, lab),
             seats: rows.clone(),
             failed,
             roster_file: Some(roster_path.display().to_string()),
@@ -437,6 +536,9 @@ async fn remove(
     show: bool,
 ) -> Result<Option<down::Removed>> {
     let (observed, expires_at) = observe_lab(aws, settings, ui, None).await?;
+    for note in &observed.foreign {
+        ui.warn(note);
+    }
     if !observed.exists() {
         return Ok(None);
     }
@@ -456,7 +558,14 @@ async fn remove(
         yes,
     )?;
     let ctx = lab_ctx(aws, settings, ui, &expires_at);
-    Ok(Some(down::down(&ctx, &observed).await?))
+    let lease = crate::lease::acquire(&ctx, "lab down").await?;
+    let result = async {
+        // Under the lease, what is there now (another run may have changed it).
+        let (observed, _) = observe_lab(aws, settings, ui, None).await?;
+        down::down(&ctx, &observed).await
+    }
+    .await;
+    Ok(Some(crate::lease::released(&ctx, lease, result).await?))
 }
 
 #[derive(Serialize)]
@@ -464,6 +573,14 @@ struct ReapReport {
     region: String,
     reaped: Vec<String>,
     kept: Vec<down::FoundLab>,
+    skipped: Vec<SkippedLab>,
+}
+
+/// An expired lab `reap` could not remove, and why.
+#[derive(Clone, Serialize)]
+struct SkippedLab {
+    name: String,
+    reason: String,
 }
 
 /// `glbox lab reap`: removes every lab of the region whose expiry is past.
@@ -488,21 +605,41 @@ pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
         ));
     }
     let mut reaped = Vec::new();
+    let mut skipped = Vec::new();
     for lab in &expired {
-        let settings = config::minimal(&lab.name, &region)?;
         ui.info(&format!(
             "lab {:?} expired at {}",
             lab.name,
             lab.expires_at.as_deref().unwrap_or_default()
         ));
-        remove(ui, &aws, &settings, invocation.yes, false).await?;
-        reaped.push(lab.name.clone());
+        // One lab that cannot be removed (a tag no lab name can have, a
+        // refusal) is named and skipped: the region's other labs go on.
+        let removed = match config::minimal(&lab.name, &region) {
+            Ok(settings) => remove(ui, &aws, &settings, invocation.yes, false).await,
+            Err(e) => Err(e.into()),
+        };
+        match removed {
+            Ok(Some(_)) => reaped.push(lab.name.clone()),
+            // Only look-alikes (named above): nothing of glbox's to remove.
+            Ok(None) => ui.info(&format!(
+                "lab {:?}: nothing glbox made is left to remove",
+                lab.name
+            )),
+            Err(e) => {
+                ui.warn(&format!("lab {:?} skipped: {e}", lab.name));
+                skipped.push(SkippedLab {
+                    name: lab.name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
     }
     match invocation.output {
         OutputFormat::Json => print_json(&ReapReport {
             region: region.clone(),
             reaped,
             kept,
+            skipped: skipped.clone(),
         }),
         OutputFormat::Text => {
             if reaped.is_empty() {
@@ -521,7 +658,18 @@ pub async fn reap(invocation: &Invocation, ui: &Ui) -> Result<()> {
                     lab.expires_at.as_deref().unwrap_or("never: no expiry tag")
                 );
             }
+            for lab in &skipped {
+                println!("  skipped lab {:?}: {}", lab.name, lab.reason);
+            }
         }
+    }
+    if !skipped.is_empty() {
+        let names: Vec<&str> = skipped.iter().map(|l| l.name.as_str()).collect();
+        return Err(Error::Refused(format!(
+            "{} expired lab(s) could not be removed: {} (the others were)\n  fix: see the reasons above; glbox lab down --config <the lab's file> removes one lab",
+            skipped.len(),
+            names.join(", ")
+        )));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::aws::{ok_if, AwsResultExt};
 use crate::error::Result;
 use crate::lab::observe::Observed;
+use crate::lab::seat_ctx;
 use crate::lab::up::{terminate, wait_volumes};
 use crate::names::{ec2_tag, seat_label, MANAGED_BY, TAG_EXPIRES_AT, TAG_LAB, TAG_MANAGED_BY};
 use crate::resources::{elastic_ip, iam, Ctx};
@@ -34,15 +35,20 @@ pub async fn remove_seats(lab: &Ctx<'_>, observed: &Observed, seats: &[u16]) -> 
         .flat_map(|(_, s)| s.instances.iter().map(|i| i.instance.id.clone()))
         .collect();
     terminate(lab, &removed.instances).await?;
-    let addresses: Vec<&elastic_ip::Address> = chosen
+    let expires_at = lab.names.expires_at();
+    let expires_at = expires_at.as_str();
+    let addresses: Vec<(u16, &elastic_ip::Address)> = chosen
         .iter()
-        .flat_map(|(_, s)| s.addresses.iter())
+        .flat_map(|(seat, s)| s.addresses.iter().map(move |a| (*seat, a)))
         .collect();
-    in_parallel(addresses.clone(), |address| {
-        elastic_ip::release(lab, address)
+    in_parallel(addresses.clone(), |(seat, address)| async move {
+        elastic_ip::release(&seat_ctx(lab, seat, expires_at), address).await
     })
     .await?;
-    removed.addresses = addresses.iter().map(|a| a.allocation_id.clone()).collect();
+    removed.addresses = addresses
+        .iter()
+        .map(|(_, a)| a.allocation_id.clone())
+        .collect();
     let volumes: Vec<String> = chosen
         .iter()
         .flat_map(|(_, s)| s.volumes.iter().map(|v| v.id.clone()))
@@ -70,7 +76,19 @@ pub async fn remove_seats(lab: &Ctx<'_>, observed: &Observed, seats: &[u16]) -> 
             )
         })
         .collect();
-    for chunk in removed.parameters.chunks(10) {
+    // The seats' ownership records go with what they record.
+    let records: Vec<String> = chosen
+        .iter()
+        .flat_map(|(_, s)| s.ledger_parameters.iter().cloned())
+        .collect();
+    for chunk in removed
+        .parameters
+        .iter()
+        .cloned()
+        .chain(records)
+        .collect::<Vec<_>>()
+        .chunks(10)
+    {
         let deleted = lab
             .aws
             .ssm

@@ -7,7 +7,8 @@ use aws_sdk_ec2::types::InstanceLifecycleType;
 
 use crate::aws::AwsResultExt;
 use crate::error::Result;
-use crate::names::{ec2_tag, Role, TAG_EXPIRES_AT, TAG_SEAT};
+use crate::names::{ec2_tag, Names, Role, TAG_EXPIRES_AT, TAG_SEAT};
+use crate::ownership::{self, AddressIntent, Kind, Ledger};
 use crate::resources::data_volume::{self, Volume};
 use crate::resources::elastic_ip::Address;
 use crate::resources::iam::{ProfileState, RoleState};
@@ -31,6 +32,11 @@ pub struct Seat {
     pub volumes: Vec<Volume>,
     pub addresses: Vec<Address>,
     pub password: bool,
+    /// Every address with the seat's tags, glbox's or not (an
+    /// allocation's intent lists them).
+    pub tagged_addresses: Vec<String>,
+    /// The seat's ownership records and intents (`…/sNN/owned/…`).
+    pub ledger_parameters: Vec<String>,
 }
 
 impl Seat {
@@ -82,6 +88,11 @@ pub struct Observed {
     pub seen_instances: Vec<String>,
     /// The lab's expiry, from the first resource that carries it.
     pub expires_at: Option<String>,
+    /// What carries the lab's tags without the evidence that glbox made it
+    /// (see `ownership`): left alone, and said why. Seats hold only glbox's.
+    pub foreign: Vec<String>,
+    /// The lab's lease exists (a run holds it, or a crashed one left it).
+    pub lease_held: bool,
 }
 
 impl Observed {
@@ -107,15 +118,38 @@ pub async fn observe(
     ctx: &Ctx<'_>,
     policy: &std::collections::BTreeMap<String, serde_json::Value>,
 ) -> Result<Observed> {
-    let (security_group, role, profile, instances, volumes, addresses, passwords) = tokio::try_join!(
+    let (security_group, role, profile, instances, volumes, addresses, parameters) = tokio::try_join!(
         security_group::observe(ctx),
         crate::resources::iam::observe_role(ctx, policy),
         crate::resources::iam::observe_profile(ctx),
         describe_instances(ctx),
         describe_volumes(ctx),
         describe_addresses(ctx),
-        password_seats(ctx),
+        parameter_names(ctx),
     )?;
+    let passwords: BTreeSet<u16> = parameters
+        .iter()
+        .filter_map(|name| seat_of_parameter(&ctx.names.parameter_prefix(), name))
+        .collect();
+    let expires_at = ctx.names.expires_at();
+    let seat_names =
+        |seat: u16| Names::seat(&ctx.settings.name, seat, &ctx.settings.region, &expires_at);
+    let mut ledgers: BTreeMap<u16, (Ledger, Vec<String>)> = BTreeMap::new();
+    let mut ledger_of = |seat: u16| {
+        ledgers
+            .entry(seat)
+            .or_insert_with(|| {
+                let names = seat_names(seat);
+                let mine: Vec<String> = parameters
+                    .iter()
+                    .filter(|p| ownership::is_ledger_parameter(&names, p))
+                    .cloned()
+                    .collect();
+                (Ledger::from_parameters(&names, &mine), mine)
+            })
+            .clone()
+    };
+    let mut foreign = Vec::new();
     let mut observed = Observed {
         expires_at: security_group.as_ref().and_then(|g| g.expires_at.clone()),
         security_group,
@@ -125,6 +159,15 @@ pub async fn observe(
     };
     for (seat, instance, expires_at) in instances {
         observed.seen_instances.push(instance.instance.id.clone());
+        if !ownership::owns_instance(&ctx.names, &instance.instance) {
+            if instance.instance.is_live() {
+                foreign.push(ownership::foreign_instance_note(
+                    &ctx.names,
+                    &instance.instance.id,
+                ));
+            }
+            continue;
+        }
         observed.expires_at = observed.expires_at.take().or(expires_at);
         if !instance.instance.is_live() {
             continue;
@@ -140,9 +183,50 @@ pub async fn observe(
         }
     }
     for (seat, volume) in volumes {
+        if !ledger_of(seat).0.holds(&volume.id) {
+            foreign.push(ownership::foreign_note(
+                &seat_names(seat),
+                "data volume",
+                &volume.id,
+            ));
+            continue;
+        }
         observed.seats.entry(seat).or_default().volumes.push(volume);
     }
+    let mut intents: BTreeMap<u16, Option<AddressIntent>> = BTreeMap::new();
     for (seat, address) in addresses {
+        let (ledger, _) = ledger_of(seat);
+        observed
+            .seats
+            .entry(seat)
+            .or_default()
+            .tagged_addresses
+            .push(address.allocation_id.clone());
+        // While an allocation's intent is open, an address that was not
+        // there before it is the one the interrupted run made.
+        let made_meanwhile = match ledger.is_open(Kind::Address) {
+            false => false,
+            true => {
+                if let std::collections::btree_map::Entry::Vacant(entry) = intents.entry(seat) {
+                    let seat_ctx = crate::lab::seat_ctx(ctx, seat, &expires_at);
+                    let intent =
+                        ownership::read_intent::<AddressIntent>(&seat_ctx, Kind::Address).await?;
+                    entry.insert(intent);
+                }
+                intents[&seat]
+                    .as_ref()
+                    .is_some_and(|i| !i.existing.contains(&address.allocation_id))
+            }
+        };
+        if !ledger.holds(&address.allocation_id) && !made_meanwhile {
+            let label = format!("{} ({})", address.allocation_id, address.public_ip);
+            foreign.push(ownership::foreign_note(
+                &seat_names(seat),
+                "Elastic IP",
+                &label,
+            ));
+            continue;
+        }
         observed
             .seats
             .entry(seat)
@@ -153,6 +237,13 @@ pub async fn observe(
     for seat in passwords {
         observed.seats.entry(seat).or_default().password = true;
     }
+    let seats: Vec<u16> = observed.seats.keys().copied().collect();
+    for seat in seats {
+        let (_, mine) = ledger_of(seat);
+        observed.seats.entry(seat).or_default().ledger_parameters = mine;
+    }
+    observed.foreign = foreign;
+    observed.lease_held = parameters.contains(&crate::lease::parameter_name(&ctx.names));
     Ok(observed)
 }
 
@@ -233,9 +324,10 @@ async fn describe_addresses(ctx: &Ctx<'_>) -> Result<Tagged<Address>> {
     Ok(found)
 }
 
-/// The seats whose root password parameter exists (values are not read).
-/// DescribeParameters pages 50 names at a time (GetParametersByPath: 10).
-async fn password_seats(ctx: &Ctx<'_>) -> Result<BTreeSet<u16>> {
+/// The names of the lab's parameters (values are not read): the seats'
+/// root passwords and ownership records. DescribeParameters pages 50
+/// names at a time (GetParametersByPath: 10).
+async fn parameter_names(ctx: &Ctx<'_>) -> Result<Vec<String>> {
     let prefix = ctx.names.parameter_prefix();
     let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
         .key("Path")
@@ -251,17 +343,17 @@ async fn password_seats(ctx: &Ctx<'_>) -> Result<BTreeSet<u16>> {
         .max_results(50)
         .into_paginator()
         .send();
-    let mut seats = BTreeSet::new();
+    let mut names = Vec::new();
     while let Some(page) = pages.next().await {
         let page = page.ctx("ssm:DescribeParameters")?;
-        seats.extend(
+        names.extend(
             page.parameters()
                 .iter()
                 .filter_map(|p| p.name())
-                .filter_map(|name| seat_of_parameter(&prefix, name)),
+                .map(str::to_string),
         );
     }
-    Ok(seats)
+    Ok(names)
 }
 
 /// `/glbox-lab/<lab>/s07/root-password` → 7.

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{DomainType, ResourceType};
 use futures_util::stream::{self, StreamExt};
 
 use crate::aws::{ok_if, AwsResultExt};
@@ -17,7 +16,7 @@ use crate::lab::launch::{self, Request};
 use crate::lab::observe::{self, Observed};
 use crate::lab::plan::{LabPlan, Work};
 use crate::lab::{seat_ctx, LabSettings, CALLS_IN_FLIGHT};
-use crate::names::{seat_label, Role};
+use crate::names::seat_label;
 use crate::resources::{data_volume, iam, instance, security_group, Ctx};
 use crate::wait::{self, Poll};
 
@@ -156,7 +155,8 @@ pub async fn apply(
     release_extra_addresses(lab, plan, observed).await?;
     let seats = pending(plan, &failed, |w| *w == Work::Address);
     let allocations = each_seat(seats, CALLS_IN_FLIGHT, &mut failed, |seat| async move {
-        allocate(&seat_ctx(lab, seat, expires_at)).await
+        let tagged = observed.seat(seat).tagged_addresses;
+        crate::resources::elastic_ip::allocate(&seat_ctx(lab, seat, expires_at), &tagged).await
     })
     .await;
     let seats: Vec<u16> = pending(plan, &failed, |w| *w == Work::Associate)
@@ -473,33 +473,13 @@ async fn release_extra_addresses(lab: &Ctx<'_>, plan: &LabPlan, observed: &Obser
                     .into_iter()
                     .find(|a| &a.allocation_id == allocation_id);
                 if let Some(address) = address {
-                    crate::resources::elastic_ip::release(lab, &address).await?;
+                    let seat_ctx = seat_ctx(lab, seat.seat, &plan.expires_at);
+                    crate::resources::elastic_ip::release(&seat_ctx, &address).await?;
                 }
             }
         }
     }
     Ok(())
-}
-
-async fn allocate(seat: &Ctx<'_>) -> Result<String> {
-    let out = seat
-        .aws
-        .ec2
-        .allocate_address()
-        .domain(DomainType::Vpc)
-        .tag_specifications(
-            seat.names
-                .tag_spec(ResourceType::ElasticIp, Role::ElasticIp),
-        )
-        .send()
-        .await
-        .ctx("ec2:AllocateAddress")?;
-    seat.ui.detail(&format!(
-        "allocated Elastic IP {} for {}",
-        out.public_ip().unwrap_or_default(),
-        seat.names.base()
-    ));
-    Ok(out.allocation_id().unwrap_or_default().to_string())
 }
 
 /// Bootstraps, then checks, the seats that need it, `concurrency` at a

@@ -10,6 +10,7 @@ use crate::aws::{AwsResultExt, Lag};
 use crate::config::DataVolumeSettings;
 use crate::error::{Error, Result};
 use crate::names::Role;
+use crate::ownership::{self, Kind, VolumeIntent};
 use crate::resources::{Action, Ctx, PlanItem};
 use crate::wait::{self, Poll};
 
@@ -292,26 +293,73 @@ pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &st
     }
 }
 
+/// Creates the data volume and records it in the ledger (see
+/// `ownership`). An open intent (a run died between CreateVolume and the
+/// record) is replayed with its token: EC2 answers with the volume the
+/// interrupted call made, which is then recorded instead of orphaned.
 pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
+    let replayed = ownership::read_intent::<VolumeIntent>(ctx, Kind::Volume).await?;
+    if let Some(intent) = &replayed {
+        let id = send_create(ctx, intent).await?;
+        // An intent left open after its volume was recorded (a crash
+        // between the two) replays a volume that may since be gone: then
+        // it is spent, and a fresh create follows.
+        if describe_one(ctx, &id)
+            .await?
+            .is_some_and(|v| !matches!(v.state.as_str(), "deleting" | "deleted"))
+        {
+            ownership::record(ctx, Kind::Volume, &id).await?;
+            ownership::close_intent(ctx, Kind::Volume).await?;
+            ctx.ui.info(&format!(
+                "finished the data volume an interrupted run began: {id} ({} GiB)",
+                intent.size_gib
+            ));
+            return Ok(id);
+        }
+    }
     let d = ctx.settings.data_volume;
+    let intent = VolumeIntent {
+        client_token: fresh_token(),
+        zone: zone.to_string(),
+        size_gib: d.size_gib,
+        iops: d.iops,
+        throughput_mibps: d.throughput_mibps,
+    };
+    ownership::open_intent(ctx, Kind::Volume, &intent).await?;
+    let id = send_create(ctx, &intent).await?;
+    ownership::record(ctx, Kind::Volume, &id).await?;
+    ownership::close_intent(ctx, Kind::Volume).await?;
+    ctx.ui.info(&format!(
+        "created data volume {id} ({} GiB)",
+        intent.size_gib
+    ));
+    Ok(id)
+}
+
+/// CreateVolume as the intent describes it, tagged at creation.
+async fn send_create(ctx: &Ctx<'_>, intent: &VolumeIntent) -> Result<String> {
     let out = ctx
         .aws
         .ec2
         .create_volume()
-        .availability_zone(zone)
+        .availability_zone(&intent.zone)
         .volume_type(VolumeType::Gp3)
-        .size(d.size_gib)
-        .iops(d.iops)
-        .throughput(d.throughput_mibps)
+        .size(intent.size_gib)
+        .iops(intent.iops)
+        .throughput(intent.throughput_mibps)
         .encrypted(true)
         .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::DataVolume))
+        .client_token(&intent.client_token)
         .send()
         .await
         .ctx("ec2:CreateVolume")?;
-    let id = out.volume_id().unwrap_or_default().to_string();
-    ctx.ui
-        .info(&format!("created data volume {id} ({} GiB)", d.size_gib));
-    Ok(id)
+    Ok(out.volume_id().unwrap_or_default().to_string())
+}
+
+/// A ClientToken for one CreateVolume (AWS allows up to 64 characters).
+fn fresh_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    format!("glbox-{}", Alphanumeric.sample_string(&mut rand::rng(), 32))
 }
 
 /// Modifies the volume, unless EBS does not allow it yet: that is said, and
@@ -434,6 +482,7 @@ pub async fn delete(ctx: &Ctx<'_>, volume: &Volume, snapshot: bool) -> Result<Op
         .send()
         .await
         .ctx("ec2:DeleteVolume")?;
+    ownership::forget(ctx, vec![ownership::record_name(&ctx.names, &volume.id)]).await?;
     ctx.ui.info(&format!("deleted data volume {}", volume.id));
     Ok(snapshot_id)
 }

@@ -7,6 +7,7 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 use crate::aws::{ok_if, AwsResultExt};
 use crate::error::Result;
 use crate::names::Role;
+use crate::ownership::{self, AddressIntent, Kind};
 use crate::resources::{Action, Ctx, PlanItem};
 
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub struct Address {
     pub public_ip: String,
     pub association_id: Option<String>,
     pub instance_id: Option<String>,
+    /// A lab seat's number tag (a lab's addresses share their owner tags).
+    pub seat: Option<String>,
 }
 
 pub fn from_sdk(a: &aws_sdk_ec2::types::Address) -> Address {
@@ -26,10 +29,13 @@ pub fn from_sdk(a: &aws_sdk_ec2::types::Address) -> Address {
             .instance_id()
             .filter(|i| !i.is_empty())
             .map(str::to_string),
+        seat: crate::names::ec2_tag(a.tags(), crate::names::TAG_SEAT).map(str::to_string),
     }
 }
 
-pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Address>> {
+/// Every address carrying the owner's tags, glbox's or not (the plan
+/// sorts them with `ownership`).
+pub async fn describe_tagged(ctx: &Ctx<'_>) -> Result<Vec<Address>> {
     let out = ctx
         .aws
         .ec2
@@ -56,6 +62,14 @@ pub struct EipPlan {
     pub change: Change,
     /// Addresses to release: extras, or all when `elastic_ip = false`.
     pub release: Vec<Address>,
+    /// Every address with the deployment's tags, glbox's or not (what an
+    /// allocation's intent lists as already there).
+    pub tagged: Vec<String>,
+    /// glbox's addresses an interrupted allocation made but did not
+    /// record: recorded now.
+    pub record: Vec<String>,
+    /// An allocation's intent is open: closed once `record` is done.
+    pub close_intent: bool,
 }
 
 /// `instance_id` is the instance the address must point at (`None` when a
@@ -65,6 +79,9 @@ pub fn diff(wanted: bool, addresses: &[Address], instance_id: Option<&str>) -> E
         return EipPlan {
             change: Change::Absent,
             release: addresses.to_vec(),
+            tagged: Vec::new(),
+            record: Vec::new(),
+            close_intent: false,
         };
     }
     let keep = addresses
@@ -76,6 +93,9 @@ pub fn diff(wanted: bool, addresses: &[Address], instance_id: Option<&str>) -> E
         return EipPlan {
             change: Change::Create,
             release: rest,
+            tagged: Vec::new(),
+            record: Vec::new(),
+            close_intent: false,
         };
     }
     let kept = rest.remove(keep);
@@ -91,6 +111,9 @@ pub fn diff(wanted: bool, addresses: &[Address], instance_id: Option<&str>) -> E
     EipPlan {
         change,
         release: rest,
+        tagged: Vec::new(),
+        record: Vec::new(),
+        close_intent: false,
     }
 }
 
@@ -138,12 +161,21 @@ impl EipPlan {
     }
 
     pub fn is_noop(&self) -> bool {
-        matches!(self.change, Change::NoChange { .. } | Change::Absent) && self.release.is_empty()
+        matches!(self.change, Change::NoChange { .. } | Change::Absent)
+            && self.release.is_empty()
+            && self.record.is_empty()
+            && !self.close_intent
     }
 }
 
 /// Converges the address onto `instance_id`; returns its public IP.
 pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<Option<String>> {
+    for id in &plan.record {
+        ownership::record(ctx, Kind::Address, id).await?;
+    }
+    if plan.close_intent {
+        ownership::close_intent(ctx, Kind::Address).await?;
+    }
     for address in &plan.release {
         release(ctx, address).await?;
     }
@@ -153,24 +185,7 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<O
             return public_ip_of(ctx, allocation_id).await.map(Some)
         }
         Change::Associate { allocation_id } => allocation_id.clone(),
-        Change::Create => {
-            let out = ctx
-                .aws
-                .ec2
-                .allocate_address()
-                .domain(DomainType::Vpc)
-                .tag_specifications(ctx.names.tag_spec(ResourceType::ElasticIp, Role::ElasticIp))
-                .send()
-                .await
-                .ctx("ec2:AllocateAddress")?;
-            ctx.ui.info(&format!(
-                "allocated Elastic IP {}",
-                out.public_ip().unwrap_or_default()
-            ));
-            let allocation_id = out.allocation_id().unwrap_or_default().to_string();
-            release_lost_allocations(ctx, &allocation_id).await?;
-            allocation_id
-        }
+        Change::Create => allocate(ctx, &plan.tagged).await?,
     };
     associate(ctx, &allocation_id, instance_id).await?;
     let ip = public_ip_of(ctx, &allocation_id).await?;
@@ -199,18 +214,49 @@ pub async fn associate(ctx: &Ctx<'_>, allocation_id: &str, instance_id: &str) ->
     Ok(())
 }
 
-/// AllocateAddress takes no idempotency token: when the SDK retried it
-/// after losing an answer, AWS allocated (and tagged) an address glbox never
-/// heard of. The plan allocates only when the deployment has no usable
-/// address, so any other unassociated one is such a leftover: it is
-/// released now, before it costs money.
-async fn release_lost_allocations(ctx: &Ctx<'_>, kept: &str) -> Result<()> {
-    for address in observe(ctx).await? {
-        if address.allocation_id != kept && address.association_id.is_none() {
+/// Allocates an address for `ctx` (a box or a lab seat) and records it in
+/// the ledger. `tagged`: every address with the owner's tags now, glbox's
+/// or not. AllocateAddress takes no idempotency token: when the SDK
+/// retried it after losing an answer, AWS allocated (and tagged) an
+/// address glbox never heard of. The intent opened before the call lists
+/// `tagged`; an unassociated tagged address that is in neither it nor the
+/// ledger appeared during the call, so it is such a leftover: it is
+/// released now, before it costs money. One that was there before (a
+/// look-alike) is left alone.
+pub async fn allocate(ctx: &Ctx<'_>, tagged: &[String]) -> Result<String> {
+    let intent = AddressIntent {
+        existing: tagged.iter().cloned().collect(),
+    };
+    ownership::open_intent(ctx, Kind::Address, &intent).await?;
+    let out = ctx
+        .aws
+        .ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .tag_specifications(ctx.names.tag_spec(ResourceType::ElasticIp, Role::ElasticIp))
+        .send()
+        .await
+        .ctx("ec2:AllocateAddress")?;
+    let allocation_id = out.allocation_id().unwrap_or_default().to_string();
+    ownership::record(ctx, Kind::Address, &allocation_id).await?;
+    ctx.ui.detail(&format!(
+        "allocated Elastic IP {} for {}",
+        out.public_ip().unwrap_or_default(),
+        ctx.names.base()
+    ));
+    // A lab's seats share the owner tags: only this seat's addresses.
+    let this_seat = ctx.names.seat_tag();
+    for address in describe_tagged(ctx).await? {
+        if address.seat.as_deref() != this_seat {
+            continue;
+        }
+        let appeared = !intent.existing.contains(&address.allocation_id);
+        if address.allocation_id != allocation_id && appeared && address.association_id.is_none() {
             release(ctx, &address).await?;
         }
     }
-    Ok(())
+    ownership::close_intent(ctx, Kind::Address).await?;
+    Ok(allocation_id)
 }
 
 async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {
@@ -260,6 +306,11 @@ pub async fn release(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
         released,
         &["InvalidAllocationID.NotFound"],
     )?;
+    ownership::forget(
+        ctx,
+        vec![ownership::record_name(&ctx.names, &address.allocation_id)],
+    )
+    .await?;
     ctx.ui
         .info(&format!("released Elastic IP {}", address.public_ip));
     Ok(())
@@ -275,6 +326,7 @@ mod tests {
             public_ip: "198.51.100.1".into(),
             association_id: instance.map(|_| "eipassoc-1".into()),
             instance_id: instance.map(str::to_string),
+            seat: None,
         }
     }
 

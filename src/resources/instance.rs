@@ -46,6 +46,9 @@ pub struct Instance {
     pub launch_time: Option<i64>,
     /// Digest of the last successful bootstrap (see `bootstrap::TAG_BOOTSTRAP`).
     pub bootstrap_digest: Option<String>,
+    /// The launch's ClientToken (empty when there was none): part of the
+    /// evidence that glbox launched it (see `ownership`).
+    pub client_token: String,
 }
 
 impl Instance {
@@ -96,6 +99,7 @@ pub fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
         private_ip: i.private_ip_address().map(str::to_string),
         launch_time: i.launch_time().map(|t| t.secs()),
         bootstrap_digest: ec2_tag(i.tags(), crate::bootstrap::TAG_BOOTSTRAP).map(str::to_string),
+        client_token: i.client_token().unwrap_or_default().to_string(),
     }
 }
 
