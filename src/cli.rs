@@ -603,6 +603,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     if output == OutputFormat::Text && preview_wanted(ctx.ui, yes) {
         print_plan(&report);
     }
+    crate::quotas::check(ctx, &crate::quotas::box_needs(&plan)).await?;
     confirm(ctx.ui, "Apply these changes?", "applying this plan", yes)?;
     if crate::checkpoint::interrupted() {
         return Err(crate::checkpoint::stopped("planning (nothing was changed)"));

@@ -27,6 +27,7 @@ pub mod names;
 pub mod paths;
 pub mod plan;
 pub mod probe;
+pub mod quotas;
 pub mod remote;
 pub mod resources;
 pub mod status;

@@ -128,13 +128,16 @@ pub async fn up(
             print!("{}", report.text());
             let cost = planned_cost(&settings, &lab);
             println!(
-                "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines).",
+                "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines). Each seat's {} is included: {}.",
                 if cost.complete { "about " } else { "at least " },
                 cost.hourly_usd,
                 cost.seats,
-                cost.until_expiry_usd
+                cost.until_expiry_usd,
+                crate::cost::public_ipv4_item(settings.elastic_ip),
+                crate::cost::SAME_PRICE_EITHER_WAY
             );
         }
+        crate::quotas::check(&ctx, &up::quota_needs(&lab, &plan, &observed)).await?;
         let question = if plan.remove.is_empty() {
             "Apply these changes?"
         } else {
