@@ -98,6 +98,8 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--json")
     args = parser.parse_args()
+    # The account a lab of 100 c5.2xlarge seats needs (see moto_launcher.py QUOTAS).
+    os.environ["GLBOX_EMULATOR_QUOTAS"] = json.dumps({"vcpu_quota": 1024, "spot_vcpu_quota": 1024})
     emulator, port = start([sys.executable, LAUNCHER])
     rules = {"rules": [{"fault": "latency", "latency_ms": args.latency_ms, "actions": ["*"]}]}
     proxy, proxy_port = start([sys.executable, PROXY, "--upstream", str(port),

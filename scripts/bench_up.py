@@ -105,7 +105,10 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
 
-    launcher = subprocess.Popen([sys.executable, LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # An account with room for a c5.2xlarge (see moto_launcher.py QUOTAS).
+    quotas = {**os.environ, "GLBOX_EMULATOR_QUOTAS": json.dumps({"vcpu_quota": 1024})}
+    launcher = subprocess.Popen([sys.executable, LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                env=quotas)
     try:
         port = int(launcher.stdout.readline())
         sign_in_port = sign_in_server()

@@ -612,6 +612,7 @@ async fn run_up(ctx: &Ctx<'_>, output: OutputFormat, yes: bool, args: &UpArgs) -
     let first = plan.report(ctx, &observed);
     plan::warn_foreign(ctx, &observed);
     if !plan.is_noop() {
+        crate::quotas::check(ctx, &crate::quotas::box_needs(&plan)).await?;
         confirm_plan(ctx, output, yes, &first)?;
     }
     let lease = crate::lease::acquire(ctx, "up").await?;

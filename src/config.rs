@@ -420,7 +420,22 @@ pub fn load_lab(sources: &Sources) -> Result<(Settings, toml::Table), ConfigErro
         }
         _ => {}
     }
+    lab_default_no_elastic_ip(&mut table);
     Ok((settings_from_table(table, &origin, sources)?, lab))
+}
+
+/// Seats get a public IPv4 at launch unless `network.elastic_ip = true` is
+/// asked for: a new account holds only 5 Elastic IPs per region (Amazon
+/// VPC quotas), and a public IPv4 costs the same either way.
+fn lab_default_no_elastic_ip(table: &mut toml::Table) {
+    let network = table
+        .entry("network")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(network) = network {
+        network
+            .entry("elastic_ip")
+            .or_insert(toml::Value::Boolean(false));
+    }
 }
 
 /// Settings for commands that act on resources found in AWS rather than

@@ -169,6 +169,19 @@ fn cents_option<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok
     }
 }
 
+/// Why `network.elastic_ip` is no cost decision (labs leave it off: a new
+/// account holds only 5 Elastic IPs per region).
+pub const SAME_PRICE_EITHER_WAY: &str = "the same price with or without an Elastic IP";
+
+/// What a box's public IPv4 address is, for the cost lines.
+pub fn public_ipv4_item(elastic_ip: bool) -> &'static str {
+    if elastic_ip {
+        "Elastic IP (public IPv4)"
+    } else {
+        "public IPv4 assigned at launch"
+    }
+}
+
 /// The cost of running the deployment `settings` describes.
 pub fn estimate(settings: &Settings) -> Estimate {
     let table = table();
@@ -265,20 +278,17 @@ pub fn estimate(settings: &Settings) -> Estimate {
     ));
 
     // One public IPv4 address either way: the Elastic IP, or the address
-    // the default subnet assigns at launch. Both are billed by the hour.
-    let address = if settings.elastic_ip {
-        "Elastic IP (public IPv4)"
-    } else {
-        "public IPv4 address"
-    };
+    // assigned at launch. Both are billed by the hour at the same price
+    // (Amazon VPC pricing, https://aws.amazon.com/vpc/pricing/).
+    let address = public_ipv4_item(settings.elastic_ip);
     lines.push(line(
         "public_ipv4",
         match region {
             Some(r) => format!(
-                "{address}: ${}/hour x {hours} hours",
-                r.public_ipv4_per_hour
+                "{address}: ${}/hour x {hours} hours, {}",
+                r.public_ipv4_per_hour, SAME_PRICE_EITHER_WAY
             ),
-            None => address.to_string(),
+            None => format!("{address}, {SAME_PRICE_EITHER_WAY}"),
         },
         match region {
             Some(r) => Ok(r.public_ipv4_per_hour * hours),

@@ -104,7 +104,7 @@ pub async fn run(ctx: &Ctx<'_>) -> Vec<Finding> {
     findings.push(region(ctx).await);
     findings.extend(ec2_permissions(ctx).await);
     findings.push(other_permissions(ctx, &caller).await);
-    findings.push(vcpu_quota(ctx).await);
+    findings.extend(quotas(ctx).await);
     findings.extend(local_tools(ctx));
     findings
 }
@@ -414,171 +414,40 @@ async fn other_permissions(ctx: &Ctx<'_>, caller: &str) -> Finding {
     }
 }
 
-/// "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances".
-const STANDARD_VCPU_QUOTA: &str = "L-1216C47A";
-
-fn is_standard_family(instance_type: &str) -> bool {
-    instance_type
-        .chars()
-        .next()
-        .is_some_and(|c| "acdhimrtz".contains(c))
-}
-
-/// Each type's default vCPUs.
-async fn vcpus_of(
-    ctx: &Ctx<'_>,
-    types: &[String],
-) -> Result<std::collections::BTreeMap<String, i32>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_instance_types()
-        .set_instance_types(Some(
-            types
-                .iter()
-                .map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str()))
-                .collect(),
-        ))
-        .send()
-        .await
-        .ctx("ec2:DescribeInstanceTypes")?;
-    Ok(out
-        .instance_types()
-        .iter()
-        .filter_map(|t| {
-            let name = t.instance_type()?.as_str().to_string();
-            let vcpus = t.v_cpu_info()?.default_v_cpus()?;
-            Some((name, vcpus))
-        })
-        .collect())
-}
-
-/// vCPUs of the running standard-family instances, which count against
-/// the quota: as configured (CPU options), else the type's default.
-async fn vcpus_in_use(ctx: &Ctx<'_>) -> Result<i32> {
-    let mut pages = ctx
-        .aws
-        .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    let mut used = 0;
-    let mut by_type: Vec<String> = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ec2:DescribeInstances")?;
-        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            let Some(kind) = instance.instance_type().map(|t| t.as_str().to_string()) else {
-                continue;
-            };
-            if !is_standard_family(&kind) {
-                continue;
-            }
-            match instance
-                .cpu_options()
-                .and_then(|c| Some(c.core_count()? * c.threads_per_core()?))
-            {
-                Some(vcpus) => used += vcpus,
-                None => by_type.push(kind),
-            }
-        }
-    }
-    if !by_type.is_empty() {
-        let mut distinct = by_type.clone();
-        distinct.sort();
-        distinct.dedup();
-        let defaults = vcpus_of(ctx, &distinct).await?;
-        used += by_type
-            .iter()
-            .map(|t| defaults.get(t).copied().unwrap_or(1))
-            .sum::<i32>();
-    }
-    Ok(used)
-}
-
-async fn vcpu_quota(ctx: &Ctx<'_>) -> Finding {
-    const CHECK: &str = "vcpu quota";
-    let instance_type = &ctx.settings.instance_type;
-    if !is_standard_family(instance_type) {
-        return Finding::warn(
-            CHECK,
-            format!("{instance_type} is not a standard family; its quota is not checked"),
-            "check Service Quotas (EC2) for the family's Running On-Demand instances quota",
-        );
-    }
-    let quota = ctx
-        .aws
-        .service_quotas()
-        .get_service_quota()
-        .service_code("ec2")
-        .quota_code(STANDARD_VCPU_QUOTA)
-        .customize()
-        .config_override(
-            aws_sdk_servicequotas::config::Builder::default().retry_config(few_retries()),
-        )
-        .send()
-        .await;
-    let limit = match quota {
-        Ok(out) => out.quota().and_then(|q| q.value()).unwrap_or(0.0) as i32,
-        Err(e) => {
-            return Finding::warn(
-                CHECK,
-                format!(
-                    "could not read the quota ({})",
-                    reason(crate::aws::error("servicequotas:GetServiceQuota", e))
-                ),
-                "allow servicequotas:GetServiceQuota, or check Service Quotas (EC2) yourself",
-            )
-        }
-    };
-    let (defaults, used) = match tokio::try_join!(
-        vcpus_of(ctx, std::slice::from_ref(instance_type)),
-        vcpus_in_use(ctx)
+/// The headroom of the Elastic IP and vCPU quotas for this deployment,
+/// judged as `up` judges them (src/quotas.rs): what it still needs (nothing
+/// for what it has already) against the quota minus what is in use.
+async fn quotas(ctx: &Ctx<'_>) -> Vec<Finding> {
+    let (instances, addresses) = match tokio::try_join!(
+        crate::resources::instance::observe(ctx),
+        crate::resources::elastic_ip::describe_tagged(ctx)
     ) {
         Ok(pair) => pair,
-        Err(e) => return Finding::from_error(CHECK, e),
+        Err(e) => return vec![Finding::from_error("quotas", e)],
     };
-    // The deployment's own running instance is counted in `used` already.
-    let own = match crate::resources::instance::observe(ctx).await {
-        Ok(instances) => crate::resources::instance::live(&instances)
-            .iter()
-            .any(|i| i.instance_type == *instance_type),
-        Err(e) => return Finding::from_error(CHECK, e),
+    let own_runs = crate::resources::instance::live(&instances)
+        .iter()
+        .any(|i| i.instance_type == ctx.settings.instance_type && i.state != "stopped");
+    let needs = crate::quotas::Needs {
+        addresses: u32::from(ctx.settings.elastic_ip && addresses.is_empty()),
+        instances: u32::from(!own_runs),
+        ..crate::quotas::Needs::default()
     };
-    let needed = if own {
-        0
-    } else {
-        defaults.get(instance_type).copied().unwrap_or(0)
+    let account = match crate::quotas::lookup(ctx, &needs, true).await {
+        Ok(account) => account,
+        Err(e) => return vec![Finding::from_error("quotas", e)],
     };
-    let detail = if own {
-        format!(
-            "the deployment's {instance_type} runs already; {used} of the account's {limit} standard vCPUs are in use in {}",
-            ctx.settings.region
-        )
-    } else {
-        format!(
-            "{instance_type} needs {needed} vCPUs; {used} of the account's {limit} standard vCPUs are in use in {}",
-            ctx.settings.region
-        )
-    };
-    if used + needed <= limit {
-        Finding::ok(CHECK, detail)
-    } else {
-        Finding::fail(
-            CHECK,
-            detail,
-            format!(
-                "request at least {} vCPUs in Service Quotas (EC2, Running On-Demand Standard instances, {STANDARD_VCPU_QUOTA}), stop other instances, or choose a smaller instance.type",
-                used + needed
-            ),
-        )
-    }
+    crate::quotas::judge(&needs, &account)
+        .into_iter()
+        .map(|h| {
+            let fix = h.fix.unwrap_or_default();
+            match h.state {
+                crate::quotas::State::Fits => Finding::ok(h.check, h.detail),
+                crate::quotas::State::Unknown => Finding::warn(h.check, h.detail, fix),
+                crate::quotas::State::Short => Finding::fail(h.check, h.detail, fix),
+            }
+        })
+        .collect()
 }
 
 fn on_path(program: &str) -> bool {
@@ -634,17 +503,4 @@ pub fn table(findings: &[Finding]) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn standard_families_share_one_quota() {
-        assert!(is_standard_family("c5.2xlarge"));
-        assert!(is_standard_family("m7g.2xlarge"));
-        assert!(!is_standard_family("g5.xlarge"));
-        assert!(!is_standard_family("p4d.24xlarge"));
-    }
 }

@@ -21,6 +21,10 @@ pub enum Error {
     /// glbox will not do what was asked, and says why and what to do.
     #[error("{0}")]
     Refused(String),
+    /// The account's quotas (Elastic IPs, vCPUs) cannot hold what the plan
+    /// makes; found before any mutating call (exit status 2).
+    #[error("{0}")]
+    Quota(String),
     /// A wait ran past its deadline.
     #[error("timed out after {}s waiting for {what} (last seen: {last_seen})", elapsed.as_secs())]
     Timeout {
@@ -73,11 +77,11 @@ impl Error {
         }
     }
 
-    /// Exit status: 2 for input the user must correct or a health check
-    /// that could not run, 1 for everything else.
+    /// Exit status: 2 for input the user must correct (a quota too small
+    /// included) or a health check that could not run, 1 for everything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Missing(_) | Error::Unverifiable(_) => 2,
+            Error::Config(_) | Error::Missing(_) | Error::Unverifiable(_) | Error::Quota(_) => 2,
             Error::Interrupted(_) => 130,
             _ => 1,
         }

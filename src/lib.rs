@@ -30,6 +30,7 @@ pub mod paths;
 pub mod plan;
 pub mod probe;
 pub mod public_dns;
+pub mod quotas;
 pub mod remote;
 pub mod resources;
 pub mod route53;

@@ -1200,6 +1200,7 @@ impl Emulator {
                 UNAUTHENTICATED_REQUESTS.to_string(),
             )
             .stderr(Stdio::null());
+        common::account_quotas(&mut command);
         let (child, stdin, port) = common::start_port_printer(command, "moto launcher");
         Emulator {
             child,

@@ -11,6 +11,9 @@ use common::{glbox, mutating, Emulator, Run, Workspace};
 use serde_json::json;
 
 const LAB: &str = "class";
+/// Labs have no Elastic IPs unless asked: with this in the lab's
+/// configuration, each seat gets one.
+const WITH_EIPS: &str = "[network]\nelastic_ip = true";
 
 fn lab_config(name: &str, seats: u16, extra: &str) -> String {
     format!(
@@ -39,6 +42,8 @@ struct SeatView {
     /// Allocation → the instance it is associated with.
     addresses: BTreeMap<String, Option<String>>,
     market: BTreeMap<String, String>,
+    /// Instance → its public IPv4, as DescribeInstances reports it.
+    public_ip: BTreeMap<String, Option<String>>,
     bootstrapped: BTreeSet<String>,
     expires: BTreeSet<String>,
 }
@@ -85,6 +90,9 @@ async fn lab_view(emulator: &Emulator, lab: &str) -> LabView {
             None => "on-demand".into(),
         };
         entry.market.insert(id.clone(), market);
+        entry
+            .public_ip
+            .insert(id.clone(), i.public_ip_address().map(str::to_string));
         if tag(i.tags(), "glbox:bootstrap").is_some() {
             entry.bootstrapped.insert(id.clone());
         }
@@ -213,6 +221,13 @@ fn seat_problems(view: &LabView, lab: &str, seat: u16, elastic_ip: bool) -> Vec<
     if elastic_ip && s.addresses.values().collect::<Vec<_>>() != vec![&instance.cloned()] {
         problems.push(format!("s{seat:02}: addresses {:?}", s.addresses));
     }
+    if !elastic_ip && !s.addresses.is_empty() {
+        problems.push(format!("s{seat:02}: Elastic IPs {:?}", s.addresses));
+    }
+    // Without an Elastic IP, the address assigned at launch is the seat's.
+    if instance.is_some_and(|i| s.public_ip.get(i).cloned().flatten().is_none()) {
+        problems.push(format!("s{seat:02}: no public IPv4"));
+    }
     let password = format!("/glbox-lab/{lab}/s{seat:02}/root-password");
     if !view.parameters.contains(&password) {
         problems.push(format!("s{seat:02}: no {password}"));
@@ -330,7 +345,7 @@ async fn a_25_seat_lab_comes_up_complete_and_a_rerun_changes_nothing() {
     let actions: Vec<String> = recorded.iter().map(|r| r.action.clone()).collect();
 
     let view = lab_view(&emulator, LAB).await;
-    assert_complete(&view, LAB, 25, true);
+    assert_complete(&view, LAB, 25, false);
     for (seat, s) in &view.seats {
         assert_eq!(s.bootstrapped.len(), 1, "s{seat:02} has GitLab");
     }
@@ -383,8 +398,8 @@ async fn a_25_seat_lab_comes_up_complete_and_a_rerun_changes_nothing() {
     );
 }
 
-/// Seats terminated out of band get new instances (one launch for them),
-/// keep their data volumes and addresses; the other seats are untouched.
+/// Seats terminated out of band get new instances (one launch for them)
+/// and keep their data volumes; the other seats are untouched.
 #[tokio::test]
 async fn terminated_seats_are_recreated_and_only_those() {
     let emulator = Emulator::start();
@@ -425,10 +440,10 @@ async fn terminated_seats_are_recreated_and_only_those() {
         "the addresses survived"
     );
     assert_eq!(count(&actions, "AttachVolume"), 3);
-    assert_eq!(count(&actions, "AssociateAddress"), 3);
+    assert_eq!(count(&actions, "AssociateAddress"), 0, "no Elastic IPs");
 
     let after = lab_view(&emulator, LAB).await;
-    assert_complete(&after, LAB, 25, true);
+    assert_complete(&after, LAB, 25, false);
     for seat in 1..=25u16 {
         let (old, new) = (&before.seats[&seat], &after.seats[&seat]);
         assert_eq!(old.volumes, new.volumes, "s{seat:02} keeps its data volume");
@@ -450,14 +465,14 @@ async fn terminated_seats_are_recreated_and_only_those() {
 #[tokio::test]
 async fn seats_are_added_and_removed_from_the_top() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new(&lab_config(LAB, 2, ""));
+    let workspace = Workspace::new(&lab_config(LAB, 2, WITH_EIPS));
     lab_up_aws_only(&emulator, &workspace);
-    workspace.write_config(&lab_config(LAB, 4, ""));
+    workspace.write_config(&lab_config(LAB, 4, WITH_EIPS));
     lab_up_aws_only(&emulator, &workspace);
     let grown = lab_view(&emulator, LAB).await;
     assert_complete(&grown, LAB, 4, true);
 
-    workspace.write_config(&lab_config(LAB, 3, ""));
+    workspace.write_config(&lab_config(LAB, 3, WITH_EIPS));
     emulator.start_recording();
     let refused = glbox(&emulator, &workspace, &["lab", "up", "--no-bootstrap"]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
@@ -522,7 +537,7 @@ async fn seats_without_spot_capacity_fall_back_to_on_demand() {
     up.assert_ok();
     assert!(up.stderr.contains("on-demand instead"), "{}", up.stderr);
     let view = lab_view(&emulator, LAB).await;
-    assert_complete(&view, LAB, 4, true);
+    assert_complete(&view, LAB, 4, false);
     let markets: Vec<String> = view
         .seats
         .values()
@@ -682,7 +697,7 @@ async fn reap_removes_expired_labs_only() {
     let old_view = lab_view(&emulator, "old").await;
     assert!(old_view.seats.is_empty() && old_view.security_groups.is_empty());
     assert!(!old_view.role);
-    assert_complete(&lab_view(&emulator, "new").await, "new", 1, true);
+    assert_complete(&lab_view(&emulator, "new").await, "new", 1, false);
     let solo = common::running_instance(&emulator, "solo").await;
     assert_eq!(solo.state().unwrap().name().unwrap().as_str(), "running");
 }
@@ -710,7 +725,7 @@ async fn instances_launched_but_not_yet_seated_are_adopted() {
     let actions = emulator.recorded_actions();
     assert_eq!(count(&actions, "RunInstances"), 0, "{actions:?}");
     let after = lab_view(&emulator, LAB).await;
-    assert_complete(&after, LAB, 3, true);
+    assert_complete(&after, LAB, 3, false);
     assert_eq!(after.seats[&2].instances, vec![orphan]);
 }
 
@@ -789,7 +804,7 @@ async fn a_crashed_lab_up_is_finished_by_the_next() {
         "lab-addresses",
     ] {
         let emulator = Emulator::start();
-        let workspace = Workspace::new(&lab_config(LAB, 3, ""));
+        let workspace = Workspace::new(&lab_config(LAB, 3, WITH_EIPS));
         let crashed = common::glbox_with_env(
             &emulator,
             &workspace,

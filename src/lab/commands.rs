@@ -136,6 +136,7 @@ pub async fn up(
     }
     let first = plan.report(&ctx, &lab);
     if !plan.is_noop() {
+        crate::quotas::check(&ctx, &up::quota_needs(&lab, &plan, &observed)).await?;
         show_and_confirm(invocation, ui, &settings, &lab, &plan, &first)?;
     }
     let lease = crate::lease::acquire(&ctx, "lab up").await?;
@@ -178,11 +179,13 @@ fn show_and_confirm(
         print!("{}", report.text());
         let cost = planned_cost(settings, lab);
         println!(
-            "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines).",
+            "Cost: {}${:.2} per hour for {} seat(s) at on-demand prices, ${:.2} if it runs until it expires (see glbox plan for one seat's lines). Each seat's {} is included: {}.",
             if cost.complete { "about " } else { "at least " },
             cost.hourly_usd,
             cost.seats,
-            cost.until_expiry_usd
+            cost.until_expiry_usd,
+            crate::cost::public_ipv4_item(settings.elastic_ip),
+            crate::cost::SAME_PRICE_EITHER_WAY
         );
     }
     let question = if plan.remove.is_empty() {

@@ -289,28 +289,27 @@ async fn send(
             .value(settings.os.as_str())
             .build(),
     );
-    let mut call = lab
-        .aws
-        .ec2
-        .run_instances()
-        .image_id(&spec.image_id)
-        .instance_type(InstanceType::from(settings.instance_type.as_str()))
-        // Whatever EC2 can give: the seats it cannot are said and retried.
-        .min_count(1)
-        .max_count(count)
-        .subnet_id(&spec.placement.subnet_id)
-        .security_group_ids(request.security_group)
-        .iam_instance_profile(
-            IamInstanceProfileSpecification::builder()
-                .name(lab.names.iam_name())
-                .build(),
-        )
-        .metadata_options(crate::resources::instance::imdsv2_only())
-        .block_device_mappings(crate::resources::instance::root_volume(settings, spec))
-        .user_data(crate::userdata::encode(user_data))
-        .tag_specifications(tags)
-        .tag_specifications(lab.names.tag_spec(ResourceType::Volume, Role::RootVolume))
-        .client_token(token);
+    let mut call = crate::resources::placement::on_network(
+        lab.aws.ec2.run_instances(),
+        &spec.placement,
+        request.security_group,
+    )
+    .image_id(&spec.image_id)
+    .instance_type(InstanceType::from(settings.instance_type.as_str()))
+    // Whatever EC2 can give: the seats it cannot are said and retried.
+    .min_count(1)
+    .max_count(count)
+    .iam_instance_profile(
+        IamInstanceProfileSpecification::builder()
+            .name(lab.names.iam_name())
+            .build(),
+    )
+    .metadata_options(crate::resources::instance::imdsv2_only())
+    .block_device_mappings(crate::resources::instance::root_volume(settings, spec))
+    .user_data(crate::userdata::encode(user_data))
+    .tag_specifications(tags)
+    .tag_specifications(lab.names.tag_spec(ResourceType::Volume, Role::RootVolume))
+    .client_token(token);
     if market == Market::Spot {
         call = call.instance_market_options(
             InstanceMarketOptionsRequest::builder()

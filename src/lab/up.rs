@@ -70,6 +70,39 @@ fn pending(plan: &LabPlan, failed: &Failures, wanted: impl Fn(&Work) -> bool + C
         .collect()
 }
 
+/// What the plan adds against the account's quotas: an address per seat
+/// that gets one, an instance per seat launched or started; duplicates and
+/// strays are terminated first and free their vCPUs.
+pub fn quota_needs(
+    settings: &LabSettings,
+    plan: &LabPlan,
+    observed: &Observed,
+) -> crate::quotas::Needs {
+    let count = |wanted: fn(&Work) -> bool| plan.seats_needing(wanted).len() as u32;
+    let mut doomed: BTreeSet<&str> = plan.stray.iter().map(String::as_str).collect();
+    for work in plan.seats.iter().flat_map(|s| s.work.iter()) {
+        if let Work::TerminateDuplicate { instance_id } = work {
+            doomed.insert(instance_id);
+        }
+    }
+    let freed = observed
+        .seats
+        .values()
+        .flat_map(|s| s.instances.iter())
+        .chain(observed.unassigned.iter())
+        .filter(|i| doomed.contains(i.instance.id.as_str()))
+        .filter(|i| matches!(i.instance.state.as_str(), "pending" | "running"))
+        .map(|i| (i.instance.instance_type.clone(), i.market == "spot"))
+        .collect();
+    crate::quotas::Needs {
+        addresses: count(|w| *w == Work::Address),
+        instances: count(|w| matches!(w, Work::Launch | Work::Start { .. })),
+        spot: settings.spot,
+        freed,
+        lab_seats: Some(settings.seats),
+    }
+}
+
 pub async fn apply(
     lab: &Ctx<'_>,
     settings: &LabSettings,

@@ -611,27 +611,26 @@ async fn run_instance(
             .build(),
     );
     let root = root_volume(settings, spec);
-    let request = ctx
-        .aws
-        .ec2
-        .run_instances()
-        .image_id(&spec.image_id)
-        .instance_type(InstanceType::from(settings.instance_type.as_str()))
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(&spec.placement.subnet_id)
-        .security_group_ids(inputs.security_group)
-        .iam_instance_profile(
-            IamInstanceProfileSpecification::builder()
-                .name(ctx.names.iam_name())
-                .build(),
-        )
-        .metadata_options(imdsv2_only())
-        .block_device_mappings(root)
-        .user_data(crate::userdata::encode(user_data))
-        .tag_specifications(tags)
-        .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume))
-        .client_token(token);
+    let request = crate::resources::placement::on_network(
+        ctx.aws.ec2.run_instances(),
+        &spec.placement,
+        inputs.security_group,
+    )
+    .image_id(&spec.image_id)
+    .instance_type(InstanceType::from(settings.instance_type.as_str()))
+    .min_count(1)
+    .max_count(1)
+    .iam_instance_profile(
+        IamInstanceProfileSpecification::builder()
+            .name(ctx.names.iam_name())
+            .build(),
+    )
+    .metadata_options(imdsv2_only())
+    .block_device_mappings(root)
+    .user_data(crate::userdata::encode(user_data))
+    .tag_specifications(tags)
+    .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume))
+    .client_token(token);
     let request = match settings.access {
         AccessMethod::Ssh => request.key_name(ctx.names.base()),
         AccessMethod::Ssm => request,
@@ -935,6 +934,7 @@ mod tests {
                 subnet_id: "subnet-1".into(),
                 vpc_id: "vpc-1".into(),
                 availability_zone: "us-east-1a".into(),
+                public_ip_at_launch: false,
             },
             seen,
         };

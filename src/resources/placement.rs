@@ -3,7 +3,8 @@
 //! The placement is sticky: once an instance or a data volume exists, glbox
 //! keeps using its zone, so a re-run never moves data by accident.
 
-use aws_sdk_ec2::types::{Filter, LocationType};
+use aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder;
+use aws_sdk_ec2::types::{Filter, InstanceNetworkInterfaceSpecification, LocationType};
 
 use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
@@ -14,6 +15,9 @@ pub struct Placement {
     pub subnet_id: String,
     pub vpc_id: String,
     pub availability_zone: String,
+    /// Ask RunInstances for a public IPv4: the subnet does not assign one
+    /// but routes to an internet gateway (see `internet_at_first_boot`).
+    pub public_ip_at_launch: bool,
 }
 
 /// The placement an existing instance has.
@@ -22,6 +26,7 @@ pub fn of_instance(instance: &super::instance::Instance) -> Placement {
         subnet_id: instance.subnet_id.clone(),
         vpc_id: instance.vpc_id.clone(),
         availability_zone: instance.availability_zone.clone(),
+        public_ip_at_launch: false,
     }
 }
 
@@ -77,11 +82,132 @@ async fn configured_subnet(ctx: &Ctx<'_>, subnet_id: &str) -> Result<Placement> 
             ctx.settings.region
         ))
     })?;
+    let vpc_id = subnet.vpc_id().unwrap_or_default().to_string();
+    let maps_public_ip = subnet.map_public_ip_on_launch() == Some(true);
+    let route = if maps_public_ip {
+        // Not asked: a subnet that maps public IPs is taken at its word.
+        DefaultRoute::InternetGateway
+    } else {
+        default_route(ctx, subnet_id, &vpc_id).await?
+    };
+    let public_ip_at_launch = internet_at_first_boot(maps_public_ip, route).map_err(|problem| {
+        Error::Refused(format!("instance.subnet_id = {subnet_id:?} {problem}"))
+    })?;
     Ok(Placement {
         subnet_id: subnet_id.to_string(),
-        vpc_id: subnet.vpc_id().unwrap_or_default().to_string(),
+        vpc_id,
         availability_zone: subnet.availability_zone().unwrap_or_default().to_string(),
+        public_ip_at_launch,
     })
+}
+
+/// Where a subnet's traffic to 0.0.0.0/0 goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultRoute {
+    InternetGateway,
+    /// A NAT gateway, NAT instance, transit gateway or the like: outbound
+    /// traffic gets out, without a public address on the box.
+    Nat,
+    None,
+}
+
+/// Whether the box must ask for a public IPv4 at launch to reach the
+/// internet at first boot (cloud-init installs packages, the bootstrap
+/// downloads GitLab, the SSM agent connects), or why it cannot reach it.
+///
+/// A non-default subnet assigns no public IPv4 unless MapPublicIpOnLaunch
+/// is set (VPC IP addressing,
+/// https://docs.aws.amazon.com/vpc/latest/userguide/vpc-ip-addressing.html),
+/// and an Elastic IP comes only after the launch, too late for first boot.
+/// A box without a public address reaches the internet only through a NAT
+/// route; with neither, nothing it needs at first boot is reachable.
+pub fn internet_at_first_boot(
+    maps_public_ip: bool,
+    route: DefaultRoute,
+) -> std::result::Result<bool, String> {
+    match (maps_public_ip, route) {
+        (true, _) => Ok(false),
+        (false, DefaultRoute::InternetGateway) => Ok(true),
+        (false, DefaultRoute::Nat) => Ok(false),
+        (false, DefaultRoute::None) => Err(
+            "has no route to the internet (its route table sends 0.0.0.0/0 to no internet gateway and no NAT gateway): the box could not install its packages or GitLab at first boot, nor reach Systems Manager\n  fix: add a NAT gateway route (0.0.0.0/0) to the subnet's route table, or SSM VPC endpoints (ssm, ssmmessages, ec2messages) and a package mirror, or choose a subnet whose route table has an internet gateway"
+                .into(),
+        ),
+    }
+}
+
+/// The 0.0.0.0/0 route of the subnet's route table: its own association,
+/// else the VPC's main route table (Route tables,
+/// https://docs.aws.amazon.com/vpc/latest/userguide/VPC_Route_Tables.html).
+async fn default_route(ctx: &Ctx<'_>, subnet_id: &str, vpc_id: &str) -> Result<DefaultRoute> {
+    let ask = |name: &str, value: &str| {
+        ctx.aws
+            .ec2
+            .describe_route_tables()
+            .filters(Filter::builder().name(name).values(value).build())
+    };
+    let own = ask("association.subnet-id", subnet_id)
+        .send()
+        .await
+        .ctx("ec2:DescribeRouteTables")?;
+    let tables = if own.route_tables().is_empty() {
+        ask("vpc-id", vpc_id)
+            .filters(
+                Filter::builder()
+                    .name("association.main")
+                    .values("true")
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx("ec2:DescribeRouteTables")?
+    } else {
+        own
+    };
+    let route = tables
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
+    Ok(match route {
+        Some(r) if r.gateway_id().is_some_and(|g| g.starts_with("igw-")) => {
+            DefaultRoute::InternetGateway
+        }
+        Some(r)
+            if r.nat_gateway_id().is_some()
+                || r.transit_gateway_id().is_some()
+                || r.instance_id().is_some()
+                || r.network_interface_id().is_some() =>
+        {
+            DefaultRoute::Nat
+        }
+        _ => DefaultRoute::None,
+    })
+}
+
+/// Puts RunInstances' instance in the placement's subnet with `security_group`.
+/// With `public_ip_at_launch`, through a network interface specification
+/// asking for a public IPv4: the subnet and groups then go on the
+/// interface, not on the call (API_RunInstances, NetworkInterfaces).
+pub fn on_network(
+    call: RunInstancesFluentBuilder,
+    placement: &Placement,
+    security_group: &str,
+) -> RunInstancesFluentBuilder {
+    if !placement.public_ip_at_launch {
+        return call
+            .subnet_id(&placement.subnet_id)
+            .security_group_ids(security_group);
+    }
+    call.network_interfaces(
+        InstanceNetworkInterfaceSpecification::builder()
+            .device_index(0)
+            .subnet_id(&placement.subnet_id)
+            .groups(security_group)
+            .associate_public_ip_address(true)
+            .delete_on_termination(true)
+            .build(),
+    )
 }
 
 /// The default VPC's default subnets, ordered by zone name.
@@ -106,6 +232,8 @@ async fn default_subnets(ctx: &Ctx<'_>) -> Result<Vec<Placement>> {
             subnet_id: s.subnet_id().unwrap_or_default().to_string(),
             vpc_id: s.vpc_id().unwrap_or_default().to_string(),
             availability_zone: s.availability_zone().unwrap_or_default().to_string(),
+            // Default subnets assign public IPv4 addresses themselves.
+            public_ip_at_launch: false,
         })
         .collect();
     if placements.is_empty() {
@@ -138,4 +266,28 @@ async fn zones_offering(ctx: &Ctx<'_>) -> Result<Vec<String>> {
         .iter()
         .filter_map(|o| o.location().map(str::to_string))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_public_ip_is_asked_for_only_where_it_is_the_way_out() {
+        assert_eq!(
+            internet_at_first_boot(true, DefaultRoute::InternetGateway),
+            Ok(false)
+        );
+        assert_eq!(internet_at_first_boot(true, DefaultRoute::None), Ok(false));
+        assert_eq!(
+            internet_at_first_boot(false, DefaultRoute::InternetGateway),
+            Ok(true)
+        );
+        assert_eq!(internet_at_first_boot(false, DefaultRoute::Nat), Ok(false));
+        let refused = internet_at_first_boot(false, DefaultRoute::None).unwrap_err();
+        assert!(
+            refused.contains("NAT gateway") && refused.contains("ssmmessages"),
+            "{refused}"
+        );
+    }
 }

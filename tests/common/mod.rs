@@ -70,6 +70,16 @@ pub fn start_port_printer(mut command: Command, what: &str) -> (Child, ChildStdi
     (child, stdin, port)
 }
 
+/// The test account's quotas (see QUOTAS in tests/emulator/moto_launcher.py):
+/// a new account's 5 Elastic IPs, but vCPUs for a 100-seat lab of
+/// c5.2xlarge, as after an increase request (AWS's default, 5 vCPUs, holds
+/// no c5.2xlarge). Tests that need less set it through `behave`.
+pub const ACCOUNT_QUOTAS: &str = r#"{"vcpu_quota": 1024, "spot_vcpu_quota": 1024}"#;
+
+pub fn account_quotas(command: &mut Command) {
+    command.env("GLBOX_EMULATOR_QUOTAS", ACCOUNT_QUOTAS);
+}
+
 /// The Python that runs the emulator and the proxy (`scripts/test` sets it).
 pub fn harness_python() -> PathBuf {
     python()
@@ -81,6 +91,7 @@ impl Emulator {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/moto_launcher.py");
         let mut command = Command::new(python());
         command.arg(launcher).stderr(Stdio::null());
+        account_quotas(&mut command);
         let (child, stdin, port) = start_port_printer(command, "moto launcher");
         Emulator {
             child,

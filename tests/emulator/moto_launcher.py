@@ -721,13 +721,10 @@ def add_client_tokens():
     ElasticBlockStore.create_volume = idempotent(ElasticBlockStore.create_volume, "CreateVolume")
 
 def add_doctor_answers():
-    """Gaps for `glbox doctor`: IAM's SimulatePrincipalPolicy is not
-    implemented, and Service Quotas knows no EC2 quota. Serve both: every
-    simulated action is allowed unless the test lists it under
-    "simulate_denied"; the Running On-Demand Standard vCPU quota
-    (L-1216C47A) is "vcpu_quota" (default 64)."""
+    """Gap for `glbox doctor`: IAM's SimulatePrincipalPolicy is not
+    implemented. Serve it: every simulated action is allowed unless the test
+    lists it under "simulate_denied". (Service Quotas: see add_quotas.)"""
     from moto.iam.responses import IamResponse
-    from moto.servicequotas.models import ServiceQuotasBackend
 
     def simulate_principal_policy(self):
         denied = set(behaviour(self.current_account, "us-east-1").get("simulate_denied", []))
@@ -745,24 +742,218 @@ def add_doctor_answers():
         return ActionResult({"EvaluationResults": results, "IsTruncated": False})
 
     IamResponse.simulate_principal_policy = simulate_principal_policy
+
+
+# The account's quotas, one source for Service Quotas' answers and for what
+# AllocateAddress and RunInstances enforce. Service Quotas code -> (the
+# behaviour key a test sets it with, AWS's default for a new account, name).
+#   L-0263D0A3: "EC2-VPC Elastic IPs", 5 per Region (Amazon VPC quotas,
+#     https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits.html;
+#     also EC2 DescribeAccountAttributes vpc-max-elastic-ips).
+#   L-1216C47A: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z)
+#     instances", in vCPUs, default 5 (On-Demand Instance quotas,
+#     https://docs.aws.amazon.com/ec2/latest/instancetypes/ec2-instance-quotas.html).
+#   L-34B43A08: "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance
+#     Requests", in vCPUs, default 5 (Spot Instance quotas,
+#     https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-spot-limits.html).
+# A test's "eip_quota", "vcpu_quota" or "spot_vcpu_quota" wins; else the
+# same keys in the JSON environment variable GLBOX_EMULATOR_QUOTAS (the
+# harness's account, which asked for more vCPUs, like any account that
+# runs GitLab boxes); else AWS's default. "quota_denied": true makes
+# GetServiceQuota answer AccessDeniedException, as it does for a caller
+# without servicequotas:GetServiceQuota.
+QUOTAS = {
+    "L-0263D0A3": ("eip_quota", 5, "EC2-VPC Elastic IPs"),
+    "L-1216C47A": (
+        "vcpu_quota",
+        5,
+        "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    ),
+    "L-34B43A08": (
+        "spot_vcpu_quota",
+        5,
+        "All Standard (A, C, D, H, I, M, R, T, Z) Spot Instance Requests",
+    ),
+}
+EIP_QUOTA, VCPU_QUOTA, SPOT_VCPU_QUOTA = "L-0263D0A3", "L-1216C47A", "L-34B43A08"
+# Instance families of the Standard vCPU quotas (the quota names above): the
+# letters before the generation's digit. I also covers Im and Is (im4gn,
+# is4gen); Inf, Trn, DL, HPC and Mac have quotas of their own.
+STANDARD_FAMILIES = {"a", "c", "d", "h", "i", "im", "is", "m", "r", "t", "z"}
+
+
+def quota_value(account_id, code):
+    key, default, _ = QUOTAS[code]
+    chosen = behaviour(account_id, BEHAVIOUR_REGION)
+    if key in chosen:
+        return int(chosen[key])
+    account = json.loads(os.environ.get("GLBOX_EMULATOR_QUOTAS") or "{}")
+    return int(account.get(key, default))
+
+
+def is_standard_family(instance_type):
+    family = ""
+    for c in instance_type.split(".")[0]:
+        if c.isdigit():
+            break
+        family += c
+    return family in STANDARD_FAMILIES
+
+
+def instance_vcpus(instance_type):
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    return int(INSTANCE_TYPES.get(instance_type, {}).get("VCpuInfo", {}).get("DefaultVCpus", 1))
+
+
+def standard_vcpus_running(backend, spot):
+    """vCPUs of the region's pending and running Standard instances of one
+    market: what counts against its quota."""
+    used = 0
+    for instance in backend.all_instances():
+        if instance.state not in ("pending", "running"):
+            continue
+        if (instance.lifecycle == "spot") != spot or not is_standard_family(instance.instance_type):
+            continue
+        used += instance_vcpus(instance.instance_type)
+    return used
+
+
+def add_quotas():
+    """Gaps: Service Quotas knows no EC2 quota, AllocateAddress allocates
+    without end, and RunInstances launches any number of vCPUs. Serve the
+    account's quotas (QUOTAS above) and enforce them as AWS documents:
+    - AllocateAddress beyond the Elastic IP quota: AddressLimitExceeded
+      ("The maximum number of addresses has been reached", EC2 error codes,
+      https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
+    - RunInstances whose MaxCount would take the Standard instances past the
+      vCPU quota fails as a whole (RunInstances, MaxCount: "Between 1 and
+      the quota for the number of instances allowed for the instance type
+      in your account for this Region", API_RunInstances): on-demand with
+      VcpuLimitExceeded, spot with MaxSpotInstanceCountExceeded (EC2 error
+      codes; Spot Instance quotas: "Max spot instance count exceeded")."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
+    from moto.ec2.responses.account_attributes import AccountAttributes
+    from moto.ec2.responses.instances import InstanceResponse
+    from moto.servicequotas.models import ServiceQuotasBackend
+
     original_quota = ServiceQuotasBackend.get_service_quota
 
     def get_service_quota(self, service_code, quota_code):
-        if service_code == "ec2" and quota_code == "L-1216C47A":
-            value = behaviour(self.account_id, "us-east-1").get("vcpu_quota", 64)
+        if service_code == "ec2" and behaviour(self.account_id, BEHAVIOUR_REGION).get("quota_denied"):
+            raise JsonRESTError(
+                "AccessDeniedException",
+                "User is not authorized to perform: servicequotas:GetServiceQuota",
+            )
+        if service_code == "ec2" and quota_code in QUOTAS:
             return {
                 "ServiceCode": "ec2",
                 "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
                 "QuotaCode": quota_code,
-                "QuotaName": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
-                "Value": float(value),
+                "QuotaName": QUOTAS[quota_code][2],
+                "Value": float(quota_value(self.account_id, quota_code)),
                 "Unit": "None",
                 "Adjustable": True,
                 "GlobalQuota": False,
             }
         return original_quota(self, service_code, quota_code)
 
+    original_allocate = ElasticAddressBackend.allocate_address
+
+    def allocate_address(self, domain, address=None, tags=None):
+        if len(self.addresses) >= quota_value(self.account_id, EIP_QUOTA):
+            raise EC2ClientError("AddressLimitExceeded", "The maximum number of addresses has been reached.")
+        return original_allocate(self, domain, address=address, tags=tags)
+
+    original_attributes = AccountAttributes.describe_account_attributes
+
+    def describe_account_attributes(self):
+        result = original_attributes(self)
+        limit = str(quota_value(self.current_account, EIP_QUOTA))
+        for attribute in result.result["AccountAttributes"]:
+            if attribute["AttributeName"] in ("vpc-max-elastic-ips", "max-elastic-ips"):
+                attribute["AttributeValues"] = [{"AttributeValue": limit}]
+        return result
+
+    original_run = InstanceResponse.run_instances
+
+    def run_instances(self):
+        instance_type = self._get_param("InstanceType") or "m1.small"
+        options = self._get_param("InstanceMarketOptions") or {}
+        spot = isinstance(options, dict) and options.get("MarketType") == "spot"
+        if is_standard_family(instance_type) and not self._get_bool_param("DryRun", False):
+            wanted = int(self._get_param("MaxCount", if_none="1")) * instance_vcpus(instance_type)
+            limit = quota_value(self.current_account, SPOT_VCPU_QUOTA if spot else VCPU_QUOTA)
+            if standard_vcpus_running(self.ec2_backend, spot) + wanted > limit:
+                if spot:
+                    raise EC2ClientError("MaxSpotInstanceCountExceeded", "Max spot instance count exceeded")
+                raise EC2ClientError(
+                    "VcpuLimitExceeded",
+                    f"You have requested more vCPU capacity than your current vCPU limit of {limit} "
+                    "allows for the instance bucket that the specified instance type belongs to. "
+                    "Please visit http://aws.amazon.com/contact-us/ec2-request to request an "
+                    "adjustment to this limit.",
+                )
+        return original_run(self)
+
     ServiceQuotasBackend.get_service_quota = get_service_quota
+    ElasticAddressBackend.allocate_address = allocate_address
+    AccountAttributes.describe_account_attributes = describe_account_attributes
+    InstanceResponse.run_instances = run_instances
+
+
+def add_default_vpc_internet():
+    """Gap: the default VPC has no internet gateway, and its main route
+    table only the local route. AWS makes every default VPC with an
+    internet gateway and a main route table whose 0.0.0.0/0 route goes to
+    it (Default VPCs,
+    https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc.html).
+    Make it so. (Subnets already assign public IPv4 addresses at launch as
+    MapPublicIpOnLaunch says: true for default subnets, false for the
+    others, unless the launch's network interface asks with
+    AssociatePublicIpAddress; VPC IP addressing,
+    https://docs.aws.amazon.com/vpc/latest/userguide/vpc-ip-addressing.html.)"""
+    from moto.ec2.models.vpcs import VPCBackend
+
+    original = VPCBackend.create_default_vpc
+
+    def create_default_vpc(self):
+        vpc = original(self)
+        gateway = self.create_internet_gateway()
+        self.attach_internet_gateway(gateway.id, vpc.id)
+        for table in self.describe_route_tables(filters={"vpc-id": [vpc.id], "association.main": ["true"]}):
+            self.create_route(table.id, "0.0.0.0/0", gateway_id=gateway.id)
+        return vpc
+
+    VPCBackend.create_default_vpc = create_default_vpc
+
+
+def add_launch_network_interfaces():
+    """Gap: an instance launched with a network interface specification
+    (RunInstances NetworkInterface.1.SubnetId, .Groups,
+    .AssociatePublicIpAddress) lands in a random zone and reports no
+    security groups. EC2 places it in the interface's subnet (and zone) and
+    reports the interface's groups as the instance's: the interface carries
+    the subnet and groups then, instead of SubnetId and SecurityGroupIds
+    (API_RunInstances, NetworkInterfaces; InstanceNetworkInterfaceSpecification,
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceNetworkInterfaceSpecification.html).
+    Hand the primary interface's subnet and groups to the instance."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    original = InstanceBackend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        primary = [n for n in kwargs.get("nics") or [] if str(n.get("DeviceIndex")) == "0"]
+        if primary and primary[0].get("SubnetId") and not kwargs.get("subnet_id"):
+            nic = primary[0]
+            kwargs["subnet_id"] = nic.pop("SubnetId")
+            groups = nic.pop("Groups", None) or []
+            kwargs["security_group_ids"] = list(kwargs.get("security_group_ids") or []) + list(groups)
+        return original(self, image_id, count, user_data, security_group_names, **kwargs)
+
+    InstanceBackend.run_instances = run_instances
 
 
 def add_bootstrap_result_line():
@@ -1071,11 +1262,15 @@ def main():
     add_serial_recording()
     # Before the client tokens, which wrap whatever run_instances is then.
     add_instance_counts()
+    # Around the instance counts: the quota judges the MaxCount asked for.
+    add_quotas()
     add_client_tokens()
     add_doctor_answers()
     add_eventual_consistency()
     add_profile_propagation()
     add_volume_modification_rate()
+    add_default_vpc_internet()
+    add_launch_network_interfaces()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
