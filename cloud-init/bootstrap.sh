@@ -234,7 +234,9 @@ prepare_certificate() {
 # After the reconfigure: with Let's Encrypt on, a certificate that is
 # still self-signed was not issued (the certificate step runs only once
 # nginx is up: files/gitlab-cookbooks/letsencrypt/recipes/
-# http_authorization.rb); asked for once more, then a clear failure.
+# http_authorization.rb); asked for once more, then a clear failure. The
+# certificate decides, not renew-le-certs's exit status: on a failed renewal
+# files/gitlab-ctl-commands/letsencrypt.rb only prints an error.
 require_issued_certificate() {
   letsencrypt_active || return 0
   certificate_issued && return 0
