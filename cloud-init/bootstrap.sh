@@ -49,6 +49,21 @@ package="gitlab-$GLBOX_EDITION"
 state_dir="$data_mountpoint/glbox"
 # Written before a change, removed once GitLab reconfigured successfully.
 pending="$etc_gitlab/.glbox-reconfigure-pending"
+# nginx's certificate for an https URL: gitlab_rails['nginx']['ssl_certificate']
+# defaults to /etc/gitlab/ssl/<host>.crt and its key to <host>.key
+# (omnibus-gitlab files/gitlab-cookbooks/gitlab/libraries/gitlab_rails.rb;
+# doc/settings/ssl/_index.md, "Configure HTTPS manually").
+tls_host=""
+case "$GLBOX_EXTERNAL_URL" in
+  https://*)
+    tls_host="${GLBOX_EXTERNAL_URL#https://}"
+    tls_host="${tls_host%%/*}"
+    tls_host="${tls_host%%:*}"
+    ;;
+esac
+ssl_dir="$etc_gitlab/ssl"
+tls_crt="$ssl_dir/$tls_host.crt"
+tls_key="$ssl_dir/$tls_host.key"
 # GitLab's required upgrade stops (major.minor), from its upgrade-path
 # documentation: a jump across one of these can fail.
 required_stops="16.3 16.7 16.11 17.1 17.3 17.5 17.8 17.11 18.2 18.5 18.8 18.11"
@@ -154,6 +169,83 @@ wait_for_services() {
   done
 }
 
+# Omnibus turns Let's Encrypt on for an https URL unless gitlab.rb turns
+# it off (files/gitlab-cookbooks/letsencrypt/libraries/lets_encrypt.rb,
+# should_auto_enable?).
+letsencrypt_active() {
+  [ -n "$tls_host" ] && ! grep -Eq "^letsencrypt\['enable'\] *= *false" "$etc_gitlab/gitlab.rb"
+}
+
+certificate_self_signed() {
+  local issuer subject
+  issuer="$(openssl x509 -in "$tls_crt" -noout -issuer 2> /dev/null)" || return 1
+  subject="$(openssl x509 -in "$tls_crt" -noout -subject)"
+  [ "${issuer#issuer=}" = "${subject#subject=}" ]
+}
+
+certificate_issued() {
+  [ -e "$tls_crt" ] && ! certificate_self_signed
+}
+
+# A self-signed certificate for the host, with the key Omnibus would use
+# (made when missing, 0600).
+make_placeholder_certificate() {
+  local san="DNS:$tls_host"
+  case "$tls_host" in *[!0-9.]*) ;; *) san="IP:$tls_host" ;; esac
+  mkdir -p "$ssl_dir"
+  chmod 0755 "$ssl_dir"
+  if [ ! -e "$tls_key" ]; then
+    (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tls_key" 2> /dev/null) ||
+      fail "openssl could not make a key for the placeholder certificate of $tls_host"
+  fi
+  chmod 0600 "$tls_key"
+  openssl req -x509 -new -key "$tls_key" -subj "/CN=$tls_host" -addext "subjectAltName=$san" \
+    -days 365 -out "$tls_crt" ||
+    fail "openssl could not make a placeholder certificate for $tls_host"
+  chmod 0644 "$tls_crt"
+  echo "self-signed placeholder certificate written to $tls_crt"
+}
+
+# Before GitLab is configured: the certificate nginx needs for https.
+# With Let's Encrypt off Omnibus makes none (its only self-signed one is
+# the Let's Encrypt placeholder, acme_selfsigned in
+# files/gitlab-cookbooks/letsencrypt/recipes/enable.rb), so nginx cannot
+# start: a placeholder stands in until a certificate is put there or
+# Let's Encrypt is turned on. With Let's Encrypt on, the acme cookbook
+# asks for a certificate only when the one there is missing or expires
+# within 30 days (sous-chefs/acme, resources/certificate.rb), so a
+# self-signed one is removed, and the reconfigure then asks.
+prepare_certificate() {
+  [ -n "$tls_host" ] || return 0
+  if letsencrypt_active; then
+    if [ -e "$tls_crt" ] && certificate_self_signed; then
+      rm -f "$tls_crt" "$tls_key"
+      touch "$pending"
+      echo "self-signed certificate for $tls_host removed: the reconfigure asks Let's Encrypt for one"
+    fi
+    return 0
+  fi
+  [ -e "$tls_crt" ] || make_placeholder_certificate
+  if certificate_self_signed; then
+    warn "nginx serves a self-signed certificate for $tls_host (browsers warn about it): once public DNS points $tls_host at this box, glbox up turns Let's Encrypt on; or put your own certificate at $tls_crt and $tls_key"
+  fi
+}
+
+# After the reconfigure: with Let's Encrypt on, a certificate that is
+# still self-signed was not issued (the certificate step runs only once
+# nginx is up: files/gitlab-cookbooks/letsencrypt/recipes/
+# http_authorization.rb); asked for once more, then a clear failure. The
+# certificate decides, not renew-le-certs's exit status: on a failed renewal
+# files/gitlab-ctl-commands/letsencrypt.rb only prints an error.
+require_issued_certificate() {
+  letsencrypt_active || return 0
+  certificate_issued && return 0
+  phase "certificate: asking Let's Encrypt again for $tls_host"
+  gitlab-ctl renew-le-certs || true
+  certificate_issued ||
+    fail "Let's Encrypt did not issue a certificate for $tls_host; nginx serves a self-signed one. Check that public DNS points $tls_host at this box and that ports 80 and 443 are open to the internet, then run glbox up again"
+}
+
 # apt reads apt.conf.d for every apt-get, the repository script's too.
 apt_wait_for_lock() {
   mkdir -p "$apt_conf_dir"
@@ -184,7 +276,7 @@ apt_update() {
 # (cloudinit/distros/package_management/apt.py, APT_LOCK_WAIT_TIMEOUT).
 ubuntu_prerequisites() {
   local missing=() name
-  for name in curl ca-certificates perl tzdata; do
+  for name in curl ca-certificates openssl perl tzdata; do
     if ! dpkg-query -W -f='${db:Status-Status}\n' "$name" 2> /dev/null | grep -qx installed; then
       missing+=("$name")
     fi
@@ -291,6 +383,12 @@ if [ "$family" = deb ]; then
   ubuntu_prerequisites
 fi
 
+# openssl makes and reads nginx's certificate; Amazon Linux may lack it.
+if [ -n "$tls_host" ] && [ "$family" = rpm ] && ! command -v openssl > /dev/null; then
+  dnf install -y openssl
+fi
+prepare_certificate
+
 phase "repository"
 fresh_repository=0
 if [ ! -e "$repo_file" ]; then
@@ -358,6 +456,7 @@ fi
 phase "services"
 wait_for_services || fail "GitLab's services are not running after the bootstrap:
 $(services_status)"
+require_issued_certificate
 
 version="$(installed_version)"
 printf '%s\n' "$version" > "$state_dir/installed-version"

@@ -593,3 +593,110 @@ fn the_lock_lives_in_a_root_only_directory_and_is_taken_before_the_log_is_writte
         "the running bootstrap's log is not touched"
     );
 }
+
+const HTTPS_URL: &str = "https://git.example.com";
+
+fn https_settings(letsencrypt: bool) -> Settings {
+    settings(&format!(
+        "name = \"trial\"\n[gitlab]\nexternal_url = \"{HTTPS_URL}\"\nletsencrypt = {letsencrypt}\n"
+    ))
+}
+
+/// `openssl x509 -noout -<field>` of the certificate nginx serves.
+fn certificate_field(sandbox: &Sandbox, field: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", &format!("-{field}"), "-in"])
+        .arg(sandbox.path("etc-gitlab/ssl/git.example.com.crt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_once('=').unwrap().1.trim().to_string()
+}
+
+fn self_signed(sandbox: &Sandbox) -> bool {
+    certificate_field(sandbox, "issuer") == certificate_field(sandbox, "subject")
+}
+
+fn certificate(sandbox: &Sandbox) -> Vec<u8> {
+    std::fs::read(sandbox.path("etc-gitlab/ssl/git.example.com.crt")).unwrap()
+}
+
+/// https with Let's Encrypt off (`up --no-wait-dns`): Omnibus makes no
+/// certificate, so without one nginx cannot start; the bootstrap puts a
+/// self-signed placeholder there. Turning Let's Encrypt on later replaces
+/// it with an issued one, although the placeholder is far from expiry.
+#[test]
+fn https_without_lets_encrypt_gets_a_placeholder_that_lets_encrypt_replaces_later() {
+    let sandbox = Sandbox::new();
+    let off = script(&https_settings(false), HTTPS_URL);
+    let first = ok(&sandbox.run(&off));
+    assert!(sandbox.services_running(), "{first}");
+    assert!(self_signed(&sandbox), "{first}");
+    assert_eq!(
+        certificate_field(&sandbox, "subject"),
+        "CN = git.example.com"
+    );
+    assert_eq!(
+        mode_of(&sandbox.path("etc-gitlab/ssl/git.example.com.key")),
+        0o600
+    );
+    assert!(
+        first.contains("glbox-warning: nginx serves a self-signed certificate for git.example.com"),
+        "{first}"
+    );
+    let placeholder = certificate(&sandbox);
+
+    let second = ok(&sandbox.run(&off));
+    assert_eq!(sandbox.reconfigures(), 0, "{second}");
+    assert_eq!(sandbox.count("gitlab-ctl"), 0, "{second}");
+    assert_eq!(certificate(&sandbox), placeholder, "kept");
+
+    // A later `up` once DNS points at the box: Let's Encrypt on.
+    std::fs::write(sandbox.path("dns-resolves"), "").unwrap();
+    let on = script(&https_settings(true), HTTPS_URL);
+    let third = ok(&sandbox.run(&on));
+    assert_eq!(sandbox.reconfigures(), 1, "{third}");
+    assert_eq!(sandbox.count("acme-issued git.example.com"), 1, "{third}");
+    assert!(!self_signed(&sandbox), "{third}");
+    assert_eq!(
+        certificate_field(&sandbox, "issuer"),
+        "CN = Sandbox ACME CA"
+    );
+    assert!(sandbox.services_running(), "{third}");
+    let issued = certificate(&sandbox);
+
+    // An issued certificate is left alone: no reconfigure, no new request.
+    let fourth = ok(&sandbox.run(&on));
+    assert_eq!(sandbox.reconfigures(), 0, "{fourth}");
+    assert_eq!(sandbox.count("gitlab-ctl"), 0, "{fourth}");
+    assert_eq!(certificate(&sandbox), issued);
+}
+
+/// A reconfigure can finish with Omnibus's own placeholder still in place
+/// (its certificate step runs only once nginx is up): the bootstrap asks
+/// for the certificate once more, and otherwise fails naming the cause.
+#[test]
+fn a_certificate_still_self_signed_after_reconfigure_is_renewed_once_or_fails_naming_dns() {
+    let on = script(&https_settings(true), HTTPS_URL);
+
+    let sandbox = Sandbox::new();
+    std::fs::write(sandbox.path("nginx-late"), "").unwrap();
+    std::fs::write(sandbox.path("dns-resolves"), "").unwrap();
+    let out = ok(&sandbox.run(&on));
+    assert_eq!(sandbox.count("gitlab-ctl renew-le-certs"), 1, "{out}");
+    assert!(!self_signed(&sandbox), "{out}");
+
+    let unreachable = Sandbox::new();
+    std::fs::write(unreachable.path("nginx-late"), "").unwrap();
+    let out = unreachable.run(&on);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert_eq!(unreachable.count("gitlab-ctl renew-le-certs"), 1, "{text}");
+    assert!(
+        text.contains("glbox-error: Let's Encrypt did not issue a certificate for git.example.com")
+            && text.contains("ports 80 and 443"),
+        "{text}"
+    );
+    assert!(!text.contains("glbox-result:"), "{text}");
+}

@@ -49,29 +49,112 @@ omnibus_status() {
   done
 }
 
+# The external URL's parts as the cookbooks read them (URI(external_url)).
+omnibus_url() { awk '/^external_url/ { print $2 }' "$GLBOX_ETC_GITLAB/gitlab.rb" 2>/dev/null | tr -d "'\""; }
+omnibus_host() { local host; host="$(omnibus_url)"; host="${host#*://}"; host="${host%%/*}"; echo "${host%%:*}"; }
+omnibus_https() { case "$(omnibus_url)" in https://*) return 0 ;; esac; return 1; }
+
+# files/gitlab-cookbooks/letsencrypt/libraries/lets_encrypt.rb
+# (should_auto_enable?): an https external_url turns Let's Encrypt on
+# unless gitlab.rb says letsencrypt['enable'] = false.
+omnibus_letsencrypt_active() {
+  omnibus_https && ! grep -Eq "^letsencrypt\['enable'\] *= *false" "$GLBOX_ETC_GITLAB/gitlab.rb"
+}
+
+# nginx's certificate: gitlab_rails['nginx']['ssl_certificate'] defaults
+# to /etc/gitlab/ssl/<host>.crt and ssl_certificate_key to <host>.key
+# (files/gitlab-cookbooks/gitlab/libraries/gitlab_rails.rb; omnibus-gitlab
+# doc/settings/ssl/_index.md, "Configure HTTPS manually").
+omnibus_crt() { echo "$GLBOX_ETC_GITLAB/ssl/$(omnibus_host).crt"; }
+omnibus_key() { echo "$GLBOX_ETC_GITLAB/ssl/$(omnibus_host).key"; }
+
+# The ACME server (Let's Encrypt) as a sandbox CA: what it "issues" is
+# signed by that CA, so its issuer is not its subject.
+omnibus_issue_certificate() {
+  local ca="$SANDBOX_ROOT/acme-ca" crt key host
+  crt="$(omnibus_crt)" key="$(omnibus_key)" host="$(omnibus_host)"
+  if [ ! -e "$ca.crt" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+      -subj "/CN=Sandbox ACME CA" -keyout "$ca.key" -out "$ca.crt" 2>/dev/null
+  fi
+  [ -e "$key" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$key" 2>/dev/null
+  openssl req -new -key "$key" -subj "/CN=$host" 2>/dev/null |
+    openssl x509 -req -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 90 -out "$crt" 2>/dev/null
+  echo "acme-issued $host" >> "$SANDBOX/calls.log"
+}
+
+# The letsencrypt cookbook's certificate step, with the acme cookbook's
+# rule for when it asks the ACME server at all (sous-chefs/acme, formerly
+# schubergphilis/chef-acme, resources/certificate.rb: only when the
+# certificate is missing, expires within node['acme']['renew'] days (30),
+# or its names changed; omnibus-gitlab doc/settings/ssl/_index.md: "The
+# certificate is renewed only if it expires in 30 days"). The ACME server
+# validates the name over HTTP-01: it must resolve to the box, ports 80
+# and 443 open ($SANDBOX_ROOT/dns-resolves says so). Names are not compared here.
+omnibus_letsencrypt_certificate() {
+  local crt
+  crt="$(omnibus_crt)"
+  if [ -e "$crt" ] && openssl x509 -in "$crt" -noout -checkend $((30 * 86400)) >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ ! -e "$SANDBOX_ROOT/dns-resolves" ]; then
+    echo "letsencrypt_certificate[gitlab] (letsencrypt::http_authorization line 6) had an error: RuntimeError: acme_certificate[staging] had an error: Acme::Client::Error::RejectedIdentifier: Validation failed, unable to request certificate (DNS problem: NXDOMAIN looking up A)"
+    return 1
+  fi
+  omnibus_issue_certificate
+}
+
+# files/gitlab-cookbooks/letsencrypt/recipes/enable.rb: before asking
+# for a certificate, acme_selfsigned writes a placeholder so nginx can
+# start, only_if the certificate file is missing; the acme cookbook's
+# self_signed_cert (libraries/acme.rb) makes it valid for
+# node['acme']['renew'] days, so it is inside the renewal window at once.
+omnibus_acme_selfsigned() {
+  local crt key
+  crt="$(omnibus_crt)" key="$(omnibus_key)"
+  [ ! -e "$crt" ] || return 0
+  mkdir -p "${crt%/*}"
+  [ -e "$key" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$key" 2>/dev/null
+  openssl req -x509 -new -key "$key" -subj "/CN=$(omnibus_host)" -days 30 -out "$crt" 2>/dev/null
+}
+
+# `gitlab-ctl renew-le-certs` (files/gitlab-ctl-commands/letsencrypt.rb):
+# refuses unless Let's Encrypt is enabled, then runs the same certificate
+# step (which again asks only for a missing or expiring certificate).
+omnibus_renew_le_certs() {
+  if ! omnibus_letsencrypt_active; then
+    echo 'LetsEncrypt is not enabled in your gitlab.rb. Have you run "gitlab-ctl reconfigure" yet?' >&2
+    return 1
+  fi
+  omnibus_letsencrypt_certificate || {
+    echo "There was an error renewing Let's Encrypt certificates, please checkout the output" >&2
+    return 1
+  }
+}
+
 # `gitlab-ctl reconfigure` (the gitlab cookbook): fails when a test says
 # so, or like the letsencrypt cookbook when Let's Encrypt is on and its
 # HTTP-01 challenge cannot reach the box; creates GitLab's secrets when
 # there are none, `bootstrapped` on the data volume
 # (files/gitlab-cookbooks/gitlab/recipes/bootstrap.rb) and the services.
+# nginx (on by default) serves an https URL with the certificate above;
+# with Let's Encrypt off Omnibus makes none, so without the files nginx
+# cannot start and stays down.
 omnibus_reconfigure() {
   echo "reconfigure-run by=$1" >> "$SANDBOX/calls.log"
   if [ -e "$SANDBOX_ROOT/gitlab-ctl-fails" ]; then
     echo "There was an error running gitlab-ctl reconfigure"
     return 1
   fi
-  # files/gitlab-cookbooks/letsencrypt/libraries/lets_encrypt.rb
-  # (should_auto_enable?): an https external_url turns Let's Encrypt on
-  # unless gitlab.rb says letsencrypt['enable'] = false; the certificate
-  # resource then fails the run when the ACME server cannot validate the
-  # name (it must resolve to the box, ports 80/443 open).
-  local rb="$GLBOX_ETC_GITLAB/gitlab.rb"
-  if grep -Eq "^external_url ['\"]https://" "$rb" 2>/dev/null &&
-    ! grep -Eq "^letsencrypt\['enable'\] *= *false" "$rb" &&
-    [ ! -e "$SANDBOX_ROOT/dns-resolves" ]; then
-    echo "letsencrypt_certificate[gitlab] (letsencrypt::http_authorization line 6) had an error: RuntimeError: acme_certificate[staging] had an error: Acme::Client::Error::RejectedIdentifier: Validation failed, unable to request certificate (DNS problem: NXDOMAIN looking up A)"
-    echo "There was an error running gitlab-ctl reconfigure"
-    return 1
+  if omnibus_letsencrypt_active; then
+    omnibus_acme_selfsigned
+    # A test says nginx was not up yet at the certificate step
+    # ($SANDBOX_ROOT/nginx-late): http_authorization.rb skips the
+    # certificate then (only_if service_up?('nginx')), the run succeeds.
+    if [ ! -e "$SANDBOX_ROOT/nginx-late" ] && ! omnibus_letsencrypt_certificate; then
+      echo "There was an error running gitlab-ctl reconfigure"
+      return 1
+    fi
   fi
   [ -e "$GLBOX_ETC_GITLAB/gitlab-secrets.json" ] ||
     echo "secrets-$RANDOM$RANDOM" > "$GLBOX_ETC_GITLAB/gitlab-secrets.json"
@@ -79,9 +162,12 @@ omnibus_reconfigure() {
   mkdir -p "$services_dir"
   # A test names services that stay down in $SANDBOX_ROOT/services-down.
   local sv state
-  for sv in puma sidekiq; do
+  for sv in puma sidekiq nginx; do
     state=run
     if grep -qx "$sv" "$SANDBOX_ROOT/services-down" 2>/dev/null; then state=down; fi
+    if [ "$sv" = nginx ] && omnibus_https && { [ ! -e "$(omnibus_crt)" ] || [ ! -e "$(omnibus_key)" ]; }; then
+      state=down
+    fi
     echo "$state" > "$services_dir/$sv"
   done
 }
@@ -310,6 +396,7 @@ case "$1" in
   status) omnibus_status ;;
   reconfigure) omnibus_reconfigure gitlab-ctl ;;
   upgrade) omnibus_upgrade ;;
+  renew-le-certs) omnibus_renew_le_certs ;;
 esac"#,
     ),
     (
