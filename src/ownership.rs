@@ -191,18 +191,7 @@ async fn record_labelled(ctx: &Ctx<'_>, label: &str, id: &str) -> Result<()> {
 
 /// Removes the records of resources glbox deleted (and any intent).
 pub async fn forget(ctx: &Ctx<'_>, parameters: Vec<String>) -> Result<()> {
-    for chunk in parameters.chunks(10) {
-        // Names that are already gone come back as InvalidParameters in a
-        // successful answer: nothing to do for them.
-        ctx.aws
-            .ssm
-            .delete_parameters()
-            .set_names(Some(chunk.to_vec()))
-            .send()
-            .await
-            .ctx("ssm:DeleteParameters")?;
-    }
-    Ok(())
+    crate::resources::parameters::delete_names(ctx, &parameters).await
 }
 
 /// The ledger id of an SES identity: `ses-identity.<region>.<domain>`.
@@ -249,34 +238,13 @@ pub async fn mark_email_use(ctx: &Ctx<'_>, marker: &str) -> Result<()> {
 /// The other glbox deployments (and their parameters) whose use marker
 /// names this identity: one DescribeParameters scan of `/glbox`.
 pub async fn other_email_users(ctx: &Ctx<'_>, region: &str, domain: &str) -> Result<Vec<String>> {
-    let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
-        .key("Path")
-        .option("Recursive")
-        .values("/glbox")
-        .build()
-        .expect("key is set");
-    let mut pages = ctx
-        .aws
-        .ssm
-        .describe_parameters()
-        .parameter_filters(filter)
-        .max_results(50)
-        .into_paginator()
-        .send();
     let leaf = format!("/email-identity/{region}/{domain}");
     let mine = email_use_name(&ctx.names, region, domain);
-    let mut users = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ssm:DescribeParameters")?;
-        users.extend(
-            page.parameters()
-                .iter()
-                .filter_map(|p| p.name())
-                .filter(|name| name.ends_with(&leaf) && *name != mine)
-                .map(str::to_string),
-        );
-    }
-    Ok(users)
+    let names = crate::resources::parameters::names_under(ctx, "/glbox").await?;
+    Ok(names
+        .into_iter()
+        .filter(|name| name.ends_with(&leaf) && *name != mine)
+        .collect())
 }
 
 /// What an open volume intent says is being made: replaying CreateVolume

@@ -328,32 +328,7 @@ async fn describe_addresses(ctx: &Ctx<'_>) -> Result<Tagged<Address>> {
 /// root passwords and ownership records. DescribeParameters pages 50
 /// names at a time (GetParametersByPath: 10).
 async fn parameter_names(ctx: &Ctx<'_>) -> Result<Vec<String>> {
-    let prefix = ctx.names.parameter_prefix();
-    let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
-        .key("Path")
-        .option("Recursive")
-        .values(prefix.trim_end_matches('/'))
-        .build()
-        .expect("key is set");
-    let mut pages = ctx
-        .aws
-        .ssm
-        .describe_parameters()
-        .parameter_filters(filter)
-        .max_results(50)
-        .into_paginator()
-        .send();
-    let mut names = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ssm:DescribeParameters")?;
-        names.extend(
-            page.parameters()
-                .iter()
-                .filter_map(|p| p.name())
-                .map(str::to_string),
-        );
-    }
-    Ok(names)
+    crate::resources::parameters::names_under(ctx, &ctx.names.parameter_prefix()).await
 }
 
 /// `/glbox-lab/<lab>/s07/root-password` → 7.

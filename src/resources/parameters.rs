@@ -136,8 +136,40 @@ pub async fn read(ctx: &Ctx<'_>, name: &str, decrypt: bool) -> Result<String> {
     Ok(value)
 }
 
-/// Deletes every parameter under the deployment's prefix.
-pub async fn delete(ctx: &Ctx<'_>, names: &[String]) -> Result<()> {
+/// The names of every parameter under `path` (values are not read), by
+/// DescribeParameters: it lists names the caller may not be able to read,
+/// 50 a page.
+pub async fn names_under(ctx: &Ctx<'_>, path: &str) -> Result<Vec<String>> {
+    let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+        .key("Path")
+        .option("Recursive")
+        .values(path.trim_end_matches('/'))
+        .build()
+        .expect("key is set");
+    let mut pages = ctx
+        .aws
+        .ssm
+        .describe_parameters()
+        .parameter_filters(filter)
+        .max_results(50)
+        .into_paginator()
+        .send();
+    let mut names = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ssm:DescribeParameters")?;
+        names.extend(
+            page.parameters()
+                .iter()
+                .filter_map(|p| p.name())
+                .map(str::to_string),
+        );
+    }
+    Ok(names)
+}
+
+/// Deletes `names`, saying nothing. Names that are already gone come back
+/// as InvalidParameters in a successful answer: nothing to do for them.
+pub async fn delete_names(ctx: &Ctx<'_>, names: &[String]) -> Result<()> {
     // DeleteParameters takes at most 10 names at a time.
     for chunk in names.chunks(10) {
         ctx.aws
@@ -148,6 +180,12 @@ pub async fn delete(ctx: &Ctx<'_>, names: &[String]) -> Result<()> {
             .await
             .ctx("ssm:DeleteParameters")?;
     }
+    Ok(())
+}
+
+/// Deletes every parameter under the deployment's prefix.
+pub async fn delete(ctx: &Ctx<'_>, names: &[String]) -> Result<()> {
+    delete_names(ctx, names).await?;
     ctx.ui.info(&format!(
         "deleted {} parameter(s) under {}",
         names.len(),
