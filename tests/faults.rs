@@ -1098,7 +1098,8 @@ const REMOVING_CALLS: &[&str] = &[
     "DeleteSecurityGroup",
     "DeleteParameters",
     "DeleteInstanceProfile",
-    "DetachRolePolicy",
+    // No DetachRolePolicy: glbox attaches no managed policy (an instance
+    // role holds only its inline policies), so `down` has none to detach.
     "DeleteRolePolicy",
     "DeleteRole",
 ];

@@ -48,6 +48,8 @@ async fn foreign_instance(emulator: &Emulator, pairs: &[(&str, &str)]) -> String
         .send()
         .await
         .unwrap();
+    // Named by the test right away: past the window EC2 may not know it in.
+    common::past_fresh_id_window().await;
     out.instances()[0].instance_id().unwrap().to_string()
 }
 
@@ -62,6 +64,8 @@ async fn foreign_volume(emulator: &Emulator, pairs: &[(&str, &str)]) -> String {
         .send()
         .await
         .unwrap();
+    // Named by the test right away: past the window EC2 may not know it in.
+    common::past_fresh_id_window().await;
     out.volume_id().unwrap().to_string()
 }
 
@@ -74,6 +78,8 @@ async fn foreign_address(emulator: &Emulator, pairs: &[(&str, &str)]) -> String 
         .send()
         .await
         .unwrap();
+    // Named by the test right away: past the window EC2 may not know it in.
+    common::past_fresh_id_window().await;
     out.allocation_id().unwrap().to_string()
 }
 

@@ -300,6 +300,7 @@ async fn a_subnet_without_public_ips_gets_one_asked_at_launch() {
         .unwrap();
     let plain = plain.instances()[0].clone();
     assert_eq!(plain.public_ip_address(), None);
+    common::past_fresh_id_window().await;
     emulator
         .ec2()
         .terminate_instances()

@@ -252,11 +252,29 @@ pub async fn allocate(ctx: &Ctx<'_>, tagged: &[String]) -> Result<String> {
         }
         let appeared = !intent.existing.contains(&address.allocation_id);
         if address.allocation_id != allocation_id && appeared && address.association_id.is_none() {
-            release(ctx, &address).await?;
+            release_leftover(ctx, &address).await?;
         }
     }
     ownership::close_intent(ctx, Kind::Address).await?;
     Ok(allocation_id)
+}
+
+/// Releases an unassociated address the describe above has just listed:
+/// it exists, so a NotFound means EC2 does not know the fresh id yet
+/// (eventual consistency) and is retried, where `release` would take it
+/// for "already released" and leave a billed address behind.
+async fn release_leftover(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
+    let id = &address.allocation_id;
+    crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], id, || {
+        ctx.aws.ec2.release_address().allocation_id(id).send()
+    })
+    .await
+    .ctx("ec2:ReleaseAddress")?;
+    ctx.ui.info(&format!(
+        "released Elastic IP {} (a repeated allocation's leftover)",
+        address.public_ip
+    ));
+    Ok(())
 }
 
 async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {

@@ -80,6 +80,15 @@ pub fn account_quotas(command: &mut Command) {
     command.env("GLBOX_EMULATOR_QUOTAS", ACCOUNT_QUOTAS);
 }
 
+/// EC2, and the emulator by default, may not know an id its create call has
+/// just returned ("Eventual consistency in the Amazon EC2 API",
+/// https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html;
+/// the launcher's FRESH_ID_WINDOW_S). A test that names a resource it has
+/// just made itself waits this long first, as a careful client would retry.
+pub async fn past_fresh_id_window() {
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+}
+
 /// The Python that runs the emulator and the proxy (`scripts/test` sets it).
 pub fn harness_python() -> PathBuf {
     python()
