@@ -70,7 +70,6 @@ const EXCEPTIONS: &[(&str, &str)] = &[
     ("iam:TagInstanceProfile", "CreateInstanceProfile with Tags"),
     ("iam:TagUser", "CreateUser with Tags"),
     ("iam:TagPolicy", "CreatePolicy with Tags (the permissions boundary)"),
-    ("ssm:AddTagsToResource", "PutParameter with Tags"),
 ];
 
 /// Actions glbox calls that AWS allows to every identity: not in the policy.
