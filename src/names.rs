@@ -17,6 +17,9 @@ pub const TAG_LAB: &str = "glbox:lab";
 pub const TAG_SEAT: &str = "glbox:seat";
 /// When a lab may be reaped (RFC 3339, UTC).
 pub const TAG_EXPIRES_AT: &str = "glbox:expires-at";
+/// On a lab seat's parameters: the ARN of the seat's instance, the only
+/// one the lab role lets read them (see `resources::iam::parameters_policy`).
+pub const TAG_INSTANCE: &str = "glbox:instance";
 
 /// What a resource is for within one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +120,11 @@ impl Names {
                 (TAG_EXPIRES_AT.into(), expires_at.into()),
             ],
         }
+    }
+
+    /// A lab's or a seat's names (their owner tag is `glbox:lab`).
+    pub fn is_lab(&self) -> bool {
+        self.owner_tag == TAG_LAB
     }
 
     /// The lab's expiry this name set tags with (empty for a single box).

@@ -70,7 +70,6 @@ const EXCEPTIONS: &[(&str, &str)] = &[
     ("iam:TagInstanceProfile", "CreateInstanceProfile with Tags"),
     ("iam:TagUser", "CreateUser with Tags"),
     ("iam:TagPolicy", "CreatePolicy with Tags (the permissions boundary)"),
-    ("ssm:AddTagsToResource", "PutParameter with Tags"),
 ];
 
 /// Actions glbox calls that AWS allows to every identity: not in the policy.
@@ -425,9 +424,11 @@ fn conditions_hold(statement: &Value, context: &[(String, String)]) -> bool {
                     else {
                         return false;
                     };
+                    // A policy variable the request has no value for
+                    // matches nothing.
                     let expected: Vec<String> = strings(expected)
                         .iter()
-                        .map(|e| substitute(e, context))
+                        .filter_map(|e| substitute(e, context))
                         .collect();
                     match operator.as_str() {
                         "StringEquals" | "ArnEquals" => expected.iter().any(|e| e == actual),
@@ -442,20 +443,26 @@ fn conditions_hold(statement: &Value, context: &[(String, String)]) -> bool {
 
 /// Replaces IAM policy variables (`${aws:PrincipalAccount}`) with the
 /// request's values; `aws:PrincipalAccount` is in every request's context.
-fn substitute(value: &str, context: &[(String, String)]) -> String {
+/// `None` when the request has no value for one: IAM then finds no equal
+/// or like value, and the condition fails.
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#policy-vars-no-value>
+fn substitute(value: &str, context: &[(String, String)]) -> Option<String> {
     let mut out = value.to_string();
     while let Some(start) = out.find("${") {
         let end = start + out[start..].find('}').expect("a closed policy variable");
         let key = &out[start + 2..end];
+        assert!(
+            key.contains(':'),
+            "the evaluator cannot resolve ${{{key}}}: teach it"
+        );
         let actual = context
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.clone())
-            .or_else(|| (key == "aws:PrincipalAccount").then(|| ACCOUNT.to_string()))
-            .unwrap_or_else(|| panic!("the evaluator cannot resolve ${{{key}}}"));
+            .or_else(|| (key == "aws:PrincipalAccount").then(|| ACCOUNT.to_string()))?;
         out.replace_range(start..=end, &actual);
     }
-    out
+    Some(out)
 }
 
 fn allows(policy: &Value, request: &Auth) -> bool {
@@ -716,6 +723,8 @@ fn authorizations(action: &str) -> Vec<Auth> {
         "ssm:GetParameters" => vec![plain(&parameter_arn(&seat_password))],
         // The lab finds its seats' passwords (no resource-level permission).
         "ssm:DescribeParameters" => vec![plain("*")],
+        // `lab up` names the instance that may read a seat's password.
+        "ssm:AddTagsToResource" => vec![plain(&parameter_arn(&seat_password))],
         "ssm:PutParameter" => vec![
             plain(&parameter_arn(&root_password)),
             auth("ssm:AddTagsToResource", &parameter_arn(&root_password), &[]),
@@ -1714,19 +1723,24 @@ async fn glbox_runs_its_whole_life_cycle_with_exactly_the_policy() {
         "[lab]\nname = \"class\"\nseats = 2\nexpires_in = \"1h\"\n{}",
         common::verify_section("")
     ));
-    for args in [
-        &["lab", "up", "--yes"][..],
-        &["lab", "up", "--yes"],
-        &["lab", "status"],
-        &["lab", "down", "--yes"],
-        &["lab", "reap", "--yes"],
-    ] {
+    let lab_run = |args: &[&str]| {
         let run = glbox(&emulator, &lab, &keys, args);
         assert_eq!(
             run.code, 0,
             "glbox {args:?} (lab) failed with the policy\nstdout:\n{}\nstderr:\n{}",
             run.stdout, run.stderr
         );
+    };
+    lab_run(&["lab", "up", "--yes"]);
+    lab_run(&["lab", "up", "--yes"]);
+    // Each seat's box reads only its own password with the lab's one role.
+    assert_seats_read_only_their_own(&emulator, &admin, "class", 2).await;
+    for args in [
+        &["lab", "status"][..],
+        &["lab", "down", "--yes"],
+        &["lab", "reap", "--yes"],
+    ] {
+        lab_run(args);
     }
 
     // Every request glbox sent is one the static test knows.
@@ -2085,6 +2099,131 @@ fn assert_box_reads_only_its_own(effective: &Effective, name: &str, ssm_mode: bo
     assert!(
         wrong.is_empty(),
         "the instance role of {name}:\n{}\n{effective:#?}",
+        wrong.join("\n")
+    );
+}
+
+/// What the box of each seat of `lab` may read with the lab's one role,
+/// read through the IAM API, against the `glbox:instance` tags its
+/// passwords carry (read through the SSM API, as IAM reads them for
+/// `ssm:resourceTag/glbox:instance`) and the ARNs of the seats' instances
+/// (from EC2; requests signed with an instance's role credentials carry
+/// it as `ec2:SourceInstanceARN`): its own password, not another seat's,
+/// nothing without an instance's credentials. The emulator ignores
+/// conditions, so this static evaluation is the proof.
+async fn assert_seats_read_only_their_own(
+    emulator: &Emulator,
+    admin: &Keys,
+    lab: &str,
+    seats: u16,
+) {
+    let ec2 = client!(aws_sdk_ec2, emulator, admin);
+    let ssm = client!(aws_sdk_ssm, emulator, admin);
+    let iam = client!(aws_sdk_iam, emulator, admin);
+    let role = glbox::names::Names::lab(lab, REGION, "").iam_name();
+    let effective = effective_role_policy(&iam, &role).await;
+    let found = ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:glbox:lab")
+                .values(lab)
+                .build(),
+        )
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut instance_of = BTreeMap::new();
+    for instance in found.reservations().iter().flat_map(|r| r.instances()) {
+        let seat: u16 = instance
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("glbox:seat"))
+            .and_then(|t| t.value())
+            .unwrap()
+            .parse()
+            .unwrap();
+        instance_of.insert(seat, ec2_arn("instance", instance.instance_id().unwrap()));
+    }
+    assert_eq!(instance_of.len(), usize::from(seats), "{instance_of:?}");
+    let password = |seat: u16| {
+        format!(
+            "{}root-password",
+            glbox::names::Names::seat(lab, seat, REGION, "").parameter_prefix()
+        )
+    };
+    let mut tag_of = BTreeMap::new();
+    for seat in 1..=seats {
+        let listed = ssm
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id(password(seat))
+            .send()
+            .await
+            .unwrap();
+        let tag = listed
+            .tag_list()
+            .iter()
+            .find(|t| t.key() == glbox::names::TAG_INSTANCE)
+            .map(|t| t.value().to_string())
+            .unwrap_or_else(|| panic!("{} has no glbox:instance tag", password(seat)));
+        tag_of.insert(seat, tag);
+    }
+    const TAG_KEY: &str = "ssm:resourceTag/glbox:instance";
+    const SOURCE: &str = "ec2:SourceInstanceARN";
+    // `from` reads seat `of`'s password.
+    let read = |action: &str, from: Option<u16>, of: u16| {
+        let mut context = vec![(TAG_KEY, tag_of[&of].as_str())];
+        if let Some(from) = from {
+            context.push((SOURCE, instance_of[&from].as_str()));
+        }
+        auth(action, &parameter_arn(&password(of)), &context)
+    };
+    let mut wrong = Vec::new();
+    for seat in 1..=seats {
+        for action in ["ssm:GetParameter", "ssm:GetParameters"] {
+            if !effective.allows(&read(action, Some(seat), seat)) {
+                wrong.push(format!("s{seat:02} cannot {action} its own password"));
+            }
+            // The same credentials used off the box carry no source instance.
+            if effective.allows(&read(action, None, seat)) {
+                wrong.push(format!(
+                    "{action} of s{seat:02}'s password without an instance"
+                ));
+            }
+            for other in (1..=seats).filter(|o| *o != seat) {
+                if effective.allows(&read(action, Some(seat), other)) {
+                    wrong.push(format!("s{seat:02} may {action} s{other:02}'s password"));
+                }
+            }
+        }
+        // An untagged parameter, and the lab's path, name no instance.
+        let source = [(SOURCE, instance_of[&seat].as_str())];
+        let untagged = auth(
+            "ssm:GetParameter",
+            &parameter_arn(&format!("/glbox-lab/{lab}/s{seat:02}/other")),
+            &source,
+        );
+        let by_path = auth(
+            "ssm:GetParametersByPath",
+            &parameter_arn(&format!("/glbox-lab/{lab}/")),
+            &source,
+        );
+        for request in [untagged, by_path] {
+            if effective.allows(&request) {
+                wrong.push(format!("s{seat:02} may {request:?}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the lab role {role}:\n{}\n{effective:#?}",
         wrong.join("\n")
     );
 }

@@ -460,6 +460,107 @@ async fn terminated_seats_are_recreated_and_only_those() {
     }
 }
 
+/// The ARN of each live seat instance of the lab, by seat, from
+/// DescribeInstances (the owner is the reservation's account).
+async fn seat_instance_arns(emulator: &Emulator, lab: &str) -> BTreeMap<u16, String> {
+    let reservations = emulator
+        .ec2()
+        .describe_instances()
+        .filters(lab_filter(lab))
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut arns = BTreeMap::new();
+    for reservation in reservations.reservations() {
+        let account = reservation.owner_id().unwrap();
+        for instance in reservation.instances() {
+            let seat: u16 = tag(instance.tags(), "glbox:seat").unwrap().parse().unwrap();
+            let arn = format!(
+                "arn:aws:ec2:{}:{account}:instance/{}",
+                common::REGION,
+                instance.instance_id().unwrap()
+            );
+            assert!(arns.insert(seat, arn).is_none(), "one instance per seat");
+        }
+    }
+    arns
+}
+
+/// The `glbox:instance` tag of each seat's password, as
+/// ListTagsForResource reports it (the tag IAM reads as
+/// `ssm:resourceTag/glbox:instance`).
+async fn password_instance_tags(emulator: &Emulator, seats: u16) -> BTreeMap<u16, Option<String>> {
+    let mut tags = BTreeMap::new();
+    for seat in 1..=seats {
+        let listed = emulator
+            .ssm()
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+            .resource_id(format!("/glbox-lab/{LAB}/s{seat:02}/root-password"))
+            .send()
+            .await
+            .unwrap();
+        let value = listed
+            .tag_list()
+            .iter()
+            .find(|t| t.key() == "glbox:instance")
+            .map(|t| t.value().to_string());
+        tags.insert(seat, value);
+    }
+    tags
+}
+
+/// The lab's one role lets a box read only passwords tagged with its own
+/// instance's ARN (tests/iam_policy.rs proves the policy): each seat's
+/// password names its instance, follows a relaunch, and a converged lab
+/// is left alone.
+#[tokio::test]
+async fn each_seats_password_names_its_own_instance() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new(&lab_config(LAB, 3, ""));
+    lab_up_aws_only(&emulator, &workspace);
+    let before = seat_instance_arns(&emulator, LAB).await;
+    assert_eq!(before.len(), 3);
+    let expected: BTreeMap<u16, Option<String>> =
+        before.iter().map(|(s, a)| (*s, Some(a.clone()))).collect();
+    assert_eq!(password_instance_tags(&emulator, 3).await, expected);
+
+    // s02's instance is terminated out of band: its relaunch moves the tag.
+    let victim = before[&2].rsplit('/').next().unwrap().to_string();
+    emulator
+        .ec2()
+        .terminate_instances()
+        .instance_ids(&victim)
+        .send()
+        .await
+        .unwrap();
+    emulator.start_recording();
+    lab_up_aws_only(&emulator, &workspace);
+    let actions = emulator.recorded_actions();
+    assert_eq!(
+        count(&actions, "AddTagsToResource"),
+        1,
+        "only the relaunched seat's tag changes: {actions:?}"
+    );
+    let after = seat_instance_arns(&emulator, LAB).await;
+    assert_ne!(after[&2], before[&2], "s02 relaunched");
+    assert_eq!((&after[&1], &after[&3]), (&before[&1], &before[&3]));
+    let expected: BTreeMap<u16, Option<String>> =
+        after.iter().map(|(s, a)| (*s, Some(a.clone()))).collect();
+    assert_eq!(password_instance_tags(&emulator, 3).await, expected);
+
+    emulator.start_recording();
+    lab_up_aws_only(&emulator, &workspace);
+    assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
+}
+
 /// More seats adds the new ones; fewer removes the highest, only after
 /// confirmation (without a terminal and --yes: refused, nothing changed).
 #[tokio::test]

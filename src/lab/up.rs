@@ -154,9 +154,14 @@ pub async fn apply(
             volume_of.insert(seat, volume.id.clone());
         }
     }
+    let mut new_instance: BTreeSet<u16> = adopted.keys().chain(launched.keys()).copied().collect();
+    new_instance.extend(pending(plan, &failed, |w| {
+        matches!(w, Work::Bootstrap { .. })
+    }));
     instance_of.extend(adopted);
     instance_of.extend(launched);
     volume_of.extend(new_volumes);
+    tag_passwords(lab, expires_at, &instance_of, new_instance, &mut failed).await?;
     let to_attach: Vec<u16> = pending(plan, &failed, |w| *w == Work::Attach)
         .into_iter()
         .filter(|s| instance_of.contains_key(s) && volume_of.contains_key(s))
@@ -222,6 +227,42 @@ pub async fn apply(
         }
     }
     Ok(failed)
+}
+
+/// Tags the password of each seat in `seats` with its instance's ARN, so
+/// that box, and only it, may read it (`iam::parameters_policy`): seats
+/// that got an instance in this run (launched or adopted) and seats still
+/// to be bootstrapped (a run stopped between the launch and the tag). A
+/// converged lab has neither, so a second `lab up` makes no call here.
+async fn tag_passwords(
+    lab: &Ctx<'_>,
+    expires_at: &str,
+    instance_of: &BTreeMap<u16, String>,
+    seats: BTreeSet<u16>,
+    failed: &mut Failures,
+) -> Result<()> {
+    let seats: Vec<u16> = seats
+        .into_iter()
+        .filter(|s| instance_of.contains_key(s) && !failed.contains_key(s))
+        .collect();
+    if seats.is_empty() {
+        return Ok(());
+    }
+    let account = crate::resources::iam::caller_account(lab).await?;
+    let region = &lab.settings.region;
+    let partition = crate::aws::partition(region);
+    let account = account.as_str();
+    each_seat(seats, CALLS_IN_FLIGHT, failed, |seat| {
+        let arn = format!(
+            "arn:{partition}:ec2:{region}:{account}:instance/{}",
+            instance_of[&seat]
+        );
+        async move {
+            crate::resources::parameters::tag_instance(&seat_ctx(lab, seat, expires_at), &arn).await
+        }
+    })
+    .await;
+    Ok(())
 }
 
 /// Seats whose volume another live lab instance (not being terminated)

@@ -63,21 +63,40 @@ fn trust_policy() -> Value {
     })
 }
 
-/// Read access to `/glbox/<name>/*` in the deployment's region, nothing else.
-/// (The AWS-managed `aws/ssm` key needs no extra KMS permission to decrypt.)
+/// Read access to the deployment's parameters (`/glbox/<name>/*`, or a
+/// lab's `/glbox-lab/<lab>/*`) in its region, nothing else. (The
+/// AWS-managed `aws/ssm` key needs no extra KMS permission to decrypt.)
+///
+/// A lab's seats share one role, so the path alone would let any seat's
+/// box read every seat's root password. A lab role may therefore read
+/// only parameters whose `glbox:instance` tag is the ARN of the instance
+/// the request comes from: requests signed with an instance role's
+/// credentials carry `ec2:SourceInstanceARN`, and a request without it
+/// (the credentials used elsewhere) matches nothing. `lab up` tags each
+/// seat's parameters with its instance's ARN whenever the seat gets an
+/// instance. A tag condition on one shared role, not a role per seat:
+/// a lab of 200 seats would need 200 roles and profiles (IAM quotas,
+/// 400 more calls per `lab up` and `lab down`, each eventually consistent).
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-ec2-source-instance-arn>
+/// <https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-access.html>
 pub fn parameters_policy(ctx: &Ctx<'_>) -> Value {
     let region = &ctx.settings.region;
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "ReadOwnParameters",
-            "Effect": "Allow",
-            "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-            "Resource": [
-                format!("arn:{}:ssm:{region}:*:parameter{}*", partition(region), ctx.names.parameter_prefix())
-            ]
-        }]
-    })
+    let mut statement = json!({
+        "Sid": "ReadOwnParameters",
+        "Effect": "Allow",
+        "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+        "Resource": [
+            format!("arn:{}:ssm:{region}:*:parameter{}*", partition(region), ctx.names.parameter_prefix())
+        ]
+    });
+    if ctx.names.is_lab() {
+        statement["Condition"] = json!({
+            "StringEquals": {
+                format!("ssm:resourceTag/{}", crate::names::TAG_INSTANCE): "${ec2:SourceInstanceARN}"
+            }
+        });
+    }
+    json!({"Version": "2012-10-17", "Statement": [statement]})
 }
 
 /// What the SSM agent needs, on `*` (these actions have no resource-level
@@ -167,17 +186,8 @@ pub fn boundary_arn_for(entity_arn: &str) -> Option<String> {
 /// role and user at once), so an administrator must put it right.
 pub async fn ensure_boundary(ctx: &Ctx<'_>) -> Result<String> {
     let partition = partition(&ctx.settings.region);
-    let caller = ctx
-        .aws
-        .sts()
-        .get_caller_identity()
-        .send()
-        .await
-        .ctx("sts:GetCallerIdentity")?;
-    let account = caller
-        .account()
-        .ok_or_else(|| Error::Refused("sts:GetCallerIdentity returned no account id".into()))?;
-    let arn = boundary_arn(partition, account);
+    let account = caller_account(ctx).await?;
+    let arn = boundary_arn(partition, &account);
     let document = boundary_document(partition);
     let current = match read_policy_document(ctx, &arn).await? {
         Some(current) => current,
@@ -217,6 +227,21 @@ pub async fn ensure_boundary(ctx: &Ctx<'_>) -> Result<String> {
     Err(Error::Refused(format!(
         "the permissions boundary policy {arn} does not hold glbox's document, and glbox may not change it (whoever could, could widen every role and user glbox makes)\n  fix: an administrator sets glbox's document as its default version:\n  aws iam create-policy-version --policy-arn {arn} --set-as-default --policy-document '{document}'"
     )))
+}
+
+/// The account glbox works in (the caller's).
+pub async fn caller_account(ctx: &Ctx<'_>) -> Result<String> {
+    let caller = ctx
+        .aws
+        .sts()
+        .get_caller_identity()
+        .send()
+        .await
+        .ctx("sts:GetCallerIdentity")?;
+    caller
+        .account()
+        .map(str::to_string)
+        .ok_or_else(|| Error::Refused("sts:GetCallerIdentity returned no account id".into()))
 }
 
 /// A managed policy's default document: `None` when there is no such

@@ -109,6 +109,29 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
     Ok(())
 }
 
+/// Tags the seat's root password with the ARN of the instance that may
+/// read it (`glbox:instance`, see `iam::parameters_policy`), replacing the
+/// previous instance's. PutParameter cannot change the tags of an existing
+/// parameter, so this is its own call.
+/// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AddTagsToResource.html>
+pub async fn tag_instance(ctx: &Ctx<'_>, instance_arn: &str) -> Result<()> {
+    let tag = Tag::builder()
+        .key(crate::names::TAG_INSTANCE)
+        .value(instance_arn)
+        .build()
+        .expect("key and value set");
+    ctx.aws
+        .ssm
+        .add_tags_to_resource()
+        .resource_type(aws_sdk_ssm::types::ResourceTypeForTagging::Parameter)
+        .resource_id(root_password_name(ctx))
+        .tags(tag)
+        .send()
+        .await
+        .ctx("ssm:AddTagsToResource")?;
+    Ok(())
+}
+
 /// The root password, decrypted (for `status --show-password` only).
 pub async fn root_password(ctx: &Ctx<'_>) -> Result<String> {
     read(ctx, &root_password_name(ctx), true).await
