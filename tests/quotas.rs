@@ -320,14 +320,18 @@ async fn a_subnet_without_public_ips_gets_one_asked_at_launch() {
         .into_iter()
         .filter(|r| r.action == "RunInstances")
         .collect();
-    assert_eq!(launches.len(), 1);
-    assert!(
-        launches[0]
-            .body
-            .contains("NetworkInterface.1.AssociatePublicIpAddress=true"),
-        "{}",
-        launches[0].body
-    );
+    // EC2 refuses a new instance profile for a moment, so the launch may
+    // be repeated (one instance in the end, below); every try asks.
+    assert!(!launches.is_empty());
+    for launch in &launches {
+        assert!(
+            launch
+                .body
+                .contains("NetworkInterface.1.AssociatePublicIpAddress=true"),
+            "{}",
+            launch.body
+        );
+    }
     let boxes = instances(&emulator).await;
     assert_eq!(boxes.len(), 1);
     assert_eq!(boxes[0].subnet_id(), Some(subnet.as_str()));
