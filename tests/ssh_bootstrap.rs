@@ -365,25 +365,7 @@ async fn new_instances_on_the_kept_data_volume_are_configured_once() {
     assert!(bootstrap_tag(&emulator, "trial").await.is_some());
 
     // Another x86_64 image than the one running: a replacement.
-    let images = emulator
-        .ec2()
-        .describe_images()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("architecture")
-                .values("x86_64")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let ami = images
-        .images()
-        .iter()
-        .filter_map(|i| i.image_id())
-        .find(|id| Some(*id) != second.image_id())
-        .unwrap()
-        .to_string();
+    let ami = common::other_x86_image(&emulator, second.image_id()).await;
     workspace.write_config(&format!(
         "{}[instance]\nami = \"{ami}\"\n",
         config(&sshd, "host_key.pub")

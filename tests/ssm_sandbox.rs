@@ -66,25 +66,7 @@ async fn every_new_instance_on_the_kept_data_volume_is_configured_once() {
 
     // A replacement: an explicit (other) image.
     let current = running_instance(&emulator, "trial").await;
-    let images = emulator
-        .ec2()
-        .describe_images()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("architecture")
-                .values("x86_64")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let ami = images
-        .images()
-        .iter()
-        .filter_map(|i| i.image_id())
-        .find(|id| Some(*id) != current.image_id())
-        .unwrap()
-        .to_string();
+    let ami = common::other_x86_image(&emulator, current.image_id()).await;
     workspace.write_config(&config(&format!("[instance]\nami = \"{ami}\"\n")));
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
     let third = assert_configured_once(&emulator, &sandbox, "replacement").await;

@@ -80,6 +80,30 @@ pub fn account_quotas(command: &mut Command) {
     command.env("GLBOX_EMULATOR_QUOTAS", ACCOUNT_QUOTAS);
 }
 
+/// An x86_64 image other than `current`: setting it as `instance.ami`
+/// makes the next `up` a replacement.
+pub async fn other_x86_image(emulator: &Emulator, current: Option<&str>) -> String {
+    let images = emulator
+        .ec2()
+        .describe_images()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("architecture")
+                .values("x86_64")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    images
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id())
+        .find(|id| Some(*id) != current)
+        .unwrap()
+        .to_string()
+}
+
 /// EC2, and the emulator by default, may not know an id its create call has
 /// just returned ("Eventual consistency in the Amazon EC2 API",
 /// https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html;
