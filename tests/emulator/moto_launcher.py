@@ -993,7 +993,7 @@ SANDBOX_LOCK = threading.Lock()
 
 def add_sandbox_execution():
     """Gap: SendCommand runs nothing. With the test's {"sandbox": DIR}
-    (a tests/common/sandbox.rs sandbox), SendCommand runs the command text
+    (a tests/it/common/sandbox.rs sandbox), SendCommand runs the command text
     for each target instance, as the SSM agent's AWS-RunShellScript does
     (`sh`, as root): through DIR/bin/sandbox-instance, which gives every
     instance its own state under DIR/instances/<id>/ and data volumes under

@@ -5,16 +5,14 @@
 //! must check before it changes anything, and reach the internet from any
 //! subnet it accepts. Outcomes are read back through the AWS API.
 
-mod common;
-
+use crate::common::{glbox, mutating, Emulator, Run, Workspace};
 use aws_sdk_ec2::types::{Filter, Instance};
-use common::{glbox, mutating, Emulator, Run, Workspace};
 use serde_json::json;
 
 fn lab_config(seats: u16, extra: &str) -> String {
     format!(
         "[lab]\nname = \"class\"\nseats = {seats}\nexpires_in = \"8h\"\n{extra}\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     )
 }
 
@@ -300,7 +298,7 @@ async fn a_subnet_without_public_ips_gets_one_asked_at_launch() {
         .unwrap();
     let plain = plain.instances()[0].clone();
     assert_eq!(plain.public_ip_address(), None);
-    common::past_fresh_id_window().await;
+    crate::common::past_fresh_id_window().await;
     emulator
         .ec2()
         .terminate_instances()
@@ -315,7 +313,7 @@ async fn a_subnet_without_public_ips_gets_one_asked_at_launch() {
     let workspace = Workspace::new(&config);
     emulator.start_recording();
     glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
-    let launches: Vec<common::Request> = emulator
+    let launches: Vec<crate::common::Request> = emulator
         .recorded()
         .into_iter()
         .filter(|r| r.action == "RunInstances")

@@ -1,13 +1,11 @@
 //! `glbox lab` against the emulator: whole classes of seats made, repaired,
 //! resized and removed, each outcome read back through the AWS API.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 
+use crate::common::{glbox, mutating, Emulator, Run, Workspace};
 use aws_sdk_ec2::types::{Filter, Tag};
-use common::{glbox, mutating, Emulator, Run, Workspace};
 use serde_json::json;
 
 const LAB: &str = "class";
@@ -18,7 +16,7 @@ const WITH_EIPS: &str = "[network]\nelastic_ip = true";
 fn lab_config(name: &str, seats: u16, extra: &str) -> String {
     format!(
         "[lab]\nname = \"{name}\"\nseats = {seats}\nexpires_in = \"8h\"\n{extra}\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     )
 }
 
@@ -182,7 +180,7 @@ async fn lab_view(emulator: &Emulator, lab: &str) -> LabView {
                 .map(|p| p.name().unwrap().to_string()),
         );
     }
-    let iam_name = format!("glbox-lab-{lab}-{}", common::REGION);
+    let iam_name = format!("glbox-lab-{lab}-{}", crate::common::REGION);
     view.role = emulator
         .iam()
         .get_role()
@@ -258,7 +256,7 @@ async fn behave_healthy(emulator: &Emulator) {
     emulator
         .behave(
             json!({"invocations": [{"contains": "# glbox verify:", "status": "Success",
-            "stdout": common::healthy_verify_output("18.6.0")}]}),
+            "stdout": crate::common::healthy_verify_output("18.6.0")}]}),
         )
         .await;
 }
@@ -423,7 +421,7 @@ async fn terminated_seats_are_recreated_and_only_those() {
     lab_up_aws_only(&emulator, &workspace);
     let recorded = emulator.recorded();
     let actions: Vec<String> = recorded.iter().map(|r| r.action.clone()).collect();
-    let launches: Vec<&common::Request> = recorded
+    let launches: Vec<&crate::common::Request> = recorded
         .iter()
         .filter(|r| r.action == "RunInstances")
         .collect();
@@ -484,7 +482,7 @@ async fn seat_instance_arns(emulator: &Emulator, lab: &str) -> BTreeMap<u16, Str
             let seat: u16 = tag(instance.tags(), "glbox:seat").unwrap().parse().unwrap();
             let arn = format!(
                 "arn:aws:ec2:{}:{account}:instance/{}",
-                common::REGION,
+                crate::common::REGION,
                 instance.instance_id().unwrap()
             );
             assert!(arns.insert(seat, arn).is_none(), "one instance per seat");
@@ -518,7 +516,7 @@ async fn password_instance_tags(emulator: &Emulator, seats: u16) -> BTreeMap<u16
 }
 
 /// The lab's one role lets a box read only passwords tagged with its own
-/// instance's ARN (tests/iam_policy.rs proves the policy): each seat's
+/// instance's ARN (tests/it/iam_policy.rs proves the policy): each seat's
 /// password names its instance, follows a relaunch, and a converged lab
 /// is left alone.
 #[tokio::test]
@@ -608,7 +606,7 @@ async fn seats_are_added_and_removed_from_the_top() {
     let cost = &status.json()["cost"];
     assert_eq!(cost["running_instances"], 2);
     assert_eq!(cost["seats_with_storage"], 3);
-    let estimate = glbox::cost::estimate(&common::settings("name = \"class\"\n"));
+    let estimate = glbox::cost::estimate(&crate::common::settings("name = \"class\"\n"));
     let line = |wanted: bool| -> f64 {
         estimate
             .lines
@@ -660,7 +658,7 @@ async fn seats_without_spot_capacity_fall_back_to_on_demand() {
 async fn a_failed_seat_is_listed_and_retried_alone() {
     let emulator = Emulator::start();
     let healthy = json!({"contains": "# glbox verify:", "status": "Success",
-        "stdout": common::healthy_verify_output("18.6.0")});
+        "stdout": crate::common::healthy_verify_output("18.6.0")});
     emulator
         .behave(json!({"invocations": [
             {"contains": "/glbox-lab/class/s02/root-password", "status": "Failed", "code": 1,
@@ -684,7 +682,7 @@ async fn a_failed_seat_is_listed_and_retried_alone() {
     emulator.start_recording();
     glbox(&emulator, &workspace, &["lab", "up", "--yes"]).assert_ok();
     let recorded = emulator.recorded();
-    let bootstraps: Vec<&common::Request> = recorded
+    let bootstraps: Vec<&crate::common::Request> = recorded
         .iter()
         .filter(|r| r.action == "SendCommand")
         .collect();
@@ -799,7 +797,7 @@ async fn reap_removes_expired_labs_only() {
     assert!(old_view.seats.is_empty() && old_view.security_groups.is_empty());
     assert!(!old_view.role);
     assert_complete(&lab_view(&emulator, "new").await, "new", 1, false);
-    let solo = common::running_instance(&emulator, "solo").await;
+    let solo = crate::common::running_instance(&emulator, "solo").await;
     assert_eq!(solo.state().unwrap().name().unwrap().as_str(), "running");
 }
 
@@ -906,7 +904,7 @@ async fn a_crashed_lab_up_is_finished_by_the_next() {
     ] {
         let emulator = Emulator::start();
         let workspace = Workspace::new(&lab_config(LAB, 3, WITH_EIPS));
-        let crashed = common::glbox_with_env(
+        let crashed = crate::common::glbox_with_env(
             &emulator,
             &workspace,
             &["lab", "up", "--yes", "--no-bootstrap"],

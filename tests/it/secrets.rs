@@ -6,12 +6,10 @@
 //! `status --show-password`, asked for explicitly, may print the root
 //! password (on stdout, never into its log).
 
-mod common;
-
+use crate::common::sandbox::Sandbox;
+use crate::common::sshd::Sshd;
+use crate::common::{Emulator, Workspace};
 use base64::Engine;
-use common::sandbox::Sandbox;
-use common::sshd::Sshd;
-use common::{Emulator, Workspace};
 
 async fn parameter(emulator: &Emulator, name: &str) -> String {
     emulator
@@ -35,10 +33,10 @@ fn record(
     emulator: &Emulator,
     workspace: &Workspace,
     args: &[&str],
-) -> common::Run {
+) -> crate::common::Run {
     // Asks the SDK to log even the bodies it marks sensitive: glbox's log
     // must keep them out all the same.
-    let run = common::glbox_with_env(
+    let run = crate::common::glbox_with_env(
         emulator,
         workspace,
         args,
@@ -58,7 +56,7 @@ async fn no_output_of_a_full_run_holds_a_secret() {
     let config = format!(
         "name = \"trial\"\n{}{}[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n",
         sshd.access_config("host_key.pub"),
-        common::verify_section("")
+        crate::common::verify_section("")
     );
     let workspace = Workspace::new(&config);
 
@@ -77,7 +75,7 @@ async fn no_output_of_a_full_run_holds_a_secret() {
     run(&["render", "gitlab-rb"]).assert_ok();
     run(&["email", "dns", "--output", "json"]).assert_ok();
     run(&["email", "rotate", "--yes", "-v"]).assert_ok();
-    let shown = common::glbox_with_env(
+    let shown = crate::common::glbox_with_env(
         &emulator,
         &workspace,
         &["status", "--show-password"],
@@ -109,7 +107,7 @@ async fn no_output_of_a_full_run_holds_a_secret() {
     assert!(!key_lines.is_empty());
 
     // What AWS holds about the instance: its user data.
-    let instance = common::running_instance(&emulator, "trial").await;
+    let instance = crate::common::running_instance(&emulator, "trial").await;
     let user_data = emulator
         .ec2()
         .describe_instance_attribute()

@@ -1,7 +1,6 @@
 //! Test harness: a private moto emulator per test (real HTTP on 127.0.0.1,
 //! real AWS SDK), the glbox binary run as a user would run it, and the
 //! emulator's request recorder to count what glbox sent.
-#![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod loop_volume;
 pub mod sandbox;
@@ -404,7 +403,7 @@ pub async fn bootstrap_tag(emulator: &Emulator, name: &str) -> Option<String> {
 
 /// What `cloud-init/verify.sh` prints on a healthy box running `version`.
 pub fn healthy_verify_output(version: &str) -> String {
-    include_str!("../data/verify-healthy.txt").replace("18.6.0", version)
+    include_str!("../../data/verify-healthy.txt").replace("18.6.0", version)
 }
 
 /// A local HTTP server answering every request with `status` (e.g. "200 OK").

@@ -4,10 +4,8 @@
 //! API, that glbox neither adopts nor destroys them, and names them. They
 //! also run two `up`s at once: the lease lets one work at a time.
 
-mod common;
-
+use crate::common::{glbox, mutating, Emulator, Run, Workspace};
 use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification, VolumeType};
-use common::{glbox, mutating, Emulator, Run, Workspace};
 
 const ZONE: &str = "us-east-1a";
 
@@ -49,7 +47,7 @@ async fn foreign_instance(emulator: &Emulator, pairs: &[(&str, &str)]) -> String
         .await
         .unwrap();
     // Named by the test right away: past the window EC2 may not know it in.
-    common::past_fresh_id_window().await;
+    crate::common::past_fresh_id_window().await;
     out.instances()[0].instance_id().unwrap().to_string()
 }
 
@@ -65,7 +63,7 @@ async fn foreign_volume(emulator: &Emulator, pairs: &[(&str, &str)]) -> String {
         .await
         .unwrap();
     // Named by the test right away: past the window EC2 may not know it in.
-    common::past_fresh_id_window().await;
+    crate::common::past_fresh_id_window().await;
     out.volume_id().unwrap().to_string()
 }
 
@@ -79,7 +77,7 @@ async fn foreign_address(emulator: &Emulator, pairs: &[(&str, &str)]) -> String 
         .await
         .unwrap();
     // Named by the test right away: past the window EC2 may not know it in.
-    common::past_fresh_id_window().await;
+    crate::common::past_fresh_id_window().await;
     out.allocation_id().unwrap().to_string()
 }
 

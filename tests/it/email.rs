@@ -11,7 +11,7 @@
 //! Route 53 zone (keeping other senders' values), `down` with and without
 //! `--delete-email-identity`, turning email off, a foreign IAM user of the
 //! same name, `up --wait-email` while SES still says Pending, and `status`.
-//! Bad input is in `tests/bad_input.rs`.
+//! Bad input is in `tests/it/bad_input.rs`.
 //!
 //! The launcher makes the emulator's SES honest about DKIM (no tokens
 //! before VerifyDomainDkim) and lets a test keep identities Pending for a
@@ -20,12 +20,10 @@
 //! The tests at the end pin bugs these tests found (a hand-published TTL,
 //! a foreign user with email off, status completeness), now fixed.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::common::{glbox, glbox_within, mutating, Emulator, Run, Workspace};
 use base64::Engine;
-use common::{glbox, glbox_within, mutating, Emulator, Run, Workspace};
 use serde_json::{json, Value};
 
 const NAME: &str = "trial";
@@ -52,7 +50,7 @@ fn email_config(extra: &str) -> String {
 fn full_box_config(extra: &str) -> String {
     format!(
         "name = \"{NAME}\"\n{}\n[email]\nenabled = true\ndomain = \"{DOMAIN}\"\nses_region = \"{SES_REGION}\"\n{extra}",
-        common::verify_section("")
+        crate::common::verify_section("")
     )
 }
 
@@ -67,7 +65,7 @@ fn up_aws_side(emulator: &Emulator, workspace: &Workspace) -> Run {
 /// script always gets a healthy box.
 async fn behave(emulator: &Emulator, mut behaviour: Value) {
     let healthy = json!({"contains": "# glbox verify:", "status": "Success",
-        "stdout": common::healthy_verify_output("18.6.0")});
+        "stdout": crate::common::healthy_verify_output("18.6.0")});
     behaviour
         .as_object_mut()
         .unwrap()
@@ -444,7 +442,9 @@ async fn up_makes_the_ses_identity_and_an_smtp_user_that_may_only_send_as_the_do
     assert_eq!(view.dkim_tokens.len(), 3);
     assert_eq!(ses_identities(&emulator, SES_REGION).await, vec![DOMAIN]);
     assert!(
-        ses_identities(&emulator, common::REGION).await.is_empty(),
+        ses_identities(&emulator, crate::common::REGION)
+            .await
+            .is_empty(),
         "nothing in the deployment's region"
     );
 
@@ -639,7 +639,7 @@ async fn rotate_gives_the_box_a_new_key_and_deletes_the_old_one() {
     render.assert_ok();
     assert_eq!(
         render.stdout,
-        common::inside_wrapper(bootstraps[0]),
+        crate::common::inside_wrapper(bootstraps[0]),
         "the box holds what glbox renders now"
     );
     let mut texts: Vec<String> = vec![
@@ -1036,7 +1036,7 @@ async fn status_shows_the_email_state_but_never_the_smtp_password() {
 }
 
 // Known glbox bugs, found while writing these tests: each test below fails
-// until the bug is fixed (run them with `cargo test --test email -- --ignored`).
+// until the bug is fixed (run them with `scripts/test --test it email:: -- --ignored`).
 
 #[tokio::test]
 async fn down_delete_email_identity_removes_dkim_records_published_with_another_ttl() {

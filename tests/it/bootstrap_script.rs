@@ -2,14 +2,12 @@
 //! sandbox: stub package managers, AWS CLI and gitlab-ctl earlier on PATH
 //! record every call, and the script's paths point into a temporary folder.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::loop_volume::{FakeVolume, VOLUME_ID};
-use common::sandbox::{Sandbox, ROOT_PASSWORD, SMTP_PASSWORD};
-use common::settings;
+use crate::common::loop_volume::{FakeVolume, VOLUME_ID};
+use crate::common::sandbox::{Sandbox, ROOT_PASSWORD, SMTP_PASSWORD};
+use crate::common::settings;
 use glbox::config::Settings;
 
 fn script(settings: &Settings, external_url: &str) -> String {

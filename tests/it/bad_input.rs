@@ -1,9 +1,7 @@
 //! Bad input fails with the field, the value and the fix, and with no AWS
 //! request at all (counted by the emulator's recorder).
 
-mod common;
-
-use common::{glbox, glbox_with_env, Emulator, Workspace};
+use crate::common::{glbox, glbox_with_env, Emulator, Workspace};
 
 /// (config file, extra environment, text the error must contain)
 type Case = (

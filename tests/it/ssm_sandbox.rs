@@ -5,13 +5,14 @@
 //! instance on a kept data volume is what it is on AWS: an empty root disk
 //! and GitLab's data from before.
 
-mod common;
-
-use common::sandbox::Sandbox;
-use common::{bootstrap_tag, glbox, running_instance, Emulator, Workspace};
+use crate::common::sandbox::Sandbox;
+use crate::common::{bootstrap_tag, glbox, running_instance, Emulator, Workspace};
 
 fn config(extra: &str) -> String {
-    format!("name = \"trial\"\n{extra}{}", common::verify_section(""))
+    format!(
+        "name = \"trial\"\n{extra}{}",
+        crate::common::verify_section("")
+    )
 }
 
 async fn run_in(emulator: &Emulator, sandbox: &Sandbox) {
@@ -66,7 +67,7 @@ async fn every_new_instance_on_the_kept_data_volume_is_configured_once() {
 
     // A replacement: an explicit (other) image.
     let current = running_instance(&emulator, "trial").await;
-    let ami = common::other_x86_image(&emulator, current.image_id()).await;
+    let ami = crate::common::other_x86_image(&emulator, current.image_id()).await;
     workspace.write_config(&config(&format!("[instance]\nami = \"{ami}\"\n")));
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
     let third = assert_configured_once(&emulator, &sandbox, "replacement").await;
@@ -116,7 +117,7 @@ async fn a_relaunched_lab_seat_is_configured_once() {
     run_in(&emulator, &sandbox).await;
     let workspace = Workspace::new(&format!(
         "[lab]\nname = \"class\"\nseats = 2\nexpires_in = \"8h\"\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     glbox(&emulator, &workspace, &["lab", "up", "--yes"]).assert_ok();
     let seats = seat_instances(&emulator).await;

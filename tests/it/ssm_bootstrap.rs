@@ -4,10 +4,8 @@
 //! parameter. The emulator runs nothing, so these tests check what glbox
 //! sends and how it handles each outcome.
 
-mod common;
-
+use crate::common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
 use base64::Engine;
-use common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
 
 /// Sets the emulator's behaviour; the health-check script always gets a
 /// healthy box running `version` unless a rule says otherwise.
@@ -21,7 +19,7 @@ async fn behave_with_version(
     version: &str,
 ) {
     let healthy = serde_json::json!({"contains": "# glbox verify:", "status": "Success",
-        "stdout": common::healthy_verify_output(version)});
+        "stdout": crate::common::healthy_verify_output(version)});
     let object = behaviour.as_object_mut().unwrap();
     let rules = object
         .entry("invocations")
@@ -67,7 +65,10 @@ fn log_tail_marker() -> String {
 #[tokio::test]
 async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n{}",
+        crate::common::verify_section("")
+    ));
     behave(&emulator, serde_json::json!({})).await;
     let run = glbox(&emulator, &workspace, &["up", "--yes"]);
     run.assert_ok();
@@ -96,7 +97,7 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     let sent = sent_scripts(&emulator).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(
-        common::inside_wrapper(&sent[0].0),
+        crate::common::inside_wrapper(&sent[0].0),
         script.stdout,
         "SSM carried exactly the rendered script"
     );
@@ -137,7 +138,7 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
     // A new version re-runs the bootstrap, once.
     workspace.write_config(&format!(
         "name = \"trial\"\n[gitlab]\nversion = \"18.9.1\"\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     behave_with_version(&emulator, &mut serde_json::json!({}), "18.9.1").await;
     let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]).json();
@@ -158,7 +159,10 @@ async fn up_sends_the_rendered_bootstrap_and_keeps_the_password_on_aws() {
 #[tokio::test]
 async fn a_failed_bootstrap_shows_the_on_box_log_and_is_not_recorded_as_done() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n{}",
+        crate::common::verify_section("")
+    ));
     behave(
         &emulator,
         serde_json::json!({"invocations": [
@@ -192,7 +196,7 @@ async fn an_agent_that_never_comes_online_is_explained() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&format!(
         "name = \"trial\"\n[access]\nready_timeout_minutes = 1\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     behave(&emulator, serde_json::json!({"offline": true})).await;
     let run = glbox(&emulator, &workspace, &["up", "--yes"]);
@@ -214,7 +218,7 @@ async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&format!(
         "name = \"trial\"\n[gitlab]\ninstall_timeout_minutes = 1\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     behave(
         &emulator,
@@ -251,7 +255,10 @@ async fn a_bootstrap_that_never_ends_times_out_and_shows_the_log() {
 #[tokio::test]
 async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n{}",
+        crate::common::verify_section("")
+    ));
     glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
 
     behave(&emulator, serde_json::json!({})).await;
@@ -281,7 +288,7 @@ async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
     );
 
     // The data on the root disk is "wrong", not "not yet": no waiting.
-    let broken = include_str!("data/verify-broken.txt");
+    let broken = include_str!("../data/verify-broken.txt");
     behave(
         &emulator,
         serde_json::json!({"invocations": [{"contains": "# glbox verify:", "status": "Success", "stdout": broken}]}),
@@ -319,7 +326,7 @@ async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
 #[tokio::test]
 async fn up_exits_with_the_verdict_of_its_checks() {
     let emulator = Emulator::start();
-    let rejecting = common::http_server("422 Unprocessable Entity");
+    let rejecting = crate::common::http_server("422 Unprocessable Entity");
     let workspace = Workspace::new(&format!(
         "name = \"trial\"\n[verify]\nurl = \"http://127.0.0.1:{rejecting}\"\n"
     ));
@@ -355,7 +362,10 @@ fn noise() -> String {
 #[tokio::test]
 async fn warnings_at_the_end_of_a_long_bootstrap_are_still_shown() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n{}",
+        crate::common::verify_section("")
+    ));
     let output = format!(
         "{}glbox-warning: the upgrade crosses the required stop 17.3\nglbox-result: gitlab-ce 18.6.0\n",
         noise()
@@ -388,9 +398,16 @@ async fn warnings_at_the_end_of_a_long_bootstrap_are_still_shown() {
 #[tokio::test]
 async fn a_health_report_behind_30_kb_of_noise_is_still_read() {
     let emulator = Emulator::start();
-    let workspace = Workspace::new(&format!("name = \"trial\"\n{}", common::verify_section("")));
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n{}",
+        crate::common::verify_section("")
+    ));
     glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
-    let output = format!("{}{}", noise(), common::healthy_verify_output("18.6.0"));
+    let output = format!(
+        "{}{}",
+        noise(),
+        crate::common::healthy_verify_output("18.6.0")
+    );
     emulator
         .behave(serde_json::json!({"invocations": [
             read_back_rule(&output, 24_000),

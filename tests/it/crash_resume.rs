@@ -7,10 +7,8 @@
 //!
 //! Needs the `failpoints` feature (scripts/test turns it on).
 
-mod common;
-
+use crate::common::{glbox, glbox_with_env, mutating, Emulator, Workspace};
 use aws_sdk_ec2::types::Filter;
-use common::{glbox, glbox_with_env, mutating, Emulator, Workspace};
 
 const CONFIG: &str = "name = \"trial\"\n[email]\nenabled = true\ndomain = \"example.com\"\n";
 
@@ -20,7 +18,7 @@ async fn healthy_box(emulator: &Emulator) {
     emulator
         .behave(serde_json::json!({"invocations": [
             {"contains": "# glbox verify:", "status": "Success",
-             "stdout": common::healthy_verify_output("18.6.0")}
+             "stdout": crate::common::healthy_verify_output("18.6.0")}
         ]}))
         .await;
 }
@@ -186,7 +184,7 @@ async fn a_crash_at_any_checkpoint_is_finished_by_the_next_up() {
     for step in glbox::checkpoint::STEPS {
         let emulator = Emulator::start();
         healthy_box(&emulator).await;
-        let workspace = Workspace::new(&format!("{CONFIG}{}", common::verify_section("")));
+        let workspace = Workspace::new(&format!("{CONFIG}{}", crate::common::verify_section("")));
         let crashed = glbox_with_env(
             &emulator,
             &workspace,
@@ -211,7 +209,7 @@ async fn ctrl_c_stops_at_the_next_safe_point_and_says_how_to_resume() {
     for step in ["iam-role", "data-volume", "instance", "bootstrap"] {
         let emulator = Emulator::start();
         healthy_box(&emulator).await;
-        let workspace = Workspace::new(&format!("{CONFIG}{}", common::verify_section("")));
+        let workspace = Workspace::new(&format!("{CONFIG}{}", crate::common::verify_section("")));
         let stopped = glbox_with_env(
             &emulator,
             &workspace,

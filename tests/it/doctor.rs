@@ -3,9 +3,7 @@
 //! `/glbox-test/behaviour` parameter). Doctor must change nothing: every
 //! creating call it makes carries `DryRun`.
 
-mod common;
-
-use common::{glbox, is_mutating, Emulator, Workspace};
+use crate::common::{glbox, is_mutating, Emulator, Workspace};
 
 fn finding(report: &serde_json::Value, check: &str) -> Vec<serde_json::Value> {
     report

@@ -34,18 +34,16 @@
 //! signatures of glbox's requests) and its refusals are answered in each
 //! service's real error shape.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+use crate::common::{Run, Workspace};
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use base64::Engine;
-use common::{Run, Workspace};
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
@@ -770,7 +768,7 @@ fn authorizations(action: &str) -> Vec<Auth> {
         ))],
         a if NO_PERMISSION_NEEDED.contains(&a) => Vec::new(),
         other => panic!(
-            "glbox now calls {other}: add the resources it touches to authorizations() in tests/iam_policy.rs, then the least privilege that allows them to docs/iam-policy.json (and docs/iam-policy.md)"
+            "glbox now calls {other}: add the resources it touches to authorizations() in tests/it/iam_policy.rs, then the least privilege that allows them to docs/iam-policy.json (and docs/iam-policy.md)"
         ),
     };
     auths.sort_by(|a, b| (&a.action, &a.resource).cmp(&(&b.action, &b.resource)));
@@ -1199,7 +1197,7 @@ struct Emulator {
 
 impl Emulator {
     fn start_enforcing() -> Emulator {
-        let mut command = Command::new(common::harness_python());
+        let mut command = Command::new(crate::common::harness_python());
         command
             .arg("-c")
             .arg(ENFORCING_LAUNCHER)
@@ -1209,8 +1207,8 @@ impl Emulator {
                 UNAUTHENTICATED_REQUESTS.to_string(),
             )
             .stderr(Stdio::null());
-        common::account_quotas(&mut command);
-        let (child, stdin, port) = common::start_port_printer(command, "moto launcher");
+        crate::common::account_quotas(&mut command);
+        let (child, stdin, port) = crate::common::start_port_printer(command, "moto launcher");
         Emulator {
             child,
             stdin: Some(stdin),
@@ -1303,7 +1301,7 @@ fn request_operation(record: &Value) -> String {
     let path = url
         .split_once("://")
         .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
-    common::rest_operation(method, path).unwrap_or_else(|| format!("{method} {path}"))
+    crate::common::rest_operation(method, path).unwrap_or_else(|| format!("{method} {path}"))
 }
 
 impl Drop for Emulator {
@@ -1476,10 +1474,10 @@ async fn operator(emulator: &Emulator, admin: &Keys, user: &str, policy: &Value)
 }
 
 /// A healthy box for every health check sent over SSM (see
-/// tests/ssm_bootstrap.rs); set by the admin.
+/// tests/it/ssm_bootstrap.rs); set by the admin.
 async fn behave_healthy(emulator: &Emulator, admin: &Keys) {
     let behaviour = json!({"invocations": [{"contains": "# glbox verify:", "status": "Success",
-        "stdout": common::healthy_verify_output("18.6.0")}]});
+        "stdout": crate::common::healthy_verify_output("18.6.0")}]});
     client!(aws_sdk_ssm, emulator, admin)
         .put_parameter()
         .name("/glbox-test/behaviour")
@@ -1510,7 +1508,7 @@ async fn hosted_zone(emulator: &Emulator, admin: &Keys, domain: &str) -> String 
 /// The glbox binary in the workspace, as `common::glbox_with_env` runs it,
 /// but signing with `keys`.
 fn glbox(emulator: &Emulator, workspace: &Workspace, keys: &Keys, args: &[&str]) -> Run {
-    common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint())
+    crate::common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint())
         .args(args)
         .env("AWS_ACCESS_KEY_ID", &keys.id)
         .env("AWS_SECRET_ACCESS_KEY", &keys.secret)
@@ -1528,7 +1526,7 @@ fn full_config(name: &str, domain: &str, zone: Option<&str>, extra: &str) -> Str
         .unwrap_or_default();
     format!(
         "name = \"{name}\"\n{extra}{}\n[email]\nenabled = true\ndomain = \"{domain}\"\n{zone}",
-        common::verify_section("")
+        crate::common::verify_section("")
     )
 }
 
@@ -1721,7 +1719,7 @@ async fn glbox_runs_its_whole_life_cycle_with_exactly_the_policy() {
     // A lab of two seats, from up to reap.
     let lab = Workspace::new(&format!(
         "[lab]\nname = \"class\"\nseats = 2\nexpires_in = \"1h\"\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     let lab_run = |args: &[&str]| {
         let run = glbox(&emulator, &lab, &keys, args);
@@ -2230,10 +2228,10 @@ async fn assert_seats_read_only_their_own(
 
 #[tokio::test]
 async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
-    let emulator = common::Emulator::start();
+    let emulator = crate::common::Emulator::start();
     let iam = emulator.iam();
     let workspace = Workspace::new(&format!("name = \"{DEPLOYMENT}\"\n"));
-    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    crate::common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
     let role = names().iam_name();
     assert_box_reads_only_its_own(&effective_role_policy(&iam, &role).await, DEPLOYMENT, true);
 
@@ -2286,7 +2284,7 @@ async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
         &[]
     )));
 
-    let plan = common::glbox(
+    let plan = crate::common::glbox(
         &emulator,
         &workspace,
         &["plan", "--no-bootstrap", "--output", "json"],
@@ -2312,7 +2310,7 @@ async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
         assert!(changes.contains(change), "{change}: {item}");
     }
 
-    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    crate::common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
     let attached = iam
         .list_attached_role_policies()
         .role_name(&role)
@@ -2345,10 +2343,10 @@ async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
     assert_box_reads_only_its_own(&effective_role_policy(&iam, &role).await, DEPLOYMENT, true);
 
     emulator.start_recording();
-    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    crate::common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
     let actions = emulator.recorded_actions();
     assert_eq!(
-        common::mutating(&actions),
+        crate::common::mutating(&actions),
         Vec::<String>::new(),
         "{actions:?}"
     );
@@ -2356,11 +2354,11 @@ async fn a_role_from_an_older_glbox_is_converged_to_its_own_parameters() {
 
 #[tokio::test]
 async fn an_ssh_mode_box_gets_no_ssm_agent_permissions() {
-    let emulator = common::Emulator::start();
+    let emulator = crate::common::Emulator::start();
     let workspace = Workspace::new(
         "name = \"sshbox\"\n[access]\nmethod = \"ssh\"\nssh_cidrs = [\"192.0.2.0/24\"]\n",
     );
-    common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
+    crate::common::glbox(&emulator, &workspace, &["up", "--no-bootstrap", "--yes"]).assert_ok();
     let role = glbox::names::Names::new("sshbox", REGION).iam_name();
     let effective = effective_role_policy(&emulator.iam(), &role).await;
     assert_eq!(effective.identity.len(), 1, "{effective:#?}");

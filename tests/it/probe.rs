@@ -207,19 +207,50 @@ async fn a_slow_answer_is_not_yet() {
     );
 }
 
+/// Set in the child process that runs the certificate checks.
+const TRUST_CHILD: &str = "GLBOX_TEST_PROBE_TRUST_CHILD";
+
+/// The probe trusts a private CA only through SSL_CERT_FILE (read by its
+/// native root store), an environment variable of the whole process. Every
+/// test module shares this process, so the checks run in a child process
+/// of this test binary that alone has SSL_CERT_FILE set: no other test
+/// (nor any program one starts) ever trusts the private CA.
 #[tokio::test]
 async fn certificates_are_checked_for_trust_host_and_expiry() {
-    // A private CA, trusted through SSL_CERT_FILE (read by the probe's
-    // native root store), as a public one would be.
+    const NAME: &str = "certificates_are_checked_for_trust_host_and_expiry";
+    if std::env::var_os(TRUST_CHILD).is_some() {
+        let ca_file =
+            std::env::var_os("SSL_CERT_FILE").expect("the parent test sets SSL_CERT_FILE");
+        return check_certificates(std::path::Path::new(&ca_file)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, module) = module_path!()
+        .split_once("::")
+        .expect("a module of the test crate");
+    let out = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([&format!("{module}::{NAME}"), "--exact", "--nocapture"])
+        .env(TRUST_CHILD, "1")
+        .env("SSL_CERT_FILE", dir.path().join("ca.pem"))
+        .output()
+        .await
+        .expect("run the certificate checks in a child process");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed;"),
+        "the certificate checks in the child process:\n{stdout}\n{stderr}"
+    );
+}
+
+/// The certificate checks, with `ca_file` (the process's SSL_CERT_FILE) the
+/// only trusted CA.
+async fn check_certificates(ca_file: &std::path::Path) {
+    // A private CA, trusted through SSL_CERT_FILE, as a public one would be.
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-    // Only this test reads the trust store (the others speak plain HTTP).
-    std::env::set_var("SSL_CERT_FILE", &ca_file);
+    std::fs::write(ca_file, ca_cert.pem()).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let leaf = |names: &[&str], days: i64| {
         let key = KeyPair::generate().unwrap();

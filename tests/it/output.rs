@@ -4,13 +4,11 @@
 //! draw), `-q` and `-v`, and the debug log of every run (content, modes,
 //! pruning, its path printed on failure).
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use common::{glbox, glbox_with_env, Emulator, Run, Workspace};
+use crate::common::{glbox, glbox_with_env, Emulator, Run, Workspace};
 
 const ESC: char = '\u{1b}';
 
@@ -43,7 +41,7 @@ fn glbox_in_terminal(
         command_line.push(' ');
         command_line.push_str(arg);
     }
-    let mut command = common::clean_command("script", workspace, &emulator.endpoint());
+    let mut command = crate::common::clean_command("script", workspace, &emulator.endpoint());
     command
         .args([
             "--quiet",
@@ -179,7 +177,7 @@ async fn quiet_prints_only_the_result_and_verbose_adds_the_aws_calls() {
         "-q --yes: the result only, no plan before it:\n{}",
         quiet.stdout
     );
-    let instance = common::running_instance(&emulator, "trial").await;
+    let instance = crate::common::running_instance(&emulator, "trial").await;
     let instance_id = instance.instance_id().unwrap();
     assert!(quiet.stdout.contains(instance_id), "{}", quiet.stdout);
 

@@ -14,16 +14,14 @@
 //! does not point at this box" as the cause; Let's Encrypt with port 80
 //! not open to the internet is refused with no AWS request at all.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+use crate::common::{glbox, glbox_with_env, mutating, Emulator, Run, Workspace};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 use base64::Engine;
-use common::{glbox, glbox_with_env, mutating, Emulator, Run, Workspace};
 
 const HOST: &str = "git.example.com";
 const OWNER_MARK: &str = "\"glbox:deployment=trial region=us-east-1\"";
@@ -41,13 +39,13 @@ impl Resolver {
     fn start() -> Resolver {
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/dns_server.py");
-        let mut command = Command::new(common::harness_python());
+        let mut command = Command::new(crate::common::harness_python());
         command
             .arg(script)
             .arg(dir.path().join("records.json"))
             .arg(dir.path().join("queries.log"))
             .stderr(Stdio::null());
-        let (child, stdin, port) = common::start_port_printer(command, "DNS server");
+        let (child, stdin, port) = crate::common::start_port_printer(command, "DNS server");
         Resolver {
             _child: child,
             _stdin: stdin,
@@ -165,7 +163,7 @@ async fn healthy_box(emulator: &Emulator) {
     emulator
         .behave(serde_json::json!({"invocations": [
             {"contains": "# glbox verify:", "status": "Success",
-             "stdout": common::healthy_verify_output("18.6.0")}
+             "stdout": crate::common::healthy_verify_output("18.6.0")}
         ]}))
         .await;
 }
@@ -193,7 +191,7 @@ async fn sent_gitlab_rbs(emulator: &Emulator) -> Vec<String> {
 fn config(extra: &str) -> String {
     format!(
         "name = \"trial\"\n{extra}\n[gitlab]\nexternal_url = \"https://{HOST}\"\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     )
 }
 

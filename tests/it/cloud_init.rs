@@ -2,13 +2,11 @@
 //! `cloud-init schema`, `shellcheck`, and the data-volume script executed
 //! for real against a loop device standing in for the EBS volume.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::loop_volume::{run, FakeVolume, VOLUME_ID};
-use common::settings;
+use crate::common::loop_volume::{run, FakeVolume, VOLUME_ID};
+use crate::common::settings;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

@@ -5,15 +5,13 @@
 //! proxy; outcomes are checked through the AWS API straight at the emulator,
 //! and the proxy's counts show that the faults really happened.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
+use crate::common::{Emulator, Run, Workspace};
 use aws_sdk_ec2::types::{Filter, Instance, Volume};
-use common::{Emulator, Run, Workspace};
 use serde_json::{json, Value};
 
 /// The deployment of the tests that have an emulator of their own.
@@ -32,7 +30,7 @@ impl FaultProxy {
     /// proxy's docstring: `{"seed": N, "rules": [...]}`).
     fn start(emulator: &Emulator, config: &Value) -> FaultProxy {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/fault_proxy.py");
-        let mut command = Command::new(common::harness_python());
+        let mut command = Command::new(crate::common::harness_python());
         command
             .arg(script)
             .arg("--upstream")
@@ -40,7 +38,7 @@ impl FaultProxy {
             .arg("--config-json")
             .arg(config.to_string())
             .stderr(Stdio::inherit());
-        let (child, stdin, port) = common::start_port_printer(command, "fault proxy");
+        let (child, stdin, port) = crate::common::start_port_printer(command, "fault proxy");
         FaultProxy {
             child,
             stdin: Some(stdin),
@@ -144,7 +142,7 @@ fn everywhere(fault: &str, rate: f64) -> Value {
 /// endpoint (the same clean environment as `common::glbox`: test keys, no
 /// instance metadata, a closed caller-IP service: nothing leaves 127.0.0.1).
 fn glbox_via(proxy: &FaultProxy, workspace: &Workspace, args: &[&str]) -> Run {
-    common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &proxy.endpoint())
+    crate::common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &proxy.endpoint())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -158,7 +156,7 @@ fn route53(emulator: &Emulator) -> aws_sdk_route53::Client {
     aws_sdk_route53::Client::from_conf(
         aws_sdk_route53::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(common::REGION))
+            .region(Region::new(crate::common::REGION))
             .credentials_provider(Credentials::new("testing", "testing", None, None, "faults"))
             .endpoint_url(emulator.endpoint())
             .build(),
@@ -183,19 +181,19 @@ fn ses(emulator: &Emulator, region: &'static str) -> aws_sdk_ses::Client {
 fn ssm_workspace(name: &str, extra: &str) -> Workspace {
     Workspace::new(&format!(
         "name = \"{name}\"\n{}\n{extra}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ))
 }
 
 /// Makes the emulator report a healthy box to glbox's health check (as in
-/// tests/ssm_bootstrap.rs); set straight at the emulator, never faulted.
+/// tests/it/ssm_bootstrap.rs); set straight at the emulator, never faulted.
 async fn behave_healthy(emulator: &Emulator) {
     // The lost-answer tests give one emulator a deployment per scenario,
     // each with its Elastic IP: an account that asked for more than AWS's
     // default 5 addresses, or the quota check refuses the later ones.
     let healthy = json!({"eip_quota": 100,
         "invocations": [{"contains": "# glbox verify:", "status": "Success",
-        "stdout": common::healthy_verify_output("18.6.0")}]});
+        "stdout": crate::common::healthy_verify_output("18.6.0")}]});
     emulator
         .ssm()
         .put_parameter()
@@ -782,7 +780,7 @@ async fn a_lab_comes_up_and_down_while_fresh_ids_are_unknown() {
     let proxy = FaultProxy::start(&emulator, &fresh_ids_unknown());
     let workspace = Workspace::new(&format!(
         "[lab]\nname = \"class\"\nseats = 3\nexpires_in = \"2h\"\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     glbox_via(&proxy, &workspace, &["lab", "up", "--yes"]).assert_ok();
     let up = proxy.stats();
@@ -807,7 +805,7 @@ async fn up_shows_the_wait_for_a_new_instance_profile() {
     let emulator = Emulator::start();
     let healthy = json!({"profile_propagation_s": 4,
         "invocations": [{"contains": "# glbox verify:", "status": "Success",
-        "stdout": common::healthy_verify_output("18.6.0")}]});
+        "stdout": crate::common::healthy_verify_output("18.6.0")}]});
     emulator.behave(healthy).await;
     let proxy = FaultProxy::start(&emulator, &json!({"rules": []}));
     let workspace = ssm_workspace(NAME, "");
@@ -879,7 +877,7 @@ async fn a_lab_comes_up_and_down_under_throttling() {
     );
     let workspace = Workspace::new(&format!(
         "[lab]\nname = \"class\"\nseats = 8\nexpires_in = \"2h\"\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     glbox_via(&proxy, &workspace, &["lab", "up", "--yes"]).assert_ok();
     let up = proxy.stats();

@@ -1,11 +1,9 @@
 //! The AWS side of one deployment, end to end: the glbox binary against the
 //! moto emulator, every outcome checked through the AWS API.
 
-mod common;
-
+use crate::common::{glbox, glbox_with_env, mutating, Emulator, Workspace};
 use aws_sdk_ec2::types::{Filter, Instance, Volume};
 use base64::Engine;
-use common::{glbox, glbox_with_env, mutating, Emulator, Workspace};
 
 const TRIAL: &str = "name = \"trial\"\n";
 
@@ -108,7 +106,7 @@ async fn ids(ec2: &aws_sdk_ec2::Client, name: &str) -> Ids {
     }
 }
 
-fn up(emulator: &Emulator, workspace: &Workspace) -> common::Run {
+fn up(emulator: &Emulator, workspace: &Workspace) -> crate::common::Run {
     let run = glbox(emulator, workspace, &["up", "--no-bootstrap", "--yes"]);
     run.assert_ok();
     run
@@ -234,7 +232,7 @@ async fn up_creates_exactly_one_complete_deployment() {
         .await
         .unwrap();
     // No managed policy: AmazonSSMManagedInstanceCore would let the box
-    // read every parameter of the account (tests/iam_policy.rs evaluates
+    // read every parameter of the account (tests/it/iam_policy.rs evaluates
     // the role's whole effective policy).
     assert!(
         attached.attached_policies().is_empty(),
@@ -666,7 +664,7 @@ async fn a_replacement_is_planned_and_needs_confirmation() {
 async fn ssh_mode_imports_a_generated_key_and_opens_ssh_to_the_caller_only() {
     let emulator = Emulator::start();
     // A stand-in for the "what is my IP" service, over HTTPS on 127.0.0.1.
-    let lookup = common::tls::TlsStub::serving(
+    let lookup = crate::common::tls::TlsStub::serving(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n52.95.110.1\n",
     );
     let lookup_url = lookup.url();
@@ -998,8 +996,9 @@ async fn graviton_types_launch_arm64_images() {
 async fn the_caller_ip_lookup_takes_only_https_and_a_public_unicast_address() {
     let emulator = Emulator::start();
     let workspace = Workspace::new("name = \"trial\"\n[access]\nmethod = \"ssh\"\n");
-    let private =
-        common::tls::TlsStub::serving("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n10.0.0.5\n");
+    let private = crate::common::tls::TlsStub::serving(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n10.0.0.5\n",
+    );
     let ca_file = private.ca_file.display().to_string();
     emulator.start_recording();
     for (url, problem) in [

@@ -2,11 +2,9 @@
 //! AWS, a real OpenSSH sshd on 127.0.0.1, and the bootstrap running in a
 //! sandbox of recording stubs (sshd's ForceCommand puts it there).
 
-mod common;
-
-use common::sandbox::Sandbox;
-use common::sshd::Sshd;
-use common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
+use crate::common::sandbox::Sandbox;
+use crate::common::sshd::Sshd;
+use crate::common::{bootstrap_tag, glbox, mutating, Emulator, Workspace};
 
 fn config(sshd: &Sshd, host_key: &str) -> String {
     config_with(sshd, host_key, "")
@@ -17,7 +15,7 @@ fn config_with(sshd: &Sshd, host_key: &str, verify: &str) -> String {
     format!(
         "name = \"trial\"\n{}{}",
         sshd.access_config(host_key),
-        common::verify_section(verify)
+        crate::common::verify_section(verify)
     )
 }
 
@@ -205,7 +203,7 @@ async fn verify_stops_at_once_on_what_is_wrong_and_says_why() {
     assert_eq!(check["evidence"], "Uploads directory exists? ... no");
 
     // No running instance: cannot check at all.
-    let instance = common::running_instance(&emulator, "trial").await;
+    let instance = crate::common::running_instance(&emulator, "trial").await;
     emulator
         .ec2()
         .stop_instances()
@@ -352,12 +350,12 @@ async fn new_instances_on_the_kept_data_volume_are_configured_once() {
     let workspace = Workspace::new(&config(&sshd, "host_key.pub"));
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
     assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
-    let first = common::running_instance(&emulator, "trial").await;
+    let first = crate::common::running_instance(&emulator, "trial").await;
 
     glbox(&emulator, &workspace, &["down", "--yes"]).assert_ok();
     sandbox.new_instance();
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
-    let second = common::running_instance(&emulator, "trial").await;
+    let second = crate::common::running_instance(&emulator, "trial").await;
     assert_ne!(first.instance_id(), second.instance_id());
     assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
     assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
@@ -365,14 +363,14 @@ async fn new_instances_on_the_kept_data_volume_are_configured_once() {
     assert!(bootstrap_tag(&emulator, "trial").await.is_some());
 
     // Another x86_64 image than the one running: a replacement.
-    let ami = common::other_x86_image(&emulator, second.image_id()).await;
+    let ami = crate::common::other_x86_image(&emulator, second.image_id()).await;
     workspace.write_config(&format!(
         "{}[instance]\nami = \"{ami}\"\n",
         config(&sshd, "host_key.pub")
     ));
     sandbox.new_instance();
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
-    let third = common::running_instance(&emulator, "trial").await;
+    let third = crate::common::running_instance(&emulator, "trial").await;
     assert_ne!(second.instance_id(), third.instance_id(), "replaced");
     assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
     assert!(sandbox.services_running());
@@ -393,7 +391,7 @@ async fn console_trusting_box() -> (Emulator, Sandbox, Sshd, Workspace) {
         .collect();
     let workspace = Workspace::new(&format!(
         "name = \"trial\"\n{access}ready_timeout_minutes = 1\n{}",
-        common::verify_section("")
+        crate::common::verify_section("")
     ));
     let host_key = std::fs::read_to_string(sshd.file("host_key.pub")).unwrap();
     emulator
@@ -414,7 +412,7 @@ fn fingerprint(path: &std::path::Path) -> String {
 }
 
 async fn pinned(emulator: &Emulator) -> Option<String> {
-    let instance = common::running_instance(emulator, "trial").await;
+    let instance = crate::common::running_instance(emulator, "trial").await;
     instance
         .tags()
         .iter()
@@ -435,7 +433,7 @@ async fn after_a_stop_and_start_the_pinned_host_key_is_used() {
 
     // An instance type change: stop, start. The console no longer shows keys.
     let ec2 = emulator.ec2();
-    let id = common::running_instance(&emulator, "trial")
+    let id = crate::common::running_instance(&emulator, "trial")
         .await
         .instance_id()
         .unwrap()
@@ -473,7 +471,7 @@ async fn a_changed_host_key_is_refused_loudly_and_nothing_runs() {
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
 
     // The box now answers with another key than the one pinned.
-    let id = common::running_instance(&emulator, "trial")
+    let id = crate::common::running_instance(&emulator, "trial")
         .await
         .instance_id()
         .unwrap()

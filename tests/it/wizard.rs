@@ -3,16 +3,14 @@
 //! moto's own data, no launcher extension needed), the runs that must never
 //! prompt, and the cost estimate `plan` shows.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{glbox, Emulator, Workspace};
 use aws_sdk_ec2::types::Filter;
-use common::{glbox, Emulator, Workspace};
 use rexpect::process::WaitStatus;
 use rexpect::session::PtySession;
 
@@ -29,7 +27,7 @@ fn empty_workspace() -> Workspace {
 /// The glbox binary in `workspace`, with the harness's clean environment.
 fn glbox_command(emulator: &Emulator, workspace: &Workspace, args: &[&str]) -> Command {
     let mut command =
-        common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint());
+        crate::common::clean_command(env!("CARGO_BIN_EXE_glbox"), workspace, &emulator.endpoint());
     command.args(args).env("TERM", "xterm");
     command
 }
@@ -290,7 +288,7 @@ fn without_terminal(
     workspace: &Workspace,
     args: &[&str],
     env: &[(&str, &str)],
-) -> common::Run {
+) -> crate::common::Run {
     let limit = Duration::from_secs(60);
     let mut command = glbox_command(emulator, workspace, args);
     command.envs(env.iter().copied());
@@ -325,7 +323,7 @@ fn without_terminal(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let run = common::Run {
+    let run = crate::common::Run {
         code: status.and_then(|s| s.code()).unwrap_or(-1),
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
@@ -472,7 +470,7 @@ fn init_respects_the_umask() {
     let workspace = empty_workspace();
     // The file holds no secret, but a user who keeps their files private
     // (umask 077) must not find it opened up to 0644.
-    let out = common::clean_command("sh", &workspace, &emulator.endpoint())
+    let out = crate::common::clean_command("sh", &workspace, &emulator.endpoint())
         .args([
             "-c",
             "umask 077 && exec \"$0\" init",
