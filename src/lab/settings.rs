@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::raw::RawLab;
 use crate::config::{AccessMethod, ConfigError, Settings};
 
 pub const MAX_SEATS: u16 = 200;
@@ -14,16 +15,6 @@ const MAX_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// `glbox-lab-<lab>-s200-data` and `glbox-lab-<lab>-<region>` stay within
 /// AWS's name limits with a lab name this long.
 const MAX_LAB_NAME: usize = 24;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLab {
-    name: Option<String>,
-    seats: Option<i64>,
-    expires_in: Option<String>,
-    spot: Option<bool>,
-    concurrency: Option<i64>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabSettings {
@@ -104,8 +95,10 @@ pub fn validate(settings: &Settings, raw: toml::Table) -> Result<LabSettings, Co
             ))
         }
     };
+    let spot = raw.spot();
+    let concurrency = raw.concurrency();
     let expires_in = validate_expiry(raw.expires_in)?;
-    let concurrency = match raw.concurrency.unwrap_or(10) {
+    let concurrency = match concurrency {
         n if (1..=MAX_CONCURRENCY).contains(&n) => n as usize,
         n => {
             return Err(bad(
@@ -121,7 +114,7 @@ pub fn validate(settings: &Settings, raw: toml::Table) -> Result<LabSettings, Co
         name,
         seats,
         expires_in,
-        spot: raw.spot.unwrap_or(false),
+        spot,
         concurrency,
     })
 }
