@@ -46,7 +46,12 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn bad(field: &str, value: impl ToString, problem: &str, fix: impl Into<String>) -> ConfigError {
+pub(crate) fn bad(
+    field: &str,
+    value: impl ToString,
+    problem: &str,
+    fix: impl Into<String>,
+) -> ConfigError {
     ConfigError {
         field: field.to_string(),
         value: value.to_string(),

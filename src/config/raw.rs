@@ -340,3 +340,67 @@ pub fn commented_toml(raw: &RawConfig, note: impl Fn(&str) -> Option<String>) ->
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each key of the schema, as `section.key` (`key` at the top).
+    fn paths() -> Vec<String> {
+        SECTIONS
+            .iter()
+            .flat_map(|section| section.keys.iter().map(|key| section.path(key)))
+            .collect()
+    }
+
+    #[test]
+    fn every_key_is_described_and_shown_in_an_example() {
+        let examples = [
+            include_str!("../../examples/glbox.toml"),
+            include_str!("../../examples/lab.toml"),
+        ];
+        for section in SECTIONS {
+            for key in section.keys {
+                let path = section.path(key);
+                assert!(!key.doc.is_empty(), "{path} has no description");
+                let shown = examples.iter().any(|example| {
+                    example.lines().any(|line| {
+                        let line = line.trim_start_matches("# ");
+                        line.starts_with(&format!("{} =", key.name))
+                    })
+                });
+                assert!(shown, "{path} is in no example file");
+            }
+        }
+        assert_eq!(paths().len(), 43);
+    }
+
+    #[test]
+    fn the_commented_file_reads_back_to_the_same_values() {
+        let mut raw = RawConfig {
+            name: Some("a\"b it's back\\slash\nline".into()),
+            region: Some(String::new()),
+            ..RawConfig::default()
+        };
+        raw.access.ssh_cidrs = Some(vec!["203.0.113.7/32".into()]);
+        raw.data_volume.size_gib = Some(250);
+        raw.network.elastic_ip = Some(false);
+        let text = commented_toml(&raw, |path| (path == "name").then(|| "why".into()));
+        assert!(text.contains("# why\n#"), "{text}");
+        let table: toml::Table = text.parse().unwrap();
+        assert_eq!(RawConfig::deserialize(table).unwrap(), raw);
+        assert!(
+            !text.contains("[gitlab]"),
+            "an empty section is left out:\n{text}"
+        );
+    }
+
+    #[test]
+    fn defaults_come_from_the_schema_and_given_values_win() {
+        let mut volume = RawDataVolume::default();
+        assert_eq!(volume.size_gib(), 100);
+        volume.size_gib = Some(200);
+        assert_eq!(volume.size_gib(), 200);
+        assert_eq!(RawNetwork::default().http_cidrs(), ["0.0.0.0/0", "::/0"]);
+    }
+}

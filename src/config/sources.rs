@@ -58,6 +58,7 @@ impl Sources {
     }
 }
 
+/// The file layer: the `--config` file, or `glbox.toml` when it exists.
 fn read_file_layer(sources: &Sources) -> Result<toml::Table, ConfigError> {
     let path = sources.config_path();
     let text = match std::fs::read_to_string(&path) {
@@ -89,6 +90,7 @@ fn parse_file(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
     })
 }
 
+/// An environment variable's text as the TOML value its key takes.
 fn env_value(var: &str, text: &str, kind: Kind) -> Result<toml::Value, ConfigError> {
     let value = match kind {
         Kind::Text => toml::Value::String(text.to_string()),
@@ -123,6 +125,7 @@ fn env_value(var: &str, text: &str, kind: Kind) -> Result<toml::Value, ConfigErr
     Ok(value)
 }
 
+/// Sets `section.key` (or a top-level key) in the layered table.
 fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
     match path.split_once('.') {
         None => {
@@ -139,6 +142,7 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
     }
 }
 
+/// The `GLBOX_*` layer; a variable that is no key is refused, not ignored.
 fn overlay_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (var, text) in env.iter().filter(|(var, _)| var.starts_with("GLBOX_")) {
         // GLBOX_FAILPOINT exists only in test builds (src/checkpoint.rs).
@@ -186,6 +190,7 @@ fn layered_table(sources: &Sources) -> Result<(toml::Table, String), ConfigError
     Ok((table, origin))
 }
 
+/// The layered table read by the schema, then validated.
 fn settings_from_table(
     table: toml::Table,
     origin: &str,

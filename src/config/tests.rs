@@ -214,6 +214,38 @@ fn unknown_keys_and_bad_toml_are_rejected_with_the_key() {
 }
 
 #[test]
+fn every_key_has_its_variable_and_an_unknown_one_lists_them() {
+    let err = error_of("name = \"a\"", &[("GLBOX_INSTANCE_TYP", "x")]);
+    assert_eq!(
+        err.fix,
+        "unset it, or use one of: GLBOX_NAME, GLBOX_REGION, GLBOX_INSTANCE_TYPE, \
+         GLBOX_INSTANCE_OS, GLBOX_INSTANCE_AMI, GLBOX_INSTANCE_ROOT_VOLUME_GIB, \
+         GLBOX_INSTANCE_SWAP_GIB, GLBOX_INSTANCE_SUBNET_ID, GLBOX_ACCESS_METHOD, \
+         GLBOX_ACCESS_SSH_PUBLIC_KEY, GLBOX_ACCESS_SSH_CIDRS, GLBOX_ACCESS_HOST, \
+         GLBOX_ACCESS_PORT, GLBOX_ACCESS_SSH_USER, GLBOX_ACCESS_SSH_HOST_KEY, \
+         GLBOX_ACCESS_READY_TIMEOUT_MINUTES, GLBOX_NETWORK_HTTP_CIDRS, \
+         GLBOX_NETWORK_ELASTIC_IP, GLBOX_DATA_VOLUME_SIZE_GIB, GLBOX_DATA_VOLUME_IOPS, \
+         GLBOX_DATA_VOLUME_THROUGHPUT_MIBPS, GLBOX_GITLAB_EDITION, GLBOX_GITLAB_VERSION, \
+         GLBOX_GITLAB_EXTERNAL_URL, GLBOX_GITLAB_LETSENCRYPT, GLBOX_GITLAB_ROOT_EMAIL, \
+         GLBOX_GITLAB_INSTALL_TIMEOUT_MINUTES, GLBOX_VERIFY_TIMEOUT_MINUTES, \
+         GLBOX_VERIFY_URL, GLBOX_EMAIL_ENABLED, GLBOX_EMAIL_DOMAIN, GLBOX_EMAIL_FROM, \
+         GLBOX_EMAIL_REPLY_TO, GLBOX_EMAIL_SES_REGION, GLBOX_EMAIL_PORT, \
+         GLBOX_EMAIL_ROUTE53_ZONE_ID, GLBOX_EMAIL_TEST_RECIPIENT, GLBOX_DNS_ROUTE53_ZONE_ID, \
+         GLBOX_LAB_NAME, GLBOX_LAB_SEATS, GLBOX_LAB_EXPIRES_IN, GLBOX_LAB_SPOT, \
+         GLBOX_LAB_CONCURRENCY"
+    );
+    let s = load_text(
+        "name = \"a\"\n",
+        &[
+            ("GLBOX_INSTANCE_TYPE", "m7g.2xlarge"),
+            ("GLBOX_EMAIL_ROUTE53_ZONE_ID", "Z123"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.instance_type, "m7g.2xlarge");
+}
+
+#[test]
 fn a_missing_explicit_config_file_is_an_error() {
     let sources = Sources {
         explicit_file: Some("/nonexistent/glbox.toml".into()),

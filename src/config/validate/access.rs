@@ -14,6 +14,7 @@ pub(super) struct Remote {
     pub(super) ready_timeout: std::time::Duration,
 }
 
+/// `access.host`, `access.port` and the readiness deadline.
 pub(super) fn validate_remote(raw: &RawAccess) -> Result<Remote, ConfigError> {
     let host = raw.host.clone().filter(|h| !h.is_empty());
     if let Some(host) = &host {
@@ -155,6 +156,7 @@ fn read_host_key(path: &Path) -> Result<String, ConfigError> {
     Ok(line)
 }
 
+/// The SSH public key file the user gave, read and parsed.
 fn read_public_key(path: &Path) -> Result<SshKeySource, ConfigError> {
     let field = "access.ssh_public_key";
     let text = std::fs::read_to_string(path).map_err(|e| {

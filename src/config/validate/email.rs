@@ -39,6 +39,7 @@ fn sends_as(address: &str, domain: &str) -> bool {
     })
 }
 
+/// An optional address key (`email.from`, `email.reply_to`, ...).
 fn validate_address(field: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
     match optional_text(value) {
         Some(address) if !is_plain_address(&address) => Err(bad(
@@ -51,6 +52,7 @@ fn validate_address(field: &str, value: Option<String>) -> Result<Option<String>
     }
 }
 
+/// `[email]`: `None` unless enabled; the addresses are checked either way.
 pub(super) fn validate_email(
     raw: RawEmail,
     region: &str,

@@ -5,6 +5,7 @@ use crate::config::raw::RawGitlab;
 use crate::config::settings::{Edition, GitlabSettings, GitlabVersion};
 use crate::config::{bad, ConfigError};
 
+/// `[gitlab]`; Let's Encrypt defaults to on for an https URL with a DNS name.
 pub(super) fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigError> {
     let install_timeout_minutes = raw.install_timeout_minutes();
     let edition = match raw.edition().as_str() {
@@ -109,6 +110,7 @@ pub fn url_host(url: &str) -> &str {
     }
 }
 
+/// An http(s) URL at the root of its host, as gitlab.rb can quote it.
 pub fn validate_url(field: &str, url: &str) -> Result<String, ConfigError> {
     let fix = "use a URL like \"https://gitlab.example.com\" or \"http://203.0.113.7\"";
     let Some((scheme, rest)) = url.split_once("://") else {

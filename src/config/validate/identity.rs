@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::config::raw::DEFAULT_REGION;
 use crate::config::{bad, ConfigError};
 
+/// `name`: required, and usable in every AWS name and tag glbox makes.
 pub fn validate_name(name: Option<String>) -> Result<String, ConfigError> {
     let Some(name) = name.filter(|n| !n.is_empty()) else {
         return Err(bad(
@@ -81,6 +82,7 @@ pub fn is_region_name(region: &str) -> bool {
     AWS_REGIONS.contains(&region)
 }
 
+/// `region`, else AWS_REGION / AWS_DEFAULT_REGION, else the default.
 pub fn validate_region(
     region: Option<String>,
     env: &BTreeMap<String, String>,

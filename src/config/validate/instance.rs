@@ -24,6 +24,7 @@ pub(super) const MIN_ROOT_GIB: i64 = 20;
 /// GitLab asks for at least 40 GB before any repository data.
 pub const MIN_DATA_GIB: i64 = 40;
 
+/// `instance.type`: shaped like an EC2 type (whether it is offered is AWS's to say).
 pub fn validate_instance_type(instance_type: String) -> Result<String, ConfigError> {
     let well_formed = instance_type.split_once('.').is_some_and(|(family, size)| {
         family.starts_with(|c: char| c.is_ascii_lowercase())
@@ -46,6 +47,7 @@ pub fn validate_instance_type(instance_type: String) -> Result<String, ConfigErr
     Ok(instance_type)
 }
 
+/// `instance.os`: one of the images glbox knows how to bootstrap.
 pub(super) fn validate_os(os: String) -> Result<Os, ConfigError> {
     match os.as_str() {
         "ubuntu-24.04" => Ok(Os::Ubuntu2404),
@@ -59,6 +61,7 @@ pub(super) fn validate_os(os: String) -> Result<Os, ConfigError> {
     }
 }
 
+/// `[data_volume]` within gp3's limits, each limit named in the refusal.
 pub(super) fn validate_data_volume(raw: RawDataVolume) -> Result<DataVolumeSettings, ConfigError> {
     let size_gib = validate_range(
         "data_volume.size_gib",

@@ -7,6 +7,7 @@ use crate::config::raw::RawDns;
 use crate::config::settings::GitlabSettings;
 use crate::config::{bad, ConfigError};
 
+/// CIDR blocks in network form, duplicates dropped.
 pub(super) fn validate_cidrs(field: &str, cidrs: Vec<String>) -> Result<Vec<IpNet>, ConfigError> {
     let mut parsed: Vec<IpNet> = Vec::with_capacity(cidrs.len());
     for text in cidrs {
