@@ -1,7 +1,7 @@
 //! The instance and its volumes: type, OS, and gp3's limits.
 
-use super::validate_range;
-use crate::config::raw::RawDataVolume;
+use super::{optional_id, validate_range};
+use crate::config::raw::{RawDataVolume, RawInstance};
 use crate::config::settings::{DataVolumeSettings, Os};
 use crate::config::{bad, ConfigError};
 
@@ -20,9 +20,55 @@ const GP3_IOPS_PER_MIBPS: i64 = 4;
 const GP3_IOPS_PER_GIB: i64 = 500;
 /// The OS, the GitLab package (about 2.5 GB) and its logs need room even
 /// with the data on its own volume.
-pub(super) const MIN_ROOT_GIB: i64 = 20;
+const MIN_ROOT_GIB: i64 = 20;
 /// GitLab asks for at least 40 GB before any repository data.
 pub const MIN_DATA_GIB: i64 = 40;
+
+/// `[instance]`, validated: the fields of `Settings` it gives.
+pub(super) struct Instance {
+    pub(super) instance_type: String,
+    pub(super) os: Os,
+    pub(super) ami: Option<String>,
+    pub(super) root_volume_gib: i32,
+    pub(super) swap_gib: i32,
+    pub(super) subnet_id: Option<String>,
+}
+
+/// `[instance]`, in the order its keys are listed.
+pub(super) fn validate_instance(raw: RawInstance) -> Result<Instance, ConfigError> {
+    let instance_type = validate_instance_type(raw.instance_type())?;
+    let os = validate_os(raw.os())?;
+    let root_volume_gib = raw.root_volume_gib();
+    let swap_gib = raw.swap_gib();
+    let ami = optional_id(
+        "instance.ami",
+        raw.ami,
+        "ami-",
+        "an AMI id like ami-0123456789abcdef0",
+    )?;
+    let root_volume_gib = validate_range(
+        "instance.root_volume_gib",
+        root_volume_gib,
+        MIN_ROOT_GIB,
+        GP3_MAX_GIB,
+        "GiB",
+    )?;
+    let swap_gib = validate_range("instance.swap_gib", swap_gib, 2, 64, "GiB")?;
+    let subnet_id = optional_id(
+        "instance.subnet_id",
+        raw.subnet_id,
+        "subnet-",
+        "a subnet id like subnet-0123456789abcdef0, or leave it empty for the default VPC",
+    )?;
+    Ok(Instance {
+        instance_type,
+        os,
+        ami,
+        root_volume_gib,
+        swap_gib,
+        subnet_id,
+    })
+}
 
 /// `instance.type`: shaped like an EC2 type (whether it is offered is AWS's to say).
 pub fn validate_instance_type(instance_type: String) -> Result<String, ConfigError> {
@@ -48,7 +94,7 @@ pub fn validate_instance_type(instance_type: String) -> Result<String, ConfigErr
 }
 
 /// `instance.os`: one of the images glbox knows how to bootstrap.
-pub(super) fn validate_os(os: String) -> Result<Os, ConfigError> {
+fn validate_os(os: String) -> Result<Os, ConfigError> {
     match os.as_str() {
         "ubuntu-24.04" => Ok(Os::Ubuntu2404),
         "al2023" => Ok(Os::Al2023),

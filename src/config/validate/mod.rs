@@ -23,35 +23,14 @@ pub use instance::{validate_instance_type, GP3_MAX_GIB, MIN_DATA_GIB};
 use access::{validate_access, validate_remote};
 use email::validate_email;
 use gitlab::validate_gitlab;
-use instance::{validate_data_volume, validate_os, MIN_ROOT_GIB};
+use instance::{validate_data_volume, validate_instance};
 use network::{check_letsencrypt_reachable, validate_cidrs, validate_dns};
 
 /// The settings `raw` describes, with `env` for the AWS region variables.
 pub fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
     let name = validate_name(raw.name)?;
     let region = validate_region(raw.region, env)?;
-    let instance_type = validate_instance_type(raw.instance.instance_type())?;
-    let os = validate_os(raw.instance.os())?;
-    let ami = optional_id(
-        "instance.ami",
-        raw.instance.ami.clone(),
-        "ami-",
-        "an AMI id like ami-0123456789abcdef0",
-    )?;
-    let root_volume_gib = validate_range(
-        "instance.root_volume_gib",
-        raw.instance.root_volume_gib(),
-        MIN_ROOT_GIB,
-        GP3_MAX_GIB,
-        "GiB",
-    )?;
-    let swap_gib = validate_range("instance.swap_gib", raw.instance.swap_gib(), 2, 64, "GiB")?;
-    let subnet_id = optional_id(
-        "instance.subnet_id",
-        raw.instance.subnet_id.clone(),
-        "subnet-",
-        "a subnet id like subnet-0123456789abcdef0, or leave it empty for the default VPC",
-    )?;
+    let instance = validate_instance(raw.instance)?;
     let remote = validate_remote(&raw.access)?;
     let access = validate_access(raw.access)?;
     let http_cidrs = validate_cidrs("network.http_cidrs", raw.network.http_cidrs())?;
@@ -78,12 +57,12 @@ pub fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settin
     Ok(Settings {
         name,
         region,
-        instance_type,
-        os,
-        ami,
-        root_volume_gib,
-        swap_gib,
-        subnet_id,
+        instance_type: instance.instance_type,
+        os: instance.os,
+        ami: instance.ami,
+        root_volume_gib: instance.root_volume_gib,
+        swap_gib: instance.swap_gib,
+        subnet_id: instance.subnet_id,
         access,
         http_cidrs,
         elastic_ip,
