@@ -1,5 +1,5 @@
 //! The one schema of `glbox.toml`: every key, its TOML type, its default
-//! and its description, written once in [`schema!`]. From it come the serde
+//! and its description, written once in `schema!`. From it come the serde
 //! structs the file and the `GLBOX_*` variables are read into, the key
 //! table the variables are matched against, and the commented file the
 //! wizard writes.
