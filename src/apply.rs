@@ -53,7 +53,7 @@ pub mod phase {
 pub fn phases(settings: &Settings, with_bootstrap: bool) -> Vec<&'static str> {
     use phase::*;
     let mut phases = vec![SECURITY_GROUP, IAM_ROLE, INSTANCE_PROFILE];
-    if settings.ssh.is_some() {
+    if settings.ssh_access().is_some() {
         phases.push(KEY_PAIR);
     }
     phases.push(ROOT_PASSWORD);

@@ -446,7 +446,7 @@ async fn run_render(ctx: &Ctx<'_>, what: RenderWhat) -> Result<()> {
 
 /// SSH mode with no `ssh_cidrs`: allow the caller's own address only.
 async fn resolve_ssh_cidrs(settings: &mut Settings, ui: &Ui) -> Result<()> {
-    let Some(ssh) = settings.ssh.as_mut().filter(|s| s.cidrs.is_empty()) else {
+    let Some(ssh) = settings.ssh_access_mut().filter(|s| s.cidrs.is_empty()) else {
         return Ok(());
     };
     match caller_ip::detect().await {
@@ -1228,7 +1228,7 @@ async fn run_doctor(ctx: &Ctx<'_>, output: OutputFormat) -> Result<()> {
 
 /// The command that opens a shell on the box.
 fn shell_command(ctx: &Ctx<'_>, applied: &apply::Applied) -> String {
-    match &ctx.settings.ssh {
+    match ctx.settings.ssh_access() {
         None => format!(
             "aws ssm start-session --region {} --target {}",
             ctx.settings.region, applied.instance_id

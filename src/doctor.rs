@@ -459,7 +459,7 @@ fn on_path(program: &str) -> bool {
 fn local_tools(ctx: &Ctx<'_>) -> Vec<Finding> {
     const CHECK: &str = "local tools";
     let mut findings = Vec::new();
-    match &ctx.settings.ssh {
+    match ctx.settings.ssh_access() {
         None => {
             let missing: Vec<&str> = ["aws", "session-manager-plugin"]
                 .into_iter()

@@ -43,45 +43,11 @@ pub mod wizard;
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::config::{
-        AccessMethod, DataVolumeSettings, Edition, GitlabSettings, GitlabVersion, Os, Settings,
-    };
+    use crate::config::{raw::DEFAULT_REGION, Settings};
 
-    /// The settings a config file holding only `name` yields.
+    /// The settings a config file holding only `name` yields: the schema's
+    /// defaults, validated like any file.
     pub fn settings(name: &str) -> Settings {
-        Settings {
-            name: name.into(),
-            region: "us-east-1".into(),
-            instance_type: "c5.2xlarge".into(),
-            os: Os::Ubuntu2404,
-            ami: None,
-            root_volume_gib: 50,
-            swap_gib: 2,
-            subnet_id: None,
-            access: AccessMethod::Ssm,
-            ssh: None,
-            http_cidrs: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
-            elastic_ip: true,
-            data_volume: DataVolumeSettings {
-                size_gib: 100,
-                iops: 3000,
-                throughput_mibps: 125,
-            },
-            gitlab: GitlabSettings {
-                edition: Edition::Ce,
-                version: GitlabVersion::Latest,
-                external_url: None,
-                letsencrypt: false,
-                root_email: None,
-                install_timeout: std::time::Duration::from_secs(3600),
-            },
-            remote_host: None,
-            remote_port: 22,
-            ready_timeout: std::time::Duration::from_secs(900),
-            verify_timeout: std::time::Duration::from_secs(600),
-            verify_url: None,
-            email: None,
-            dns_zone_id: None,
-        }
+        crate::config::minimal(name, DEFAULT_REGION).expect("the defaults are valid")
     }
 }

@@ -51,7 +51,7 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
     let (primary, duplicates) =
         crate::resources::instance::pick_primary(observed.live_instances(), holder);
     let instance = primary.as_ref();
-    let ssh = ctx.settings.ssh.is_some();
+    let ssh = ctx.settings.ssh_access().is_some();
     let mut resources = vec![
         entry(
             "security_group",

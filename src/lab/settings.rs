@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{AccessMethod, ConfigError, Settings};
+use crate::config::raw::RawLab;
+use crate::config::{bad, AccessMethod, ConfigError, Settings};
 
 pub const MAX_SEATS: u16 = 200;
 const MAX_CONCURRENCY: i64 = 50;
@@ -15,16 +16,6 @@ const MAX_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// AWS's name limits with a lab name this long.
 const MAX_LAB_NAME: usize = 24;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawLab {
-    name: Option<String>,
-    seats: Option<i64>,
-    expires_in: Option<String>,
-    spot: Option<bool>,
-    concurrency: Option<i64>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabSettings {
     pub name: String,
@@ -33,15 +24,6 @@ pub struct LabSettings {
     pub spot: bool,
     /// Bootstraps (and checks) in flight at once.
     pub concurrency: usize,
-}
-
-fn bad(field: &str, value: impl ToString, problem: &str, fix: &str) -> ConfigError {
-    ConfigError {
-        field: field.into(),
-        value: value.to_string(),
-        problem: problem.into(),
-        fix: fix.into(),
-    }
 }
 
 /// Parses `"8h"`, `"90m"`, `"2d"`, `"1h30m"`.
@@ -66,6 +48,16 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (number.is_empty() && total > 0).then(|| Duration::from_secs(total))
 }
 
+/// "name, seats, expires_in, spot and concurrency", from the schema.
+fn key_names() -> String {
+    let names: Vec<&str> = RawLab::KEYS.iter().map(|key| key.name).collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 /// Validates `[lab]` against the settings every seat shares.
 pub fn validate(settings: &Settings, raw: toml::Table) -> Result<LabSettings, ConfigError> {
     let raw = RawLab::deserialize(raw).map_err(|e| {
@@ -73,7 +65,7 @@ pub fn validate(settings: &Settings, raw: toml::Table) -> Result<LabSettings, Co
             "lab",
             "",
             e.message(),
-            "[lab] takes name, seats, expires_in, spot and concurrency",
+            format!("[lab] takes {}", key_names()),
         )
     })?;
     let name = settings.name.clone();
@@ -104,8 +96,10 @@ pub fn validate(settings: &Settings, raw: toml::Table) -> Result<LabSettings, Co
             ))
         }
     };
+    let spot = raw.spot();
+    let concurrency = raw.concurrency();
     let expires_in = validate_expiry(raw.expires_in)?;
-    let concurrency = match raw.concurrency.unwrap_or(10) {
+    let concurrency = match concurrency {
         n if (1..=MAX_CONCURRENCY).contains(&n) => n as usize,
         n => {
             return Err(bad(
@@ -121,7 +115,7 @@ pub fn validate(settings: &Settings, raw: toml::Table) -> Result<LabSettings, Co
         name,
         seats,
         expires_in,
-        spot: raw.spot.unwrap_or(false),
+        spot,
         concurrency,
     })
 }
@@ -188,6 +182,11 @@ mod tests {
     fn lab(text: &str) -> Result<LabSettings, ConfigError> {
         let settings = crate::test_support::settings("class");
         validate(&settings, text.parse().unwrap())
+    }
+
+    #[test]
+    fn the_refusal_of_an_unknown_key_lists_the_schemas_keys() {
+        assert_eq!(key_names(), "name, seats, expires_in, spot and concurrency");
     }
 
     #[test]

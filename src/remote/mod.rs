@@ -130,7 +130,7 @@ impl Transport {
         instance_id: &str,
         public_address: Option<&str>,
     ) -> Result<Transport> {
-        Ok(match ctx.settings.access {
+        Ok(match ctx.settings.access.method() {
             crate::config::AccessMethod::Ssm => Transport::Ssm(ssm::Ssm {
                 instance_id: instance_id.to_string(),
             }),

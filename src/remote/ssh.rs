@@ -151,8 +151,7 @@ impl Ssh {
     ) -> Result<Ssh> {
         let settings = ctx.settings;
         let ssh = settings
-            .ssh
-            .as_ref()
+            .ssh_access()
             .ok_or_else(|| Error::Refused("internal: SSH transport without SSH settings".into()))?;
         let host = settings
             .remote_host

@@ -269,7 +269,7 @@ pub async fn resolve_launch(
 fn client_token(settings: &Settings, spec: &LaunchSpec, user_data: &str, attempt: u32) -> String {
     let mut hasher = Sha256::new();
     let root = settings.root_volume_gib.to_string();
-    let access = format!("{:?}", settings.access);
+    let access = format!("{:?}", settings.access.method());
     let attempt = attempt.to_string();
     let parts = [
         settings.name.as_str(),
@@ -631,7 +631,7 @@ async fn run_instance(
     .tag_specifications(tags)
     .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume))
     .client_token(token);
-    let request = match settings.access {
+    let request = match settings.access.method() {
         AccessMethod::Ssh => request.key_name(ctx.names.base()),
         AccessMethod::Ssm => request,
     };

@@ -45,7 +45,7 @@ pub enum DesiredKey {
 }
 
 pub fn desired_key(settings: &Settings) -> Option<DesiredKey> {
-    let ssh = settings.ssh.as_ref()?;
+    let ssh = settings.ssh_access()?;
     Some(match &ssh.key {
         SshKeySource::File { openssh, .. } => DesiredKey::Known(openssh.clone()),
         // The private key decides: without it the imported key is useless.

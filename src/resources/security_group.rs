@@ -98,7 +98,7 @@ pub fn desired_rules(settings: &Settings) -> BTreeSet<Rule> {
         rules.insert(Rule::tcp(80, *cidr));
         rules.insert(Rule::tcp(443, *cidr));
     }
-    if let Some(ssh) = &settings.ssh {
+    if let Some(ssh) = settings.ssh_access() {
         for cidr in &ssh.cidrs {
             rules.insert(Rule::tcp(22, *cidr));
         }
