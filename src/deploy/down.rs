@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::plan::Observed;
-use super::{in_order, Part, DOWN_ORDER};
+use super::{in_order, steps_of, Part, DOWN_ORDER};
 use crate::error::Result;
 use crate::resources::{security_group, Ctx};
 use crate::wait::{self, Poll};
@@ -47,15 +47,15 @@ impl DownItem {
 /// The preview of `down`: what each step removes or keeps.
 pub fn items(ctx: &Ctx<'_>, observed: &Observed, options: DownOptions) -> Vec<DownItem> {
     let mut items = Vec::new();
-    let mut last = None;
-    for step in in_order(DOWN_ORDER, true) {
-        // What carries the tags without being glbox's is listed once the
-        // deployment's own stored state is.
-        if last == Some(Part::Stored) && step.part != Part::Stored {
+    for group in DOWN_ORDER {
+        for step in steps_of(group, true) {
+            items.extend(step.component.down_items(ctx, observed, options));
+        }
+        // What carries the tags without being glbox's is listed after the
+        // deployment's own stored state.
+        if *group == [Part::Stored] {
             items.extend(foreign_items(observed));
         }
-        last = Some(step.part);
-        items.extend(step.component.down_items(ctx, observed, options));
     }
     items
 }

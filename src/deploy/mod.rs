@@ -116,19 +116,23 @@ const DOWN_ORDER: &[&[Part]] = &[
     &[Part::Email],
 ];
 
-/// The steps of each group of parts, group by group, in [`STEPS`] order
-/// (or its reverse).
+/// The steps of one group of parts, in [`STEPS`] order (or its reverse).
+fn steps_of(group: &[Part], reverse: bool) -> Vec<&'static Step> {
+    let mut steps: Vec<&Step> = STEPS.iter().filter(|s| group.contains(&s.part)).collect();
+    if reverse {
+        steps.reverse();
+    }
+    steps
+}
+
+/// The steps of each group of parts, group by group (see [`steps_of`]).
 fn in_order(
     groups: &'static [&'static [Part]],
     reverse: bool,
 ) -> impl Iterator<Item = &'static Step> {
-    groups.iter().flat_map(move |group| {
-        let mut steps: Vec<&Step> = STEPS.iter().filter(|s| group.contains(&s.part)).collect();
-        if reverse {
-            steps.reverse();
-        }
-        steps
-    })
+    groups
+        .iter()
+        .flat_map(move |group| steps_of(group, reverse))
 }
 
 /// Work a step does against AWS, run when the engine gets to it.

@@ -285,7 +285,8 @@ async fn a_fresh_deployment_creates_everything_in_every_phase() {
 #[tokio::test]
 async fn down_removes_the_box_before_what_it_stored_and_who_it_was() {
     with_ctx(crate::test_support::settings("trial"), |ctx| {
-        let observed = converged(ctx);
+        let mut observed = converged(ctx);
+        observed.foreign = vec!["i-9 carries the tags".into()];
         let options = DownOptions {
             delete_data: true,
             snapshot: false,
@@ -303,6 +304,7 @@ async fn down_removes_the_box_before_what_it_stored_and_who_it_was() {
                 ("data_volume", "delete without snapshot"),
                 ("security_group", "delete"),
                 ("parameter", "delete"),
+                ("not glbox's", "skip: left alone"),
                 ("instance_profile", "delete"),
                 ("iam_role", "delete"),
             ]
