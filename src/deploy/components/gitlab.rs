@@ -1,8 +1,7 @@
 //! GitLab itself: installed or reconfigured on the instance, then checked.
 //! `up` runs the install after `apply` (it may first wait for the public
-//! DNS name), through the same install-and-verify as `email rotate`, and
-//! passes this step's checkpoint there; the instance takes it away in
-//! `down`.
+//! DNS name) and passes this step's checkpoint there; the instance takes
+//! it away in `down`.
 
 use crate::config::Settings;
 use crate::deploy::plan::{Observed, Plan};
