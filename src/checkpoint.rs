@@ -20,21 +20,9 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The command that finishes an interrupted run (`glbox up`, `glbox down`).
 static RESUME: OnceLock<&'static str> = OnceLock::new();
 
-/// Every checkpoint `up` passes, in order (the tests walk this list).
-pub const STEPS: &[&str] = &[
-    "security-group",
-    "iam-role",
-    "instance-profile",
-    "key-pair",
-    "root-password",
-    "email",
-    "data-volume",
-    "instance",
-    "volume-attached",
-    "elastic-ip",
-    "dns-record",
-    "bootstrap",
-];
+/// Every checkpoint `up` passes, in order (the tests walk this list): one
+/// per step of `deploy::STEPS`.
+pub const STEPS: &[&str] = &crate::deploy::checkpoints();
 
 /// Catches SIGINT for the rest of the process: the first sets the flag,
 /// the second exits with 130. `resume`: the command that finishes the job.

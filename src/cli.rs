@@ -8,12 +8,13 @@ use ipnet::{IpNet, Ipv4Net};
 
 use crate::aws::{self, ConnectOptions};
 use crate::config::{self, ConfigError, Settings, Sources};
-use crate::down::{self, DownOptions};
+use crate::deploy::down::{self, DownOptions};
+use crate::deploy::plan;
+use crate::deploy::{apply, status};
 use crate::error::{Error, Result};
-use crate::plan;
 use crate::resources::{dns_record, Action, Ctx};
 use crate::ui::{Ui, Verbosity};
-use crate::{apply, caller_ip, help, status};
+use crate::{caller_ip, help};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -748,7 +749,7 @@ async fn up_planned(
             smtp_username: applied.smtp_username.as_deref(),
             root_password_parameter: &root_password_parameter,
         };
-        ctx.ui.phase(apply::phase::BOOTSTRAP);
+        ctx.ui.phase(crate::deploy::components::gitlab::PHASE);
         crate::bootstrap::apply(
             ctx,
             &applied.instance,
@@ -771,7 +772,8 @@ async fn up_planned(
     let mut verify_error = None;
     if let (Some(transport), Some(url)) = (&transport, &url) {
         let facts = email_facts(ctx, ses.as_ref(), true);
-        ctx.ui.phase(apply::phase::VERIFY);
+        ctx.ui
+            .phase(crate::deploy::components::gitlab::VERIFY_PHASE);
         // Whatever the checks say, the summary of what exists comes first.
         match crate::verify::run(
             ctx,

@@ -7,7 +7,6 @@
 //! the settings; [`apply`] and [`down`] change AWS through the per-resource
 //! gateways in [`resources`].
 
-pub mod apply;
 pub mod aws;
 pub mod bootstrap;
 pub mod caller_ip;
@@ -15,8 +14,8 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod cost;
+pub mod deploy;
 pub mod doctor;
-pub mod down;
 pub mod email;
 pub mod error;
 pub mod gitlab_rb;
@@ -27,14 +26,12 @@ pub mod log;
 pub mod names;
 pub mod ownership;
 pub mod paths;
-pub mod plan;
 pub mod probe;
 pub mod public_dns;
 pub mod quotas;
 pub mod remote;
 pub mod resources;
 pub mod route53;
-pub mod status;
 pub mod ui;
 pub mod userdata;
 pub mod verify;

@@ -328,7 +328,7 @@ pub async fn check(ctx: &Ctx<'_>, needs: &Needs) -> Result<()> {
 /// What a single box's plan adds: an Elastic IP when one is allocated, an
 /// instance when one is launched or started. The instance a plan replaces
 /// (or stops to change its type) and duplicates are stopped first.
-pub fn box_needs(plan: &crate::plan::Plan) -> Needs {
+pub fn box_needs(plan: &crate::deploy::plan::Plan) -> Needs {
     use crate::resources::{elastic_ip, instance::Change};
     let running = |i: &crate::resources::instance::Instance| {
         matches!(i.state.as_str(), "pending" | "running")

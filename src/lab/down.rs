@@ -131,7 +131,7 @@ pub async fn down(lab: &Ctx<'_>, observed: &Observed) -> Result<Removed> {
     let mut removed = remove_seats(lab, observed, &seats).await?;
     removed.instances.extend(strays);
     if let Some(group) = &observed.security_group {
-        crate::down::delete_group_when_free(lab, group).await?;
+        crate::deploy::down::delete_group_when_free(lab, group).await?;
         removed.shared.push(group.id.clone());
     }
     if let Some(profile) = observed.profile.as_ref().filter(|p| p.owned) {

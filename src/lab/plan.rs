@@ -400,7 +400,8 @@ fn adopt_unseated(observed: &Observed, seats: u16) -> (SeatsWithWork, Vec<String
     (result, stray)
 }
 
-/// The whole plan, from one observation.
+/// The whole plan, from one observation: the placement's lookup, then the
+/// diff.
 pub async fn make(
     lab_ctx: &Ctx<'_>,
     lab: &LabSettings,
@@ -408,6 +409,26 @@ pub async fn make(
     expires_at: &str,
     with_bootstrap: bool,
 ) -> Result<LabPlan> {
+    let placement = placement(lab_ctx, observed).await?;
+    Ok(diff(
+        lab_ctx,
+        lab,
+        observed,
+        expires_at,
+        with_bootstrap,
+        placement,
+    ))
+}
+
+/// The plan from one observation and its placement; no AWS call.
+pub fn diff(
+    lab_ctx: &Ctx<'_>,
+    lab: &LabSettings,
+    observed: &Observed,
+    expires_at: &str,
+    with_bootstrap: bool,
+    placement: Placement,
+) -> LabPlan {
     let (mut seats_now, stray) = adopt_unseated(observed, lab.seats);
     let mut seats = Vec::new();
     for number in 1..=lab.seats {
@@ -423,15 +444,116 @@ pub async fn make(
         .filter(|(n, s)| **n > lab.seats && !s.is_empty())
         .map(|(n, _)| *n)
         .collect();
-    Ok(LabPlan {
+    LabPlan {
         security_group: security_group::diff(lab_ctx.settings, observed.security_group.as_ref()),
         role: iam::diff_role(observed.role.as_ref()),
         profile: iam::diff_profile(&lab_ctx.names.iam_name(), observed.profile.as_ref()),
         seats,
         remove,
         stray,
-        placement: placement(lab_ctx, observed).await?,
+        placement,
         expires_at: expires_at.to_string(),
         seen_instances: observed.seen_instances.clone(),
-    })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::observe::SeatInstance;
+    use crate::resources::data_volume::Volume;
+    use crate::resources::elastic_ip::Address;
+    use crate::resources::instance::Instance;
+    use crate::ui::{Ui, Verbosity};
+
+    /// Seat `n`, complete: running, with its volume, address and password.
+    fn complete_seat(n: u16) -> Seat {
+        let id = format!("i-{n}");
+        Seat {
+            instances: vec![SeatInstance {
+                instance: Instance {
+                    id: id.clone(),
+                    state: "running".into(),
+                    ..Instance::default()
+                },
+                market: "on-demand",
+            }],
+            volumes: vec![Volume {
+                id: format!("vol-{n}"),
+                availability_zone: "us-east-1a".into(),
+                size_gib: 100,
+                iops: 3000,
+                throughput_mibps: 125,
+                state: "in-use".into(),
+                attached_to: Some(id.clone()),
+            }],
+            addresses: vec![Address {
+                allocation_id: format!("eipalloc-{n}"),
+                public_ip: format!("198.51.100.{n}"),
+                association_id: Some(format!("eipassoc-{n}")),
+                instance_id: Some(id),
+                seat: Some(n.to_string()),
+            }],
+            password: true,
+            ..Seat::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lab_with_missing_seats_plans_work_for_those_seats_only() {
+        let aws = crate::aws::connect(&crate::aws::ConnectOptions {
+            region: "us-east-1".into(),
+            profile: None,
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            adaptive_retry: false,
+        })
+        .await;
+        let settings = crate::test_support::settings("class");
+        let ui = Ui::new(Verbosity::Quiet);
+        let ctx = Ctx::new(&aws, &settings, &ui);
+        let lab = LabSettings {
+            name: "class".into(),
+            seats: 3,
+            expires_in: std::time::Duration::from_secs(8 * 3600),
+            spot: false,
+            concurrency: 4,
+        };
+        let observed = Observed {
+            security_group: None,
+            role: None,
+            profile: None,
+            seats: [(2, complete_seat(2))].into_iter().collect(),
+            unassigned: Vec::new(),
+            seen_instances: vec!["i-2".into()],
+            expires_at: None,
+            foreign: Vec::new(),
+            lease_held: false,
+        };
+        let placement = Placement {
+            subnet_id: "subnet-1".into(),
+            vpc_id: "vpc-1".into(),
+            availability_zone: "us-east-1a".into(),
+            public_ip_at_launch: false,
+        };
+        let plan = diff(
+            &ctx,
+            &lab,
+            &observed,
+            "2026-12-02T09:00:00Z",
+            false,
+            placement,
+        );
+        let new_seat = vec![
+            Work::Password,
+            Work::Volume,
+            Work::Launch,
+            Work::Attach,
+            Work::Address,
+            Work::Associate,
+        ];
+        let seats: Vec<(u16, Vec<Work>)> =
+            plan.seats.into_iter().map(|s| (s.seat, s.work)).collect();
+        assert_eq!(seats, [(1, new_seat.clone()), (3, new_seat)]);
+        assert!(plan.remove.is_empty() && plan.stray.is_empty());
+    }
 }

@@ -332,7 +332,7 @@ pub fn needs_public_dns(settings: &Settings) -> bool {
 /// run only (an install with it on would fail). `None`: keep it as set.
 pub async fn letsencrypt_deferred(
     ctx: &Ctx<'_>,
-    observed: &crate::plan::Observed,
+    observed: &crate::deploy::plan::Observed,
     no_wait: bool,
 ) -> Option<Settings> {
     if !no_wait || !needs_public_dns(ctx.settings) {

@@ -1,7 +1,8 @@
 //! One module per AWS resource of a deployment. Each follows the same
 //! converge pattern: `observe` finds it by tags (read-only), `diff` compares
 //! it with the settings (pure), `apply` carries out the difference, and
-//! `delete` removes it for `down`.
+//! `delete` removes it for `down`. `deploy::components` wraps each in a
+//! step of the one ordered list, `deploy::STEPS`.
 
 pub mod data_volume;
 pub mod dns_record;
