@@ -1,5 +1,5 @@
 //! The examples at the end of each command's `--help` (clap's
-//! `after_help`). Every command has some: tests/help.rs walks the command
+//! `after_help`). Every command has some: tests/it/help.rs walks the command
 //! tree, fails on a command without "Examples:", and parses every example
 //! line, so an example cannot name a flag that does not exist.
 

@@ -10,7 +10,7 @@
 //! parameters, new access keys). Other crates (SSH, TLS, HTTP) log at info
 //! at most. On top of that, every secret glbox handles is registered with
 //! [`redact::secret`] and masked in each line before it is written
-//! (tests/secrets.rs searches the logs of a full run for each secret).
+//! (tests/it/secrets.rs searches the logs of a full run for each secret).
 
 pub mod aws_calls;
 pub mod file;
