@@ -16,21 +16,6 @@ fn ruby_quote(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The URL GitLab answers on: the configured one, else `http://` and the
-/// Elastic IP (stable), else the instance's public name or address.
-pub fn external_url(
-    settings: &Settings,
-    elastic_ip: Option<&str>,
-    instance_host: Option<&str>,
-) -> Option<String> {
-    if let Some(url) = &settings.gitlab.external_url {
-        return Some(url.clone());
-    }
-    elastic_ip
-        .or(instance_host)
-        .map(|host| format!("http://{host}"))
-}
-
 /// Renders gitlab.rb for `external_url` (already resolved: configured, or
 /// the instance's address). `smtp_username` is the SES SMTP user (an access
 /// key id) when email is on.
@@ -132,30 +117,6 @@ mod tests {
             rb,
             render(&settings, "http://203.0.113.7", None),
             "stable text"
-        );
-    }
-
-    #[test]
-    fn the_external_url_prefers_configuration_then_the_elastic_ip() {
-        let mut settings = crate::test_support::settings("trial");
-        assert_eq!(
-            external_url(
-                &settings,
-                Some("198.51.100.1"),
-                Some("ec2-x.compute.amazonaws.com")
-            )
-            .as_deref(),
-            Some("http://198.51.100.1")
-        );
-        assert_eq!(
-            external_url(&settings, None, Some("ec2-x.compute.amazonaws.com")).as_deref(),
-            Some("http://ec2-x.compute.amazonaws.com")
-        );
-        assert_eq!(external_url(&settings, None, None), None);
-        settings.gitlab.external_url = Some("https://git.example.com".into());
-        assert_eq!(
-            external_url(&settings, Some("198.51.100.1"), None).as_deref(),
-            Some("https://git.example.com")
         );
     }
 

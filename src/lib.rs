@@ -1,22 +1,26 @@
 //! glbox: stand up a complete GitLab server on one AWS EC2 instance, and
 //! take it down again.
 //!
-//! Layers, from the outside in: [`cli`] parses and dispatches; [`config`]
+//! Layers, from the outside in: [`cli`] parses and dispatches to
+//! [`commands`], which print their reports through [`output`]; [`config`]
 //! turns layered input into validated [`config::Settings`] before any AWS
-//! call; [`plan`] observes the deployment by its tags and diffs it against
-//! the settings; [`apply`] and [`down`] change AWS through the per-resource
-//! gateways in [`resources`].
+//! call; [`deploy`] observes the deployment by its tags, diffs it against
+//! the settings and converges it, one ordered list of components driving
+//! plan, apply, down and status.
 
+pub mod app;
 pub mod aws;
 pub mod bootstrap;
 pub mod caller_ip;
 pub mod checkpoint;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod cost;
 pub mod deploy;
 pub mod doctor;
 pub mod email;
+pub mod endpoint;
 pub mod error;
 pub mod gitlab_rb;
 pub mod help;
@@ -24,6 +28,7 @@ pub mod lab;
 pub mod lease;
 pub mod log;
 pub mod names;
+pub mod output;
 pub mod ownership;
 pub mod paths;
 pub mod probe;

@@ -188,27 +188,22 @@ fn bootstrap_diff(
     let smtp_username = smtp_username_after(email, &observed.email);
     let staying = basis.target().and(basis.primary.as_ref());
     crate::bootstrap::diff(staying.map(|instance| {
-        let root_password_parameter = crate::resources::parameters::root_password_name(ctx);
         let script = basis.chosen_volume.as_ref().and_then(|volume| {
             let smtp_username = match &smtp_username {
                 SmtpUsername::Unknown => return None,
                 SmtpUsername::Known(name) => name.as_deref(),
             };
-            let host = instance
-                .public_dns
-                .as_deref()
-                .or(instance.public_ip.as_deref());
             let address = kept_address(eip_plan, &observed.addresses);
-            let url = crate::gitlab_rb::external_url(ctx.settings, address, host)?;
-            Some(crate::bootstrap::render(
+            let url = crate::endpoint::gitlab_url(
                 ctx.settings,
-                &crate::bootstrap::Target {
-                    data_volume_id: &volume.id,
-                    external_url: &url,
-                    smtp_username,
-                    root_password_parameter: &root_password_parameter,
-                },
-            ))
+                address,
+                instance.public_dns.as_deref(),
+                instance.public_ip.as_deref(),
+            )?;
+            Some(
+                crate::endpoint::Script::new(ctx, &volume.id, &url, smtp_username)
+                    .render(ctx.settings),
+            )
         });
         (instance, script)
     }))

@@ -80,10 +80,11 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
     let public_dns = instance.and_then(|i| i.public_dns.clone());
     let private_ip = instance.and_then(|i| i.private_ip.clone());
     let elastic_ip = observed.addresses.first().map(|a| a.public_ip.as_str());
-    let url = crate::gitlab_rb::external_url(
+    let url = crate::endpoint::gitlab_url(
         ctx.settings,
         elastic_ip,
-        public_dns.as_deref().or(public_ip.as_deref()),
+        public_dns.as_deref(),
+        public_ip.as_deref(),
     );
     Status {
         deployment: ctx.settings.name.clone(),

@@ -7,6 +7,7 @@
 pub mod credentials;
 pub mod dns;
 pub mod identity;
+pub mod rotation;
 pub mod smtp_password;
 
 use std::time::Duration;

@@ -9,7 +9,6 @@
 //! number of seats only where AWS has no batch form (one CreateVolume per
 //! volume); launches and describes cover the whole lab.
 
-pub mod commands;
 pub mod down;
 pub mod launch;
 pub mod observe;

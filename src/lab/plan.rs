@@ -239,27 +239,22 @@ pub async fn placement(ctx: &Ctx<'_>, observed: &Observed) -> Result<Placement> 
 
 /// The script seat `seat` gets, when everything it names exists.
 pub fn seat_script(seat_ctx: &Ctx<'_>, volume_id: &str, url: &str) -> String {
-    let parameter = crate::resources::parameters::root_password_name(seat_ctx);
-    bootstrap::render(
-        seat_ctx.settings,
-        &bootstrap::Target {
-            data_volume_id: volume_id,
-            external_url: url,
-            smtp_username: None,
-            root_password_parameter: &parameter,
-        },
-    )
+    crate::endpoint::Script::new(seat_ctx, volume_id, url, None).render(seat_ctx.settings)
 }
 
 /// The URL of a seat: its Elastic IP, else its public name or address.
 pub fn seat_url(ctx: &Ctx<'_>, seat: &Seat) -> Option<String> {
     let instance = seat.primary().map(|i| &i.instance);
-    let host = instance.and_then(|i| i.public_dns.clone().or_else(|| i.public_ip.clone()));
     let address = seat
         .address()
         .filter(|a| a.instance_id.is_some())
         .map(|a| a.public_ip.as_str());
-    crate::gitlab_rb::external_url(ctx.settings, address, host.as_deref())
+    crate::endpoint::gitlab_url(
+        ctx.settings,
+        address,
+        instance.and_then(|i| i.public_dns.as_deref()),
+        instance.and_then(|i| i.public_ip.as_deref()),
+    )
 }
 
 /// The work seat `number` needs. An adopted instance is already among the

@@ -596,25 +596,15 @@ pub async fn bootstrap_seats(
             .address()
             .map(|a| a.public_ip.clone())
             .or_else(|| instance.public_ip.clone());
-        let parameter = crate::resources::parameters::root_password_name(&ctx);
-        let target = crate::bootstrap::Target {
-            data_volume_id: &volume,
-            external_url: &url,
-            smtp_username: None,
-            root_password_parameter: &parameter,
+        let endpoint = crate::endpoint::Endpoint {
+            instance,
+            address,
+            data_volume_id: Some(volume.clone()),
+            url,
         };
-        crate::bootstrap::apply(&ctx, &instance, address.as_deref(), &target).await?;
-        let transport =
-            crate::remote::Transport::for_instance(&ctx, &instance.id, address.as_deref()).await?;
-        let report = crate::verify::run(
-            &ctx,
-            &transport,
-            &url,
-            ctx.settings.verify_timeout,
-            false,
-            None,
-        )
-        .await?;
+        let report = endpoint
+            .install_and_verify(&ctx, &volume, None, async { Ok(None) })
+            .await?;
         lab.ui.info(&format!(
             "{}: GitLab {}",
             seat_label(number),
