@@ -8,8 +8,8 @@ use std::future::Future;
 
 use crate::bootstrap::Target;
 use crate::config::Settings;
-use crate::error::{Error, Result};
 use crate::deploy::plan::Observed;
+use crate::error::{Error, Result};
 use crate::remote::Transport;
 use crate::resources::instance::Instance;
 use crate::resources::Ctx;

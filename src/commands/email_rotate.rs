@@ -6,11 +6,11 @@
 use serde::Serialize;
 
 use crate::app::{App, Needs};
+use crate::deploy::plan::{self, Observed};
 use crate::email::credentials;
 use crate::email::rotation::{self, Rotation};
 use crate::error::{Error, Result};
 use crate::output::{confirm, preview_wanted, Report};
-use crate::deploy::plan::{self, Observed};
 use crate::resources::Ctx;
 
 #[derive(Serialize)]

@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use crate::app::{App, Needs};
 use crate::cli::UpArgs;
+use crate::deploy::plan::{self, PlanReport};
 use crate::error::Result;
 use crate::output::Report;
-use crate::deploy::plan::{self, PlanReport};
 use crate::resources::Action;
 
 /// `plan --output json`: the plan's keys, plus the cost estimate.

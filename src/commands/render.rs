@@ -4,9 +4,9 @@ use serde::Serialize;
 
 use crate::app::{App, Needs};
 use crate::cli::RenderWhat;
+use crate::deploy::plan::Observed;
 use crate::error::Result;
 use crate::output::Report;
-use crate::deploy::plan::Observed;
 use crate::resources::Ctx;
 
 /// The rendered file: text, whatever `--output` says.

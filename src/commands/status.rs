@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use crate::app::{App, Needs};
 use crate::cli::StatusArgs;
+use crate::deploy::status::Status;
 use crate::error::Result;
 use crate::output::Report;
-use crate::deploy::status::Status;
 
 #[derive(Serialize)]
 #[serde(transparent)]

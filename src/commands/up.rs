@@ -8,13 +8,13 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::app::{App, Needs};
-use crate::deploy::apply::{self, Applied};
 use crate::cli::UpArgs;
+use crate::deploy::apply::{self, Applied};
+use crate::deploy::plan::{self, PlanReport};
 use crate::email::identity::Observed as SesObserved;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::output::{confirm, preview_wanted, Report};
-use crate::deploy::plan::{self, PlanReport};
 use crate::resources::{dns_record, Ctx};
 
 /// How long `up --wait-email` waits for SES to see the DNS records.
@@ -233,7 +233,8 @@ async fn up_planned(
     let mut verify_error = None;
     if let Some((endpoint, transport)) = &installed {
         let facts = email_facts(ctx, ses.as_ref());
-        ctx.ui.phase(crate::deploy::components::gitlab::VERIFY_PHASE);
+        ctx.ui
+            .phase(crate::deploy::components::gitlab::VERIFY_PHASE);
         // Whatever the checks say, the summary of what exists comes first.
         match endpoint.verify(ctx, transport, facts.as_ref()).await {
             Ok(report) => verify = Some(report),

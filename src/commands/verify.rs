@@ -33,7 +33,9 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<VerifyReport> {
     };
     let deployment = app.deployment(Needs::default()).await?;
     let ctx = deployment.ctx(app);
-    let observed = crate::deploy::plan::observe(&ctx).await.map_err(unverifiable)?;
+    let observed = crate::deploy::plan::observe(&ctx)
+        .await
+        .map_err(unverifiable)?;
     super::warn_email_problem(&ctx, &observed);
     let endpoint = crate::endpoint::running(&ctx, &observed)?;
     let transport = endpoint.transport(&ctx).await.map_err(unverifiable)?;
