@@ -12,6 +12,12 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::log::aws_calls::CallLog;
 
+pub mod iam;
+pub mod route53;
+pub mod service_quotas;
+pub mod ses;
+pub mod ssm;
+
 /// How to reach AWS: from the global flags and the SDK's usual environment.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {

@@ -9,7 +9,7 @@ use crate::config::EmailSettings;
 use crate::email::identity::IdentityState;
 use crate::error::{Error, Result};
 use crate::resources::{Action, Ctx, PlanItem};
-use crate::route53;
+use crate::aws::route53;
 
 const TTL_SECONDS: i64 = 1800;
 

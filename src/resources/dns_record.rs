@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::{url_host, Settings};
 use crate::error::{Error, Result};
 use crate::resources::{Action, Ctx, PlanItem};
-use crate::route53::{self, StoredSet};
+use crate::aws::route53::{self, StoredSet};
 
 /// Short, so a new Elastic IP (after `down` and `up`) is seen soon.
 const TTL_SECONDS: i64 = 300;
