@@ -89,6 +89,12 @@ fn retry_config(adaptive: bool) -> RetryConfig {
         .with_max_backoff(Duration::from_secs(20))
 }
 
+/// For checks (`doctor`, the quota pre-check): an answer now or a
+/// warning, not a minute of retries.
+pub fn probe_retry() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(2)
+}
+
 fn timeout_config() -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(10))

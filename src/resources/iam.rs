@@ -17,10 +17,10 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::error::SdkError;
 use serde_json::{json, Value};
 
-use crate::aws::{has_code, ok_if, partition, AwsResultExt};
+use crate::aws::iam::{self, parse_policy, roles, Attempt};
+use crate::aws::{partition, AwsResultExt};
 use crate::error::{Error, Result};
 use crate::names::Role;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -189,31 +189,25 @@ pub async fn ensure_boundary(ctx: &Ctx<'_>) -> Result<String> {
     let account = caller_account(ctx).await?;
     let arn = boundary_arn(partition, &account);
     let document = boundary_document(partition);
-    let current = match read_policy_document(ctx, &arn).await? {
+    let iam = &ctx.aws.iam;
+    let current = match iam::policy_document(iam, &arn).await? {
         Some(current) => current,
         None => {
-            let created = ctx
-                .aws
-                .iam
-                .create_policy()
-                .policy_name(BOUNDARY_POLICY_NAME)
-                .path(ctx.names.iam_path())
-                .description("glbox: the most any role or user glbox creates may do")
-                .policy_document(document.to_string())
-                .set_tags(Some(boundary_tags()))
-                .send()
-                .await;
-            match created {
+            let policy = iam::NewPolicy {
+                name: BOUNDARY_POLICY_NAME,
+                path: &ctx.names.iam_path(),
+                description: "glbox: the most any role or user glbox creates may do",
+                document: document.to_string(),
+                tags: boundary_tags(),
+            };
+            match iam::create_policy(iam, policy).await? {
                 // Another glbox, or a retried call whose answer was lost,
                 // made it first: check what it holds.
-                Err(e) if has_code(&e, "EntityAlreadyExists") => {
-                    match read_policy_document(ctx, &arn).await? {
-                        Some(current) => current,
-                        None => return Err(crate::aws::error("iam:CreatePolicy", e).into()),
-                    }
-                }
-                other => {
-                    other.ctx("iam:CreatePolicy")?;
+                Attempt::Conflict(e) => match iam::policy_document(iam, &arn).await? {
+                    Some(current) => current,
+                    None => return Err(e.into()),
+                },
+                Attempt::Done(()) => {
                     ctx.ui
                         .info(&format!("created the permissions boundary policy {arn}"));
                     return Ok(arn);
@@ -244,33 +238,6 @@ pub async fn caller_account(ctx: &Ctx<'_>) -> Result<String> {
         .ok_or_else(|| Error::Refused("sts:GetCallerIdentity returned no account id".into()))
 }
 
-/// A managed policy's default document: `None` when there is no such
-/// policy, `Some(None)` when its document cannot be read as JSON.
-async fn read_policy_document(ctx: &Ctx<'_>, arn: &str) -> Result<Option<Option<Value>>> {
-    let iam = &ctx.aws.iam;
-    let policy = match iam.get_policy().policy_arn(arn).send().await {
-        Ok(out) => out.policy,
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
-        Err(e) => return Err(crate::aws::error("iam:GetPolicy", e).into()),
-    };
-    let Some(policy) = policy else {
-        return Ok(None);
-    };
-    let version = iam
-        .get_policy_version()
-        .policy_arn(arn)
-        .version_id(policy.default_version_id().unwrap_or("v1"))
-        .send()
-        .await
-        .ctx("iam:GetPolicyVersion")?;
-    Ok(Some(
-        version
-            .policy_version
-            .and_then(|v| v.document)
-            .and_then(|d| parse_policy(&d)),
-    ))
-}
-
 /// The boundary belongs to no deployment: only `glbox:managed-by`.
 fn boundary_tags() -> Vec<aws_sdk_iam::types::Tag> {
     vec![aws_sdk_iam::types::Tag::builder()
@@ -278,39 +245,6 @@ fn boundary_tags() -> Vec<aws_sdk_iam::types::Tag> {
         .value(crate::names::MANAGED_BY)
         .build()
         .expect("key and value are set")]
-}
-
-/// IAM returns policy documents URL-encoded; the emulator sometimes does not.
-pub fn parse_policy(document: &str) -> Option<Value> {
-    serde_json::from_str(document)
-        .ok()
-        .or_else(|| serde_json::from_str(&percent_decode(document)).ok())
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -363,12 +297,9 @@ pub async fn observe_role(
     desired: &BTreeMap<String, Value>,
 ) -> Result<Option<RoleState>> {
     let name = ctx.names.iam_name();
-    let role = match ctx.aws.iam.get_role().role_name(&name).send().await {
-        Ok(out) => out.role,
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => return Ok(None),
-        Err(e) => return Err(crate::aws::error("iam:GetRole", e).into()),
+    let Some(role) = roles::get_role(&ctx.aws.iam, &name).await? else {
+        return Ok(None);
     };
-    let Some(role) = role else { return Ok(None) };
     if !ctx.names.owns_iam(role.tags()) {
         return Ok(Some(RoleState {
             name,
@@ -381,87 +312,21 @@ pub async fn observe_role(
         .permissions_boundary()
         .and_then(|b| b.permissions_boundary_arn());
     let boundary_ok = boundary.is_some() && boundary == boundary_arn_for(role.arn()).as_deref();
-    let iam = &ctx.aws.iam;
-    let (attached, inline) = tokio::try_join!(
-        async {
-            iam.list_attached_role_policies()
-                .role_name(&name)
-                .send()
-                .await
-                .ctx("iam:ListAttachedRolePolicies")
-        },
-        async {
-            iam.list_role_policies()
-                .role_name(&name)
-                .send()
-                .await
-                .ctx("iam:ListRolePolicies")
-        }
-    )?;
-    let attached = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn().map(str::to_string))
-        .collect();
-    let present = inline.policy_names();
-    let mut inline_to_put = Vec::new();
-    for (policy, document) in desired {
-        let current = match present.contains(policy) {
-            true => role_policy(ctx, &name, policy).await?,
-            false => None,
-        };
-        if current.as_ref() != Some(document) {
-            inline_to_put.push(policy.clone());
-        }
-    }
-    let inline_to_delete = present
-        .iter()
-        .filter(|p| !desired.contains_key(*p))
-        .cloned()
-        .collect();
+    let drift = roles::policy_drift(&ctx.aws.iam, &name, desired).await?;
     Ok(Some(RoleState {
         name,
         owned: true,
         trust_ok,
         boundary_ok,
-        attached,
-        inline_to_put,
-        inline_to_delete,
+        attached: drift.attached,
+        inline_to_put: drift.to_put,
+        inline_to_delete: drift.to_delete,
     }))
-}
-
-/// One inline policy's document (`None` if it went away meanwhile).
-async fn role_policy(ctx: &Ctx<'_>, role: &str, policy: &str) -> Result<Option<Value>> {
-    match ctx
-        .aws
-        .iam
-        .get_role_policy()
-        .role_name(role)
-        .policy_name(policy)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(parse_policy(out.policy_document())),
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
-        Err(e) => Err(crate::aws::error("iam:GetRolePolicy", e).into()),
-    }
 }
 
 pub async fn observe_profile(ctx: &Ctx<'_>) -> Result<Option<ProfileState>> {
     let name = ctx.names.iam_name();
-    let profile = match ctx
-        .aws
-        .iam
-        .get_instance_profile()
-        .instance_profile_name(&name)
-        .send()
-        .await
-    {
-        Ok(out) => out.instance_profile,
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => return Ok(None),
-        Err(e) => return Err(crate::aws::error("iam:GetInstanceProfile", e).into()),
-    };
-    let Some(profile) = profile else {
+    let Some(profile) = roles::get_instance_profile(&ctx.aws.iam, &name).await? else {
         return Ok(None);
     };
     Ok(Some(ProfileState {
@@ -639,36 +504,17 @@ pub async fn apply_role(
     let iam = &ctx.aws.iam;
     if repair.boundary {
         let boundary = ensure_boundary(ctx).await?;
-        iam.put_role_permissions_boundary()
-            .role_name(&name)
-            .permissions_boundary(boundary)
-            .send()
-            .await
-            .ctx("iam:PutRolePermissionsBoundary")?;
+        roles::put_permissions_boundary(iam, &name, &boundary).await?;
     }
     if repair.trust {
-        iam.update_assume_role_policy()
-            .role_name(&name)
-            .policy_document(trust_policy().to_string())
-            .send()
-            .await
-            .ctx("iam:UpdateAssumeRolePolicy")?;
+        roles::update_trust_policy(iam, &name, trust_policy().to_string()).await?;
     }
-    for arn in &repair.detach {
-        detach(ctx, &name, arn).await?;
-    }
-    for policy in &repair.delete_inline {
-        delete_inline(ctx, &name, policy).await?;
-    }
-    for policy in &repair.put_inline {
-        iam.put_role_policy()
-            .role_name(&name)
-            .policy_name(policy)
-            .policy_document(policies[policy].to_string())
-            .send()
-            .await
-            .ctx("iam:PutRolePolicy")?;
-    }
+    let drift = roles::PolicyDrift {
+        attached: repair.detach,
+        to_put: repair.put_inline,
+        to_delete: repair.delete_inline,
+    };
+    roles::converge_policies(iam, &name, &drift, policies).await?;
     let created = matches!(change, RoleChange::Create);
     if !created {
         ctx.ui.info(&format!("repaired IAM role {name}"));
@@ -682,30 +528,21 @@ async fn create_role(
     boundary: &str,
 ) -> Result<()> {
     let name = ctx.names.iam_name();
-    let created = ctx
-        .aws
-        .iam
-        .create_role()
-        .role_name(&name)
-        .path(ctx.names.iam_path())
-        .description(format!(
+    let role = roles::NewRole {
+        name: &name,
+        path: &ctx.names.iam_path(),
+        description: format!(
             "glbox deployment {}: GitLab instance",
             ctx.names.deployment
-        ))
-        .assume_role_policy_document(trust_policy().to_string())
-        .permissions_boundary(boundary)
-        .set_tags(Some(ctx.names.iam_tags(Role::InstanceRole)))
-        .send()
-        .await;
-    match created {
-        // A retried create whose answer was lost: ours if tagged so.
-        Err(e) if has_code(&e, "EntityAlreadyExists") => {
-            if !observe_role(ctx, policies).await?.is_some_and(|r| r.owned) {
-                return Err(crate::aws::error("iam:CreateRole", e).into());
-            }
-        }
-        other => {
-            other.ctx("iam:CreateRole")?;
+        ),
+        trust_policy: trust_policy().to_string(),
+        boundary,
+        tags: ctx.names.iam_tags(Role::InstanceRole),
+    };
+    // A retried create whose answer was lost: ours if tagged so.
+    if let Attempt::Conflict(e) = roles::create_role(&ctx.aws.iam, role).await? {
+        if !observe_role(ctx, policies).await?.is_some_and(|r| r.owned) {
+            return Err(e.into());
         }
     }
     ctx.ui.info(&format!("created IAM role {name}"));
@@ -718,27 +555,16 @@ pub async fn apply_profile(ctx: &Ctx<'_>, change: &ProfileChange) -> Result<bool
     let (created, add_role, remove_roles) = match change {
         ProfileChange::NoChange => return Ok(false),
         ProfileChange::Create => {
-            let created = iam
-                .create_instance_profile()
-                .instance_profile_name(&name)
-                .path(ctx.names.iam_path())
-                .set_tags(Some(ctx.names.iam_tags(Role::InstanceRole)))
-                .send()
-                .await;
+            let tags = ctx.names.iam_tags(Role::InstanceRole);
+            let created =
+                roles::create_instance_profile(iam, &name, &ctx.names.iam_path(), tags).await?;
             let add_role = match created {
                 // A retried create whose answer was lost: ours if tagged so.
-                Err(e) if has_code(&e, "EntityAlreadyExists") => {
-                    match observe_profile(ctx).await?.filter(|p| p.owned) {
-                        Some(profile) => !profile.roles.contains(&name),
-                        None => {
-                            return Err(crate::aws::error("iam:CreateInstanceProfile", e).into())
-                        }
-                    }
-                }
-                other => {
-                    other.ctx("iam:CreateInstanceProfile")?;
-                    true
-                }
+                Attempt::Conflict(e) => match observe_profile(ctx).await?.filter(|p| p.owned) {
+                    Some(profile) => !profile.roles.contains(&name),
+                    None => return Err(e.into()),
+                },
+                Attempt::Done(()) => true,
             };
             ctx.ui.info(&format!("created instance profile {name}"));
             (true, add_role, Vec::new())
@@ -749,120 +575,39 @@ pub async fn apply_profile(ctx: &Ctx<'_>, change: &ProfileChange) -> Result<bool
         } => (false, *add_role, remove_roles.clone()),
     };
     for role in &remove_roles {
-        remove_role(ctx, role).await?;
+        roles::remove_role_from_profile(iam, &name, role).await?;
     }
     if add_role {
-        let added = iam
-            .add_role_to_instance_profile()
-            .instance_profile_name(&name)
-            .role_name(&name)
-            .send()
-            .await;
-        match added {
-            // A profile holds one role: if it is ours, the retried call's
-            // first attempt did the job.
-            Err(e) if has_code(&e, "LimitExceeded") => {
-                let holds_ours = observe_profile(ctx)
-                    .await?
-                    .is_some_and(|p| p.roles == [name.clone()]);
-                if !holds_ours {
-                    return Err(crate::aws::error("iam:AddRoleToInstanceProfile", e).into());
-                }
-            }
-            other => {
-                other.ctx("iam:AddRoleToInstanceProfile")?;
+        // A profile holds one role: if it is ours, the retried call's
+        // first attempt did the job.
+        if let Attempt::Conflict(e) = roles::add_role_to_profile(iam, &name, &name).await? {
+            let holds_ours = observe_profile(ctx)
+                .await?
+                .is_some_and(|p| p.roles == [name.clone()]);
+            if !holds_ours {
+                return Err(e.into());
             }
         }
     }
     Ok(created || add_role)
 }
 
-/// Deletes and removals below treat "no such entity" as done: a retried
-/// call whose first answer was lost finds nothing left to remove.
-const GONE: &[&str] = &["NoSuchEntity"];
-
-async fn remove_role(ctx: &Ctx<'_>, role: &str) -> Result<()> {
-    let removed = ctx
-        .aws
-        .iam
-        .remove_role_from_instance_profile()
-        .instance_profile_name(ctx.names.iam_name())
-        .role_name(role)
-        .send()
-        .await;
-    ok_if("iam:RemoveRoleFromInstanceProfile", removed, GONE)?;
-    Ok(())
-}
-
 /// Deletes the instance profile (after taking its roles out).
 pub async fn delete_profile(ctx: &Ctx<'_>, profile: &ProfileState) -> Result<()> {
+    let iam = &ctx.aws.iam;
     for role in &profile.roles {
-        remove_role(ctx, role).await?;
+        roles::remove_role_from_profile(iam, &profile.name, role).await?;
     }
-    let deleted = ctx
-        .aws
-        .iam
-        .delete_instance_profile()
-        .instance_profile_name(&profile.name)
-        .send()
-        .await;
-    ok_if("iam:DeleteInstanceProfile", deleted, GONE)?;
+    roles::delete_instance_profile(iam, &profile.name).await?;
     ctx.ui
         .info(&format!("deleted instance profile {}", profile.name));
     Ok(())
 }
 
-async fn detach(ctx: &Ctx<'_>, role: &str, arn: &str) -> Result<()> {
-    let detached = ctx
-        .aws
-        .iam
-        .detach_role_policy()
-        .role_name(role)
-        .policy_arn(arn)
-        .send()
-        .await;
-    ok_if("iam:DetachRolePolicy", detached, GONE)?;
-    Ok(())
-}
-
-async fn delete_inline(ctx: &Ctx<'_>, role: &str, policy: &str) -> Result<()> {
-    let deleted = ctx
-        .aws
-        .iam
-        .delete_role_policy()
-        .role_name(role)
-        .policy_name(policy)
-        .send()
-        .await;
-    ok_if("iam:DeleteRolePolicy", deleted, GONE)?;
-    Ok(())
-}
-
-/// Deletes the role with every policy on it (IAM cannot delete a role
-/// that has any). The boundary policy stays: it is the account's, shared
-/// by every deployment and lab.
+/// Deletes the role with every policy on it. The boundary policy stays: it
+/// is the account's, shared by every deployment and lab.
 pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
-    let iam = &ctx.aws.iam;
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(&role.name)
-        .send()
-        .await
-        .ctx("iam:ListAttachedRolePolicies")?;
-    for policy in attached.attached_policies() {
-        detach(ctx, &role.name, policy.policy_arn().unwrap_or_default()).await?;
-    }
-    let inline = iam
-        .list_role_policies()
-        .role_name(&role.name)
-        .send()
-        .await
-        .ctx("iam:ListRolePolicies")?;
-    for policy in inline.policy_names() {
-        delete_inline(ctx, &role.name, policy).await?;
-    }
-    let deleted = iam.delete_role().role_name(&role.name).send().await;
-    ok_if("iam:DeleteRole", deleted, GONE)?;
+    roles::delete_role(&ctx.aws.iam, &role.name).await?;
     ctx.ui.info(&format!("deleted IAM role {}", role.name));
     Ok(())
 }
@@ -870,17 +615,6 @@ pub async fn delete_role(ctx: &Ctx<'_>, role: &RoleState) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn url_encoded_documents_parse() {
-        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
-        assert_eq!(
-            parse_policy(encoded),
-            Some(json!({"Version": "2012-10-17", "Statement": []}))
-        );
-        assert_eq!(parse_policy("{\"a\": 1}"), Some(json!({"a": 1})));
-        assert_eq!(parse_policy("%ZZnot json"), None);
-    }
 
     #[test]
     fn the_profile_converges_to_exactly_our_role() {
