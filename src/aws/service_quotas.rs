@@ -17,7 +17,9 @@ pub async fn applied_value(
         .service_code(service)
         .quota_code(code)
         .customize()
-        .config_override(aws_sdk_servicequotas::config::Builder::default().retry_config(probe_retry()))
+        .config_override(
+            aws_sdk_servicequotas::config::Builder::default().retry_config(probe_retry()),
+        )
         .send()
         .await
         .ctx("servicequotas:GetServiceQuota")?;

@@ -4,8 +4,8 @@
 
 use aws_sdk_ssm::error::SdkError;
 use aws_sdk_ssm::types::{
-    InstanceInformationStringFilter, ParameterStringFilter, ParameterType,
-    ResourceTypeForTagging, Tag,
+    InstanceInformationStringFilter, ParameterStringFilter, ParameterType, ResourceTypeForTagging,
+    Tag,
 };
 use aws_sdk_ssm::Client;
 

@@ -103,8 +103,7 @@ impl Ssm {
 
     async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<(Outcome, bool)>> {
         // Right after SendCommand the invocation may not exist yet.
-        let Some(invocation) =
-            ssm::invocation(&ctx.aws.ssm, command_id, &self.instance_id).await?
+        let Some(invocation) = ssm::invocation(&ctx.aws.ssm, command_id, &self.instance_id).await?
         else {
             return Ok(Poll::Pending("not delivered yet".into()));
         };

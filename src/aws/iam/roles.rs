@@ -246,7 +246,12 @@ pub async fn create_instance_profile(
         .set_tags(Some(tags))
         .send()
         .await;
-    attempt("iam:CreateInstanceProfile", created, "EntityAlreadyExists", |_| ())
+    attempt(
+        "iam:CreateInstanceProfile",
+        created,
+        "EntityAlreadyExists",
+        |_| (),
+    )
 }
 
 /// `Conflict` when the profile holds a role already (a profile holds one:
@@ -258,7 +263,12 @@ pub async fn add_role_to_profile(iam: &Client, profile: &str, role: &str) -> Res
         .role_name(role)
         .send()
         .await;
-    attempt("iam:AddRoleToInstanceProfile", added, "LimitExceeded", |_| ())
+    attempt(
+        "iam:AddRoleToInstanceProfile",
+        added,
+        "LimitExceeded",
+        |_| (),
+    )
 }
 
 pub async fn remove_role_from_profile(iam: &Client, profile: &str, role: &str) -> Result<()> {

@@ -79,7 +79,12 @@ pub async fn user_policy(iam: &Client, user: &str, policy: &str) -> Result<Optio
     }
 }
 
-pub async fn put_user_policy(iam: &Client, user: &str, policy: &str, document: String) -> Result<()> {
+pub async fn put_user_policy(
+    iam: &Client,
+    user: &str,
+    policy: &str,
+    document: String,
+) -> Result<()> {
     iam.put_user_policy()
         .user_name(user)
         .policy_name(policy)
