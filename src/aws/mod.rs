@@ -13,6 +13,8 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use crate::log::aws_calls::CallLog;
 
 pub mod iam;
+#[cfg(test)]
+mod replay;
 pub mod route53;
 pub mod service_quotas;
 pub mod ses;

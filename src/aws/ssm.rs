@@ -334,3 +334,192 @@ pub async fn invocation(
         response_code: invocation.response_code(),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::replay::{self, answers, bodies, operations};
+    use aws_smithy_http_client::test_util::StaticReplayClient;
+
+    fn client(replay: &StaticReplayClient) -> Client {
+        let config = aws_sdk_ssm::Config::builder()
+            .http_client(replay.clone())
+            .behavior_version_latest()
+            .region(aws_sdk_ssm::config::Region::new(replay::REGION))
+            .credentials_provider(replay::credentials())
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn parameter(overwrite: bool) -> Parameter<'static> {
+        Parameter {
+            name: "/glbox/t/root-password",
+            description: "glbox t: initial GitLab root password".into(),
+            kind: ParameterType::SecureString,
+            value: "secret",
+            overwrite,
+            tags: if overwrite {
+                Vec::new()
+            } else {
+                vec![("glbox:deployment".into(), "t".into())]
+            },
+        }
+    }
+
+    const EXISTS: (u16, &str) = (
+        400,
+        r#"{"__type":"ParameterAlreadyExists","message":"The parameter already exists."}"#,
+    );
+
+    #[tokio::test]
+    async fn a_put_without_overwrite_that_finds_the_parameter_leaves_it() {
+        let replay = answers(&[EXISTS]);
+        let put = put(&client(&replay), &parameter(false)).await.unwrap();
+        assert_eq!(put, Put::AlreadyExists);
+        assert_eq!(operations(&replay), ["AmazonSSM.PutParameter"]);
+        let body = &bodies(&replay)[0];
+        assert!(body.contains(r#""Overwrite":false"#), "{body}");
+        assert!(
+            body.contains(r#""Key":"glbox:deployment""#),
+            "tags go with a create: {body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_put_with_overwrite_writes_without_tags_and_fails_on_any_refusal() {
+        let replay = answers(&[(200, r#"{"Version":2,"Tier":"Standard"}"#), EXISTS]);
+        let ssm = client(&replay);
+        assert_eq!(put(&ssm, &parameter(true)).await.unwrap(), Put::Written);
+        let body = &bodies(&replay)[0];
+        assert!(
+            body.contains(r#""Overwrite":true"#) && !body.contains("Tags"),
+            "{body}"
+        );
+        let refused = put(&ssm, &parameter(true)).await.unwrap_err().to_string();
+        assert!(refused.contains("ssm:PutParameter"), "{refused}");
+    }
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("/glbox/t/p{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn delete_many_sends_one_request_per_ten_names() {
+        let deleted = (200, r#"{"DeletedParameters":[],"InvalidParameters":[]}"#);
+        let replay = answers(&[deleted, deleted, deleted]);
+        let ssm = client(&replay);
+        delete_many(&ssm, &names(23)).await.unwrap();
+        let bodies = bodies(&replay);
+        assert_eq!(operations(&replay), ["AmazonSSM.DeleteParameters"; 3]);
+        let sizes: Vec<usize> = bodies
+            .iter()
+            .map(|b| b.matches("/glbox/t/p").count())
+            .collect();
+        assert_eq!(sizes, [10, 10, 3]);
+        delete_many(&ssm, &[]).await.unwrap();
+        assert_eq!(
+            replay.actual_requests().count(),
+            3,
+            "nothing to delete, no call"
+        );
+    }
+
+    #[tokio::test]
+    async fn get_many_reads_ten_names_a_request_and_skips_missing_ones() {
+        let replay = answers(&[
+            (
+                200,
+                r#"{"Parameters":[{"Name":"/glbox/t/p0","Value":"a"}],"InvalidParameters":["/glbox/t/p1"]}"#,
+            ),
+            (
+                200,
+                r#"{"Parameters":[{"Name":"/glbox/t/p10","Value":"b"}],"InvalidParameters":[]}"#,
+            ),
+        ]);
+        let values = get_many(&client(&replay), &names(11), true).await.unwrap();
+        assert_eq!(
+            values,
+            [
+                ("/glbox/t/p0".to_string(), "a".to_string()),
+                ("/glbox/t/p10".to_string(), "b".to_string())
+            ]
+        );
+        assert_eq!(operations(&replay), ["AmazonSSM.GetParameters"; 2]);
+    }
+
+    #[tokio::test]
+    async fn listing_under_a_path_follows_next_token() {
+        let replay = answers(&[
+            (
+                200,
+                r#"{"Parameters":[{"Name":"/glbox/t/a"}],"NextToken":"page-2"}"#,
+            ),
+            (200, r#"{"Parameters":[{"Name":"/glbox/t/b"}]}"#),
+        ]);
+        let names = names_by_path(&client(&replay), "/glbox/t/").await.unwrap();
+        assert_eq!(names, ["/glbox/t/a", "/glbox/t/b"]);
+        let bodies = bodies(&replay);
+        assert!(!bodies[0].contains("NextToken"), "{}", bodies[0]);
+        assert!(
+            bodies[1].contains(r#""NextToken":"page-2""#),
+            "{}",
+            bodies[1]
+        );
+        assert!(
+            bodies[0].contains(r#""Recursive":true"#)
+                && bodies[0].contains(r#""WithDecryption":false"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn describing_under_a_path_follows_next_token() {
+        let replay = answers(&[
+            (
+                200,
+                r#"{"Parameters":[{"Name":"/glbox/x/a"}],"NextToken":"n"}"#,
+            ),
+            (200, r#"{"Parameters":[{"Name":"/glbox/y/b"}]}"#),
+        ]);
+        let names = names_under(&client(&replay), "/glbox").await.unwrap();
+        assert_eq!(names, ["/glbox/x/a", "/glbox/y/b"]);
+        assert_eq!(operations(&replay), ["AmazonSSM.DescribeParameters"; 2]);
+        assert!(bodies(&replay)[1].contains(r#""NextToken":"n""#));
+    }
+
+    #[tokio::test]
+    async fn a_missing_parameter_is_none_to_find_and_done_to_delete() {
+        let missing = (
+            400,
+            r#"{"__type":"ParameterNotFound","message":"not found"}"#,
+        );
+        let replay = answers(&[missing, missing, missing]);
+        let ssm = client(&replay);
+        assert_eq!(find(&ssm, "/glbox/t/lease", false).await.unwrap(), None);
+        assert!(
+            !bodies(&replay)[0].contains("WithDecryption"),
+            "as before: not sent"
+        );
+        delete(&ssm, "/glbox/t/smtp-key").await.unwrap();
+        let refused = get(&ssm, "/glbox/t/root-password", true).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("ssm:GetParameter"),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invocation_not_there_yet_is_none() {
+        let replay = answers(&[
+            (400, r#"{"__type":"InvocationDoesNotExist","message":""}"#),
+            (
+                200,
+                r#"{"Status":"Success","StandardOutputContent":"out","StandardErrorContent":"err","ResponseCode":0}"#,
+            ),
+        ]);
+        let ssm = client(&replay);
+        assert_eq!(invocation(&ssm, "c", "i-1").await.unwrap(), None);
+        let done = invocation(&ssm, "c", "i-1").await.unwrap().unwrap();
+        assert_eq!((done.status.as_str(), done.response_code), ("Success", 0));
+        assert_eq!((done.stdout.as_str(), done.stderr.as_str()), ("out", "err"));
+    }
+}

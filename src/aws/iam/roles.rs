@@ -291,3 +291,127 @@ pub async fn delete_instance_profile(iam: &Client, name: &str) -> Result<()> {
     ok_if("iam:DeleteInstanceProfile", deleted, GONE)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::replay::{self, answers, operations};
+    use aws_smithy_http_client::test_util::StaticReplayClient;
+    use serde_json::json;
+
+    fn client(replay: &StaticReplayClient) -> Client {
+        let config = aws_sdk_iam::Config::builder()
+            .http_client(replay.clone())
+            .behavior_version_latest()
+            .region(aws_sdk_iam::config::Region::new(replay::REGION))
+            .credentials_provider(replay::credentials())
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// An IAM (query protocol) answer to `operation`.
+    fn ok(operation: &str, result: &str) -> String {
+        format!(
+            r#"<{operation}Response xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><{operation}Result>{result}</{operation}Result><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{operation}Response>"#
+        )
+    }
+
+    fn refused(code: &str) -> String {
+        format!(
+            r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>{code}</Code><Message>{code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"#
+        )
+    }
+
+    fn wanted() -> BTreeMap<String, Value> {
+        BTreeMap::from([(
+            "glbox-own-parameters".to_string(),
+            json!({"Version": "2012-10-17", "Statement": []}),
+        )])
+    }
+
+    #[tokio::test]
+    async fn a_converged_role_costs_its_reads_and_nothing_more() {
+        let attached = ok(
+            "ListAttachedRolePolicies",
+            "<AttachedPolicies/><IsTruncated>false</IsTruncated>",
+        );
+        let inline = ok(
+            "ListRolePolicies",
+            "<PolicyNames><member>glbox-own-parameters</member></PolicyNames><IsTruncated>false</IsTruncated>",
+        );
+        // URL-encoded, as IAM returns documents.
+        let document = ok(
+            "GetRolePolicy",
+            "<RoleName>glbox-t</RoleName><PolicyName>glbox-own-parameters</PolicyName><PolicyDocument>%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D</PolicyDocument>",
+        );
+        let replay = answers(&[(200, &attached), (200, &inline), (200, &document)]);
+        let iam = client(&replay);
+        let drift = policy_drift(&iam, "glbox-t", &wanted()).await.unwrap();
+        assert!(drift.is_empty(), "{drift:?}");
+        converge_policies(&iam, "glbox-t", &drift, &wanted())
+            .await
+            .unwrap();
+        assert_eq!(
+            operations(&replay),
+            [
+                "ListAttachedRolePolicies",
+                "ListRolePolicies",
+                "GetRolePolicy"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn drift_is_repaired_in_order_detach_delete_put() {
+        let drift = PolicyDrift {
+            attached: vec!["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore".into()],
+            to_put: vec!["glbox-own-parameters".into()],
+            to_delete: vec!["someone-elses".into()],
+        };
+        let replay = answers(&[
+            (200, &ok("DetachRolePolicy", "")),
+            // Gone already: a retried delete whose first answer was lost.
+            (404, &refused("NoSuchEntity")),
+            (200, &ok("PutRolePolicy", "")),
+        ]);
+        converge_policies(&client(&replay), "glbox-t", &drift, &wanted())
+            .await
+            .unwrap();
+        assert_eq!(
+            operations(&replay),
+            ["DetachRolePolicy", "DeleteRolePolicy", "PutRolePolicy"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_create_that_finds_the_name_taken_is_a_conflict_for_the_caller() {
+        let replay = answers(&[
+            (409, &refused("EntityAlreadyExists")),
+            (409, &refused("LimitExceeded")),
+            (400, &refused("MalformedPolicyDocument")),
+        ]);
+        let iam = client(&replay);
+        let role = || NewRole {
+            name: "glbox-t",
+            path: "/glbox/",
+            description: "glbox deployment t: GitLab instance".into(),
+            trust_policy: "{}".into(),
+            boundary: "arn:aws:iam::1:policy/glbox/glbox-permissions-boundary",
+            tags: Vec::new(),
+        };
+        match create_role(&iam, role()).await.unwrap() {
+            Attempt::Conflict(e) => assert_eq!(e.action, "iam:CreateRole"),
+            Attempt::Done(()) => panic!("a conflict"),
+        }
+        let added = add_role_to_profile(&iam, "glbox-t", "glbox-t")
+            .await
+            .unwrap();
+        assert!(
+            matches!(added, Attempt::Conflict(e) if e.code.as_deref() == Some("LimitExceeded"))
+        );
+        assert!(
+            create_role(&iam, role()).await.is_err(),
+            "any other refusal is an error"
+        );
+    }
+}

@@ -150,3 +150,58 @@ pub async fn delete_user(iam: &Client, user: &str) -> Result<()> {
     ok_if("iam:DeleteUser", deleted, GONE)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::replay::{self, answers, operations};
+
+    fn client(replay: &aws_smithy_http_client::test_util::StaticReplayClient) -> Client {
+        let config = aws_sdk_iam::Config::builder()
+            .http_client(replay.clone())
+            .behavior_version_latest()
+            .region(aws_sdk_iam::config::Region::new(replay::REGION))
+            .credentials_provider(replay::credentials())
+            .build();
+        Client::from_conf(config)
+    }
+
+    fn refused(code: &str) -> String {
+        format!(
+            r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>{code}</Code><Message>{code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"#
+        )
+    }
+
+    #[tokio::test]
+    async fn a_full_user_is_a_conflict_and_gone_things_are_deleted() {
+        let gone = refused("NoSuchEntity");
+        let replay = answers(&[
+            (409, &refused("LimitExceeded")),
+            (404, &gone),
+            (404, &gone),
+            (404, &gone),
+            (404, &gone),
+        ]);
+        let iam = client(&replay);
+        let created = create_access_key(&iam, "glbox-t-smtp").await.unwrap();
+        assert!(matches!(created, Attempt::Conflict(e) if e.action == "iam:CreateAccessKey"));
+        delete_access_key(&iam, "glbox-t-smtp", "AKIAOLD")
+            .await
+            .unwrap();
+        delete_user_policy(&iam, "glbox-t-smtp", "glbox-ses-send")
+            .await
+            .unwrap();
+        delete_user(&iam, "glbox-t-smtp").await.unwrap();
+        assert_eq!(get_user(&iam, "glbox-t-smtp").await.unwrap(), None);
+        assert_eq!(
+            operations(&replay),
+            [
+                "CreateAccessKey",
+                "DeleteAccessKey",
+                "DeleteUserPolicy",
+                "DeleteUser",
+                "GetUser"
+            ]
+        );
+    }
+}

@@ -352,7 +352,7 @@ pub async fn apply(
     let arn = if steps.create_user {
         let user = users::NewUser {
             name: &name,
-            path: &ctx.names.iam_path(),
+            path: ctx.names.iam_path(),
             boundary: boundary.clone(),
             tags: ctx.names.iam_tags(Role::SmtpUser),
         };

@@ -49,7 +49,7 @@ pub async fn ensure_boundary(ctx: &Ctx<'_>) -> Result<String> {
         None => {
             let policy = iam::NewPolicy {
                 name: BOUNDARY_POLICY_NAME,
-                path: &ctx.names.iam_path(),
+                path: ctx.names.iam_path(),
                 description: "glbox: the most any role or user glbox creates may do",
                 document: document.to_string(),
                 tags: boundary_tags(),
@@ -375,7 +375,7 @@ async fn create_role(
     let name = ctx.names.iam_name();
     let role = roles::NewRole {
         name: &name,
-        path: &ctx.names.iam_path(),
+        path: ctx.names.iam_path(),
         description: format!("glbox deployment {}: GitLab instance", ctx.names.deployment),
         trust_policy: trust_policy().to_string(),
         boundary,
@@ -399,7 +399,7 @@ pub async fn apply_profile(ctx: &Ctx<'_>, change: &ProfileChange) -> Result<bool
         ProfileChange::Create => {
             let tags = ctx.names.iam_tags(Role::InstanceRole);
             let created =
-                roles::create_instance_profile(iam, &name, &ctx.names.iam_path(), tags).await?;
+                roles::create_instance_profile(iam, &name, ctx.names.iam_path(), tags).await?;
             let add_role = match created {
                 // A retried create whose answer was lost: ours if tagged so.
                 Attempt::Conflict(e) => match observe_profile(ctx).await?.filter(|p| p.owned) {
