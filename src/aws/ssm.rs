@@ -9,7 +9,7 @@ use aws_sdk_ssm::types::{
 };
 use aws_sdk_ssm::Client;
 
-use crate::aws::{error, has_code, ok_if, AwsError, AwsResultExt};
+use crate::aws::{has_code, ok_if, AwsError, AwsResultExt};
 use crate::error::Result;
 
 /// DeleteParameters and GetParameters take at most 10 names a request.
@@ -65,7 +65,7 @@ pub async fn put(ssm: &Client, parameter: &Parameter<'_>) -> Result<Put> {
         Err(e) if !parameter.overwrite && has_code(&e, "ParameterAlreadyExists") => {
             Ok(Put::AlreadyExists)
         }
-        Err(e) => Err(error("ssm:PutParameter", e).into()),
+        Err(e) => Err(crate::aws::error("ssm:PutParameter", e).into()),
     }
 }
 
@@ -99,7 +99,7 @@ pub async fn find(ssm: &Client, name: &str, decrypt: bool) -> Result<Option<Stri
                 .to_string(),
         )),
         Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
-        Err(e) => Err(error("ssm:GetParameter", e).into()),
+        Err(e) => Err(crate::aws::error("ssm:GetParameter", e).into()),
     }
 }
 
@@ -198,7 +198,7 @@ pub async fn delete(ssm: &Client, name: &str) -> Result<()> {
     match ssm.delete_parameter().name(name).send().await {
         Ok(_) => Ok(()),
         Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(()),
-        Err(e) => Err(error("ssm:DeleteParameter", e).into()),
+        Err(e) => Err(crate::aws::error("ssm:DeleteParameter", e).into()),
     }
 }
 
@@ -316,7 +316,7 @@ pub async fn invocation(
         Err(SdkError::ServiceError(e)) if e.err().is_invocation_does_not_exist() => {
             return Ok(None)
         }
-        Err(e) => return Err(error("ssm:GetCommandInvocation", e).into()),
+        Err(e) => return Err(crate::aws::error("ssm:GetCommandInvocation", e).into()),
     };
     Ok(Some(Invocation {
         status: invocation

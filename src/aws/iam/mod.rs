@@ -11,7 +11,7 @@ use aws_sdk_iam::types::{ContextEntry, EvaluationResult, Tag};
 use aws_sdk_iam::Client;
 use serde_json::Value;
 
-use crate::aws::{error, has_code, probe_retry, AwsError, AwsResultExt};
+use crate::aws::{probe_retry, AwsError, AwsResultExt};
 use crate::error::Result;
 
 pub mod roles;
@@ -32,20 +32,16 @@ pub enum Attempt<T> {
 const GONE: &[&str] = &["NoSuchEntity"];
 
 /// `Done` for an answer, `Conflict` for the error code that means "there
-/// already", an error for anything else.
-fn attempt<T, O, E>(
-    action: &'static str,
-    result: std::result::Result<O, SdkError<E, aws_smithy_runtime_api::http::Response>>,
+/// already", the error for anything else.
+fn attempt<T, O>(
+    result: std::result::Result<O, AwsError>,
     conflict: &str,
     done: impl FnOnce(O) -> T,
-) -> Result<Attempt<T>>
-where
-    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
+) -> Result<Attempt<T>> {
     match result {
         Ok(out) => Ok(Attempt::Done(done(out))),
-        Err(e) if has_code(&e, conflict) => Ok(Attempt::Conflict(error(action, e))),
-        Err(e) => Err(error(action, e).into()),
+        Err(e) if e.code.as_deref() == Some(conflict) => Ok(Attempt::Conflict(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -68,7 +64,11 @@ pub async fn create_policy(iam: &Client, policy: NewPolicy<'_>) -> Result<Attemp
         .set_tags(Some(policy.tags))
         .send()
         .await;
-    attempt("iam:CreatePolicy", created, "EntityAlreadyExists", |_| ())
+    attempt(
+        created.ctx("iam:CreatePolicy"),
+        "EntityAlreadyExists",
+        |_| (),
+    )
 }
 
 /// A managed policy's default document: `None` when there is no such
@@ -77,7 +77,7 @@ pub async fn policy_document(iam: &Client, arn: &str) -> Result<Option<Option<Va
     let policy = match iam.get_policy().policy_arn(arn).send().await {
         Ok(out) => out.policy,
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
-        Err(e) => return Err(error("iam:GetPolicy", e).into()),
+        Err(e) => return Err(crate::aws::error("iam:GetPolicy", e).into()),
     };
     let Some(policy) = policy else {
         return Ok(None);

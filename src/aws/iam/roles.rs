@@ -8,7 +8,7 @@ use aws_sdk_iam::Client;
 use serde_json::Value;
 
 use super::{attempt, parse_policy, Attempt, GONE};
-use crate::aws::{error, ok_if, AwsResultExt};
+use crate::aws::{ok_if, AwsResultExt};
 use crate::error::Result;
 
 /// The role named `name`; `None` when there is none.
@@ -16,7 +16,7 @@ pub async fn get_role(iam: &Client, name: &str) -> Result<Option<Role>> {
     match iam.get_role().role_name(name).send().await {
         Ok(out) => Ok(out.role),
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
-        Err(e) => Err(error("iam:GetRole", e).into()),
+        Err(e) => Err(crate::aws::error("iam:GetRole", e).into()),
     }
 }
 
@@ -42,7 +42,7 @@ pub async fn create_role(iam: &Client, role: NewRole<'_>) -> Result<Attempt<()>>
         .set_tags(Some(role.tags))
         .send()
         .await;
-    attempt("iam:CreateRole", created, "EntityAlreadyExists", |_| ())
+    attempt(created.ctx("iam:CreateRole"), "EntityAlreadyExists", |_| ())
 }
 
 pub async fn put_permissions_boundary(iam: &Client, role: &str, boundary: &str) -> Result<()> {
@@ -103,7 +103,7 @@ pub async fn inline_policy(iam: &Client, role: &str, policy: &str) -> Result<Opt
     {
         Ok(out) => Ok(parse_policy(out.policy_document())),
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
-        Err(e) => Err(error("iam:GetRolePolicy", e).into()),
+        Err(e) => Err(crate::aws::error("iam:GetRolePolicy", e).into()),
     }
 }
 
@@ -228,7 +228,7 @@ pub async fn get_instance_profile(iam: &Client, name: &str) -> Result<Option<Ins
     {
         Ok(out) => Ok(out.instance_profile),
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
-        Err(e) => Err(error("iam:GetInstanceProfile", e).into()),
+        Err(e) => Err(crate::aws::error("iam:GetInstanceProfile", e).into()),
     }
 }
 
@@ -247,8 +247,7 @@ pub async fn create_instance_profile(
         .send()
         .await;
     attempt(
-        "iam:CreateInstanceProfile",
-        created,
+        created.ctx("iam:CreateInstanceProfile"),
         "EntityAlreadyExists",
         |_| (),
     )
@@ -264,8 +263,7 @@ pub async fn add_role_to_profile(iam: &Client, profile: &str, role: &str) -> Res
         .send()
         .await;
     attempt(
-        "iam:AddRoleToInstanceProfile",
-        added,
+        added.ctx("iam:AddRoleToInstanceProfile"),
         "LimitExceeded",
         |_| (),
     )

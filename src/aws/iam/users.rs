@@ -6,7 +6,7 @@ use aws_sdk_iam::Client;
 use serde_json::Value;
 
 use super::{attempt, parse_policy, Attempt, GONE};
-use crate::aws::{error, ok_if, AwsResultExt};
+use crate::aws::{ok_if, AwsResultExt};
 use crate::error::Result;
 
 /// The user named `name`; `None` when there is none.
@@ -14,7 +14,7 @@ pub async fn get_user(iam: &Client, name: &str) -> Result<Option<User>> {
     match iam.get_user().user_name(name).send().await {
         Ok(out) => Ok(out.user),
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
-        Err(e) => Err(error("iam:GetUser", e).into()),
+        Err(e) => Err(crate::aws::error("iam:GetUser", e).into()),
     }
 }
 
@@ -48,9 +48,11 @@ pub async fn create_user(iam: &Client, user: NewUser<'_>) -> Result<Attempt<Stri
         .set_tags(Some(user.tags))
         .send()
         .await;
-    attempt("iam:CreateUser", created, "EntityAlreadyExists", |out| {
-        out.user().map(|u| u.arn().to_string()).unwrap_or_default()
-    })
+    attempt(
+        created.ctx("iam:CreateUser"),
+        "EntityAlreadyExists",
+        |out| out.user().map(|u| u.arn().to_string()).unwrap_or_default(),
+    )
 }
 
 pub async fn put_permissions_boundary(iam: &Client, user: &str, boundary: &str) -> Result<()> {
@@ -75,7 +77,7 @@ pub async fn user_policy(iam: &Client, user: &str, policy: &str) -> Result<Optio
     {
         Ok(out) => Ok(parse_policy(out.policy_document())),
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => Ok(None),
-        Err(e) => Err(error("iam:GetUserPolicy", e).into()),
+        Err(e) => Err(crate::aws::error("iam:GetUserPolicy", e).into()),
     }
 }
 
@@ -126,7 +128,7 @@ pub struct NewKey {
 /// `Conflict` when the user has IAM's two keys already (LimitExceeded).
 pub async fn create_access_key(iam: &Client, user: &str) -> Result<Attempt<Option<NewKey>>> {
     let created = iam.create_access_key().user_name(user).send().await;
-    attempt("iam:CreateAccessKey", created, "LimitExceeded", |out| {
+    attempt(created.ctx("iam:CreateAccessKey"), "LimitExceeded", |out| {
         out.access_key().map(|key| NewKey {
             id: key.access_key_id().to_string(),
             secret: key.secret_access_key().to_string(),
