@@ -65,10 +65,6 @@ impl Finding {
     }
 }
 
-fn few_retries() -> aws_config::retry::RetryConfig {
-    aws_config::retry::RetryConfig::standard().with_max_attempts(2)
-}
-
 /// Why a call failed, in a few words (AWS's code, or the first part of
 /// the message when there is none).
 fn reason(error: crate::aws::AwsError) -> String {
@@ -340,11 +336,12 @@ async fn principal_arn(ctx: &Ctx<'_>, caller: &str) -> String {
         return caller.to_string();
     };
     let role = rest.split('/').next().unwrap_or(rest);
-    match ctx.aws.iam.get_role().role_name(role).send().await {
-        Ok(out) => out.role().map(|r| r.arn().to_string()),
-        Err(_) => None,
-    }
-    .unwrap_or_else(|| format!("{}:role/{role}", head.replacen(":sts:", ":iam:", 1)))
+    crate::aws::iam::roles::get_role(&ctx.aws.iam, role)
+        .await
+        .ok()
+        .flatten()
+        .map(|r| r.arn().to_string())
+        .unwrap_or_else(|| format!("{}:role/{role}", head.replacen(":sts:", ":iam:", 1)))
 }
 
 async fn other_permissions(ctx: &Ctx<'_>, caller: &str) -> Finding {
@@ -353,22 +350,14 @@ async fn other_permissions(ctx: &Ctx<'_>, caller: &str) -> Finding {
     let principal = principal_arn(ctx, caller).await;
     let (mut allowed, mut denied, mut unknown) = (0, Vec::new(), Vec::new());
     for (actions, resource) in probes(ctx, &account) {
-        let simulated = ctx
-            .aws
-            .iam
-            .simulate_principal_policy()
-            .policy_source_arn(&principal)
-            .set_action_names(Some(actions.iter().map(|a| a.to_string()).collect()))
-            .resource_arns(&resource)
-            .set_context_entries(Some(simulation_context(
-                crate::aws::partition(&ctx.settings.region),
-                &account,
-            )))
-            .customize()
-            // A probe: an answer now or a warning, not a minute of retries.
-            .config_override(aws_sdk_iam::config::Builder::default().retry_config(few_retries()))
-            .send()
-            .await;
+        let simulated = crate::aws::iam::simulate_principal_policy(
+            &ctx.aws.iam,
+            &principal,
+            &actions,
+            &resource,
+            simulation_context(crate::aws::partition(&ctx.settings.region), &account),
+        )
+        .await;
         let out = match simulated {
             Ok(out) => out,
             Err(e) => {
@@ -376,13 +365,13 @@ async fn other_permissions(ctx: &Ctx<'_>, caller: &str) -> Finding {
                     CHECK,
                     format!(
                         "could not ask IAM's policy simulator ({}); these are checked when used",
-                        reason(crate::aws::error("iam:SimulatePrincipalPolicy", e))
+                        reason(e)
                     ),
                     "allow iam:SimulatePrincipalPolicy on yourself for a full check",
                 )
             }
         };
-        for result in out.evaluation_results() {
+        for result in &out {
             let action = result.eval_action_name().to_string();
             if result.eval_decision().as_str() == "allowed" {
                 allowed += 1;

@@ -20,7 +20,9 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::aws::{has_code, AwsResultExt};
+use aws_sdk_ssm::types::ParameterType;
+
+use crate::aws::ssm;
 use crate::error::{Error, Result};
 use crate::names::Names;
 use crate::resources::Ctx;
@@ -120,21 +122,20 @@ pub async fn acquire(ctx: &Ctx<'_>, command: &str) -> Result<Lease> {
     let taken = wait::until(ctx.ui, &what, WAIT, || {
         let (name, value, me, last_holder, what) = (&name, &value, &me, &last_holder, &what);
         async move {
-            let put = ctx
-                .aws
-                .ssm
-                .put_parameter()
-                .name(name)
-                .description("glbox: the run that is changing this deployment (lease)")
-                .r#type(aws_sdk_ssm::types::ParameterType::String)
-                .value(value)
-                .overwrite(false)
-                .send()
-                .await;
-            match put {
-                Ok(_) => return Ok(Poll::Ready(())),
-                Err(e) if has_code(&e, "ParameterAlreadyExists") => {}
-                Err(e) => return Err(crate::aws::error("ssm:PutParameter", e).into()),
+            let put = ssm::put(
+                &ctx.aws.ssm,
+                &ssm::Parameter {
+                    name,
+                    description: "glbox: the run that is changing this deployment (lease)".into(),
+                    kind: ParameterType::String,
+                    value,
+                    overwrite: false,
+                    tags: Vec::new(),
+                },
+            )
+            .await?;
+            if put == ssm::Put::Written {
+                return Ok(Poll::Ready(()));
             }
             let Some((holder, raw)) = read(ctx, name).await? else {
                 // Released between the two calls: try again at once.
@@ -197,19 +198,8 @@ pub async fn acquire(ctx: &Ctx<'_>, command: &str) -> Result<Lease> {
 /// The lease's holder (`None` inside when unreadable) and its raw value;
 /// `None` when there is no lease.
 async fn read(ctx: &Ctx<'_>, name: &str) -> Result<Option<(Option<Holder>, String)>> {
-    let out = ctx.aws.ssm.get_parameter().name(name).send().await;
-    match out {
-        Ok(out) => {
-            let raw = out
-                .parameter()
-                .and_then(|p| p.value())
-                .unwrap_or_default()
-                .to_string();
-            Ok(Some((serde_json::from_str(&raw).ok(), raw)))
-        }
-        Err(e) if has_code(&e, "ParameterNotFound") => Ok(None),
-        Err(e) => Err(crate::aws::error("ssm:GetParameter", e).into()),
-    }
+    let raw = ssm::find(&ctx.aws.ssm, name, false).await?;
+    Ok(raw.map(|raw| (serde_json::from_str(&raw).ok(), raw)))
 }
 
 /// Deletes the lease if it still holds `raw` (SSM has no conditional
@@ -218,13 +208,7 @@ async fn read(ctx: &Ctx<'_>, name: &str) -> Result<Option<(Option<Holder>, Strin
 async fn delete_if_unchanged(ctx: &Ctx<'_>, name: &str, raw: &str) -> Result<()> {
     if let Some((_, now)) = read(ctx, name).await? {
         if now == raw {
-            ctx.aws
-                .ssm
-                .delete_parameters()
-                .names(name)
-                .send()
-                .await
-                .ctx("ssm:DeleteParameters")?;
+            ssm::delete_many(&ctx.aws.ssm, &[name.to_string()]).await?;
         }
     }
     Ok(())

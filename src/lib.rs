@@ -36,7 +36,6 @@ pub mod public_dns;
 pub mod quotas;
 pub mod remote;
 pub mod resources;
-pub mod route53;
 pub mod ui;
 pub mod userdata;
 pub mod verify;

@@ -24,7 +24,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aws::{ok_if, AwsResultExt};
+use aws_sdk_ssm::types::ParameterType;
+
+use crate::aws::ssm;
 use crate::error::Result;
 use crate::names::Names;
 use crate::resources::instance::Instance;
@@ -170,28 +172,28 @@ pub async fn record(ctx: &Ctx<'_>, kind: Kind, id: &str) -> Result<()> {
 }
 
 async fn record_labelled(ctx: &Ctx<'_>, label: &str, id: &str) -> Result<()> {
-    let put = ctx
-        .aws
-        .ssm
-        .put_parameter()
-        .name(record_name(&ctx.names, id))
-        .description(format!(
-            "glbox {}: made by glbox (ownership record)",
-            ctx.names.deployment
-        ))
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(label)
-        .overwrite(false)
-        .send()
-        .await;
     // Already there: a retried call whose first answer was lost.
-    ok_if("ssm:PutParameter", put, &["ParameterAlreadyExists"])?;
+    ssm::put(
+        &ctx.aws.ssm,
+        &ssm::Parameter {
+            name: &record_name(&ctx.names, id),
+            description: format!(
+                "glbox {}: made by glbox (ownership record)",
+                ctx.names.deployment
+            ),
+            kind: ParameterType::String,
+            value: label,
+            overwrite: false,
+            tags: Vec::new(),
+        },
+    )
+    .await?;
     Ok(())
 }
 
 /// Removes the records of resources glbox deleted (and any intent).
 pub async fn forget(ctx: &Ctx<'_>, parameters: Vec<String>) -> Result<()> {
-    crate::resources::parameters::delete_names(ctx, &parameters).await
+    ssm::delete_many(&ctx.aws.ssm, &parameters).await
 }
 
 /// The ledger id of an SES identity: `ses-identity.<region>.<domain>`.
@@ -218,20 +220,21 @@ pub fn email_use_name(names: &Names, region: &str, domain: &str) -> String {
 
 /// Writes this deployment's use marker (see [`email_use_name`]).
 pub async fn mark_email_use(ctx: &Ctx<'_>, marker: &str) -> Result<()> {
-    ctx.aws
-        .ssm
-        .put_parameter()
-        .name(marker)
-        .description(format!(
-            "glbox {}: sends mail as this SES identity",
-            ctx.names.deployment
-        ))
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value("in use")
-        .overwrite(true)
-        .send()
-        .await
-        .ctx("ssm:PutParameter")?;
+    ssm::put(
+        &ctx.aws.ssm,
+        &ssm::Parameter {
+            name: marker,
+            description: format!(
+                "glbox {}: sends mail as this SES identity",
+                ctx.names.deployment
+            ),
+            kind: ParameterType::String,
+            value: "in use",
+            overwrite: true,
+            tags: Vec::new(),
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -240,7 +243,7 @@ pub async fn mark_email_use(ctx: &Ctx<'_>, marker: &str) -> Result<()> {
 pub async fn other_email_users(ctx: &Ctx<'_>, region: &str, domain: &str) -> Result<Vec<String>> {
     let leaf = format!("/email-identity/{region}/{domain}");
     let mine = email_use_name(&ctx.names, region, domain);
-    let names = crate::resources::parameters::names_under(ctx, "/glbox").await?;
+    let names = ssm::names_under(&ctx.aws.ssm, "/glbox").await?;
     Ok(names
         .into_iter()
         .filter(|name| name.ends_with(&leaf) && *name != mine)
@@ -270,20 +273,21 @@ pub struct AddressIntent {
 /// Opens an intent (it replaces an older one of the same kind).
 pub async fn open_intent<T: Serialize>(ctx: &Ctx<'_>, kind: Kind, intent: &T) -> Result<()> {
     let value = serde_json::to_string(intent).expect("an intent serializes");
-    ctx.aws
-        .ssm
-        .put_parameter()
-        .name(intent_name(&ctx.names, kind))
-        .description(format!(
-            "glbox {}: a create in progress (ownership intent)",
-            ctx.names.deployment
-        ))
-        .r#type(aws_sdk_ssm::types::ParameterType::String)
-        .value(value)
-        .overwrite(true)
-        .send()
-        .await
-        .ctx("ssm:PutParameter")?;
+    ssm::put(
+        &ctx.aws.ssm,
+        &ssm::Parameter {
+            name: &intent_name(&ctx.names, kind),
+            description: format!(
+                "glbox {}: a create in progress (ownership intent)",
+                ctx.names.deployment
+            ),
+            kind: ParameterType::String,
+            value: &value,
+            overwrite: true,
+            tags: Vec::new(),
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -293,21 +297,8 @@ pub async fn read_intent<T: for<'de> Deserialize<'de>>(
     ctx: &Ctx<'_>,
     kind: Kind,
 ) -> Result<Option<T>> {
-    let out = ctx
-        .aws
-        .ssm
-        .get_parameter()
-        .name(intent_name(&ctx.names, kind))
-        .send()
-        .await;
-    match out {
-        Ok(out) => Ok(out
-            .parameter()
-            .and_then(|p| p.value())
-            .and_then(|v| serde_json::from_str(v).ok())),
-        Err(e) if crate::aws::has_code(&e, "ParameterNotFound") => Ok(None),
-        Err(e) => Err(crate::aws::error("ssm:GetParameter", e).into()),
-    }
+    let value = ssm::find(&ctx.aws.ssm, &intent_name(&ctx.names, kind), false).await?;
+    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
 }
 
 /// Closes an intent once its resource is recorded.

@@ -368,34 +368,15 @@ pub fn box_needs(plan: &crate::deploy::plan::Plan) -> Needs {
     }
 }
 
-fn few_retries() -> aws_config::retry::RetryConfig {
-    aws_config::retry::RetryConfig::standard().with_max_attempts(2)
-}
-
 /// Service Quotas' value for an EC2 quota, or why it could not be read.
 async fn quota(ctx: &Ctx<'_>, code: &str) -> Limit {
-    let answer = ctx
-        .aws
-        .service_quotas()
-        .get_service_quota()
-        .service_code("ec2")
-        .quota_code(code)
-        .customize()
-        // A probe: an answer now or a warning, not a minute of retries.
-        .config_override(
-            aws_sdk_servicequotas::config::Builder::default().retry_config(few_retries()),
-        )
-        .send()
-        .await;
-    match answer {
-        Ok(out) => Limit::Known(out.quota().and_then(|q| q.value()).unwrap_or(0.0).max(0.0) as u32),
-        Err(e) => {
-            let e = crate::aws::error("servicequotas:GetServiceQuota", e);
-            Limit::Unreadable(match e.code {
-                Some(code) => code,
-                None => e.message.chars().take(80).collect(),
-            })
-        }
+    let quotas = ctx.aws.service_quotas();
+    match crate::aws::service_quotas::applied_value(&quotas, "ec2", code).await {
+        Ok(value) => Limit::Known(value.unwrap_or(0.0).max(0.0) as u32),
+        Err(e) => Limit::Unreadable(match e.code {
+            Some(code) => code,
+            None => e.message.chars().take(80).collect(),
+        }),
     }
 }
 

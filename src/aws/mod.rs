@@ -12,6 +12,14 @@ use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::log::aws_calls::CallLog;
 
+pub mod iam;
+#[cfg(test)]
+mod replay;
+pub mod route53;
+pub mod service_quotas;
+pub mod ses;
+pub mod ssm;
+
 /// How to reach AWS: from the global flags and the SDK's usual environment.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -81,6 +89,12 @@ fn retry_config(adaptive: bool) -> RetryConfig {
     mode.with_max_attempts(8)
         .with_initial_backoff(Duration::from_millis(500))
         .with_max_backoff(Duration::from_secs(20))
+}
+
+/// For checks (`doctor`, the quota pre-check): an answer now or a
+/// warning, not a minute of retries.
+pub fn probe_retry() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(2)
 }
 
 fn timeout_config() -> TimeoutConfig {

@@ -5,11 +5,11 @@
 use aws_sdk_route53::types::{Change as R53Change, ChangeAction, ResourceRecordSet, RrType};
 use serde::Serialize;
 
+use crate::aws::route53;
 use crate::config::EmailSettings;
 use crate::email::identity::IdentityState;
 use crate::error::{Error, Result};
 use crate::resources::{Action, Ctx, PlanItem};
-use crate::route53;
 
 const TTL_SECONDS: i64 = 1800;
 

@@ -5,10 +5,9 @@
 //! of the same domain: glbox creates one when it is missing, never changes
 //! one that exists, and deletes it only when asked to.
 
-use aws_sdk_ses::types::VerificationStatus;
 use serde::Serialize;
 
-use crate::aws::AwsResultExt;
+use crate::aws::ses;
 use crate::config::EmailSettings;
 use crate::error::Result;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -98,57 +97,38 @@ pub struct Observed {
     pub recipient_verified: Option<bool>,
 }
 
-fn status_text(status: &VerificationStatus) -> String {
-    status.as_str().to_string()
-}
-
 pub async fn observe(ctx: &Ctx<'_>, email: &EmailSettings) -> Result<Observed> {
-    let ses = ctx.aws.ses(&email.ses_region);
+    let client = ctx.aws.ses(&email.ses_region);
     let mut identities = vec![email.domain.clone()];
     identities.extend(email.test_recipient.clone());
-    let (verification, dkim, quota) = tokio::try_join!(
-        async {
-            ses.get_identity_verification_attributes()
-                .set_identities(Some(identities.clone()))
-                .send()
-                .await
-                .ctx("ses:GetIdentityVerificationAttributes")
-        },
-        async {
-            ses.get_identity_dkim_attributes()
-                .identities(&email.domain)
-                .send()
-                .await
-                .ctx("ses:GetIdentityDkimAttributes")
-        },
-        async { ses.get_send_quota().send().await.ctx("ses:GetSendQuota") },
+    let (verifications, dkim, quota) = tokio::try_join!(
+        ses::verifications(&client, &identities),
+        ses::dkim(&client, &email.domain),
+        ses::send_quota(&client),
     )?;
-    let attributes = verification.verification_attributes();
-    let identity = attributes.get(&email.domain).map(|v| {
-        let dkim = dkim.dkim_attributes().get(&email.domain);
-        IdentityState {
-            domain: email.domain.clone(),
-            verification: status_text(v.verification_status()),
-            token: v.verification_token().map(str::to_string),
-            dkim_enabled: dkim.is_some_and(|d| d.dkim_enabled()),
-            dkim_status: dkim
-                .map(|d| status_text(d.dkim_verification_status()))
-                .unwrap_or_else(|| "NotStarted".into()),
-            dkim_tokens: dkim.map(|d| d.dkim_tokens().to_vec()).unwrap_or_default(),
-            dkim_domain: dkim_signing_domain(&email.ses_region),
-        }
+    let identity = verifications.get(&email.domain).map(|v| IdentityState {
+        domain: email.domain.clone(),
+        verification: v.status.clone(),
+        token: v.token.clone(),
+        dkim_enabled: dkim.as_ref().is_some_and(|d| d.enabled),
+        dkim_status: dkim
+            .as_ref()
+            .map(|d| d.status.clone())
+            .unwrap_or_else(|| "NotStarted".into()),
+        dkim_tokens: dkim.map(|d| d.tokens).unwrap_or_default(),
+        dkim_domain: dkim_signing_domain(&email.ses_region),
     });
     let recipient_verified = email.test_recipient.as_ref().map(|recipient| {
-        attributes
+        verifications
             .get(recipient)
-            .is_some_and(|v| *v.verification_status() == VerificationStatus::Success)
+            .is_some_and(|v| v.status == "Success")
     });
     Ok(Observed {
         identity,
         quota: SendQuota {
-            max_24_hour_send: quota.max24_hour_send(),
-            sent_last_24_hours: quota.sent_last24_hours(),
-            max_send_rate: quota.max_send_rate(),
+            max_24_hour_send: quota.max_24_hour_send,
+            sent_last_24_hours: quota.sent_last_24_hours,
+            max_send_rate: quota.max_send_rate,
         },
         recipient_verified,
     })
@@ -217,7 +197,7 @@ impl Change {
 }
 
 pub async fn apply(ctx: &Ctx<'_>, email: &EmailSettings, change: &Change) -> Result<()> {
-    let ses = ctx.aws.ses(&email.ses_region);
+    let client = ctx.aws.ses(&email.ses_region);
     let (verify, dkim) = match change {
         Change::Create => (true, true),
         Change::Reverify { dkim } => (true, *dkim),
@@ -225,11 +205,7 @@ pub async fn apply(ctx: &Ctx<'_>, email: &EmailSettings, change: &Change) -> Res
         Change::NoChange => return Ok(()),
     };
     if verify {
-        ses.verify_domain_identity()
-            .domain(&email.domain)
-            .send()
-            .await
-            .ctx("ses:VerifyDomainIdentity")?;
+        ses::verify_domain(&client, &email.domain).await?;
         ctx.ui.info(&format!(
             "asked SES ({}) to verify {}",
             email.ses_region, email.domain
@@ -240,11 +216,7 @@ pub async fn apply(ctx: &Ctx<'_>, email: &EmailSettings, change: &Change) -> Res
         }
     }
     if dkim {
-        ses.verify_domain_dkim()
-            .domain(&email.domain)
-            .send()
-            .await
-            .ctx("ses:VerifyDomainDkim")?;
+        ses::enable_dkim(&client, &email.domain).await?;
         ctx.ui
             .info(&format!("turned on Easy DKIM for {}", email.domain));
     }
@@ -254,13 +226,7 @@ pub async fn apply(ctx: &Ctx<'_>, email: &EmailSettings, change: &Change) -> Res
 /// `down --delete-email-identity`: the identity goes (it may be shared:
 /// glbox only does this when asked).
 pub async fn delete(ctx: &Ctx<'_>, email: &EmailSettings) -> Result<()> {
-    ctx.aws
-        .ses(&email.ses_region)
-        .delete_identity()
-        .identity(&email.domain)
-        .send()
-        .await
-        .ctx("ses:DeleteIdentity")?;
+    ses::delete_identity(&ctx.aws.ses(&email.ses_region), &email.domain).await?;
     ctx.ui.info(&format!(
         "deleted the SES identity {} in {}",
         email.domain, email.ses_region

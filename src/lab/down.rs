@@ -81,23 +81,8 @@ pub async fn remove_seats(lab: &Ctx<'_>, observed: &Observed, seats: &[u16]) -> 
         .iter()
         .flat_map(|(_, s)| s.ledger_parameters.iter().cloned())
         .collect();
-    for chunk in removed
-        .parameters
-        .iter()
-        .cloned()
-        .chain(records)
-        .collect::<Vec<_>>()
-        .chunks(10)
-    {
-        let deleted = lab
-            .aws
-            .ssm
-            .delete_parameters()
-            .set_names(Some(chunk.to_vec()))
-            .send()
-            .await;
-        ok_if("ssm:DeleteParameters", deleted, &[])?;
-    }
+    let parameters: Vec<String> = removed.parameters.iter().cloned().chain(records).collect();
+    crate::aws::ssm::delete_many(&lab.aws.ssm, &parameters).await?;
     let labels: Vec<String> = seats.iter().map(|s| seat_label(*s)).collect();
     lab.ui
         .info(&format!("removed seat(s) {}", labels.join(", ")));

@@ -328,7 +328,7 @@ async fn describe_addresses(ctx: &Ctx<'_>) -> Result<Tagged<Address>> {
 /// root passwords and ownership records. DescribeParameters pages 50
 /// names at a time (GetParametersByPath: 10).
 async fn parameter_names(ctx: &Ctx<'_>) -> Result<Vec<String>> {
-    crate::resources::parameters::names_under(ctx, &ctx.names.parameter_prefix()).await
+    crate::aws::ssm::names_under(&ctx.aws.ssm, &ctx.names.parameter_prefix()).await
 }
 
 /// `/glbox-lab/<lab>/s07/root-password` → 7.

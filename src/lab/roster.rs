@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::aws::AwsResultExt;
+use crate::aws::ssm;
 use crate::error::{Error, Result};
 use crate::lab::observe::Observed;
 use crate::lab::plan::seat_url;
@@ -87,7 +87,7 @@ pub fn rows(
         .collect()
 }
 
-/// Reads the passwords of `rows` that exist: GetParameters, 10 at a time.
+/// Reads the passwords of `rows` that exist (GetParameters, 10 at a time).
 pub async fn fill_passwords(
     lab: &Ctx<'_>,
     rows: &mut [Row],
@@ -98,25 +98,12 @@ pub async fn fill_passwords(
         .filter(|r| exists(r.seat))
         .map(|r| r.password_parameter.clone())
         .collect();
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
-    for chunk in names.chunks(10) {
-        let out = lab
-            .aws
-            .ssm
-            .get_parameters()
-            .set_names(Some(chunk.to_vec()))
-            .with_decryption(true)
-            .send()
-            .await
-            .ctx("ssm:GetParameters")?;
-        for p in out.parameters() {
-            if let (Some(name), Some(value)) = (p.name(), p.value()) {
-                // Masked in the debug log, should anything ever print it.
-                crate::log::redact::secret(value);
-                values.insert(name.to_string(), value.to_string());
-            }
-        }
-    }
+    let values: BTreeMap<String, String> = ssm::get_many(&lab.aws.ssm, &names, true)
+        .await?
+        .into_iter()
+        // Masked in the debug log, should anything ever print it.
+        .inspect(|(_, value)| crate::log::redact::secret(value))
+        .collect();
     for row in rows.iter_mut() {
         row.password = values.get(&row.password_parameter).cloned();
     }

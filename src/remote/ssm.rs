@@ -3,17 +3,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_ssm::error::SdkError;
-use aws_sdk_ssm::types::InstanceInformationStringFilter;
 use base64::Engine;
 
-use crate::aws::AwsResultExt;
+use crate::aws::ssm;
 use crate::error::{Error, Result};
 use crate::remote::Outcome;
 use crate::resources::Ctx;
 use crate::wait::{self, Poll};
 
-const DOCUMENT: &str = "AWS-RunShellScript";
 /// How long SSM may take to hand the command to the agent.
 const DELIVERY_TIMEOUT_SECONDS: i32 = 600;
 /// How long glbox keeps polling after the script's own limit, for SSM to
@@ -50,25 +47,7 @@ impl Ssm {
     pub async fn wait_ready(&self, ctx: &Ctx<'_>) -> Result<()> {
         let what = format!("the SSM agent on {} to be Online", self.instance_id);
         let waited = wait::until(ctx.ui, &what, ctx.settings.ready_timeout, || async {
-            let out = ctx
-                .aws
-                .ssm
-                .describe_instance_information()
-                .filters(
-                    InstanceInformationStringFilter::builder()
-                        .key("InstanceIds")
-                        .values(&self.instance_id)
-                        .build()
-                        .expect("key and values are set"),
-                )
-                .send()
-                .await
-                .ctx("ssm:DescribeInstanceInformation")?;
-            let ping = out
-                .instance_information_list()
-                .first()
-                .and_then(|i| i.ping_status())
-                .map(|p| p.as_str().to_string());
+            let ping = ssm::agent_ping(&ctx.aws.ssm, &self.instance_id).await?;
             Ok(match ping.as_deref() {
                 Some("Online") => Poll::Ready(()),
                 Some(other) => Poll::Pending(other.to_string()),
@@ -94,24 +73,16 @@ impl Ssm {
         script: &str,
         timeout: Duration,
     ) -> Result<(Outcome, bool)> {
-        let sent = ctx
-            .aws
-            .ssm
-            .send_command()
-            .document_name(DOCUMENT)
-            .instance_ids(&self.instance_id)
-            .comment(format!("glbox {}: {what}", ctx.names.deployment))
-            .timeout_seconds(DELIVERY_TIMEOUT_SECONDS)
-            .parameters("commands", vec![command_for(script)])
-            .parameters("executionTimeout", vec![timeout.as_secs().to_string()])
-            .send()
-            .await
-            .ctx("ssm:SendCommand")?;
-        let command_id = sent
-            .command()
-            .and_then(|c| c.command_id())
-            .ok_or_else(|| Error::Refused("SendCommand answered without a command id".into()))?
-            .to_string();
+        let command = ssm::Command {
+            instance_id: &self.instance_id,
+            comment: format!("glbox {}: {what}", ctx.names.deployment),
+            delivery_timeout_seconds: DELIVERY_TIMEOUT_SECONDS,
+            commands: vec![command_for(script)],
+            execution_timeout_seconds: timeout.as_secs(),
+        };
+        let command_id = ssm::send_command(&ctx.aws.ssm, command)
+            .await?
+            .ok_or_else(|| Error::Refused("SendCommand answered without a command id".into()))?;
         ctx.ui
             .detail(&format!("sent {what} as SSM command {command_id}"));
         let waiting_for = format!("{what} on {} (SSM command {command_id})", self.instance_id);
@@ -121,56 +92,32 @@ impl Ssm {
         .await;
         if matches!(result, Err(Error::Timeout { .. })) {
             // Stop it, so that a re-run does not overlap it.
-            let cancelled = ctx
-                .aws
-                .ssm
-                .cancel_command()
-                .command_id(&command_id)
-                .instance_ids(&self.instance_id)
-                .send()
-                .await;
+            let cancelled = ssm::cancel_command(&ctx.aws.ssm, &command_id, &self.instance_id).await;
             if let Err(e) = cancelled {
-                ctx.ui.warn(&format!(
-                    "could not cancel SSM command {command_id}: {}",
-                    crate::aws::error("ssm:CancelCommand", e)
-                ));
+                ctx.ui
+                    .warn(&format!("could not cancel SSM command {command_id}: {e}"));
             }
         }
         result
     }
 
     async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<(Outcome, bool)>> {
-        let answer = ctx
-            .aws
-            .ssm
-            .get_command_invocation()
-            .command_id(command_id)
-            .instance_id(&self.instance_id)
-            .send()
-            .await;
-        let invocation = match answer {
-            Ok(invocation) => invocation,
-            // Right after SendCommand the invocation may not exist yet.
-            Err(SdkError::ServiceError(e)) if e.err().is_invocation_does_not_exist() => {
-                return Ok(Poll::Pending("not delivered yet".into()))
-            }
-            Err(e) => return Err(crate::aws::error("ssm:GetCommandInvocation", e).into()),
+        // Right after SendCommand the invocation may not exist yet.
+        let Some(invocation) = ssm::invocation(&ctx.aws.ssm, command_id, &self.instance_id).await?
+        else {
+            return Ok(Poll::Pending("not delivered yet".into()));
         };
-        let status = invocation
-            .status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default();
+        let status = invocation.status;
         if matches!(
             status.as_str(),
             "Pending" | "InProgress" | "Delayed" | "Cancelling" | ""
         ) {
             return Ok(Poll::Pending(status));
         }
-        let stdout = invocation.standard_output_content().unwrap_or_default();
-        let stderr = invocation.standard_error_content().unwrap_or_default();
+        let (stdout, stderr) = (invocation.stdout, invocation.stderr);
         let cut = stdout.chars().count() >= STDOUT_CHARACTERS
             || stderr.chars().count() >= STDERR_CHARACTERS;
-        let code = invocation.response_code();
+        let code = invocation.response_code;
         Ok(Poll::Ready((
             Outcome {
                 // SSM reports -1 when the script never got to exit.

@@ -246,7 +246,7 @@ async fn up_creates_exactly_one_complete_deployment() {
         .send()
         .await
         .unwrap();
-    let document = glbox::resources::iam::parse_policy(inline.policy_document()).unwrap();
+    let document = glbox::aws::iam::parse_policy(inline.policy_document()).unwrap();
     assert_eq!(
         document["Statement"][0]["Resource"][0], "arn:aws:ssm:us-east-1:*:parameter/glbox/trial/*",
         "the instance may read only its own parameters"

@@ -274,7 +274,7 @@ async fn smtp_policy(emulator: &Emulator) -> (Vec<String>, BTreeSet<(String, Str
         .send()
         .await
         .unwrap();
-    let policy = glbox::resources::iam::parse_policy(document.policy_document())
+    let policy = glbox::aws::iam::parse_policy(document.policy_document())
         .expect("the policy document is JSON (maybe URL-encoded)");
     let list = |v: &Value| -> Vec<String> {
         match v {

@@ -1979,7 +1979,7 @@ async fn managed_document(iam: &aws_sdk_iam::Client, arn: &str) -> Value {
         .unwrap()
         .document
         .unwrap();
-    glbox::resources::iam::parse_policy(&document).expect("a JSON policy")
+    glbox::aws::iam::parse_policy(&document).expect("a JSON policy")
 }
 
 async fn effective_role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Effective {
@@ -2018,7 +2018,7 @@ async fn effective_role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Effecti
             .send()
             .await
             .unwrap();
-        let document = glbox::resources::iam::parse_policy(document.policy_document()).unwrap();
+        let document = glbox::aws::iam::parse_policy(document.policy_document()).unwrap();
         identity.push((name.clone(), only_allows(name, &document)));
     }
     let boundary = match boundary {

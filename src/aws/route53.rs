@@ -1,4 +1,4 @@
-//! The Route 53 calls glbox makes, shared by the email records
+//! The Route 53 gateway: every Route 53 call glbox makes, shared by the email records
 //! (`email::dns`) and the external URL's address record
 //! (`resources::dns_record`): read a zone's name and one record set, write
 //! a change batch, wait until Route 53 has it on all its servers.

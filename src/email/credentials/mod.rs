@@ -9,18 +9,19 @@
 //! is made, so a crash half-way leaves no record that pairs a key with the
 //! wrong password: the next run sees no usable key and makes one.
 
-use aws_sdk_iam::error::SdkError;
-use aws_sdk_ssm::types::ParameterType;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aws::{has_code, ok_if, partition, AwsResultExt};
+use crate::aws::iam::{users, Attempt};
+use crate::aws::{partition, ssm};
 use crate::config::EmailSettings;
-use crate::email::smtp_password;
 use crate::error::{Error, Result};
 use crate::names::Role;
-use crate::resources::iam::parse_policy;
 use crate::resources::{Action, Ctx, PlanItem};
+
+mod keys;
+use keys::{current_key, delete_parameters};
+pub use keys::{delete_key, new_key, retire};
 
 pub const POLICY_NAME: &str = "glbox-ses-send";
 
@@ -113,12 +114,9 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
 async fn observe_user(ctx: &Ctx<'_>) -> Result<Option<UserState>> {
     let name = user_name(ctx);
     let iam = &ctx.aws.iam;
-    let user = match iam.get_user().user_name(&name).send().await {
-        Ok(out) => out.user,
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => return Ok(None),
-        Err(e) => return Err(crate::aws::error("iam:GetUser", e).into()),
+    let Some(user) = users::get_user(iam, &name).await? else {
+        return Ok(None);
     };
-    let Some(user) = user else { return Ok(None) };
     let arn = user.arn().to_string();
     let boundary = user
         .permissions_boundary()
@@ -135,25 +133,9 @@ async fn observe_user(ctx: &Ctx<'_>) -> Result<Option<UserState>> {
             boundary_ok: false,
         }));
     }
-    let keys = iam
-        .list_access_keys()
-        .user_name(&name)
-        .send()
-        .await
-        .ctx("iam:ListAccessKeys")?;
-    let mut keys: Vec<_> = keys.access_key_metadata().to_vec();
+    let mut keys = users::access_keys(iam, &name).await?;
     keys.sort_by_key(|k| k.create_date().map(|d| (d.secs(), d.subsec_nanos())));
-    let policy = match iam
-        .get_user_policy()
-        .user_name(&name)
-        .policy_name(POLICY_NAME)
-        .send()
-        .await
-    {
-        Ok(out) => parse_policy(out.policy_document()),
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => None,
-        Err(e) => return Err(crate::aws::error("iam:GetUserPolicy", e).into()),
-    };
+    let policy = users::user_policy(iam, &name, POLICY_NAME).await?;
     Ok(Some(UserState {
         name,
         owned: true,
@@ -173,15 +155,8 @@ async fn observe_user(ctx: &Ctx<'_>) -> Result<Option<UserState>> {
 }
 
 async fn observe_current(ctx: &Ctx<'_>) -> Result<Option<CurrentKey>> {
-    let name = key_parameter(ctx);
-    match ctx.aws.ssm.get_parameter().name(&name).send().await {
-        Ok(out) => Ok(out
-            .parameter()
-            .and_then(|p| p.value())
-            .and_then(|v| serde_json::from_str(v).ok())),
-        Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(None),
-        Err(e) => Err(crate::aws::error("ssm:GetParameter", e).into()),
-    }
+    let value = ssm::find(&ctx.aws.ssm, &key_parameter(ctx), false).await?;
+    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
 }
 
 /// The steps that bring the credentials to the settings.
@@ -375,42 +350,27 @@ pub async fn apply(
         false => None,
     };
     let arn = if steps.create_user {
-        let created = iam
-            .create_user()
-            .user_name(&name)
-            .path(ctx.names.iam_path())
-            .set_permissions_boundary(boundary.clone())
-            .set_tags(Some(ctx.names.iam_tags(Role::SmtpUser)))
-            .send()
-            .await;
-        let arn = match created {
-            Ok(out) => out.user().map(|u| u.arn().to_string()).unwrap_or_default(),
+        let user = users::NewUser {
+            name: &name,
+            path: ctx.names.iam_path(),
+            boundary: boundary.clone(),
+            tags: ctx.names.iam_tags(Role::SmtpUser),
+        };
+        let arn = match users::create_user(iam, user).await? {
+            Attempt::Done(arn) => arn,
             // A retried create whose answer was lost: ours if tagged so.
-            Err(e) if has_code(&e, "EntityAlreadyExists") => match observe_user(ctx).await? {
+            Attempt::Conflict(e) => match observe_user(ctx).await? {
                 Some(user) if user.owned => user.arn,
-                _ => return Err(crate::aws::error("iam:CreateUser", e).into()),
+                _ => return Err(e.into()),
             },
-            Err(e) => return Err(crate::aws::error("iam:CreateUser", e).into()),
         };
         ctx.ui.info(&format!("created IAM user {name}"));
         arn
     } else {
-        iam.get_user()
-            .user_name(&name)
-            .send()
-            .await
-            .ctx("iam:GetUser")?
-            .user()
-            .map(|u| u.arn().to_string())
-            .unwrap_or_default()
+        users::user_arn(iam, &name).await?
     };
     if let Some(boundary) = boundary.filter(|_| steps.put_boundary) {
-        iam.put_user_permissions_boundary()
-            .user_name(&name)
-            .permissions_boundary(boundary)
-            .send()
-            .await
-            .ctx("iam:PutUserPermissionsBoundary")?;
+        users::put_permissions_boundary(iam, &name, &boundary).await?;
     }
     if steps.put_policy {
         let account = account_of(&arn).ok_or_else(|| {
@@ -418,13 +378,8 @@ pub async fn apply(
                 "IAM returned no account id for user {name} ({arn:?})"
             ))
         })?;
-        iam.put_user_policy()
-            .user_name(&name)
-            .policy_name(POLICY_NAME)
-            .policy_document(desired_policy(email, account).to_string())
-            .send()
-            .await
-            .ctx("iam:PutUserPolicy")?;
+        let document = desired_policy(email, account).to_string();
+        users::put_user_policy(iam, &name, POLICY_NAME, document).await?;
     }
     if let Some(old) = &steps.make_room {
         delete_key(ctx, &name, old).await?;
@@ -436,221 +391,17 @@ pub async fn apply(
     Ok(Some(key.access_key_id))
 }
 
-async fn current_key(ctx: &Ctx<'_>) -> Result<CurrentKey> {
-    observe_current(ctx).await?.ok_or_else(|| {
-        Error::Refused(format!(
-            "{} disappeared while glbox was running\n  fix: re-run glbox up",
-            key_parameter(ctx)
-        ))
-    })
-}
-
-/// Makes a key, stores its SMTP password, then records which key it is.
-pub async fn new_key(
-    ctx: &Ctx<'_>,
-    email: &EmailSettings,
-    user: &str,
-    password_stored: bool,
-) -> Result<CurrentKey> {
-    // The record goes first, so no crash leaves it naming the wrong key.
-    delete_parameter(ctx, &key_parameter(ctx)).await?;
-    let before = key_ids(ctx, user).await?;
-    let out = match send_create_key(ctx, user).await {
-        // Full, because a retried call whose answer was lost made a key.
-        Err(e) if has_code(&e, "LimitExceeded") => {
-            delete_unseen_keys(ctx, user, &before, None).await?;
-            send_create_key(ctx, user).await
-        }
-        other => other,
-    }
-    .ctx("iam:CreateAccessKey")?;
-    let key = out
-        .access_key()
-        .ok_or_else(|| Error::Refused("IAM returned no access key".into()))?;
-    delete_unseen_keys(ctx, user, &before, Some(key.access_key_id())).await?;
-    crate::log::redact::secret(key.secret_access_key());
-    let password = smtp_password::derive(key.secret_access_key(), &email.ses_region)
-        .map_err(|e| Error::Refused(e.to_string()))?;
-    crate::log::redact::secret(&password);
-    put_parameter(
-        ctx,
-        &password_parameter(ctx),
-        &password,
-        ParameterType::SecureString,
-        password_stored,
-        "SES SMTP password",
-    )
-    .await?;
-    let current = CurrentKey {
-        access_key_id: key.access_key_id().to_string(),
-        ses_region: email.ses_region.clone(),
-    };
-    put_parameter(
-        ctx,
-        &key_parameter(ctx),
-        &serde_json::to_string(&current).expect("serializes"),
-        ParameterType::String,
-        // Deleted above: always a fresh parameter.
-        false,
-        "which access key the SMTP password belongs to",
-    )
-    .await?;
-    ctx.ui.info(&format!(
-        "made access key {} for {user}; its SMTP password is in {}",
-        current.access_key_id,
-        password_parameter(ctx)
-    ));
-    Ok(current)
-}
-
-async fn send_create_key(
-    ctx: &Ctx<'_>,
-    user: &str,
-) -> std::result::Result<
-    aws_sdk_iam::operation::create_access_key::CreateAccessKeyOutput,
-    SdkError<aws_sdk_iam::operation::create_access_key::CreateAccessKeyError>,
-> {
-    ctx.aws.iam.create_access_key().user_name(user).send().await
-}
-
-async fn key_ids(ctx: &Ctx<'_>, user: &str) -> Result<Vec<String>> {
-    let out = ctx
-        .aws
-        .iam
-        .list_access_keys()
-        .user_name(user)
-        .send()
-        .await
-        .ctx("iam:ListAccessKeys")?;
-    Ok(out
-        .access_key_metadata()
-        .iter()
-        .filter_map(|k| k.access_key_id().map(str::to_string))
-        .collect())
-}
-
-/// Keys that appeared around a CreateAccessKey glbox did not get the
-/// answer of (the SDK retried it): their secret was never seen, so they
-/// are useless, and they hold one of IAM's two places.
-async fn delete_unseen_keys(
-    ctx: &Ctx<'_>,
-    user: &str,
-    before: &[String],
-    kept: Option<&str>,
-) -> Result<()> {
-    for key in key_ids(ctx, user).await? {
-        if !before.contains(&key) && Some(key.as_str()) != kept {
-            delete_key(ctx, user, &key).await?;
-        }
-    }
-    Ok(())
-}
-
-async fn put_parameter(
-    ctx: &Ctx<'_>,
-    name: &str,
-    value: &str,
-    kind: ParameterType,
-    exists: bool,
-    what: &str,
-) -> Result<()> {
-    let mut put = ctx
-        .aws
-        .ssm
-        .put_parameter()
-        .name(name)
-        .description(format!("glbox {}: {what}", ctx.names.deployment))
-        .r#type(kind)
-        .value(value)
-        .overwrite(exists);
-    // SSM takes tags only when a parameter is created.
-    if !exists {
-        for (key, value) in ctx.names.tag_pairs(Role::SmtpUser) {
-            put = put.tags(
-                aws_sdk_ssm::types::Tag::builder()
-                    .key(key)
-                    .value(value)
-                    .build()
-                    .expect("key and value are set"),
-            );
-        }
-    }
-    let put = put.send().await;
-    if exists {
-        put.ctx("ssm:PutParameter")?;
-    } else {
-        // Already there: a retried create whose first answer was lost, with
-        // the same value.
-        ok_if("ssm:PutParameter", put, &["ParameterAlreadyExists"])?;
-    }
-    Ok(())
-}
-
-async fn delete_parameter(ctx: &Ctx<'_>, name: &str) -> Result<()> {
-    match ctx.aws.ssm.delete_parameter().name(name).send().await {
-        Ok(_) => Ok(()),
-        Err(SdkError::ServiceError(e)) if e.err().is_parameter_not_found() => Ok(()),
-        Err(e) => Err(crate::aws::error("ssm:DeleteParameter", e).into()),
-    }
-}
-
-async fn delete_parameters(ctx: &Ctx<'_>) -> Result<()> {
-    delete_parameter(ctx, &key_parameter(ctx)).await?;
-    delete_parameter(ctx, &password_parameter(ctx)).await
-}
-
-pub async fn delete_key(ctx: &Ctx<'_>, user: &str, key: &str) -> Result<()> {
-    let deleted = ctx
-        .aws
-        .iam
-        .delete_access_key()
-        .user_name(user)
-        .access_key_id(key)
-        .send()
-        .await;
-    // Gone already: a retried delete whose first answer was lost.
-    ok_if("iam:DeleteAccessKey", deleted, &["NoSuchEntity"])?;
-    ctx.ui.info(&format!("deleted access key {key} of {user}"));
-    Ok(())
-}
-
-/// Deletes keys that GitLab no longer uses.
-pub async fn retire(ctx: &Ctx<'_>, keys: &[String]) -> Result<()> {
-    let user = user_name(ctx);
-    for key in keys {
-        delete_key(ctx, &user, key).await?;
-    }
-    Ok(())
-}
-
 /// The user with its keys and policy (IAM refuses to delete a user that
 /// still has either).
 pub async fn delete_user(ctx: &Ctx<'_>, user: &str) -> Result<()> {
     let iam = &ctx.aws.iam;
-    let keys = iam
-        .list_access_keys()
-        .user_name(user)
-        .send()
-        .await
-        .ctx("iam:ListAccessKeys")?;
-    for key in keys.access_key_metadata() {
+    for key in users::access_keys(iam, user).await? {
         if let Some(id) = key.access_key_id() {
             delete_key(ctx, user, id).await?;
         }
     }
-    match iam
-        .delete_user_policy()
-        .user_name(user)
-        .policy_name(POLICY_NAME)
-        .send()
-        .await
-    {
-        Ok(_) => {}
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_entity_exception() => {}
-        Err(e) => return Err(crate::aws::error("iam:DeleteUserPolicy", e).into()),
-    }
-    let deleted = iam.delete_user().user_name(user).send().await;
-    ok_if("iam:DeleteUser", deleted, &["NoSuchEntity"])?;
+    users::delete_user_policy(iam, user, POLICY_NAME).await?;
+    users::delete_user(iam, user).await?;
     ctx.ui.info(&format!("deleted IAM user {user}"));
     Ok(())
 }

@@ -1,0 +1,56 @@
+//! Test support for the gateways' unit tests: SDK clients that answer
+//! from a fixed list of responses and record what they were asked,
+//! without a network (the SDK's `StaticReplayClient`).
+
+use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+use aws_smithy_runtime_api::http::{Request, Response};
+use aws_smithy_types::body::SdkBody;
+
+/// Answers the requests in order with `(status, body)`; a request beyond
+/// them fails the call.
+pub fn answers<B: AsRef<str>>(responses: &[(u16, B)]) -> StaticReplayClient {
+    StaticReplayClient::new(
+        responses
+            .iter()
+            .map(|(status, body)| {
+                let status = (*status).try_into().expect("a valid status");
+                ReplayEvent::new(
+                    Request::new(SdkBody::empty()),
+                    Response::new(status, SdkBody::from(body.as_ref().to_string())),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The bodies of the requests the client was sent, in order.
+pub fn bodies(replay: &StaticReplayClient) -> Vec<String> {
+    replay
+        .actual_requests()
+        .map(|r| String::from_utf8_lossy(r.body().bytes().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+/// The operations the client was asked for: the JSON protocols' target
+/// header (`AmazonSSM.PutParameter`), or the query protocol's `Action`.
+pub fn operations(replay: &StaticReplayClient) -> Vec<String> {
+    replay
+        .actual_requests()
+        .map(|r| match r.headers().get("x-amz-target") {
+            Some(target) => target.to_string(),
+            None => String::from_utf8_lossy(r.body().bytes().unwrap_or_default())
+                .split('&')
+                .find_map(|field| field.strip_prefix("Action="))
+                .unwrap_or_default()
+                .to_string(),
+        })
+        .collect()
+}
+
+/// Static test credentials and a region: all a client needs to sign.
+pub const REGION: &str = "us-east-1";
+
+/// One credentials type serves every SDK client (each re-exports it).
+pub fn credentials() -> aws_sdk_ssm::config::Credentials {
+    aws_sdk_ssm::config::Credentials::new("AKIDTEST", "secret", None, None, "replay")
+}
