@@ -270,7 +270,7 @@ pub async fn make(ctx: &Ctx<'_>, observed: &Observed, with_bootstrap: bool) -> R
     };
     let placement = placement::resolve(
         ctx,
-        primary.as_ref(),
+        primary.as_ref().map(instance::Instance::placement),
         chosen_volume.as_ref().map(|v| v.availability_zone.as_str()),
     )
     .await?;
