@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::aws::AwsResultExt;
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::names::TAG_BOOTSTRAP;
 use crate::remote::{Outcome, Transport};
 use crate::resources::instance::Instance;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -128,11 +128,6 @@ mod tests {
     }
 }
 
-/// Instance tag holding the digest of the last bootstrap that succeeded:
-/// the same digest means GitLab already has this configuration, so a
-/// repeated `up` sends nothing to the box.
-pub const TAG_BOOTSTRAP: &str = "glbox:bootstrap";
-
 /// Short digest of a rendered script.
 pub fn digest(script: &str) -> String {
     use sha2::{Digest, Sha256};
@@ -240,19 +235,13 @@ pub async fn apply(
         return Err(failure(ctx, &transport, &instance.id, &outcome).await);
     }
     confirm_result(ctx, &transport, &instance.id, &outcome).await?;
-    ctx.aws
-        .ec2
-        .create_tags()
-        .resources(&instance.id)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key(TAG_BOOTSTRAP)
-                .value(&wanted)
-                .build(),
-        )
-        .send()
-        .await
-        .ctx("ec2:CreateTags")?;
+    crate::aws::ec2::instances::create_tags(
+        &ctx.aws.ec2,
+        ctx.ui,
+        &[&instance.id],
+        &[(TAG_BOOTSTRAP, &wanted)],
+    )
+    .await?;
     ctx.ui.info(&format!(
         "GitLab is installed and configured on {}",
         instance.id

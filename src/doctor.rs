@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::aws::{has_code, AwsResultExt};
+use crate::aws::ec2;
 use crate::error::Result;
 use crate::resources::Ctx;
 
@@ -106,38 +106,25 @@ pub async fn run(ctx: &Ctx<'_>) -> Vec<Finding> {
 }
 
 async fn credentials(ctx: &Ctx<'_>) -> Result<(Finding, String)> {
-    let who = ctx
-        .aws
-        .sts()
-        .get_caller_identity()
-        .send()
-        .await
-        .ctx("sts:GetCallerIdentity")?;
-    let arn = who.arn().unwrap_or("?").to_string();
+    let who = crate::aws::sts::caller(&ctx.aws.sts()).await?;
+    let arn = who.arn.unwrap_or_else(|| "?".into());
     Ok((
         Finding::ok(
             "credentials",
-            format!("{arn} (account {})", who.account().unwrap_or("?")),
+            format!("{arn} (account {})", who.account.as_deref().unwrap_or("?")),
         ),
         arn,
     ))
 }
 
 async fn region(ctx: &Ctx<'_>) -> Finding {
-    match ctx
-        .aws
-        .ec2
-        .describe_availability_zones()
-        .send()
-        .await
-        .ctx("ec2:DescribeAvailabilityZones")
-    {
-        Ok(out) => Finding::ok(
+    match ec2::lookups::zones(&ctx.aws.ec2).await {
+        Ok(zones) => Finding::ok(
             "region",
             format!(
                 "{}: {} availability zones",
                 ctx.settings.region,
-                out.availability_zones().len()
+                zones.len()
             ),
         ),
         Err(e) => Finding::from_error("region", e.into()),
@@ -145,26 +132,15 @@ async fn region(ctx: &Ctx<'_>) -> Finding {
 }
 
 /// What a `DryRun` call answered.
-fn dry_run<T, E, R>(
-    check: &'static str,
-    action: &'static str,
-    result: std::result::Result<T, aws_sdk_ec2::error::SdkError<E, R>>,
-) -> Finding
-where
-    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match result {
-        Err(e) if has_code(&e, "DryRunOperation") => {
-            Finding::ok(check, format!("{action} allowed"))
-        }
-        Err(e) if has_code(&e, "UnauthorizedOperation") => Finding::fail(
+fn dry_run(check: &'static str, action: &'static str, verdict: ec2::dry_runs::Verdict) -> Finding {
+    match verdict {
+        Ok(true) => Finding::ok(check, format!("{action} allowed")),
+        Ok(false) => Finding::fail(
             check,
             format!("{action} is not allowed"),
             format!("add {action} to your policy (docs/iam-policy.json has all glbox needs)"),
         ),
-        Err(e) => Finding::from_error(check, crate::aws::error(action, e).into()),
-        Ok(_) => Finding::ok(check, format!("{action} allowed")),
+        Err(e) => Finding::from_error(check, e.into()),
     }
 }
 
@@ -181,37 +157,23 @@ async fn ec2_permissions(ctx: &Ctx<'_>) -> Vec<Finding> {
         Ok(l) => l,
         Err(e) => return vec![Finding::from_error(CHECK, e)],
     };
-    let ec2 = &ctx.aws.ec2;
-    let run = ec2
-        .run_instances()
-        .dry_run(true)
-        .image_id(&launch.image_id)
-        .instance_type(aws_sdk_ec2::types::InstanceType::from(
-            ctx.settings.instance_type.as_str(),
-        ))
-        .subnet_id(&placement.subnet_id)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await;
-    let volume = ec2
-        .create_volume()
-        .dry_run(true)
-        .availability_zone(&placement.availability_zone)
-        .size(ctx.settings.data_volume.size_gib)
-        .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
-        .encrypted(true)
-        .send()
-        .await;
-    let group = ec2
-        .create_security_group()
-        .dry_run(true)
-        .group_name("glbox-doctor-dry-run")
-        .description("glbox doctor dry run")
-        .vpc_id(&placement.vpc_id)
-        .send()
-        .await;
-    let address = ec2.allocate_address().dry_run(true).send().await;
+    let client = &ctx.aws.ec2;
+    let settings = ctx.settings;
+    let run = ec2::dry_runs::run_instances(
+        client,
+        &launch.image_id,
+        &settings.instance_type,
+        &placement.subnet_id,
+    )
+    .await;
+    let volume = ec2::dry_runs::create_volume(
+        client,
+        &placement.availability_zone,
+        settings.data_volume.size_gib,
+    )
+    .await;
+    let group = ec2::dry_runs::create_security_group(client, &placement.vpc_id).await;
+    let address = ec2::dry_runs::allocate_address(client).await;
     vec![
         dry_run(CHECK, "ec2:RunInstances", run),
         dry_run(CHECK, "ec2:CreateVolume", volume),

@@ -9,6 +9,10 @@ pub const TAG_MANAGED_BY: &str = "glbox:managed-by";
 pub const TAG_ROLE: &str = "glbox:role";
 /// The `os` an instance was launched with: a changed `os` means replacement.
 pub const TAG_OS: &str = "glbox:os";
+/// Instance tag holding the digest of the last bootstrap that succeeded:
+/// the same digest means GitLab already has this configuration, so a
+/// repeated `up` sends nothing to the box.
+pub const TAG_BOOTSTRAP: &str = "glbox:bootstrap";
 pub const MANAGED_BY: &str = "glbox";
 /// Owns a training lab's resources instead of `glbox:deployment`, so the
 /// single-box commands never see (or remove) a lab's seats.

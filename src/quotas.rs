@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::aws::AwsResultExt;
 use crate::error::{Error, Result};
 use crate::resources::Ctx;
 
@@ -383,51 +382,34 @@ async fn quota(ctx: &Ctx<'_>, code: &str) -> Limit {
 /// Addresses of the region: each counts against the quota, associated or
 /// not.
 async fn addresses_in_use(ctx: &Ctx<'_>) -> Result<u32> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_addresses()
-        .send()
-        .await
-        .ctx("ec2:DescribeAddresses")?;
-    Ok(out.addresses().len() as u32)
+    let addresses = crate::aws::ec2::addresses::describe(&ctx.aws.ec2, Vec::new()).await?;
+    Ok(addresses.len() as u32)
 }
 
 /// Pending and running Standard instances of the region, by (type, spot).
 async fn standard_running(ctx: &Ctx<'_>) -> Result<Vec<(String, bool, Option<u32>)>> {
-    let mut pages = ctx
-        .aws
-        .ec2
-        .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-state-name")
-                .values("pending")
-                .values("running")
-                .build(),
-        )
-        .into_paginator()
-        .send();
+    let filters = vec![crate::aws::ec2::filter(
+        "instance-state-name",
+        &["pending", "running"],
+    )];
+    let instances = crate::aws::ec2::instances::describe(&ctx.aws.ec2, filters).await?;
     let mut running = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ec2:DescribeInstances")?;
-        for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-            let Some(kind) = instance.instance_type().map(|t| t.as_str().to_string()) else {
-                continue;
-            };
-            if !is_standard_family(&kind) {
-                continue;
-            }
-            let spot = instance
-                .instance_lifecycle()
-                .is_some_and(|l| l.as_str() == "spot");
-            // As configured (CPU options), else the type's default.
-            let vcpus = instance
-                .cpu_options()
-                .and_then(|c| Some(c.core_count()? * c.threads_per_core()?))
-                .and_then(|v| u32::try_from(v).ok());
-            running.push((kind, spot, vcpus));
+    for instance in &instances {
+        let Some(kind) = instance.instance_type().map(|t| t.as_str().to_string()) else {
+            continue;
+        };
+        if !is_standard_family(&kind) {
+            continue;
         }
+        let spot = instance
+            .instance_lifecycle()
+            .is_some_and(|l| l.as_str() == "spot");
+        // As configured (CPU options), else the type's default.
+        let vcpus = instance
+            .cpu_options()
+            .and_then(|c| Some(c.core_count()? * c.threads_per_core()?))
+            .and_then(|v| u32::try_from(v).ok());
+        running.push((kind, spot, vcpus));
     }
     Ok(running)
 }
@@ -437,21 +419,8 @@ async fn vcpus_of(ctx: &Ctx<'_>, types: &[String]) -> Result<BTreeMap<String, u3
     if types.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let out = ctx
-        .aws
-        .ec2
-        .describe_instance_types()
-        .set_instance_types(Some(
-            types
-                .iter()
-                .map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str()))
-                .collect(),
-        ))
-        .send()
-        .await
-        .ctx("ec2:DescribeInstanceTypes")?;
-    Ok(out
-        .instance_types()
+    let described = crate::aws::ec2::lookups::instance_types(&ctx.aws.ec2, types).await?;
+    Ok(described
         .iter()
         .filter_map(|t| {
             let name = t.instance_type()?.as_str().to_string();

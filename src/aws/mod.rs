@@ -2,6 +2,9 @@
 //! through [`AwsResultExt::ctx`], which names the IAM action that failed and
 //! adds what to do about it.
 
+pub mod ec2;
+pub mod sts;
+
 use std::fmt;
 use std::time::Duration;
 

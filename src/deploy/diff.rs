@@ -85,7 +85,7 @@ pub async fn lookup(ctx: &Ctx<'_>, observed: &Observed, basis: &Basis) -> Result
     };
     let placement = placement::resolve(
         ctx,
-        basis.primary.as_ref(),
+        basis.primary.as_ref().map(Instance::placement),
         basis
             .chosen_volume
             .as_ref()

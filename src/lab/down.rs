@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 
-use crate::aws::{ok_if, AwsResultExt};
+use crate::aws::ec2::{filter, instances, security_groups, volumes};
 use crate::error::Result;
 use crate::lab::observe::Observed;
-use crate::lab::seat_ctx;
-use crate::lab::up::{terminate, wait_volumes};
+use crate::lab::{seat_ctx, terminate, wait_volumes};
 use crate::names::{ec2_tag, seat_label, MANAGED_BY, TAG_EXPIRES_AT, TAG_LAB, TAG_MANAGED_BY};
 use crate::resources::{elastic_ip, iam, Ctx};
 
@@ -56,12 +55,7 @@ pub async fn remove_seats(lab: &Ctx<'_>, observed: &Observed, seats: &[u16]) -> 
     // Terminated instances let go of their volumes.
     wait_volumes(lab, &volumes, "available").await?;
     in_parallel(volumes.iter().collect(), |id: &String| async move {
-        let deleted = lab.aws.ec2.delete_volume().volume_id(id).send().await;
-        Ok(ok_if(
-            "ec2:DeleteVolume",
-            deleted,
-            &["InvalidVolume.NotFound"],
-        )?)
+        Ok(volumes::delete(&lab.aws.ec2, id).await?)
     })
     .await?;
     removed.volumes = volumes;
@@ -141,53 +135,30 @@ pub struct FoundLab {
 /// Every lab in the region: names from the tags of its security groups,
 /// instances and volumes (one describe each), with their expiry.
 pub async fn find_labs(ctx: &Ctx<'_>) -> Result<Vec<FoundLab>> {
+    let managed_by = format!("tag:{TAG_MANAGED_BY}");
     let filters = || {
         vec![
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag-key")
-                .values(TAG_LAB)
-                .build(),
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{TAG_MANAGED_BY}"))
-                .values(MANAGED_BY)
-                .build(),
+            filter("tag-key", &[TAG_LAB]),
+            filter(&managed_by, &[MANAGED_BY]),
         ]
     };
     let ec2 = &ctx.aws.ec2;
     let mut tag_sets: Vec<Vec<aws_sdk_ec2::types::Tag>> = Vec::new();
-    let groups = ec2
-        .describe_security_groups()
-        .set_filters(Some(filters()))
-        .send()
-        .await
-        .ctx("ec2:DescribeSecurityGroups")?;
-    tag_sets.extend(groups.security_groups().iter().map(|g| g.tags().to_vec()));
-    let mut pages = ec2
-        .describe_instances()
-        .set_filters(Some(filters()))
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ec2:DescribeInstances")?;
-        tag_sets.extend(
-            page.reservations()
-                .iter()
-                .flat_map(|r| r.instances())
-                .filter(|i| {
-                    i.state()
-                        .and_then(|s| s.name())
-                        .is_some_and(|n| n.as_str() != "terminated")
-                })
-                .map(|i| i.tags().to_vec()),
-        );
-    }
-    let volumes = ec2
-        .describe_volumes()
-        .set_filters(Some(filters()))
-        .send()
-        .await
-        .ctx("ec2:DescribeVolumes")?;
-    tag_sets.extend(volumes.volumes().iter().map(|v| v.tags().to_vec()));
+    let groups = security_groups::describe(ec2, filters()).await?;
+    tag_sets.extend(groups.iter().map(|g| g.tags().to_vec()));
+    let found = instances::describe(ec2, filters()).await?;
+    tag_sets.extend(
+        found
+            .iter()
+            .filter(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .is_some_and(|n| n.as_str() != "terminated")
+            })
+            .map(|i| i.tags().to_vec()),
+    );
+    let found = volumes::describe(ec2, filters()).await?;
+    tag_sets.extend(found.iter().map(|v| v.tags().to_vec()));
     let mut labs: BTreeMap<String, Option<String>> = BTreeMap::new();
     for tags in &tag_sets {
         let Some(name) = ec2_tag(tags, TAG_LAB) else {

@@ -6,16 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{
-    IamInstanceProfileSpecification, InstanceInterruptionBehavior, InstanceMarketOptionsRequest,
-    InstanceType, MarketType, ResourceType, SpotInstanceType, SpotMarketOptions, Tag,
-};
+use aws_sdk_ec2::types::ResourceType;
 use futures_util::stream::{self, StreamExt};
-use sha2::{Digest, Sha256};
 
-use crate::aws::{has_code, AwsResultExt, Lag};
-use crate::names::{seat_label, Role, TAG_OS};
-use crate::resources::instance::{profile_named, LaunchSpec, RunError};
+use crate::aws::ec2::instances::{self as gateway, Launch, RunFailed};
+use crate::names::{seat_label, Role};
+use crate::resources::instance::{self, LaunchSpec};
 use crate::resources::Ctx;
 
 /// Answers that mean "no spot capacity for this request now".
@@ -161,23 +157,15 @@ pub async fn tag_seat(lab: &Ctx<'_>, instance_id: &str, seat: u16) -> crate::err
         &lab.settings.region,
         &lab.names.expires_at(),
     );
-    // Right after the launch, EC2 may not know the instance yet.
-    crate::aws::settled(lab.ui, &[Lag::FreshId], instance_id, || {
-        lab.aws
-            .ec2
-            .create_tags()
-            .resources(instance_id)
-            .tags(
-                Tag::builder()
-                    .key(crate::names::TAG_SEAT)
-                    .value(seat.to_string())
-                    .build(),
-            )
-            .tags(Tag::builder().key("Name").value(names.base()).build())
-            .send()
-    })
-    .await
-    .ctx("ec2:CreateTags")?;
+    let seat = seat.to_string();
+    let name = names.base();
+    gateway::create_tags(
+        &lab.aws.ec2,
+        lab.ui,
+        &[instance_id],
+        &[(crate::names::TAG_SEAT, &seat), ("Name", &name)],
+    )
+    .await?;
     Ok(())
 }
 
@@ -189,43 +177,51 @@ async fn run_batch(
     seats: &[u16],
     market: Market,
 ) -> Result<Vec<String>, crate::aws::AwsError> {
-    let user_data = crate::userdata::render(lab.settings, None);
-    let profile = profile_named(&lab.names.iam_name());
-    let mut attempt = 0u32;
-    loop {
-        let token = client_token(lab, request.spec, seats, market, attempt);
-        let sent = crate::aws::settled(
-            lab.ui,
-            &[Lag::InstanceProfile, Lag::FreshId],
-            &profile,
-            || send(lab, request, seats.len(), market, &user_data, &token),
-        )
-        .await;
-        match sent {
-            Ok(instances) if instances.iter().all(|(_, live)| *live) => {
-                let ids: Vec<String> = instances.into_iter().map(|(id, _)| id).collect();
-                lab.ui.info(&format!(
-                    "launched {} {} instance(s) for {}",
-                    ids.len(),
-                    market.as_str(),
-                    labels(&seats[..ids.len().min(seats.len())])
-                ));
-                return Ok(ids);
-            }
-            // The token replayed an earlier launch whose instances are
-            // gone, or was used with other parameters: a fresh token.
-            Ok(_) if attempt < 3 => attempt += 1,
-            Err(e) if has_code(&e, "IdempotentParameterMismatch") && attempt < 3 => attempt += 1,
-            Ok(_) => {
-                return Err(crate::aws::AwsError {
-                    action: "ec2:RunInstances",
-                    code: None,
-                    message: "AWS kept answering with an earlier launch".into(),
-                    hint: Some("re-run glbox lab up".into()),
-                })
-            }
-            Err(e) => return Err(crate::aws::error("ec2:RunInstances", e)),
+    let settings = lab.settings;
+    let spec = request.spec;
+    let user_data = crate::userdata::render(settings, None);
+    let profile = lab.names.iam_name();
+    let launch = Launch {
+        image_id: &spec.image_id,
+        instance_type: &settings.instance_type,
+        subnet_id: &spec.placement.subnet_id,
+        security_group: request.security_group,
+        public_ip_at_launch: spec.placement.public_ip_at_launch,
+        profile: &profile,
+        root_device: &spec.root_device,
+        root_gib: settings.root_volume_gib,
+        user_data: &user_data,
+        tags: vec![
+            instance::instance_tags(lab),
+            lab.names.tag_spec(ResourceType::Volume, Role::RootVolume),
+        ],
+        key_name: None,
+        // Whatever EC2 can give: the seats it cannot are said and retried.
+        count: seats.len(),
+        spot: market == Market::Spot,
+    };
+    let token = |attempt| client_token(lab, spec, seats, market, attempt);
+    match gateway::run(&lab.aws.ec2, lab.ui, &launch, token).await {
+        Ok(instances) => {
+            let ids: Vec<String> = instances
+                .iter()
+                .map(|i| i.instance_id().unwrap_or_default().to_string())
+                .collect();
+            lab.ui.info(&format!(
+                "launched {} {} instance(s) for {}",
+                ids.len(),
+                market.as_str(),
+                labels(&seats[..ids.len().min(seats.len())])
+            ));
+            Ok(ids)
         }
+        Err(RunFailed::Aws(e)) => Err(e),
+        Err(RunFailed::Replayed) => Err(crate::aws::AwsError {
+            action: "ec2:RunInstances",
+            code: None,
+            message: "AWS kept answering with an earlier launch".into(),
+            hint: Some("re-run glbox lab up".into()),
+        }),
     }
 }
 
@@ -238,12 +234,11 @@ fn client_token(
     market: Market,
     attempt: u32,
 ) -> String {
-    let mut hasher = Sha256::new();
     let settings = lab.settings;
     let seat_list = labels(seats);
     let attempt = attempt.to_string();
     let root = settings.root_volume_gib.to_string();
-    for part in [
+    let parts = [
         settings.name.as_str(),
         &settings.region,
         &spec.image_id,
@@ -256,81 +251,6 @@ fn client_token(
         &attempt,
     ]
     .into_iter()
-    .chain(spec.seen.iter().map(String::as_str))
-    {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("glbox-lab-{}-{hex}", settings.name)
-}
-
-/// Sends RunInstances; returns each instance's id and whether it is live.
-async fn send(
-    lab: &Ctx<'_>,
-    request: &Request<'_>,
-    count: usize,
-    market: Market,
-    user_data: &str,
-    token: &str,
-) -> Result<Vec<(String, bool)>, RunError> {
-    let settings = lab.settings;
-    let spec = request.spec;
-    let count = i32::try_from(count).unwrap_or(i32::MAX);
-    let mut tags = lab.names.tag_spec(ResourceType::Instance, Role::Instance);
-    tags.tags.get_or_insert_with(Vec::new).push(
-        Tag::builder()
-            .key(TAG_OS)
-            .value(settings.os.as_str())
-            .build(),
-    );
-    let mut call = crate::resources::placement::on_network(
-        lab.aws.ec2.run_instances(),
-        &spec.placement,
-        request.security_group,
-    )
-    .image_id(&spec.image_id)
-    .instance_type(InstanceType::from(settings.instance_type.as_str()))
-    // Whatever EC2 can give: the seats it cannot are said and retried.
-    .min_count(1)
-    .max_count(count)
-    .iam_instance_profile(
-        IamInstanceProfileSpecification::builder()
-            .name(lab.names.iam_name())
-            .build(),
-    )
-    .metadata_options(crate::resources::instance::imdsv2_only())
-    .block_device_mappings(crate::resources::instance::root_volume(settings, spec))
-    .user_data(crate::userdata::encode(user_data))
-    .tag_specifications(tags)
-    .tag_specifications(lab.names.tag_spec(ResourceType::Volume, Role::RootVolume))
-    .client_token(token);
-    if market == Market::Spot {
-        call = call.instance_market_options(
-            InstanceMarketOptionsRequest::builder()
-                .market_type(MarketType::Spot)
-                .spot_options(
-                    SpotMarketOptions::builder()
-                        .spot_instance_type(SpotInstanceType::OneTime)
-                        .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
-                        .build(),
-                )
-                .build(),
-        );
-    }
-    let out = call.send().await?;
-    Ok(out
-        .instances()
-        .iter()
-        .map(|i| {
-            let instance = crate::resources::instance::from_sdk(i);
-            let live = instance.is_live();
-            (instance.id, live)
-        })
-        .collect())
+    .chain(spec.seen.iter().map(String::as_str));
+    gateway::client_token(&format!("glbox-lab-{}", settings.name), parts)
 }

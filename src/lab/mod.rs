@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::aws::ec2::{instances, volumes};
 use crate::aws::Aws;
 use crate::config::Settings;
 use crate::names::Names;
@@ -32,6 +33,60 @@ pub use settings::LabSettings;
 
 /// API calls of one kind in flight at once (bootstraps use `concurrency`).
 const CALLS_IN_FLIGHT: usize = 8;
+
+/// How long the lab waits for its instances and volumes.
+const STATE_WAIT: Duration = Duration::from_secs(900);
+
+/// Terminates `ids` (up to 500 in one call) and waits until all are gone.
+pub async fn terminate(lab: &Ctx<'_>, ids: &[String]) -> crate::error::Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    instances::terminate(&lab.aws.ec2, ids).await?;
+    lab.ui.info(&format!(
+        "terminating {} instance(s): {}",
+        ids.len(),
+        ids.join(", ")
+    ));
+    wait_instances(lab, ids, "terminated").await
+}
+
+/// Waits until every instance in `ids` is `state`: one DescribeInstances
+/// per poll for all of them.
+pub async fn wait_instances(
+    lab: &Ctx<'_>,
+    ids: &[String],
+    state: &str,
+) -> crate::error::Result<()> {
+    let what = format!("{} instance(s) to be {state}", ids.len());
+    let wait = instances::Wait {
+        state,
+        what: &what,
+        within: STATE_WAIT,
+        counted: true,
+    };
+    let lost = |lost: &[&str]| {
+        crate::error::Error::Refused(format!(
+            "instance(s) {} terminated while glbox waited for them to be {state}\n  fix: look at their state reason in the EC2 console, then re-run glbox lab up",
+            lost.join(", ")
+        ))
+    };
+    instances::wait_for(&lab.aws.ec2, lab.ui, ids, &wait, lost).await?;
+    Ok(())
+}
+
+/// Waits until every volume in `ids` is `state`, one DescribeVolumes a poll.
+pub async fn wait_volumes(lab: &Ctx<'_>, ids: &[String], state: &str) -> crate::error::Result<()> {
+    let what = format!("{} volume(s) to be {state}", ids.len());
+    let wait = volumes::Wait {
+        state,
+        what: &what,
+        within: STATE_WAIT,
+        counted: true,
+    };
+    volumes::wait_for(&lab.aws.ec2, lab.ui, ids, &wait).await?;
+    Ok(())
+}
 
 /// The context for the lab's shared resources.
 pub fn lab_ctx<'a>(aws: &'a Aws, settings: &'a Settings, ui: &'a Ui, expires_at: &str) -> Ctx<'a> {

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::InstanceLifecycleType;
 
-use crate::aws::AwsResultExt;
 use crate::error::Result;
 use crate::names::{ec2_tag, Names, Role, TAG_EXPIRES_AT, TAG_SEAT};
 use crate::ownership::{self, AddressIntent, Kind, Ledger};
@@ -252,28 +251,21 @@ type Tagged<T> = Vec<(u16, T)>;
 async fn describe_instances(
     ctx: &Ctx<'_>,
 ) -> Result<Vec<(Option<u16>, SeatInstance, Option<String>)>> {
-    let mut pages = ctx
-        .aws
-        .ec2
-        .describe_instances()
-        .set_filters(Some(ctx.names.owned_filters(Role::Instance)))
-        .into_paginator()
-        .send();
+    let described =
+        crate::aws::ec2::instances::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::Instance))
+            .await?;
     let mut found = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ec2:DescribeInstances")?;
-        for sdk in page.reservations().iter().flat_map(|r| r.instances()) {
-            let market = match sdk.instance_lifecycle() {
-                Some(InstanceLifecycleType::Spot) => "spot",
-                _ => "on-demand",
-            };
-            let seat_instance = SeatInstance {
-                instance: instance::from_sdk(sdk),
-                market,
-            };
-            let expires_at = ec2_tag(sdk.tags(), TAG_EXPIRES_AT).map(str::to_string);
-            found.push((seat_of(sdk.tags()), seat_instance, expires_at));
-        }
+    for sdk in &described {
+        let market = match sdk.instance_lifecycle() {
+            Some(InstanceLifecycleType::Spot) => "spot",
+            _ => "on-demand",
+        };
+        let seat_instance = SeatInstance {
+            instance: instance::from_sdk(sdk),
+            market,
+        };
+        let expires_at = ec2_tag(sdk.tags(), TAG_EXPIRES_AT).map(str::to_string);
+        found.push((seat_of(sdk.tags()), seat_instance, expires_at));
     }
     found.sort_by(|a, b| {
         let key = |i: &Instance| (i.launch_time, i.id.clone());
@@ -283,20 +275,13 @@ async fn describe_instances(
 }
 
 async fn describe_volumes(ctx: &Ctx<'_>) -> Result<Tagged<Volume>> {
-    let mut pages = ctx
-        .aws
-        .ec2
-        .describe_volumes()
-        .set_filters(Some(ctx.names.owned_filters(Role::DataVolume)))
-        .into_paginator()
-        .send();
+    let described =
+        crate::aws::ec2::volumes::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::DataVolume))
+            .await?;
     let mut found = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ec2:DescribeVolumes")?;
-        for sdk in page.volumes() {
-            if let Some(seat) = seat_of(sdk.tags()) {
-                found.push((seat, data_volume::from_sdk(sdk)));
-            }
+    for sdk in &described {
+        if let Some(seat) = seat_of(sdk.tags()) {
+            found.push((seat, data_volume::from_sdk(sdk)));
         }
     }
     found.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
@@ -304,16 +289,12 @@ async fn describe_volumes(ctx: &Ctx<'_>) -> Result<Tagged<Volume>> {
 }
 
 async fn describe_addresses(ctx: &Ctx<'_>) -> Result<Tagged<Address>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_addresses()
-        .set_filters(Some(ctx.names.owned_filters(Role::ElasticIp)))
-        .send()
-        .await
-        .ctx("ec2:DescribeAddresses")?;
-    let mut found: Tagged<Address> = out
-        .addresses()
+    let described = crate::aws::ec2::addresses::describe(
+        &ctx.aws.ec2,
+        ctx.names.owned_filters(Role::ElasticIp),
+    )
+    .await?;
+    let mut found: Tagged<Address> = described
         .iter()
         .filter_map(|a| {
             let seat = seat_of(a.tags())?;

@@ -234,7 +234,7 @@ pub async fn placement(ctx: &Ctx<'_>, observed: &Observed) -> Result<Placement> 
         .flat_map(|s| s.volumes.iter())
         .map(|v| v.availability_zone.as_str())
         .next();
-    placement::resolve(ctx, instance, zone).await
+    placement::resolve(ctx, instance.map(|i| i.placement()), zone).await
 }
 
 /// The script seat `seat` gets, when everything it names exists.

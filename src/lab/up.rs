@@ -5,22 +5,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::aws::{ok_if, AwsResultExt};
+use crate::aws::ec2::{instances, volumes};
 use crate::checkpoint::reached;
 use crate::error::{Error, Result};
 use crate::lab::launch::{self, Request};
 use crate::lab::observe::{self, Observed};
 use crate::lab::plan::{LabPlan, Work};
-use crate::lab::{seat_ctx, LabSettings, CALLS_IN_FLIGHT};
+use crate::lab::{seat_ctx, terminate, wait_instances, wait_volumes, LabSettings, CALLS_IN_FLIGHT};
 use crate::names::seat_label;
 use crate::resources::{data_volume, iam, instance, security_group, Ctx};
-use crate::wait::{self, Poll};
-
-const STATE_WAIT: Duration = Duration::from_secs(900);
 
 /// Seat → why it is not complete.
 pub type Failures = BTreeMap<u16, String>;
@@ -315,33 +311,6 @@ async fn terminate_extras(lab: &Ctx<'_>, plan: &LabPlan) -> Result<BTreeSet<Stri
     Ok(ids.into_iter().collect())
 }
 
-/// Terminates `ids` in one call and waits until all are gone.
-pub async fn terminate(lab: &Ctx<'_>, ids: &[String]) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    for chunk in ids.chunks(500) {
-        let sent = lab
-            .aws
-            .ec2
-            .terminate_instances()
-            .set_instance_ids(Some(chunk.to_vec()))
-            .send()
-            .await;
-        ok_if(
-            "ec2:TerminateInstances",
-            sent,
-            &["InvalidInstanceID.NotFound"],
-        )?;
-    }
-    lab.ui.info(&format!(
-        "terminating {} instance(s): {}",
-        ids.len(),
-        ids.join(", ")
-    ));
-    wait_instances(lab, ids, "terminated").await
-}
-
 /// Untagged lab instances become the seats that need one.
 async fn adopt(lab: &Ctx<'_>, plan: &LabPlan, failed: &mut Failures) -> BTreeMap<u16, String> {
     let mut adoptions = BTreeMap::new();
@@ -418,119 +387,13 @@ async fn start_stopped(lab: &Ctx<'_>, plan: &LabPlan, failed: &Failures) -> Resu
     }
     // A stopping instance must finish stopping before it can start.
     wait_instances(lab, &ids, "stopped").await?;
-    lab.aws
-        .ec2
-        .start_instances()
-        .set_instance_ids(Some(ids.clone()))
-        .send()
-        .await
-        .ctx("ec2:StartInstances")?;
+    instances::start(&lab.aws.ec2, &ids).await?;
     lab.ui.info(&format!("started {} instance(s)", ids.len()));
     Ok(())
 }
 
-/// Waits until every instance in `ids` is `state`: one DescribeInstances
-/// per poll for all of them.
-pub async fn wait_instances(lab: &Ctx<'_>, ids: &[String], state: &str) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let what = format!("{} instance(s) to be {state}", ids.len());
-    wait::until(lab.ui, &what, STATE_WAIT, || async {
-        let mut states: BTreeMap<String, String> = BTreeMap::new();
-        for chunk in ids.chunks(500) {
-            let mut pages = lab
-                .aws
-                .ec2
-                .describe_instances()
-                .set_instance_ids(Some(chunk.to_vec()))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = match page {
-                    // Just launched: briefly unknown to Describe.
-                    Err(e) if crate::aws::has_code(&e, "InvalidInstanceID.NotFound") => {
-                        return Ok(Poll::Pending("not visible yet".into()))
-                    }
-                    other => other.ctx("ec2:DescribeInstances")?,
-                };
-                for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                    let i = instance::from_sdk(i);
-                    states.insert(i.id, i.state);
-                }
-            }
-        }
-        let lost: Vec<&String> = ids
-            .iter()
-            .filter(|id| state != "terminated" && states.get(*id).map(String::as_str) == Some("terminated"))
-            .collect();
-        if !lost.is_empty() {
-            return Err(Error::Refused(format!(
-                "instance(s) {} terminated while glbox waited for them to be {state}\n  fix: look at their state reason in the EC2 console, then re-run glbox lab up",
-                lost.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-        let ready = ids
-            .iter()
-            .filter(|id| states.get(*id).map(String::as_str) == Some(state))
-            .count();
-        if ready == ids.len() {
-            Ok(Poll::Ready(()))
-        } else {
-            Ok(Poll::Pending(format!("{ready} of {} {state}", ids.len())))
-        }
-    })
-    .await
-}
-
-/// Waits until every volume in `ids` is `state`, one DescribeVolumes a poll.
-pub async fn wait_volumes(lab: &Ctx<'_>, ids: &[String], state: &str) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let what = format!("{} volume(s) to be {state}", ids.len());
-    wait::until(lab.ui, &what, STATE_WAIT, || async {
-        let mut ready = 0;
-        for chunk in ids.chunks(500) {
-            // Just made: EC2 may not know them yet.
-            let out = crate::aws::settled(lab.ui, &[crate::aws::Lag::FreshId], "volumes", || {
-                lab.aws
-                    .ec2
-                    .describe_volumes()
-                    .set_volume_ids(Some(chunk.to_vec()))
-                    .send()
-            })
-            .await
-            .ctx("ec2:DescribeVolumes")?;
-            ready += out
-                .volumes()
-                .iter()
-                .filter(|v| v.state().is_some_and(|s| s.as_str() == state))
-                .count();
-        }
-        if ready == ids.len() {
-            Ok(Poll::Ready(()))
-        } else {
-            Ok(Poll::Pending(format!("{ready} of {} {state}", ids.len())))
-        }
-    })
-    .await
-}
-
 async fn attach(lab: &Ctx<'_>, volume: &str, instance: &str) -> Result<()> {
-    // Both ids may be fresh: EC2 may not know them yet.
-    let sent = crate::aws::settled(lab.ui, &[crate::aws::Lag::FreshId], volume, || {
-        lab.aws
-            .ec2
-            .attach_volume()
-            .volume_id(volume)
-            .instance_id(instance)
-            .device(data_volume::DEVICE)
-            .send()
-    })
-    .await;
-    // Already attached there: a retried call whose first answer was lost.
-    ok_if("ec2:AttachVolume", sent, &["VolumeInUse"])?;
+    volumes::attach(&lab.aws.ec2, lab.ui, volume, instance, data_volume::DEVICE).await?;
     lab.ui.detail(&format!("attaching {volume} to {instance}"));
     Ok(())
 }

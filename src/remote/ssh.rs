@@ -11,7 +11,7 @@ use russh::client;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 
-use crate::aws::AwsResultExt;
+use crate::aws::ec2::instances;
 use crate::config::{Os, SshKeySource};
 use crate::error::{Error, Result};
 use crate::remote::Outcome;
@@ -201,19 +201,13 @@ impl Ssh {
         {
             return Ok(());
         }
-        ctx.aws
-            .ec2
-            .create_tags()
-            .resources(&self.instance_id)
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key(TAG_HOST_KEY)
-                    .value(fingerprint)
-                    .build(),
-            )
-            .send()
-            .await
-            .ctx("ec2:CreateTags")?;
+        instances::create_tags(
+            &ctx.aws.ec2,
+            ctx.ui,
+            &[&self.instance_id],
+            &[(TAG_HOST_KEY, fingerprint)],
+        )
+        .await?;
         *self.pinned.lock().expect("not poisoned") = true;
         ctx.ui.info(&format!(
             "SSH host key {fingerprint} of {} verified through its console and pinned (tag {TAG_HOST_KEY})",
@@ -429,18 +423,9 @@ fn load_private_key(path: &Path) -> Result<russh::keys::PrivateKey> {
 
 /// The host key fingerprint pinned on the instance, if any.
 async fn pinned_host_key(ctx: &Ctx<'_>, instance_id: &str) -> Result<Option<String>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_instances()
-        .instance_ids(instance_id)
-        .send()
-        .await
-        .ctx("ec2:DescribeInstances")?;
-    Ok(out
-        .reservations()
+    let instance = instances::describe_one(&ctx.aws.ec2, ctx.ui, instance_id).await?;
+    Ok(instance
         .iter()
-        .flat_map(|r| r.instances())
         .flat_map(|i| i.tags())
         .find(|t| t.key() == Some(TAG_HOST_KEY))
         .and_then(|t| t.value())
@@ -452,17 +437,8 @@ async fn pinned_host_key(ctx: &Ctx<'_>, instance_id: &str) -> Result<Option<Stri
 async fn console_host_keys(ctx: &Ctx<'_>, instance_id: &str) -> Result<Vec<PublicKey>> {
     let what = format!("the SSH host keys of {instance_id} on its console");
     wait::until(ctx.ui, &what, ctx.settings.ready_timeout, || async {
-        let out = ctx
-            .aws
-            .ec2
-            .get_console_output()
-            .instance_id(instance_id)
-            .latest(true)
-            .send()
-            .await
-            .ctx("ec2:GetConsoleOutput")?;
-        let text = out
-            .output()
+        let output = instances::console_output(&ctx.aws.ec2, instance_id).await?;
+        let text = output
             .and_then(|o| base64::engine::general_purpose::STANDARD.decode(o).ok())
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();

@@ -4,15 +4,14 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{ResourceType, VolumeType};
+use aws_sdk_ec2::types::ResourceType;
 
-use crate::aws::{AwsResultExt, Lag};
+use crate::aws::ec2::volumes::{self as gateway, Modified, NewVolume};
 use crate::config::DataVolumeSettings;
 use crate::error::{Error, Result};
 use crate::names::Role;
 use crate::ownership::{self, Kind, VolumeIntent};
 use crate::resources::{Action, Ctx, PlanItem};
-use crate::wait::{self, Poll};
 
 pub const DEVICE: &str = "/dev/sdf";
 const STATE_WAIT: Duration = Duration::from_secs(600);
@@ -36,41 +35,16 @@ pub fn from_sdk(v: &aws_sdk_ec2::types::Volume) -> Volume {
         size_gib: v.size().unwrap_or_default(),
         iops: v.iops().unwrap_or_default(),
         throughput_mibps: v.throughput().unwrap_or_default(),
-        state: v
-            .state()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
-        attached_to: v
-            .attachments()
-            .iter()
-            .find(|a| a.state().is_some_and(|s| s.as_str() != "detached"))
-            .and_then(|a| a.instance_id())
-            .map(str::to_string),
+        state: gateway::state_of(v).to_string(),
+        attached_to: gateway::attached_to(v).map(str::to_string),
     }
 }
 
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Volume>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_volumes()
-        .set_filters(Some(ctx.names.owned_filters(Role::DataVolume)))
-        .send()
-        .await
-        .ctx("ec2:DescribeVolumes")?;
-    let mut volumes: Vec<Volume> = out.volumes().iter().map(from_sdk).collect();
+    let found = gateway::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::DataVolume)).await?;
+    let mut volumes: Vec<Volume> = found.iter().map(from_sdk).collect();
     volumes.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(volumes)
-}
-
-async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Volume>> {
-    // A just-made volume can be briefly unknown to EC2.
-    let out = crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
-        ctx.aws.ec2.describe_volumes().volume_ids(id).send()
-    })
-    .await
-    .ctx("ec2:DescribeVolumes")?;
-    Ok(out.volumes().first().map(from_sdk))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -117,16 +91,8 @@ pub async fn with_cooldown(ctx: &Ctx<'_>, change: Change) -> Result<Change> {
 /// The time the volume may next be modified, if that is in the future (or
 /// a modification is still in progress).
 async fn next_modification(ctx: &Ctx<'_>, id: &str) -> Result<Option<String>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_volumes_modifications()
-        .volume_ids(id)
-        .send()
-        .await
-        .ctx("ec2:DescribeVolumesModifications")?;
-    let latest = out
-        .volumes_modifications()
+    let modifications = gateway::modifications(&ctx.aws.ec2, id).await?;
+    let latest = modifications
         .iter()
         .filter_map(|m| Some((m.start_time()?.secs(), m)))
         .max_by_key(|(start, _)| *start);
@@ -304,9 +270,9 @@ pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
         // An intent left open after its volume was recorded (a crash
         // between the two) replays a volume that may since be gone: then
         // it is spent, and a fresh create follows.
-        if describe_one(ctx, &id)
+        if gateway::describe_one(&ctx.aws.ec2, ctx.ui, &id)
             .await?
-            .is_some_and(|v| !matches!(v.state.as_str(), "deleting" | "deleted"))
+            .is_some_and(|v| !matches!(gateway::state_of(&v), "deleting" | "deleted"))
         {
             ownership::record(ctx, Kind::Volume, &id).await?;
             ownership::close_intent(ctx, Kind::Volume).await?;
@@ -338,22 +304,15 @@ pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
 
 /// CreateVolume as the intent describes it, tagged at creation.
 async fn send_create(ctx: &Ctx<'_>, intent: &VolumeIntent) -> Result<String> {
-    let out = ctx
-        .aws
-        .ec2
-        .create_volume()
-        .availability_zone(&intent.zone)
-        .volume_type(VolumeType::Gp3)
-        .size(intent.size_gib)
-        .iops(intent.iops)
-        .throughput(intent.throughput_mibps)
-        .encrypted(true)
-        .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::DataVolume))
-        .client_token(&intent.client_token)
-        .send()
-        .await
-        .ctx("ec2:CreateVolume")?;
-    Ok(out.volume_id().unwrap_or_default().to_string())
+    let volume = NewVolume {
+        zone: &intent.zone,
+        size_gib: intent.size_gib,
+        iops: intent.iops,
+        throughput_mibps: intent.throughput_mibps,
+        tags: ctx.names.tag_spec(ResourceType::Volume, Role::DataVolume),
+        client_token: &intent.client_token,
+    };
+    Ok(gateway::create(&ctx.aws.ec2, volume).await?)
 }
 
 /// A ClientToken for one CreateVolume (AWS allows up to 64 characters).
@@ -374,28 +333,17 @@ async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
         later(&format!("not before {at}"));
         return Ok(());
     }
-    let sent = ctx
-        .aws
-        .ec2
-        .modify_volume()
-        .volume_id(id)
-        .set_size(modify.size_gib.map(|(_, to)| to))
-        .set_iops(modify.iops.map(|(_, to)| to))
-        .set_throughput(modify.throughput_mibps.map(|(_, to)| to))
-        .send()
-        .await;
-    match sent {
-        // Modified meanwhile (by someone else, or a run whose answer was lost).
-        Err(e)
-            if crate::aws::has_code(&e, "VolumeModificationRateExceeded")
-                || crate::aws::has_code(&e, "IncorrectModificationState") =>
-        {
-            later("EBS said so just now");
-            return Ok(());
-        }
-        other => {
-            other.ctx("ec2:ModifyVolume")?;
-        }
+    let modified = gateway::modify(
+        &ctx.aws.ec2,
+        id,
+        modify.size_gib.map(|(_, to)| to),
+        modify.iops.map(|(_, to)| to),
+        modify.throughput_mibps.map(|(_, to)| to),
+    )
+    .await?;
+    if modified == Modified::NotNow {
+        later("EBS said so just now");
+        return Ok(());
     }
     ctx.ui.info(&format!(
         "modifying data volume {id} (EBS applies it in the background)"
@@ -411,18 +359,7 @@ async fn apply_modify(ctx: &Ctx<'_>, id: &str, modify: &Modify) -> Result<()> {
 async fn attach(ctx: &Ctx<'_>, id: &str, instance_id: &str) -> Result<()> {
     // The planner has made sure any current holder is the deployment's own.
     wait_for(ctx, id, "available").await?;
-    // Both ids may be fresh: EC2 may not know them yet.
-    crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
-        ctx.aws
-            .ec2
-            .attach_volume()
-            .volume_id(id)
-            .instance_id(instance_id)
-            .device(DEVICE)
-            .send()
-    })
-    .await
-    .ctx("ec2:AttachVolume")?;
+    gateway::attach(&ctx.aws.ec2, ctx.ui, id, instance_id, DEVICE).await?;
     wait_for(ctx, id, "in-use").await?;
     ctx.ui.info(&format!(
         "attached data volume {id} to {instance_id} at {DEVICE}"
@@ -432,16 +369,16 @@ async fn attach(ctx: &Ctx<'_>, id: &str, instance_id: &str) -> Result<()> {
 
 async fn wait_for(ctx: &Ctx<'_>, id: &str, state: &str) -> Result<Volume> {
     let what = format!("volume {id} to be {state}");
-    wait::until(ctx.ui, &what, STATE_WAIT, || async {
-        match describe_one(ctx, id).await? {
-            Some(v) if v.state == state => Ok(Poll::Ready(v)),
-            Some(v) => Ok(Poll::Pending(v.state)),
-            None => Err(Error::Refused(format!(
-                "volume {id} disappeared while glbox waited for it"
-            ))),
-        }
-    })
-    .await
+    let wait = gateway::Wait {
+        state,
+        what: &what,
+        within: STATE_WAIT,
+        counted: false,
+    };
+    let seen = gateway::wait_for(&ctx.aws.ec2, ctx.ui, &[id.to_string()], &wait).await?;
+    seen.first()
+        .map(from_sdk)
+        .ok_or_else(|| Error::Refused(format!("volume {id} disappeared while glbox waited for it")))
 }
 
 /// `down --delete-data`: an optional final snapshot (tagged, kept), then the
@@ -451,23 +388,17 @@ pub async fn delete(ctx: &Ctx<'_>, volume: &Volume, snapshot: bool) -> Result<Op
         wait_for(ctx, &volume.id, "available").await?;
     }
     let snapshot_id = if snapshot {
-        let out = ctx
-            .aws
-            .ec2
-            .create_snapshot()
-            .volume_id(&volume.id)
-            .description(format!(
+        let id = gateway::snapshot(
+            &ctx.aws.ec2,
+            &volume.id,
+            format!(
                 "glbox {}: final snapshot of the data volume",
                 ctx.names.deployment
-            ))
-            .tag_specifications(
-                ctx.names
-                    .tag_spec(ResourceType::Snapshot, Role::FinalSnapshot),
-            )
-            .send()
-            .await
-            .ctx("ec2:CreateSnapshot")?;
-        let id = out.snapshot_id().unwrap_or_default().to_string();
+            ),
+            ctx.names
+                .tag_spec(ResourceType::Snapshot, Role::FinalSnapshot),
+        )
+        .await?;
         ctx.ui
             .info(&format!("started final snapshot {id} of {}", volume.id));
         Some(id)
@@ -475,13 +406,7 @@ pub async fn delete(ctx: &Ctx<'_>, volume: &Volume, snapshot: bool) -> Result<Op
         None
     };
     // EBS finishes a started snapshot even after its volume is deleted.
-    ctx.aws
-        .ec2
-        .delete_volume()
-        .volume_id(&volume.id)
-        .send()
-        .await
-        .ctx("ec2:DeleteVolume")?;
+    gateway::delete(&ctx.aws.ec2, &volume.id).await?;
     ownership::forget(ctx, vec![ownership::record_name(&ctx.names, &volume.id)]).await?;
     ctx.ui.info(&format!("deleted data volume {}", volume.id));
     Ok(snapshot_id)

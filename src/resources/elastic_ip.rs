@@ -2,9 +2,9 @@
 //! replacement. Extra addresses of the deployment cost money and hold no
 //! data, so they are released.
 
-use aws_sdk_ec2::types::{DomainType, ResourceType};
+use aws_sdk_ec2::types::ResourceType;
 
-use crate::aws::{ok_if, AwsResultExt};
+use crate::aws::ec2::addresses as gateway;
 use crate::error::Result;
 use crate::names::Role;
 use crate::ownership::{self, AddressIntent, Kind};
@@ -36,15 +36,8 @@ pub fn from_sdk(a: &aws_sdk_ec2::types::Address) -> Address {
 /// Every address carrying the owner's tags, glbox's or not (the plan
 /// sorts them with `ownership`).
 pub async fn describe_tagged(ctx: &Ctx<'_>) -> Result<Vec<Address>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_addresses()
-        .set_filters(Some(ctx.names.owned_filters(Role::ElasticIp)))
-        .send()
-        .await
-        .ctx("ec2:DescribeAddresses")?;
-    let mut addresses: Vec<Address> = out.addresses().iter().map(from_sdk).collect();
+    let found = gateway::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::ElasticIp)).await?;
+    let mut addresses: Vec<Address> = found.iter().map(from_sdk).collect();
     addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
     Ok(addresses)
 }
@@ -198,19 +191,9 @@ pub async fn apply(ctx: &Ctx<'_>, plan: &EipPlan, instance_id: &str) -> Result<O
 /// fresh, so EC2 may not know them yet. Single boxes and lab seats both
 /// associate through here.
 pub async fn associate(ctx: &Ctx<'_>, allocation_id: &str, instance_id: &str) -> Result<()> {
-    crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], allocation_id, || {
-        ctx.aws
-            .ec2
-            .associate_address()
-            .allocation_id(allocation_id)
-            .instance_id(instance_id)
-            // The address is the deployment's own: moving it off a replaced
-            // (or terminating) instance is the point.
-            .allow_reassociation(true)
-            .send()
-    })
-    .await
-    .ctx("ec2:AssociateAddress")?;
+    // The address is the deployment's own: moving it off a replaced (or
+    // terminating) instance is the point.
+    gateway::associate(&ctx.aws.ec2, ctx.ui, allocation_id, instance_id).await?;
     Ok(())
 }
 
@@ -228,20 +211,15 @@ pub async fn allocate(ctx: &Ctx<'_>, tagged: &[String]) -> Result<String> {
         existing: tagged.iter().cloned().collect(),
     };
     ownership::open_intent(ctx, Kind::Address, &intent).await?;
-    let out = ctx
-        .aws
-        .ec2
-        .allocate_address()
-        .domain(DomainType::Vpc)
-        .tag_specifications(ctx.names.tag_spec(ResourceType::ElasticIp, Role::ElasticIp))
-        .send()
-        .await
-        .ctx("ec2:AllocateAddress")?;
-    let allocation_id = out.allocation_id().unwrap_or_default().to_string();
+    let (allocation_id, public_ip) = gateway::allocate(
+        &ctx.aws.ec2,
+        ctx.names.tag_spec(ResourceType::ElasticIp, Role::ElasticIp),
+    )
+    .await?;
     ownership::record(ctx, Kind::Address, &allocation_id).await?;
     ctx.ui.detail(&format!(
         "allocated Elastic IP {} for {}",
-        out.public_ip().unwrap_or_default(),
+        public_ip,
         ctx.names.base()
     ));
     // A lab's seats share the owner tags: only this seat's addresses.
@@ -265,11 +243,7 @@ pub async fn allocate(ctx: &Ctx<'_>, tagged: &[String]) -> Result<String> {
 /// for "already released" and leave a billed address behind.
 async fn release_leftover(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
     let id = &address.allocation_id;
-    crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], id, || {
-        ctx.aws.ec2.release_address().allocation_id(id).send()
-    })
-    .await
-    .ctx("ec2:ReleaseAddress")?;
+    gateway::release_fresh(&ctx.aws.ec2, ctx.ui, id).await?;
     ctx.ui.info(&format!(
         "released Elastic IP {} (a repeated allocation's leftover)",
         address.public_ip
@@ -278,18 +252,9 @@ async fn release_leftover(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
 }
 
 async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {
-    let out = crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], allocation_id, || {
-        ctx.aws
-            .ec2
-            .describe_addresses()
-            .allocation_ids(allocation_id)
-            .send()
-    })
-    .await
-    .ctx("ec2:DescribeAddresses")?;
-    Ok(out
-        .addresses()
-        .first()
+    let address = gateway::describe_one(&ctx.aws.ec2, ctx.ui, allocation_id).await?;
+    Ok(address
+        .as_ref()
         .and_then(|a| a.public_ip())
         .unwrap_or_default()
         .to_string())
@@ -299,31 +264,9 @@ async fn public_ip_of(ctx: &Ctx<'_>, allocation_id: &str) -> Result<String> {
 pub async fn release(ctx: &Ctx<'_>, address: &Address) -> Result<()> {
     // Not-found answers mean done: a retried call whose first answer was lost.
     if let Some(association) = &address.association_id {
-        let disassociated = ctx
-            .aws
-            .ec2
-            .disassociate_address()
-            .association_id(association)
-            .send()
-            .await;
-        ok_if(
-            "ec2:DisassociateAddress",
-            disassociated,
-            &["InvalidAssociationID.NotFound"],
-        )?;
+        gateway::disassociate(&ctx.aws.ec2, association).await?;
     }
-    let released = ctx
-        .aws
-        .ec2
-        .release_address()
-        .allocation_id(&address.allocation_id)
-        .send()
-        .await;
-    ok_if(
-        "ec2:ReleaseAddress",
-        released,
-        &["InvalidAllocationID.NotFound"],
-    )?;
+    gateway::release(&ctx.aws.ec2, &address.allocation_id).await?;
     ownership::forget(
         ctx,
         vec![ownership::record_name(&ctx.names, &address.allocation_id)],

@@ -8,23 +8,17 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceStateName, InstanceType,
-    ResourceType, VolumeType,
-};
-use sha2::{Digest, Sha256};
+use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName, ResourceType};
 
-use crate::aws::{has_code, AwsResultExt, Lag};
+use crate::aws::ec2::instances::{self as gateway, Launch, RunFailed};
+use crate::aws::ec2::lookups;
 use crate::config::{AccessMethod, Os, Settings};
 use crate::error::{Error, Result};
-use crate::names::{ec2_tag, Role, TAG_OS};
+use crate::names::{ec2_tag, Role, TAG_BOOTSTRAP, TAG_OS};
 use crate::resources::placement::Placement;
 use crate::resources::{Action, Ctx, PlanItem};
-use crate::wait::{self, Poll};
 
 const STATE_WAIT: Duration = Duration::from_secs(600);
-/// How long a freshly created instance profile may stay invisible to EC2.
 
 #[derive(Debug, Clone, Default)]
 pub struct Instance {
@@ -44,7 +38,7 @@ pub struct Instance {
     pub public_dns: Option<String>,
     pub private_ip: Option<String>,
     pub launch_time: Option<i64>,
-    /// Digest of the last successful bootstrap (see `bootstrap::TAG_BOOTSTRAP`).
+    /// Digest of the last successful bootstrap (see `names::TAG_BOOTSTRAP`).
     pub bootstrap_digest: Option<String>,
     /// The launch's ClientToken (empty when there was none): part of the
     /// evidence that glbox launched it (see `ownership`).
@@ -54,6 +48,17 @@ pub struct Instance {
 impl Instance {
     pub fn is_live(&self) -> bool {
         !matches!(self.state.as_str(), "terminated" | "shutting-down")
+    }
+
+    /// Where the instance runs (an existing instance needs no public IPv4
+    /// asked for).
+    pub fn placement(&self) -> Placement {
+        Placement {
+            subnet_id: self.subnet_id.clone(),
+            vpc_id: self.vpc_id.clone(),
+            availability_zone: self.availability_zone.clone(),
+            public_ip_at_launch: false,
+        }
     }
 }
 
@@ -98,7 +103,7 @@ pub fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
             .map(str::to_string),
         private_ip: i.private_ip_address().map(str::to_string),
         launch_time: i.launch_time().map(|t| t.secs()),
-        bootstrap_digest: ec2_tag(i.tags(), crate::bootstrap::TAG_BOOTSTRAP).map(str::to_string),
+        bootstrap_digest: ec2_tag(i.tags(), TAG_BOOTSTRAP).map(str::to_string),
         client_token: i.client_token().unwrap_or_default().to_string(),
     }
 }
@@ -106,37 +111,15 @@ pub fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
 /// Every instance of the deployment AWS still reports, terminated included
 /// (terminated ones feed the launch token, see [`client_token`]).
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Instance>> {
-    let mut pages = ctx
-        .aws
-        .ec2
-        .describe_instances()
-        .set_filters(Some(ctx.names.owned_filters(Role::Instance)))
-        .into_paginator()
-        .send();
-    let mut instances = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ec2:DescribeInstances")?;
-        for reservation in page.reservations() {
-            instances.extend(reservation.instances().iter().map(from_sdk));
-        }
-    }
+    let found = gateway::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::Instance)).await?;
+    let mut instances: Vec<Instance> = found.iter().map(from_sdk).collect();
     instances.sort_by(|a, b| (a.launch_time, &a.id).cmp(&(b.launch_time, &b.id)));
     Ok(instances)
 }
 
 async fn describe_one(ctx: &Ctx<'_>, id: &str) -> Result<Option<Instance>> {
-    // A just-launched instance can be briefly unknown to Describe.
-    let out = crate::aws::settled(ctx.ui, &[Lag::FreshId], id, || {
-        ctx.aws.ec2.describe_instances().instance_ids(id).send()
-    })
-    .await
-    .ctx("ec2:DescribeInstances")?;
-    Ok(out
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .next()
-        .map(from_sdk))
+    let found = gateway::describe_one(&ctx.aws.ec2, ctx.ui, id).await?;
+    Ok(found.as_ref().map(from_sdk))
 }
 
 /// Everything RunInstances needs that must be looked up first.
@@ -167,24 +150,16 @@ pub fn ami_parameter(os: Os, arch: &str) -> String {
 /// The architectures an instance type runs; fails for a type the region
 /// does not have.
 pub async fn type_architectures(ctx: &Ctx<'_>, instance_type: &str) -> Result<Vec<String>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_instance_types()
-        .instance_types(InstanceType::from(instance_type))
-        .send()
-        .await;
-    let out = match out {
-        Err(e) if has_code(&e, "InvalidInstanceType") => {
+    let types = match lookups::instance_types(&ctx.aws.ec2, &[instance_type.to_string()]).await {
+        Err(e) if e.code.as_deref() == Some("InvalidInstanceType") => {
             return Err(Error::Refused(format!(
                 "instance.type = {instance_type:?} does not exist in {}\n  fix: choose a type offered there, e.g. \"c5.2xlarge\" or \"m7g.2xlarge\"",
                 ctx.settings.region
             )))
         }
-        other => other.ctx("ec2:DescribeInstanceTypes")?,
+        other => other?,
     };
-    Ok(out
-        .instance_types()
+    Ok(types
         .first()
         .and_then(|t| t.processor_info())
         .map(|p| {
@@ -222,15 +197,8 @@ pub async fn resolve_launch(
             crate::resources::parameters::read(ctx, &parameter, false).await?
         }
     };
-    let images = ctx
-        .aws
-        .ec2
-        .describe_images()
-        .image_ids(&image_id)
-        .send()
-        .await
-        .ctx("ec2:DescribeImages")?;
-    let image = images.images().first().ok_or_else(|| {
+    let image = lookups::image(&ctx.aws.ec2, &image_id).await?;
+    let image = image.ok_or_else(|| {
         Error::Refused(format!(
             "the image {image_id} does not exist in {}\n  fix: check instance.ami, or leave it empty to use {}'s current image",
             settings.region,
@@ -267,7 +235,6 @@ pub async fn resolve_launch(
 /// instead of replaying the old launch. `attempt` > 0 derives a fresh token
 /// when AWS still remembers an old one.
 fn client_token(settings: &Settings, spec: &LaunchSpec, user_data: &str, attempt: u32) -> String {
-    let mut hasher = Sha256::new();
     let root = settings.root_volume_gib.to_string();
     let access = format!("{:?}", settings.access.method());
     let attempt = attempt.to_string();
@@ -283,18 +250,12 @@ fn client_token(settings: &Settings, spec: &LaunchSpec, user_data: &str, attempt
         user_data,
         &attempt,
     ];
-    for part in parts
+    let parts = parts
         .iter()
         .copied()
-        .chain(spec.seen.iter().map(String::as_str))
-    {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
-    let digest = hasher.finalize();
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        .chain(spec.seen.iter().map(String::as_str));
     // At most 6 + 31 + 1 + 24 characters: within AWS's 64.
-    format!("glbox-{}-{hex}", settings.name)
+    gateway::client_token(&format!("glbox-{}", settings.name), parts)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -534,133 +495,58 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
             crate::userdata::MAX_BYTES
         )));
     }
-    let mut attempt = 0;
-    let mut token = token_for(ctx.settings, spec, &user_data, attempt)?;
-    let profile = profile_named(&ctx.names.iam_name());
-    loop {
-        let sent = crate::aws::settled(
-            ctx.ui,
-            &[Lag::InstanceProfile, Lag::FreshId],
-            &profile,
-            || run_instance(ctx, spec, inputs, &user_data, &token),
-        )
-        .await;
-        match sent {
-            Ok(None) => {
-                return Err(Error::Refused(
-                    "RunInstances answered without an instance".into(),
-                ))
-            }
-            Ok(Some(instance)) if instance.is_live() => {
-                ctx.ui.info(&format!("launched instance {}", instance.id));
-                return wait_for_state(ctx, &instance.id, InstanceStateName::Running).await;
-            }
-            // The token replayed an earlier launch whose instance is gone
-            // (AWS keeps tokens longer than it lists terminated instances),
-            // or was used before with other parameters: make a new one.
-            Ok(Some(_)) => {
-                attempt += 1;
-                token = token_for(ctx.settings, spec, &user_data, attempt)?;
-            }
-            Err(e) if has_code(&e, "IdempotentParameterMismatch") => {
-                attempt += 1;
-                token = token_for(ctx.settings, spec, &user_data, attempt)?;
-            }
-            Err(e) => return Err(crate::aws::error("ec2:RunInstances", e).into()),
+    let key_name = match ctx.settings.access.method() {
+        AccessMethod::Ssh => Some(ctx.names.base()),
+        AccessMethod::Ssm => None,
+    };
+    let profile = ctx.names.iam_name();
+    let launch = Launch {
+        image_id: &spec.image_id,
+        instance_type: &ctx.settings.instance_type,
+        subnet_id: &spec.placement.subnet_id,
+        security_group: inputs.security_group,
+        public_ip_at_launch: spec.placement.public_ip_at_launch,
+        profile: &profile,
+        root_device: &spec.root_device,
+        root_gib: ctx.settings.root_volume_gib,
+        user_data: &user_data,
+        tags: vec![
+            instance_tags(ctx),
+            ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume),
+        ],
+        key_name,
+        count: 1,
+        spot: false,
+    };
+    let token = |attempt| client_token(ctx.settings, spec, &user_data, attempt);
+    let launched = match gateway::run(&ctx.aws.ec2, ctx.ui, &launch, token).await {
+        Ok(launched) => launched,
+        Err(RunFailed::Aws(e)) => return Err(e.into()),
+        Err(RunFailed::Replayed) => {
+            return Err(Error::Refused(
+                "AWS kept answering RunInstances with an earlier launch: re-run glbox up".into(),
+            ))
         }
-    }
-}
-
-/// The launch token for a given try; `attempt` > 0 when AWS still
-/// remembered an earlier token.
-fn token_for(
-    settings: &Settings,
-    spec: &LaunchSpec,
-    user_data: &str,
-    attempt: u32,
-) -> Result<String> {
-    if attempt > 3 {
+    };
+    let Some(instance) = launched.first().map(from_sdk) else {
         return Err(Error::Refused(
-            "AWS kept answering RunInstances with an earlier launch: re-run glbox up".into(),
+            "RunInstances answered without an instance".into(),
         ));
-    }
-    Ok(client_token(settings, spec, user_data, attempt))
+    };
+    ctx.ui.info(&format!("launched instance {}", instance.id));
+    wait_for_state(ctx, &instance.id, InstanceStateName::Running).await
 }
 
-pub type RunError =
-    aws_sdk_ec2::error::SdkError<aws_sdk_ec2::operation::run_instances::RunInstancesError>;
-
-/// How the profile is named in the wait line of [`Lag::InstanceProfile`].
-pub fn profile_named(name: &str) -> String {
-    format!("instance profile {name}")
-}
-
-async fn run_instance(
-    ctx: &Ctx<'_>,
-    spec: &LaunchSpec,
-    inputs: &Inputs<'_>,
-    user_data: &str,
-    token: &str,
-) -> Result<Option<Instance>, RunError> {
-    let settings = ctx.settings;
+/// The instance's tags at launch: the deployment's, and the OS it runs.
+pub fn instance_tags(ctx: &Ctx<'_>) -> aws_sdk_ec2::types::TagSpecification {
     let mut tags = ctx.names.tag_spec(ResourceType::Instance, Role::Instance);
     tags.tags.get_or_insert_with(Vec::new).push(
         aws_sdk_ec2::types::Tag::builder()
             .key(TAG_OS)
-            .value(settings.os.as_str())
+            .value(ctx.settings.os.as_str())
             .build(),
     );
-    let root = root_volume(settings, spec);
-    let request = crate::resources::placement::on_network(
-        ctx.aws.ec2.run_instances(),
-        &spec.placement,
-        inputs.security_group,
-    )
-    .image_id(&spec.image_id)
-    .instance_type(InstanceType::from(settings.instance_type.as_str()))
-    .min_count(1)
-    .max_count(1)
-    .iam_instance_profile(
-        IamInstanceProfileSpecification::builder()
-            .name(ctx.names.iam_name())
-            .build(),
-    )
-    .metadata_options(imdsv2_only())
-    .block_device_mappings(root)
-    .user_data(crate::userdata::encode(user_data))
-    .tag_specifications(tags)
-    .tag_specifications(ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume))
-    .client_token(token);
-    let request = match settings.access.method() {
-        AccessMethod::Ssh => request.key_name(ctx.names.base()),
-        AccessMethod::Ssm => request,
-    };
-    let out = request.send().await?;
-    Ok(out.instances().first().map(from_sdk))
-}
-
-/// The encrypted gp3 root volume, deleted with the instance.
-pub fn root_volume(settings: &Settings, spec: &LaunchSpec) -> BlockDeviceMapping {
-    BlockDeviceMapping::builder()
-        .device_name(&spec.root_device)
-        .ebs(
-            EbsBlockDevice::builder()
-                .volume_size(settings.root_volume_gib)
-                .volume_type(VolumeType::Gp3)
-                .encrypted(true)
-                .delete_on_termination(true)
-                .build(),
-        )
-        .build()
-}
-
-/// IMDSv2 only, reachable from the instance itself only (hop limit 1).
-pub fn imdsv2_only() -> InstanceMetadataOptionsRequest {
-    InstanceMetadataOptionsRequest::builder()
-        .http_tokens(HttpTokensState::Required)
-        .http_put_response_hop_limit(1)
-        .http_endpoint(InstanceMetadataEndpointState::Enabled)
-        .build()
+    tags
 }
 
 async fn apply_update(
@@ -674,128 +560,40 @@ async fn apply_update(
         ctx.ui.info(&format!(
             "changing instance {id} from {from} to {to}: stopping it"
         ));
-        ec2.stop_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .ctx("ec2:StopInstances")?;
+        gateway::stop(ec2, id).await?;
         wait_for_state(ctx, id, InstanceStateName::Stopped).await?;
-        ec2.modify_instance_attribute()
-            .instance_id(id)
-            .instance_type(
-                aws_sdk_ec2::types::AttributeValue::builder()
-                    .value(to)
-                    .build(),
-            )
-            .send()
-            .await
-            .ctx("ec2:ModifyInstanceAttribute")?;
+        gateway::set_type(ec2, id, to).await?;
     }
     if update.start || update.new_type.is_some() {
         // A stopping instance must finish stopping before it can start.
         wait_for_state(ctx, id, InstanceStateName::Stopped).await?;
-        ec2.start_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .ctx("ec2:StartInstances")?;
+        gateway::start(ec2, &[id.to_string()]).await?;
         ctx.ui.info(&format!("started instance {id}"));
     }
     if update.add_security_group {
-        let current = describe_one(ctx, id)
+        let mut groups = describe_one(ctx, id)
             .await?
             .map(|i| i.security_groups)
             .unwrap_or_default();
-        let mut groups = current;
         groups.push(inputs.security_group.to_string());
-        ec2.modify_instance_attribute()
-            .instance_id(id)
-            .set_groups(Some(groups))
-            .send()
-            .await
-            .ctx("ec2:ModifyInstanceAttribute")?;
+        gateway::set_groups(ec2, id, groups).await?;
         ctx.ui.info(&format!(
             "re-attached security group {} to {id}",
             inputs.security_group
         ));
     }
     if update.associate_profile {
-        associate_profile(ctx, id).await?;
+        gateway::associate_profile(ec2, ctx.ui, id, &ctx.names.iam_name()).await?;
+        ctx.ui.info(&format!(
+            "associated instance profile {} with {id}",
+            ctx.names.iam_name()
+        ));
     }
     if update.require_imdsv2 {
-        ec2.modify_instance_metadata_options()
-            .instance_id(id)
-            .http_tokens(HttpTokensState::Required)
-            .http_put_response_hop_limit(1)
-            .send()
-            .await
-            .ctx("ec2:ModifyInstanceMetadataOptions")?;
+        gateway::require_imdsv2(ec2, id).await?;
         ctx.ui.info(&format!("required IMDSv2 on {id}"));
     }
     wait_for_state(ctx, id, InstanceStateName::Running).await
-}
-
-/// Points the instance at the deployment's profile: a new association, or a
-/// replacement of whatever profile someone else associated.
-async fn associate_profile(ctx: &Ctx<'_>, id: &str) -> Result<()> {
-    let ec2 = &ctx.aws.ec2;
-    let profile = IamInstanceProfileSpecification::builder()
-        .name(ctx.names.iam_name())
-        .build();
-    let named = profile_named(&ctx.names.iam_name());
-    let current = ec2
-        .describe_iam_instance_profile_associations()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("instance-id")
-                .values(id)
-                .build(),
-        )
-        .send()
-        .await
-        .ctx("ec2:DescribeIamInstanceProfileAssociations")?;
-    let existing = current
-        .iam_instance_profile_associations()
-        .iter()
-        .find(|a| a.state().is_some_and(|s| s.as_str() == "associated"))
-        .and_then(|a| a.association_id());
-    match existing {
-        Some(association) => {
-            crate::aws::settled(
-                ctx.ui,
-                &[Lag::InstanceProfile, Lag::FreshId],
-                &named,
-                || {
-                    ec2.replace_iam_instance_profile_association()
-                        .association_id(association)
-                        .iam_instance_profile(profile.clone())
-                        .send()
-                },
-            )
-            .await
-            .ctx("ec2:ReplaceIamInstanceProfileAssociation")?;
-        }
-        None => {
-            crate::aws::settled(
-                ctx.ui,
-                &[Lag::InstanceProfile, Lag::FreshId],
-                &named,
-                || {
-                    ec2.associate_iam_instance_profile()
-                        .instance_id(id)
-                        .iam_instance_profile(profile.clone())
-                        .send()
-                },
-            )
-            .await
-            .ctx("ec2:AssociateIamInstanceProfile")?;
-        }
-    }
-    ctx.ui.info(&format!(
-        "associated instance profile {} with {id}",
-        ctx.names.iam_name()
-    ));
-    Ok(())
 }
 
 /// Waits until the instance is in `target`; fails early if it can never get
@@ -806,34 +604,28 @@ pub async fn wait_for_state(
     target: InstanceStateName,
 ) -> Result<Instance> {
     let what = format!("instance {id} to be {}", target.as_str());
-    wait::until(ctx.ui, &what, STATE_WAIT, || async {
-        let Some(instance) = describe_one(ctx, id).await? else {
-            return Ok(Poll::Pending("not visible yet".into()));
-        };
-        if instance.state == target.as_str() {
-            return Ok(Poll::Ready(instance));
-        }
-        if instance.state == "terminated" && target != InstanceStateName::Terminated {
-            return Err(Error::Refused(format!(
-                "instance {id} terminated while glbox waited for it to be {}\n  fix: look at its state reason in the EC2 console, then re-run glbox up",
-                target.as_str()
-            )));
-        }
-        Ok(Poll::Pending(instance.state))
-    })
-    .await
+    let wait = gateway::Wait {
+        state: target.as_str(),
+        what: &what,
+        within: STATE_WAIT,
+        counted: false,
+    };
+    let lost = |_: &[&str]| {
+        Error::Refused(format!(
+            "instance {id} terminated while glbox waited for it to be {}\n  fix: look at its state reason in the EC2 console, then re-run glbox up",
+            target.as_str()
+        ))
+    };
+    let seen = gateway::wait_for(&ctx.aws.ec2, ctx.ui, &[id.to_string()], &wait, lost).await?;
+    seen.first()
+        .map(from_sdk)
+        .ok_or_else(|| Error::Refused(format!("instance {id} is not visible")))
 }
 
 /// Terminates an instance and waits until it is gone, so its volumes and
 /// addresses are free again.
 pub async fn terminate(ctx: &Ctx<'_>, id: &str) -> Result<()> {
-    ctx.aws
-        .ec2
-        .terminate_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .ctx("ec2:TerminateInstances")?;
+    gateway::terminate(&ctx.aws.ec2, &[id.to_string()]).await?;
     ctx.ui.info(&format!("terminating instance {id}"));
     wait_for_state(ctx, id, InstanceStateName::Terminated).await?;
     Ok(())

@@ -7,11 +7,10 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use aws_sdk_ec2::primitives::Blob;
 use aws_sdk_ec2::types::ResourceType;
 use russh::keys::{Algorithm, PrivateKey};
 
-use crate::aws::AwsResultExt;
+use crate::aws::ec2::key_pairs as gateway;
 use crate::config::{Settings, SshKeySource};
 use crate::error::{Error, Result};
 use crate::names::Role;
@@ -67,16 +66,8 @@ fn public_of(private_path: &Path) -> Option<String> {
 }
 
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Option<KeyPair>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_key_pairs()
-        .set_filters(Some(ctx.names.owned_filters(Role::KeyPair)))
-        .include_public_key(true)
-        .send()
-        .await
-        .ctx("ec2:DescribeKeyPairs")?;
-    Ok(out.key_pairs().first().map(|k| KeyPair {
+    let found = gateway::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::KeyPair)).await?;
+    Ok(found.first().map(|k| KeyPair {
         name: k.key_name().unwrap_or_default().to_string(),
         id: k.key_pair_id().unwrap_or_default().to_string(),
         public_key: k.public_key().map(key_identity),
@@ -184,15 +175,13 @@ async fn import(ctx: &Ctx<'_>, key: &DesiredKey) -> Result<()> {
         }
     };
     let name = ctx.names.base();
-    ctx.aws
-        .ec2
-        .import_key_pair()
-        .key_name(&name)
-        .public_key_material(Blob::new(public.into_bytes()))
-        .tag_specifications(ctx.names.tag_spec(ResourceType::KeyPair, Role::KeyPair))
-        .send()
-        .await
-        .ctx("ec2:ImportKeyPair")?;
+    gateway::import(
+        &ctx.aws.ec2,
+        &name,
+        public,
+        ctx.names.tag_spec(ResourceType::KeyPair, Role::KeyPair),
+    )
+    .await?;
     ctx.ui.info(&format!("imported key pair {name}"));
     Ok(())
 }
@@ -244,13 +233,7 @@ fn write_file(path: &Path, contents: &[u8], mode: u32, only_new: bool) -> Result
 /// deployment's tags, so deleting by glbox's name deletes exactly that pair.
 async fn delete_by_name(ctx: &Ctx<'_>) -> Result<()> {
     let name = ctx.names.base();
-    ctx.aws
-        .ec2
-        .delete_key_pair()
-        .key_name(&name)
-        .send()
-        .await
-        .ctx("ec2:DeleteKeyPair")?;
+    gateway::delete(&ctx.aws.ec2, &name).await?;
     ctx.ui.info(&format!("deleted key pair {name}"));
     Ok(())
 }

@@ -3,10 +3,7 @@
 //! The placement is sticky: once an instance or a data volume exists, glbox
 //! keeps using its zone, so a re-run never moves data by accident.
 
-use aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder;
-use aws_sdk_ec2::types::{Filter, InstanceNetworkInterfaceSpecification, LocationType};
-
-use crate::aws::AwsResultExt;
+use crate::aws::ec2::lookups;
 use crate::error::{Error, Result};
 use crate::resources::Ctx;
 
@@ -20,29 +17,19 @@ pub struct Placement {
     pub public_ip_at_launch: bool,
 }
 
-/// The placement an existing instance has.
-pub fn of_instance(instance: &super::instance::Instance) -> Placement {
-    Placement {
-        subnet_id: instance.subnet_id.clone(),
-        vpc_id: instance.vpc_id.clone(),
-        availability_zone: instance.availability_zone.clone(),
-        public_ip_at_launch: false,
-    }
-}
-
 /// Resolves the placement: the configured subnet, else the running
-/// instance's, else the default VPC's subnet in the data volume's zone, else
+/// instance's (`current`), else the default VPC's subnet in the data volume's zone, else
 /// the first default subnet whose zone offers the instance type.
 pub async fn resolve(
     ctx: &Ctx<'_>,
-    instance: Option<&super::instance::Instance>,
+    current: Option<Placement>,
     data_volume_zone: Option<&str>,
 ) -> Result<Placement> {
     if let Some(subnet_id) = &ctx.settings.subnet_id {
         return configured_subnet(ctx, subnet_id).await;
     }
-    if let Some(instance) = instance {
-        return Ok(of_instance(instance));
+    if let Some(current) = current {
+        return Ok(current);
     }
     let defaults = default_subnets(ctx).await?;
     if let Some(zone) = data_volume_zone {
@@ -55,7 +42,7 @@ pub async fn resolve(
                 ))
             });
     }
-    let zones = zones_offering(ctx).await?;
+    let zones = lookups::zones_offering(&ctx.aws.ec2, &ctx.settings.instance_type).await?;
     defaults
         .into_iter()
         .find(|p| zones.contains(&p.availability_zone))
@@ -68,15 +55,8 @@ pub async fn resolve(
 }
 
 async fn configured_subnet(ctx: &Ctx<'_>, subnet_id: &str) -> Result<Placement> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_subnets()
-        .subnet_ids(subnet_id)
-        .send()
-        .await
-        .ctx("ec2:DescribeSubnets")?;
-    let subnet = out.subnets().first().ok_or_else(|| {
+    let subnet = lookups::subnet(&ctx.aws.ec2, subnet_id).await?;
+    let subnet = subnet.ok_or_else(|| {
         Error::Refused(format!(
             "instance.subnet_id = {subnet_id:?} does not exist in {}\n  fix: use a subnet of this region, or leave it empty for the default VPC",
             ctx.settings.region
@@ -88,7 +68,7 @@ async fn configured_subnet(ctx: &Ctx<'_>, subnet_id: &str) -> Result<Placement> 
         // Not asked: a subnet that maps public IPs is taken at its word.
         DefaultRoute::InternetGateway
     } else {
-        default_route(ctx, subnet_id, &vpc_id).await?
+        default_route(&lookups::route_tables_of(&ctx.aws.ec2, subnet_id, &vpc_id).await?)
     };
     let public_ip_at_launch = internet_at_first_boot(maps_public_ip, route).map_err(|problem| {
         Error::Refused(format!("instance.subnet_id = {subnet_id:?} {problem}"))
@@ -136,40 +116,13 @@ pub fn internet_at_first_boot(
     }
 }
 
-/// The 0.0.0.0/0 route of the subnet's route table: its own association,
-/// else the VPC's main route table (Route tables,
-/// https://docs.aws.amazon.com/vpc/latest/userguide/VPC_Route_Tables.html).
-async fn default_route(ctx: &Ctx<'_>, subnet_id: &str, vpc_id: &str) -> Result<DefaultRoute> {
-    let ask = |name: &str, value: &str| {
-        ctx.aws
-            .ec2
-            .describe_route_tables()
-            .filters(Filter::builder().name(name).values(value).build())
-    };
-    let own = ask("association.subnet-id", subnet_id)
-        .send()
-        .await
-        .ctx("ec2:DescribeRouteTables")?;
-    let tables = if own.route_tables().is_empty() {
-        ask("vpc-id", vpc_id)
-            .filters(
-                Filter::builder()
-                    .name("association.main")
-                    .values("true")
-                    .build(),
-            )
-            .send()
-            .await
-            .ctx("ec2:DescribeRouteTables")?
-    } else {
-        own
-    };
+/// The 0.0.0.0/0 route of the tables that decide a subnet's routes.
+fn default_route(tables: &[aws_sdk_ec2::types::RouteTable]) -> DefaultRoute {
     let route = tables
-        .route_tables()
         .iter()
         .flat_map(|t| t.routes())
         .find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
-    Ok(match route {
+    match route {
         Some(r) if r.gateway_id().is_some_and(|g| g.starts_with("igw-")) => {
             DefaultRoute::InternetGateway
         }
@@ -182,51 +135,13 @@ async fn default_route(ctx: &Ctx<'_>, subnet_id: &str, vpc_id: &str) -> Result<D
             DefaultRoute::Nat
         }
         _ => DefaultRoute::None,
-    })
-}
-
-/// Puts RunInstances' instance in the placement's subnet with `security_group`.
-/// With `public_ip_at_launch`, through a network interface specification
-/// asking for a public IPv4: the subnet and groups then go on the
-/// interface, not on the call (API_RunInstances, NetworkInterfaces).
-pub fn on_network(
-    call: RunInstancesFluentBuilder,
-    placement: &Placement,
-    security_group: &str,
-) -> RunInstancesFluentBuilder {
-    if !placement.public_ip_at_launch {
-        return call
-            .subnet_id(&placement.subnet_id)
-            .security_group_ids(security_group);
     }
-    call.network_interfaces(
-        InstanceNetworkInterfaceSpecification::builder()
-            .device_index(0)
-            .subnet_id(&placement.subnet_id)
-            .groups(security_group)
-            .associate_public_ip_address(true)
-            .delete_on_termination(true)
-            .build(),
-    )
 }
 
 /// The default VPC's default subnets, ordered by zone name.
 async fn default_subnets(ctx: &Ctx<'_>) -> Result<Vec<Placement>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_subnets()
-        .filters(
-            Filter::builder()
-                .name("default-for-az")
-                .values("true")
-                .build(),
-        )
-        .send()
-        .await
-        .ctx("ec2:DescribeSubnets")?;
-    let mut placements: Vec<Placement> = out
-        .subnets()
+    let subnets = lookups::default_subnets(&ctx.aws.ec2).await?;
+    let mut placements: Vec<Placement> = subnets
         .iter()
         .map(|s| Placement {
             subnet_id: s.subnet_id().unwrap_or_default().to_string(),
@@ -244,28 +159,6 @@ async fn default_subnets(ctx: &Ctx<'_>) -> Result<Vec<Placement>> {
     }
     placements.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone));
     Ok(placements)
-}
-
-async fn zones_offering(ctx: &Ctx<'_>) -> Result<Vec<String>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_instance_type_offerings()
-        .location_type(LocationType::AvailabilityZone)
-        .filters(
-            Filter::builder()
-                .name("instance-type")
-                .values(&ctx.settings.instance_type)
-                .build(),
-        )
-        .send()
-        .await
-        .ctx("ec2:DescribeInstanceTypeOfferings")?;
-    Ok(out
-        .instance_type_offerings()
-        .iter()
-        .filter_map(|o| o.location().map(str::to_string))
-        .collect())
 }
 
 #[cfg(test)]

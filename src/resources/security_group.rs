@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 };
 use ipnet::IpNet;
 
-use crate::aws::{has_code, AwsResultExt};
+use crate::aws::ec2::security_groups::{self as gateway, Authorized};
 use crate::config::Settings;
 use crate::error::Result;
 use crate::names::Role;
@@ -142,15 +142,9 @@ fn rules_of(permissions: &[IpPermission]) -> BTreeSet<Rule> {
 }
 
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Option<SecurityGroup>> {
-    let out = ctx
-        .aws
-        .ec2
-        .describe_security_groups()
-        .set_filters(Some(ctx.names.owned_filters(Role::SecurityGroup)))
-        .send()
-        .await
-        .ctx("ec2:DescribeSecurityGroups")?;
-    Ok(out.security_groups().first().map(|g| SecurityGroup {
+    let found =
+        gateway::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::SecurityGroup)).await?;
+    Ok(found.first().map(|g| SecurityGroup {
         id: g.group_id().unwrap_or_default().to_string(),
         vpc_id: g.vpc_id().unwrap_or_default().to_string(),
         rules: rules_of(g.ip_permissions()),
@@ -247,21 +241,9 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change, vpc_id: &str) -> Result<Strin
         Change::Update { id, add, remove } => {
             authorize(ctx, id, add).await?;
             if !remove.is_empty() {
-                let revoked = ctx
-                    .aws
-                    .ec2
-                    .revoke_security_group_ingress()
-                    .group_id(id)
-                    .set_ip_permissions(Some(remove.iter().map(Rule::permission).collect()))
-                    .send()
-                    .await;
-                match revoked {
-                    // Already gone (a retried call whose answer was lost).
-                    Err(e) if has_code(&e, "InvalidPermission.NotFound") => {}
-                    other => {
-                        other.ctx("ec2:RevokeSecurityGroupIngress")?;
-                    }
-                }
+                // Rules already gone: a retried call whose answer was lost.
+                let rules = remove.iter().map(Rule::permission).collect();
+                gateway::revoke(&ctx.aws.ec2, id, rules).await?;
             }
             ctx.ui.info(&format!(
                 "updated security group {id}: {} rule(s) added, {} removed",
@@ -275,24 +257,18 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change, vpc_id: &str) -> Result<Strin
 
 async fn create(ctx: &Ctx<'_>, vpc_id: &str) -> std::result::Result<String, crate::aws::AwsError> {
     let name = ctx.names.name_of(Role::SecurityGroup);
-    let out = ctx
-        .aws
-        .ec2
-        .create_security_group()
-        .group_name(&name)
-        .description(format!(
+    let id = gateway::create(
+        &ctx.aws.ec2,
+        &name,
+        format!(
             "glbox deployment {}: GitLab web and access",
             ctx.names.deployment
-        ))
-        .vpc_id(vpc_id)
-        .tag_specifications(
-            ctx.names
-                .tag_spec(ResourceType::SecurityGroup, Role::SecurityGroup),
-        )
-        .send()
-        .await
-        .ctx("ec2:CreateSecurityGroup")?;
-    let id = out.group_id().unwrap_or_default().to_string();
+        ),
+        vpc_id,
+        ctx.names
+            .tag_spec(ResourceType::SecurityGroup, Role::SecurityGroup),
+    )
+    .await?;
     ctx.ui.info(&format!("created security group {id}"));
     Ok(id)
 }
@@ -304,70 +280,30 @@ async fn authorize(ctx: &Ctx<'_>, id: &str, rules: &[Rule]) -> Result<()> {
     if rules.is_empty() {
         return Ok(());
     }
-    match send_authorize(ctx, id, rules).await {
-        Err(e) if has_code(&e, "InvalidPermission.Duplicate") => {
-            let present = observe(ctx)
-                .await?
-                .filter(|g| g.id == id)
-                .map(|g| g.rules)
-                .unwrap_or_default();
-            let missing: Vec<Rule> = rules
-                .iter()
-                .filter(|r| !present.contains(r))
-                .cloned()
-                .collect();
-            if !missing.is_empty() {
-                send_authorize(ctx, id, &missing)
-                    .await
-                    .ctx("ec2:AuthorizeSecurityGroupIngress")?;
-            }
-            Ok(())
-        }
-        other => {
-            other.ctx("ec2:AuthorizeSecurityGroupIngress")?;
-            Ok(())
-        }
+    let ec2 = &ctx.aws.ec2;
+    let permissions = |rules: &[Rule]| rules.iter().map(Rule::permission).collect();
+    if gateway::authorize(ec2, ctx.ui, id, permissions(rules)).await? == Authorized::Added {
+        return Ok(());
     }
-}
-
-async fn send_authorize(
-    ctx: &Ctx<'_>,
-    id: &str,
-    rules: &[Rule],
-) -> std::result::Result<
-    aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressOutput,
-    aws_sdk_ec2::error::SdkError<
-        aws_sdk_ec2::operation::authorize_security_group_ingress::AuthorizeSecurityGroupIngressError,
-    >,
->{
-    // Right after CreateSecurityGroup, EC2 may not know the group yet.
-    crate::aws::settled(ctx.ui, &[crate::aws::Lag::FreshId], id, || {
-        ctx.aws
-            .ec2
-            .authorize_security_group_ingress()
-            .group_id(id)
-            .set_ip_permissions(Some(rules.iter().map(Rule::permission).collect()))
-            .send()
-    })
-    .await
+    let present = observe(ctx)
+        .await?
+        .filter(|g| g.id == id)
+        .map(|g| g.rules)
+        .unwrap_or_default();
+    let missing: Vec<Rule> = rules
+        .iter()
+        .filter(|r| !present.contains(r))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        gateway::authorize(ec2, ctx.ui, id, permissions(&missing)).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the group. The instance using it must be gone first.
 pub async fn delete(ctx: &Ctx<'_>, group: &SecurityGroup) -> Result<()> {
-    let deleted = ctx
-        .aws
-        .ec2
-        .delete_security_group()
-        .group_id(&group.id)
-        .send()
-        .await;
-    match deleted {
-        // Gone already: a retried delete whose answer was lost.
-        Err(e) if has_code(&e, "InvalidGroup.NotFound") => {}
-        other => {
-            other.ctx("ec2:DeleteSecurityGroup")?;
-        }
-    }
+    gateway::delete(&ctx.aws.ec2, &group.id).await?;
     ctx.ui.info(&format!("deleted security group {}", group.id));
     Ok(())
 }

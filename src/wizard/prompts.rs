@@ -4,10 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_ec2::types::LocationType;
 use dialoguer::{Confirm, Input, Select};
 
-use crate::aws::{self, AwsResultExt, ConnectOptions};
+use crate::aws::{self, ConnectOptions};
 use crate::config::raw::{RawDataVolume, RawGitlab, DEFAULT_REGION};
 use crate::config::{self, AccessMethod, ConfigError, Edition, Os};
 use crate::email::smtp_password::is_smtp_region;
@@ -29,20 +28,9 @@ impl Lookups {
     /// AWS cannot be asked, so that any well-formed name is accepted.
     fn regions(&self) -> Option<BTreeSet<String>> {
         let aws = self.runtime.block_on(aws::connect(&self.connect));
-        let result = self.runtime.block_on(async {
-            aws.ec2
-                .describe_regions()
-                .send()
-                .await
-                .ctx("ec2:DescribeRegions")
-        });
+        let result = self.runtime.block_on(aws::ec2::lookups::regions(&aws.ec2));
         match result {
-            Ok(out) => Some(
-                out.regions()
-                    .iter()
-                    .filter_map(|r| r.region_name().map(str::to_string))
-                    .collect(),
-            ),
+            Ok(regions) => Some(regions.into_iter().collect()),
             Err(e) => {
                 self.ui.warn(&format!(
                     "could not list the regions, so any region name is accepted: {e}"
@@ -61,25 +49,10 @@ impl Lookups {
         };
         let result = self.runtime.block_on(async {
             let aws = aws::connect(&options).await;
-            let mut pages = aws
-                .ec2
-                .describe_instance_type_offerings()
-                .location_type(LocationType::Region)
-                .into_paginator()
-                .send();
-            let mut types = BTreeSet::new();
-            while let Some(page) = pages.next().await {
-                let page = page.ctx("ec2:DescribeInstanceTypeOfferings")?;
-                types.extend(
-                    page.instance_type_offerings()
-                        .iter()
-                        .filter_map(|o| o.instance_type().map(|t| t.as_str().to_string())),
-                );
-            }
-            Ok::<_, aws::AwsError>(types)
+            aws::ec2::lookups::types_offered(&aws.ec2).await
         });
         match result {
-            Ok(types) => Some(types),
+            Ok(types) => Some(types.into_iter().collect()),
             Err(e) => {
                 self.ui.warn(&format!(
                     "could not list the instance types offered in {region}, so they are not checked: {e}"

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::aws::iam::{self, parse_policy, roles, Attempt};
-use crate::aws::{partition, AwsResultExt};
+use crate::aws::partition;
 use crate::error::{Error, Result};
 use crate::names::Role;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -79,16 +79,9 @@ pub async fn ensure_boundary(ctx: &Ctx<'_>) -> Result<String> {
 
 /// The account glbox works in (the caller's).
 pub async fn caller_account(ctx: &Ctx<'_>) -> Result<String> {
-    let caller = ctx
-        .aws
-        .sts()
-        .get_caller_identity()
-        .send()
-        .await
-        .ctx("sts:GetCallerIdentity")?;
-    caller
-        .account()
-        .map(str::to_string)
+    crate::aws::sts::caller(&ctx.aws.sts())
+        .await?
+        .account
         .ok_or_else(|| Error::Refused("sts:GetCallerIdentity returned no account id".into()))
 }
 
