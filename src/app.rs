@@ -11,7 +11,7 @@ use crate::aws::{self, Aws, ConnectOptions};
 use crate::config::{self, ConfigError, Settings, Sources};
 use crate::error::{Error, Result};
 use crate::lab::LabSettings;
-use crate::output::OutputFormat;
+use crate::output::{print_json, OutputFormat, Report};
 use crate::resources::Ctx;
 use crate::ui::{Ui, Verbosity};
 
@@ -175,5 +175,45 @@ async fn resolve_ssh_cidrs(settings: &mut Settings, ui: &Ui) -> Result<()> {
             problem: format!("is empty, and your public IP address could not be found ({reason})"),
             fix: "set access.ssh_cidrs = [\"<your public IP>/32\"]".into(),
         })),
+    }
+}
+
+/// What a command prints and asks, in the run's format.
+impl App {
+    /// Prints `report` in the run's format, then hands back its outcome.
+    pub fn emit(&self, report: impl Report) -> Result<()> {
+        match self.output {
+            OutputFormat::Json if !report.text_only() => print_json(&report),
+            _ => print!("{}", report.text()),
+        }
+        report.outcome()
+    }
+
+    /// Should a command show what it is about to change before it asks? Not
+    /// as JSON, and not with `-q` and `--yes` (no question, only the result).
+    pub fn preview_wanted(&self) -> bool {
+        self.output == OutputFormat::Text && !(self.yes && self.ui.verbosity() == Verbosity::Quiet)
+    }
+
+    /// Asks before changing anything, unless `--yes`. Without a terminal to
+    /// ask on, refuses rather than guessing.
+    pub fn confirm(&self, question: &str, what: &str) -> Result<()> {
+        if self.yes {
+            return Ok(());
+        }
+        if !crate::wizard::can_prompt() {
+            return Err(Error::Refused(format!(
+                "{what} needs confirmation, and there is no terminal to ask on (or --non-interactive): nothing was changed\n  fix: review the list above, then re-run with --yes"
+            )));
+        }
+        let agreed = self
+            .ui
+            .confirm(question)
+            .map_err(|e| Error::Refused(format!("could not read the answer: {e}")))?;
+        if agreed {
+            Ok(())
+        } else {
+            Err(Error::Declined)
+        }
     }
 }

@@ -20,10 +20,6 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The command that finishes an interrupted run (`glbox up`, `glbox down`).
 static RESUME: OnceLock<&'static str> = OnceLock::new();
 
-/// Every checkpoint `up` passes, in order (the tests walk this list): one
-/// per step of `deploy::STEPS`.
-pub const STEPS: &[&str] = &crate::deploy::checkpoints();
-
 /// Catches SIGINT for the rest of the process: the first sets the flag,
 /// the second exits with 130. `resume`: the command that finishes the job.
 pub fn install_interrupt_handler(ui: crate::ui::Ui, resume: &'static str) {

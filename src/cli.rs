@@ -9,7 +9,6 @@ use crate::app::{App, GlobalArgs};
 use crate::commands;
 use crate::error::Result;
 use crate::help;
-use crate::output::emit;
 use crate::ui::Ui;
 
 const EXAMPLES: &str = "\
@@ -210,24 +209,24 @@ fn command_name(command: &Command) -> String {
 async fn dispatch(app: &App, command: Command) -> Result<()> {
     use commands::lab;
     match command {
-        Command::Plan(args) => emit(app, commands::plan::run(app, &args).await?),
+        Command::Plan(args) => app.emit(commands::plan::run(app, &args).await?),
         Command::Up(args) => match commands::up::run(app, &args).await? {
-            Some(report) => emit(app, report),
+            Some(report) => app.emit(report),
             None => Ok(()),
         },
-        Command::Status(args) => emit(app, commands::status::run(app, &args).await?),
-        Command::Down(args) => emit(app, commands::down::run(app, &args).await?),
-        Command::Verify(args) => emit(app, commands::verify::run(app, &args).await?),
-        Command::Render { what } => emit(app, commands::render::run(app, what).await?),
+        Command::Status(args) => app.emit(commands::status::run(app, &args).await?),
+        Command::Down(args) => app.emit(commands::down::run(app, &args).await?),
+        Command::Verify(args) => app.emit(commands::verify::run(app, &args).await?),
+        Command::Render { what } => app.emit(commands::render::run(app, what).await?),
         Command::Email(EmailCommand::Dns { zone_file }) => {
-            emit(app, commands::email_dns::run(app, zone_file).await?)
+            app.emit(commands::email_dns::run(app, zone_file).await?)
         }
-        Command::Email(EmailCommand::Rotate) => emit(app, commands::email_rotate::run(app).await?),
-        Command::Doctor => emit(app, commands::doctor::run(app).await?),
-        Command::Lab(LabCommand::Up(args)) => emit(app, lab::up::run(app, &args).await?),
-        Command::Lab(LabCommand::Status) => emit(app, lab::status::run(app).await?),
-        Command::Lab(LabCommand::Down) => emit(app, lab::down::run(app).await?),
-        Command::Lab(LabCommand::Reap) => emit(app, lab::reap::run(app).await?),
+        Command::Email(EmailCommand::Rotate) => app.emit(commands::email_rotate::run(app).await?),
+        Command::Doctor => app.emit(commands::doctor::run(app).await?),
+        Command::Lab(LabCommand::Up(args)) => app.emit(lab::up::run(app, &args).await?),
+        Command::Lab(LabCommand::Status) => app.emit(lab::status::run(app).await?),
+        Command::Lab(LabCommand::Down) => app.emit(lab::down::run(app).await?),
+        Command::Lab(LabCommand::Reap) => app.emit(lab::reap::run(app).await?),
         Command::Init(args) => commands::init::run(app, &args).await,
         Command::Completions { .. } => unreachable!("printed before any set-up"),
     }

@@ -8,7 +8,6 @@ use std::future::Future;
 
 use crate::bootstrap::Target;
 use crate::config::Settings;
-use crate::deploy::plan::Observed;
 use crate::error::{Error, Result};
 use crate::remote::Transport;
 use crate::resources::instance::Instance;
@@ -84,18 +83,23 @@ pub struct Endpoint {
     pub url: String,
 }
 
-/// The deployment's running instance and how to reach it.
-pub fn running(ctx: &Ctx<'_>, observed: &Observed) -> Result<Endpoint> {
-    let holder = observed
-        .data_volumes
-        .iter()
-        .find_map(|v| v.attached_to.as_deref());
-    let (primary, _) = crate::resources::instance::pick_primary(observed.live_instances(), holder);
+/// The deployment's running instance and how to reach it, from what was
+/// observed of its instances, data volumes and addresses.
+pub fn running(
+    ctx: &Ctx<'_>,
+    instances: &[Instance],
+    data_volumes: &[crate::resources::data_volume::Volume],
+    addresses: &[crate::resources::elastic_ip::Address],
+) -> Result<Endpoint> {
+    let holder = data_volumes.iter().find_map(|v| v.attached_to.as_deref());
+    let (primary, _) = crate::resources::instance::pick_primary(
+        crate::resources::instance::live(instances),
+        holder,
+    );
     let instance = primary.filter(|i| i.state == "running").ok_or_else(|| {
         Error::Unverifiable("the deployment has no running instance: run glbox up".into())
     })?;
-    let elastic_ip = observed
-        .addresses
+    let elastic_ip = addresses
         .iter()
         .find(|a| a.instance_id.as_deref() == Some(instance.id.as_str()))
         .map(|a| a.public_ip.clone());
@@ -108,8 +112,7 @@ pub fn running(ctx: &Ctx<'_>, observed: &Observed) -> Result<Endpoint> {
     .ok_or_else(|| {
         Error::Unverifiable("the instance has no address: set gitlab.external_url".into())
     })?;
-    let data_volume_id = observed
-        .data_volumes
+    let data_volume_id = data_volumes
         .iter()
         .find(|v| v.attached_to.as_deref() == Some(instance.id.as_str()))
         .map(|v| v.id.clone());

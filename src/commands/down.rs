@@ -9,7 +9,7 @@ use crate::app::{App, Needs};
 use crate::cli::DownArgs;
 use crate::deploy::down::{self, DownItem, DownOptions, DownOutcome};
 use crate::error::Result;
-use crate::output::{confirm, preview_wanted, Report};
+use crate::output::Report;
 
 #[derive(Serialize)]
 pub struct DownReport {
@@ -53,7 +53,7 @@ pub async fn run(app: &App, args: &DownArgs) -> Result<DownReport> {
     if !anything_to_remove {
         return Ok(report);
     }
-    if preview_wanted(app) {
+    if app.preview_wanted() {
         println!(
             "Removing deployment {:?} in {}:",
             ctx.settings.name, ctx.settings.region
@@ -62,7 +62,7 @@ pub async fn run(app: &App, args: &DownArgs) -> Result<DownReport> {
             println!("  {:<17} {:<24} {}", item.resource, item.id, item.action);
         }
     }
-    confirm(app, "Remove these resources?", "removing these resources")?;
+    app.confirm("Remove these resources?", "removing these resources")?;
     let lease = crate::lease::acquire(&ctx, "down").await?;
     let result = async {
         // Under the lease, what is there now (another run may have changed it).

@@ -10,7 +10,7 @@ use crate::deploy::plan::{self, Observed};
 use crate::email::credentials;
 use crate::email::rotation::{self, Rotation};
 use crate::error::{Error, Result};
-use crate::output::{confirm, preview_wanted, Report};
+use crate::output::Report;
 use crate::resources::Ctx;
 
 #[derive(Serialize)]
@@ -53,7 +53,7 @@ pub async fn run(app: &App) -> Result<RotateReport> {
     let observed = plan::observe(&ctx).await?;
     let rotation = Rotation::start(&ctx, &observed.email.credentials)?;
     rotation::refuse_waiting_changes(plan::make(&ctx, &observed, true).await?.is_noop())?;
-    if preview_wanted(app) {
+    if app.preview_wanted() {
         println!(
             "Rotating the SMTP key of {}: a new access key, GitLab updated, then {} deleted.",
             rotation.user,
@@ -64,7 +64,7 @@ pub async fn run(app: &App) -> Result<RotateReport> {
             }
         );
     }
-    confirm(app, "Rotate the SMTP key?", "rotating the SMTP key")?;
+    app.confirm("Rotate the SMTP key?", "rotating the SMTP key")?;
     // The lease after the question (a refusal changes nothing); the key
     // checks above are made again under it.
     let lease = crate::lease::acquire(&ctx, "email rotate").await?;
@@ -86,7 +86,12 @@ async fn rotate(ctx: &Ctx<'_>, rotation: &Rotation, observed: &Observed) -> Resu
     let new = credentials::new_key(ctx, email, &rotation.user, stored).await?;
     let mut verify = None;
     let mut keep_old = false;
-    match crate::endpoint::running(ctx, observed) {
+    match crate::endpoint::running(
+        ctx,
+        &observed.instances,
+        &observed.data_volumes,
+        &observed.addresses,
+    ) {
         Ok(endpoint) => {
             let data_volume_id = endpoint.data_volume_id.as_deref().ok_or_else(|| {
                 Error::Refused(format!(

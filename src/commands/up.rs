@@ -14,7 +14,7 @@ use crate::deploy::plan::{self, PlanReport};
 use crate::email::identity::Observed as SesObserved;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::output::{confirm, preview_wanted, Report};
+use crate::output::Report;
 use crate::resources::{dns_record, Ctx};
 
 /// How long `up --wait-email` waits for SES to see the DNS records.
@@ -110,8 +110,12 @@ async fn up(app: &App, ctx: &Ctx<'_>, args: &UpArgs) -> Result<UpReport> {
     let observed = plan::observe(ctx).await?;
     // With Let's Encrypt put off, the plan (and the bootstrap's digest) is
     // for an install without it, so a repeated `up --no-wait-dns` is free.
-    let deferred =
-        dns_record::letsencrypt_deferred(ctx, &observed, with_bootstrap && args.no_wait_dns).await;
+    let deferred = dns_record::letsencrypt_deferred(
+        ctx,
+        &observed.addresses,
+        with_bootstrap && args.no_wait_dns,
+    )
+    .await;
     let deferred_ctx = deferred.as_ref().map(|s| Ctx::new(ctx.aws, s, ctx.ui));
     let ctx = deferred_ctx.as_ref().unwrap_or(ctx);
     let plan = plan::make(ctx, &observed, with_bootstrap).await?;
@@ -153,10 +157,10 @@ async fn up(app: &App, ctx: &Ctx<'_>, args: &UpArgs) -> Result<UpReport> {
 }
 
 fn confirm_plan(app: &App, report: &PlanReport) -> Result<()> {
-    if preview_wanted(app) {
+    if app.preview_wanted() {
         print!("{}", super::plan::plan_text(report));
     }
-    confirm(app, "Apply these changes?", "applying this plan")
+    app.confirm("Apply these changes?", "applying this plan")
 }
 
 /// An `up`'s plan and what it was made from.

@@ -37,7 +37,12 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<VerifyReport> {
         .await
         .map_err(unverifiable)?;
     super::warn_email_problem(&ctx, &observed);
-    let endpoint = crate::endpoint::running(&ctx, &observed)?;
+    let endpoint = crate::endpoint::running(
+        &ctx,
+        &observed.instances,
+        &observed.data_volumes,
+        &observed.addresses,
+    )?;
     let transport = endpoint.transport(&ctx).await.map_err(unverifiable)?;
     transport.wait_ready(&ctx).await.map_err(unverifiable)?;
     // The test mail only with --deep: a plain verify may run from cron.

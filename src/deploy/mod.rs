@@ -50,8 +50,12 @@ pub const STEPS: &[Step] = &[
     gitlab::STEP,
 ];
 
-/// The checkpoints of [`STEPS`], in order (see `checkpoint::STEPS`).
-pub const fn checkpoints() -> [&'static str; STEPS.len()] {
+/// Every checkpoint `up` passes, in order (the tests walk this list): one
+/// per step of [`STEPS`].
+pub const CHECKPOINTS: &[&str] = &checkpoints();
+
+/// The checkpoints of [`STEPS`], in order.
+const fn checkpoints() -> [&'static str; STEPS.len()] {
     let mut names = [""; STEPS.len()];
     let mut i = 0;
     while i < STEPS.len() {

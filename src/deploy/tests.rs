@@ -352,5 +352,5 @@ async fn status_lists_the_box_then_gitlab() {
 #[test]
 fn every_step_has_its_own_checkpoint_in_order() {
     let names: Vec<&str> = STEPS.iter().map(|s| s.checkpoint).collect();
-    assert_eq!(crate::checkpoint::STEPS, names.as_slice());
+    assert_eq!(super::CHECKPOINTS, names.as_slice());
 }

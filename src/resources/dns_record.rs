@@ -332,17 +332,14 @@ pub fn needs_public_dns(settings: &Settings) -> bool {
 /// run only (an install with it on would fail). `None`: keep it as set.
 pub async fn letsencrypt_deferred(
     ctx: &Ctx<'_>,
-    observed: &crate::deploy::plan::Observed,
+    addresses: &[crate::resources::elastic_ip::Address],
     no_wait: bool,
 ) -> Option<Settings> {
     if !no_wait || !needs_public_dns(ctx.settings) {
         return None;
     }
     let host = host(ctx.settings)?;
-    let address = observed
-        .addresses
-        .first()
-        .and_then(|a| a.public_ip.parse().ok());
+    let address = addresses.first().and_then(|a| a.public_ip.parse().ok());
     let seen = match address {
         Some(address) => match crate::public_dns::points_at(&host, address).await {
             Ok(()) => return None,

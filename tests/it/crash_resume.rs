@@ -181,7 +181,7 @@ async fn assert_converged(emulator: &Emulator, workspace: &Workspace, context: &
 
 #[tokio::test]
 async fn a_crash_at_any_checkpoint_is_finished_by_the_next_up() {
-    for step in glbox::checkpoint::STEPS {
+    for step in glbox::deploy::CHECKPOINTS {
         let emulator = Emulator::start();
         healthy_box(&emulator).await;
         let workspace = Workspace::new(&format!("{CONFIG}{}", crate::common::verify_section("")));

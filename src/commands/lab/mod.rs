@@ -14,7 +14,6 @@ use crate::lab::observe::{self, Observed};
 use crate::lab::roster::Row;
 use crate::lab::{down as lab_down, expiry_after, lab_ctx};
 use crate::names::seat_label;
-use crate::output::confirm;
 use crate::resources::iam;
 use crate::ui::Ui;
 
@@ -78,8 +77,7 @@ pub(crate) async fn remove(
             if seats.is_empty() { "none".to_string() } else { seats.join(", ") }
         );
     }
-    confirm(
-        app,
+    app.confirm(
         &format!("Remove lab {:?} and its data?", settings.name),
         "removing the lab",
     )?;

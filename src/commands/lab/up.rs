@@ -11,7 +11,7 @@ use crate::lab::observe::Observed;
 use crate::lab::roster::{self, Row};
 use crate::lab::{down, is_expired, lab_ctx, plan, up, LabSettings};
 use crate::names::seat_label;
-use crate::output::{confirm, OutputFormat, Report};
+use crate::output::{OutputFormat, Report};
 use crate::resources::Ctx;
 use crate::ui::Ui;
 
@@ -198,7 +198,7 @@ impl Run<'_> {
         } else {
             "Apply these changes, deleting the removed seats and their data?"
         };
-        confirm(self.app, question, "changing the lab")
+        self.app.confirm(question, "changing the lab")
     }
 
     async fn up_planned(
