@@ -12,15 +12,39 @@ pub fn answers<B: AsRef<str>>(responses: &[(u16, B)]) -> StaticReplayClient {
     StaticReplayClient::new(
         responses
             .iter()
-            .map(|(status, body)| {
-                let status = (*status).try_into().expect("a valid status");
-                ReplayEvent::new(
-                    Request::new(SdkBody::empty()),
-                    Response::new(status, SdkBody::from(body.as_ref().to_string())),
-                )
-            })
+            .map(|(status, body)| answer(*status, body.as_ref()))
             .collect(),
     )
+}
+
+/// One answer with `status` and `body`.
+pub fn answer(status: u16, body: &str) -> ReplayEvent {
+    let status = status.try_into().expect("a valid status");
+    ReplayEvent::new(
+        Request::new(SdkBody::empty()),
+        Response::new(status, SdkBody::from(body.to_string())),
+    )
+}
+
+/// EC2's error answer with `code` (the query protocol's XML).
+pub fn ec2_refusal(code: &str) -> ReplayEvent {
+    answer(
+        400,
+        &format!("<Response><Errors><Error><Code>{code}</Code><Message>{code}</Message></Error></Errors><RequestID>r</RequestID></Response>"),
+    )
+}
+
+/// An EC2 client answering with `events`, and the replay that records
+/// what it was asked.
+pub fn ec2_client(events: Vec<ReplayEvent>) -> (aws_sdk_ec2::Client, StaticReplayClient) {
+    let replay = StaticReplayClient::new(events);
+    let config = aws_sdk_ec2::Config::builder()
+        .http_client(replay.clone())
+        .behavior_version_latest()
+        .region(aws_sdk_ec2::config::Region::new(REGION))
+        .credentials_provider(credentials())
+        .build();
+    (aws_sdk_ec2::Client::from_conf(config), replay)
 }
 
 /// The bodies of the requests the client was sent, in order.

@@ -59,7 +59,7 @@ pub async fn wait_instances(
     state: &str,
 ) -> crate::error::Result<()> {
     let what = format!("{} instance(s) to be {state}", ids.len());
-    let wait = instances::Wait {
+    let wait = crate::aws::ec2::Wait {
         state,
         what: &what,
         within: STATE_WAIT,
@@ -78,7 +78,7 @@ pub async fn wait_instances(
 /// Waits until every volume in `ids` is `state`, one DescribeVolumes a poll.
 pub async fn wait_volumes(lab: &Ctx<'_>, ids: &[String], state: &str) -> crate::error::Result<()> {
     let what = format!("{} volume(s) to be {state}", ids.len());
-    let wait = volumes::Wait {
+    let wait = crate::aws::ec2::Wait {
         state,
         what: &what,
         within: STATE_WAIT,

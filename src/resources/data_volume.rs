@@ -369,7 +369,7 @@ async fn attach(ctx: &Ctx<'_>, id: &str, instance_id: &str) -> Result<()> {
 
 async fn wait_for(ctx: &Ctx<'_>, id: &str, state: &str) -> Result<Volume> {
     let what = format!("volume {id} to be {state}");
-    let wait = gateway::Wait {
+    let wait = crate::aws::ec2::Wait {
         state,
         what: &what,
         within: STATE_WAIT,

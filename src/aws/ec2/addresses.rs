@@ -108,17 +108,20 @@ pub async fn release_fresh(ec2: &Client, ui: &Ui, allocation_id: &str) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::super::replay::{actions, client, refusal};
     use super::*;
+    use crate::aws::replay::{ec2_client, ec2_refusal, operations};
 
     #[tokio::test]
     async fn releasing_what_is_released_already_succeeds() {
-        let (ec2, replay) = client(vec![
-            refusal("InvalidAssociationID.NotFound"),
-            refusal("InvalidAllocationID.NotFound"),
+        let (ec2, replay) = ec2_client(vec![
+            ec2_refusal("InvalidAssociationID.NotFound"),
+            ec2_refusal("InvalidAllocationID.NotFound"),
         ]);
         disassociate(&ec2, "eipassoc-1").await.unwrap();
         release(&ec2, "eipalloc-1").await.unwrap();
-        assert_eq!(actions(&replay), ["DisassociateAddress", "ReleaseAddress"]);
+        assert_eq!(
+            operations(&replay),
+            ["DisassociateAddress", "ReleaseAddress"]
+        );
     }
 }

@@ -3,7 +3,6 @@
 //! many-id calls batch ids EC2's way (up to 500 a call).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_ec2::types::{
     AttributeValue, BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState,
@@ -15,7 +14,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_ec2::Client;
 use sha2::{Digest, Sha256};
 
-use super::{filter, IDS_PER_CALL};
+use super::{filter, Wait, IDS_PER_CALL};
 use crate::aws::{has_code, ok_if, settled, AwsError, AwsResultExt, Lag};
 use crate::error::{Error, Result};
 use crate::ui::Ui;
@@ -86,18 +85,6 @@ fn state_of(instance: &Instance) -> &str {
         .and_then(|s| s.name())
         .map(|n| n.as_str())
         .unwrap_or_default()
-}
-
-/// How a wait for instances is shown and when it gives up.
-pub struct Wait<'a> {
-    /// The state every instance must reach ("running", "stopped", ...).
-    pub state: &'a str,
-    /// The wait line: what is waited for.
-    pub what: &'a str,
-    pub within: Duration,
-    /// Show progress as "n of m <state>" (many instances) rather than the
-    /// one instance's state.
-    pub counted: bool,
 }
 
 /// Waits until every instance in `ids` is in `wait.state`, with one
@@ -487,8 +474,9 @@ pub async fn console_output(ec2: &Client, id: &str) -> Result<Option<String>, Aw
 
 #[cfg(test)]
 mod tests {
-    use super::super::replay::{actions, answer, client, refusal};
     use super::*;
+    use crate::aws::replay::{answer, ec2_client, ec2_refusal, operations};
+    use std::time::Duration;
 
     fn reservation(instances: &[(&str, &str)]) -> String {
         let items: String = instances
@@ -506,22 +494,22 @@ mod tests {
 
     #[tokio::test]
     async fn terminating_many_is_one_request() {
-        let (ec2, replay) = client(vec![answer(200, "<TerminateInstancesResponse/>")]);
+        let (ec2, replay) = ec2_client(vec![answer(200, "<TerminateInstancesResponse/>")]);
         terminate(&ec2, &ids(200)).await.unwrap();
-        assert_eq!(actions(&replay), ["TerminateInstances"]);
+        assert_eq!(operations(&replay), ["TerminateInstances"]);
     }
 
     #[tokio::test]
     async fn terminating_what_is_gone_already_succeeds() {
-        let (ec2, replay) = client(vec![refusal("InvalidInstanceID.NotFound")]);
+        let (ec2, replay) = ec2_client(vec![ec2_refusal("InvalidInstanceID.NotFound")]);
         terminate(&ec2, &ids(2)).await.unwrap();
-        assert_eq!(actions(&replay).len(), 1);
+        assert_eq!(operations(&replay).len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn waiting_for_many_is_one_describe_per_poll() {
         let all = ids(3);
-        let (ec2, replay) = client(vec![
+        let (ec2, replay) = ec2_client(vec![
             answer(
                 200,
                 &reservation(&[("i-0", "pending"), ("i-1", "running"), ("i-2", "pending")]),
@@ -542,12 +530,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(seen.len(), 3);
-        assert_eq!(actions(&replay), ["DescribeInstances", "DescribeInstances"]);
+        assert_eq!(
+            operations(&replay),
+            ["DescribeInstances", "DescribeInstances"]
+        );
     }
 
     #[tokio::test]
     async fn an_instance_terminated_while_waited_for_fails_the_wait() {
-        let (ec2, _) = client(vec![answer(200, &reservation(&[("i-0", "terminated")]))]);
+        let (ec2, _) = ec2_client(vec![answer(200, &reservation(&[("i-0", "terminated")]))]);
         let ui = Ui::new(crate::ui::Verbosity::Quiet);
         let wait = Wait {
             state: "running",
@@ -571,9 +562,9 @@ mod tests {
                 &format!("<RunInstancesResponse><instancesSet><item><instanceId>i-{state}</instanceId><instanceState><name>{state}</name></instanceState></item></instancesSet></RunInstancesResponse>"),
             )
         };
-        let (ec2, replay) = client(vec![
+        let (ec2, replay) = ec2_client(vec![
             run_answer("terminated"),
-            refusal("IdempotentParameterMismatch"),
+            ec2_refusal("IdempotentParameterMismatch"),
             run_answer("pending"),
         ]);
         let launch = Launch {
@@ -601,7 +592,7 @@ mod tests {
         .unwrap();
         assert_eq!(launched[0].instance_id(), Some("i-pending"));
         assert_eq!(*tokens.lock().unwrap(), [0, 1, 2]);
-        assert_eq!(actions(&replay), ["RunInstances"; 3]);
+        assert_eq!(operations(&replay), ["RunInstances"; 3]);
     }
 
     #[test]

@@ -96,21 +96,21 @@ pub async fn delete(ec2: &Client, id: &str) -> Result<(), AwsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::replay::{actions, client, refusal};
     use super::*;
+    use crate::aws::replay::{ec2_client, ec2_refusal, operations};
 
     #[tokio::test]
     async fn rules_that_exist_are_reported_not_failed() {
-        let (ec2, replay) = client(vec![refusal("InvalidPermission.Duplicate")]);
+        let (ec2, replay) = ec2_client(vec![ec2_refusal("InvalidPermission.Duplicate")]);
         let ui = Ui::new(crate::ui::Verbosity::Quiet);
         let added = authorize(&ec2, &ui, "sg-1", Vec::new()).await.unwrap();
         assert_eq!(added, Authorized::SomeExist);
-        assert_eq!(actions(&replay), ["AuthorizeSecurityGroupIngress"]);
+        assert_eq!(operations(&replay), ["AuthorizeSecurityGroupIngress"]);
     }
 
     #[tokio::test]
     async fn a_group_that_is_gone_is_deleted() {
-        let (ec2, _) = client(vec![refusal("InvalidGroup.NotFound")]);
+        let (ec2, _) = ec2_client(vec![ec2_refusal("InvalidGroup.NotFound")]);
         delete(&ec2, "sg-1").await.unwrap();
     }
 }

@@ -2,12 +2,10 @@
 //! modify, wait for many, snapshot and delete. The box's data volume and
 //! the lab's seat volumes go through these same functions.
 
-use std::time::Duration;
-
 use aws_sdk_ec2::types::{Filter, TagSpecification, Volume, VolumeModification, VolumeType};
 use aws_sdk_ec2::Client;
 
-use super::IDS_PER_CALL;
+use super::{Wait, IDS_PER_CALL};
 use crate::aws::{has_code, ok_if, settled, AwsError, AwsResultExt, Lag};
 use crate::error::{Error, Result};
 use crate::ui::Ui;
@@ -68,17 +66,6 @@ pub fn attached_to(volume: &Volume) -> Option<&str> {
         .iter()
         .find(|a| a.state().is_some_and(|s| s.as_str() != "detached"))
         .and_then(|a| a.instance_id())
-}
-
-/// How a wait for volumes is shown and when it gives up.
-pub struct Wait<'a> {
-    pub state: &'a str,
-    /// The wait line: what is waited for.
-    pub what: &'a str,
-    pub within: Duration,
-    /// Show progress as "n of m <state>" (many volumes) rather than the one
-    /// volume's state.
-    pub counted: bool,
 }
 
 /// Waits until every volume in `ids` is in `wait.state`, with one
@@ -247,8 +234,9 @@ pub async fn delete(ec2: &Client, id: &str) -> Result<(), AwsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::replay::{actions, answer, client, refusal};
     use super::*;
+    use crate::aws::replay::{answer, ec2_client, ec2_refusal, operations};
+    use std::time::Duration;
 
     fn volumes(items: &[(&str, &str, Option<&str>)]) -> String {
         let items: String = items
@@ -269,20 +257,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_retried_attach_that_finds_the_volume_on_the_same_instance_succeeds() {
-        let (ec2, replay) = client(vec![
-            refusal("VolumeInUse"),
+        let (ec2, replay) = ec2_client(vec![
+            ec2_refusal("VolumeInUse"),
             answer(200, &volumes(&[("vol-1", "in-use", Some("i-1"))])),
         ]);
         attach(&ec2, &ui(), "vol-1", "i-1", "/dev/sdf")
             .await
             .unwrap();
-        assert_eq!(actions(&replay), ["AttachVolume", "DescribeVolumes"]);
+        assert_eq!(operations(&replay), ["AttachVolume", "DescribeVolumes"]);
     }
 
     #[tokio::test]
     async fn a_volume_attached_elsewhere_is_an_error() {
-        let (ec2, _) = client(vec![
-            refusal("VolumeInUse"),
+        let (ec2, _) = ec2_client(vec![
+            ec2_refusal("VolumeInUse"),
             answer(200, &volumes(&[("vol-1", "in-use", Some("i-other"))])),
         ]);
         let err = attach(&ec2, &ui(), "vol-1", "i-1", "/dev/sdf")
@@ -293,17 +281,17 @@ mod tests {
 
     #[tokio::test]
     async fn an_attach_answered_is_one_request() {
-        let (ec2, replay) = client(vec![answer(200, "<AttachVolumeResponse/>")]);
+        let (ec2, replay) = ec2_client(vec![answer(200, "<AttachVolumeResponse/>")]);
         attach(&ec2, &ui(), "vol-1", "i-1", "/dev/sdf")
             .await
             .unwrap();
-        assert_eq!(actions(&replay), ["AttachVolume"]);
+        assert_eq!(operations(&replay), ["AttachVolume"]);
     }
 
     #[tokio::test(start_paused = true)]
     async fn waiting_for_many_is_one_describe_per_poll() {
         let ids: Vec<String> = vec!["vol-1".into(), "vol-2".into()];
-        let (ec2, replay) = client(vec![
+        let (ec2, replay) = ec2_client(vec![
             answer(
                 200,
                 &volumes(&[
@@ -324,19 +312,19 @@ mod tests {
         };
         let seen = wait_for(&ec2, &ui(), &ids, &wait).await.unwrap();
         assert_eq!(seen.len(), 2);
-        assert_eq!(actions(&replay), ["DescribeVolumes", "DescribeVolumes"]);
+        assert_eq!(operations(&replay), ["DescribeVolumes", "DescribeVolumes"]);
     }
 
     #[tokio::test]
     async fn deleting_a_volume_that_is_gone_succeeds() {
-        let (ec2, replay) = client(vec![refusal("InvalidVolume.NotFound")]);
+        let (ec2, replay) = ec2_client(vec![ec2_refusal("InvalidVolume.NotFound")]);
         delete(&ec2, "vol-1").await.unwrap();
-        assert_eq!(actions(&replay), ["DeleteVolume"]);
+        assert_eq!(operations(&replay), ["DeleteVolume"]);
     }
 
     #[tokio::test]
     async fn a_modification_ebs_refuses_for_now_is_not_an_error() {
-        let (ec2, _) = client(vec![refusal("VolumeModificationRateExceeded")]);
+        let (ec2, _) = ec2_client(vec![ec2_refusal("VolumeModificationRateExceeded")]);
         let modified = modify(&ec2, "vol-1", Some(200), None, None).await.unwrap();
         assert_eq!(modified, Modified::NotNow);
     }
