@@ -152,8 +152,7 @@ async fn ec2_permissions(ctx: &Ctx<'_>) -> Vec<Finding> {
         Ok(p) => p,
         Err(e) => return vec![Finding::from_error(CHECK, e)],
     };
-    let launch = match crate::resources::instance::resolve_launch(ctx, &placement, &[], None).await
-    {
+    let launch = match crate::resources::image::resolve_launch(ctx, &placement, &[], None).await {
         Ok(l) => l,
         Err(e) => return vec![Finding::from_error(CHECK, e)],
     };

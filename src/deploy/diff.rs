@@ -8,7 +8,8 @@ use crate::ownership::{self, Kind};
 use crate::resources::data_volume::{self, Volume};
 use crate::resources::elastic_ip::{self, Address, EipPlan};
 use crate::resources::iam;
-use crate::resources::instance::{self, Instance, InstancePlan, LaunchSpec};
+use crate::resources::image::LaunchSpec;
+use crate::resources::instance::{self, Instance, InstancePlan};
 use crate::resources::key_pair;
 use crate::resources::placement::{self, Placement};
 use crate::resources::security_group::{self, SecurityGroup};
@@ -80,7 +81,9 @@ pub async fn lookup(ctx: &Ctx<'_>, observed: &Observed, basis: &Basis) -> Result
     // A launch is likely: check the type exists before looking for a zone
     // that offers it, so a typo gets the right error.
     let type_archs = match basis.primary {
-        None => Some(instance::type_architectures(ctx, &ctx.settings.instance_type).await?),
+        None => Some(
+            crate::resources::image::type_architectures(ctx, &ctx.settings.instance_type).await?,
+        ),
         Some(_) => None,
     };
     let placement = placement::resolve(
@@ -98,9 +101,15 @@ pub async fn lookup(ctx: &Ctx<'_>, observed: &Observed, basis: &Basis) -> Result
         observed.security_group.as_ref(),
     )?;
     let launch = match &basis.instance_change {
-        instance::Change::Create | instance::Change::Replace { .. } => {
-            Some(instance::resolve_launch(ctx, &placement, &observed.instances, type_archs).await?)
-        }
+        instance::Change::Create | instance::Change::Replace { .. } => Some(
+            crate::resources::image::resolve_launch(
+                ctx,
+                &placement,
+                &observed.instances,
+                type_archs,
+            )
+            .await?,
+        ),
         instance::Change::Update { update, .. } => {
             if let Some((from, to)) = &update.new_type {
                 check_type_change(ctx, from, to).await?;
@@ -301,8 +310,8 @@ fn check_placement(
 
 async fn check_type_change(ctx: &Ctx<'_>, from: &str, to: &str) -> Result<()> {
     let (old, new) = tokio::try_join!(
-        instance::type_architectures(ctx, from),
-        instance::type_architectures(ctx, to)
+        crate::resources::image::type_architectures(ctx, from),
+        crate::resources::image::type_architectures(ctx, to)
     )?;
     if !new.iter().any(|a| old.contains(a)) {
         return Err(Error::Refused(format!(

@@ -11,7 +11,8 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::aws::ec2::instances::{self as gateway, Launch, RunFailed};
 use crate::names::{seat_label, Role};
-use crate::resources::instance::{self, LaunchSpec};
+use crate::resources::image::LaunchSpec;
+use crate::resources::instance;
 use crate::resources::Ctx;
 
 /// Answers that mean "no spot capacity for this request now".

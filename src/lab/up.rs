@@ -16,7 +16,7 @@ use crate::lab::observe::{self, Observed};
 use crate::lab::plan::{LabPlan, Work};
 use crate::lab::{seat_ctx, terminate, wait_instances, wait_volumes, LabSettings, CALLS_IN_FLIGHT};
 use crate::names::seat_label;
-use crate::resources::{data_volume, iam, instance, security_group, Ctx};
+use crate::resources::{data_volume, iam, security_group, Ctx};
 
 /// Seat → why it is not complete.
 pub type Failures = BTreeMap<u16, String>;
@@ -344,7 +344,8 @@ async fn launch_missing(
     if seats.is_empty() {
         return BTreeMap::new();
     }
-    let spec = match instance::resolve_launch(lab, &plan.placement, &[], None).await {
+    let spec = match crate::resources::image::resolve_launch(lab, &plan.placement, &[], None).await
+    {
         Ok(spec) => spec,
         Err(e) => {
             for seat in seats {
@@ -353,7 +354,7 @@ async fn launch_missing(
             return BTreeMap::new();
         }
     };
-    let spec = instance::LaunchSpec {
+    let spec = crate::resources::image::LaunchSpec {
         seen: plan.seen_instances.clone(),
         ..spec
     };

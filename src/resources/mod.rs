@@ -8,6 +8,7 @@ pub mod data_volume;
 pub mod dns_record;
 pub mod elastic_ip;
 pub mod iam;
+pub mod image;
 pub mod instance;
 pub mod key_pair;
 pub mod parameters;

@@ -710,7 +710,7 @@ fn authorizations(action: &str) -> Vec<Auth> {
             ];
             for os in [glbox::config::Os::Ubuntu2404, glbox::config::Os::Al2023] {
                 for arch in ["x86_64", "arm64"] {
-                    let name = glbox::resources::instance::ami_parameter(os, arch);
+                    let name = glbox::resources::image::ami_parameter(os, arch);
                     auths.push(plain(&public_parameter_arn(&name)));
                 }
             }
