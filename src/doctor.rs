@@ -152,10 +152,11 @@ async fn ec2_permissions(ctx: &Ctx<'_>) -> Vec<Finding> {
         Ok(p) => p,
         Err(e) => return vec![Finding::from_error(CHECK, e)],
     };
-    let launch = match crate::resources::image::resolve_launch(ctx, &placement, &[], None).await {
-        Ok(l) => l,
-        Err(e) => return vec![Finding::from_error(CHECK, e)],
-    };
+    let launch =
+        match crate::resources::image::resolve_launch(ctx, &placement, Vec::new(), None).await {
+            Ok(l) => l,
+            Err(e) => return vec![Finding::from_error(CHECK, e)],
+        };
     let client = &ctx.aws.ec2;
     let settings = ctx.settings;
     let run = ec2::dry_runs::run_instances(

@@ -105,7 +105,7 @@ pub async fn lookup(ctx: &Ctx<'_>, observed: &Observed, basis: &Basis) -> Result
             crate::resources::image::resolve_launch(
                 ctx,
                 &placement,
-                &observed.instances,
+                observed.instances.iter().map(|i| i.id.clone()).collect(),
                 type_archs,
             )
             .await?,

@@ -191,7 +191,7 @@ async fn run_batch(
         profile: &profile,
         root_device: &spec.root_device,
         root_gib: settings.root_volume_gib,
-        user_data: &user_data,
+        user_data: &crate::userdata::encode(&user_data),
         tags: vec![
             instance::instance_tags(lab),
             lab.names.tag_spec(ResourceType::Volume, Role::RootVolume),

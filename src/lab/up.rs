@@ -344,7 +344,8 @@ async fn launch_missing(
     if seats.is_empty() {
         return BTreeMap::new();
     }
-    let spec = match crate::resources::image::resolve_launch(lab, &plan.placement, &[], None).await
+    let spec = match crate::resources::image::resolve_launch(lab, &plan.placement, Vec::new(), None)
+        .await
     {
         Ok(spec) => spec,
         Err(e) => {

@@ -5,7 +5,6 @@
 use crate::aws::ec2::lookups;
 use crate::config::Os;
 use crate::error::{Error, Result};
-use crate::resources::instance::Instance;
 use crate::resources::placement::Placement;
 use crate::resources::Ctx;
 
@@ -60,11 +59,13 @@ pub async fn type_architectures(ctx: &Ctx<'_>, instance_type: &str) -> Result<Ve
 
 /// Resolves the image (explicit or the OS's current one for the type's
 /// architecture) and checks the two fit, before anything is created.
-/// `type_archs`: the type's architectures if the caller already looked them up.
+/// `seen`: the ids of the deployment's instances AWS still reports (for
+/// the launch token); `type_archs`: the type's architectures if the caller
+/// already looked them up.
 pub async fn resolve_launch(
     ctx: &Ctx<'_>,
     placement: &Placement,
-    seen: &[Instance],
+    seen: Vec<String>,
     type_archs: Option<Vec<String>>,
 ) -> Result<LaunchSpec> {
     let settings = ctx.settings;
@@ -105,9 +106,8 @@ pub async fn resolve_launch(
         )));
     }
     let root_device = image.root_device_name().unwrap_or("/dev/xvda").to_string();
-    let seen_ids: Vec<String> = seen.iter().map(|i| i.id.clone()).collect();
     Ok(LaunchSpec {
-        seen: seen_ids,
+        seen,
         image_id,
         architecture: image_arch,
         root_device,

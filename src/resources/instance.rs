@@ -403,7 +403,7 @@ async fn launch(ctx: &Ctx<'_>, plan: &InstancePlan, inputs: &Inputs<'_>) -> Resu
         profile: &profile,
         root_device: &spec.root_device,
         root_gib: ctx.settings.root_volume_gib,
-        user_data: &user_data,
+        user_data: &crate::userdata::encode(&user_data),
         tags: vec![
             instance_tags(ctx),
             ctx.names.tag_spec(ResourceType::Volume, Role::RootVolume),

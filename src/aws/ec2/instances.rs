@@ -299,6 +299,7 @@ pub struct Launch<'a> {
     pub profile: &'a str,
     pub root_device: &'a str,
     pub root_gib: i32,
+    /// The user data, base64-encoded as RunInstances takes it.
     pub user_data: &'a str,
     /// Tags at launch: the instance's and the root volume's.
     pub tags: Vec<TagSpecification>,
@@ -332,12 +333,11 @@ pub async fn run(
     launch: &Launch<'_>,
     token: impl Fn(u32) -> String,
 ) -> Result<Vec<Instance>, RunFailed> {
-    let user_data = crate::userdata::encode(launch.user_data);
     let profile = profile_named(launch.profile);
     for attempt in 0..=FRESH_TOKENS {
         let token = token(attempt);
         let sent = settled(ui, &[Lag::InstanceProfile, Lag::FreshId], &profile, || {
-            run_request(ec2, launch, &user_data, &token).send()
+            run_request(ec2, launch, &token).send()
         })
         .await;
         match sent {
@@ -359,7 +359,6 @@ fn is_live(state: &str) -> bool {
 fn run_request(
     ec2: &Client,
     launch: &Launch<'_>,
-    user_data: &str,
     token: &str,
 ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder {
     let count = i32::try_from(launch.count).unwrap_or(i32::MAX);
@@ -375,7 +374,7 @@ fn run_request(
         )
         .metadata_options(imdsv2_only())
         .block_device_mappings(root_volume(launch.root_device, launch.root_gib))
-        .user_data(user_data)
+        .user_data(launch.user_data)
         .set_tag_specifications(Some(launch.tags.clone()))
         .set_key_name(launch.key_name.clone())
         .client_token(token);
