@@ -58,6 +58,18 @@ pub enum Command {
     /// Check that GitLab works: health endpoints, services, version, data volume, swap.
     #[command(after_help = help::VERIFY)]
     Verify(VerifyArgs),
+    /// Take a snapshot of the data volume and a GitLab backup to S3 now, and wait for both.
+    #[command(after_help = help::BACKUP)]
+    Backup,
+    /// List the deployment's snapshots and S3 backups: when, how big, complete or not.
+    #[command(after_help = help::BACKUPS)]
+    Backups,
+    /// Restore GitLab from a snapshot (a new data volume swapped in) or from an S3 backup.
+    #[command(after_help = help::RESTORE)]
+    Restore(RestoreArgs),
+    /// Secrets your gitlab.extra_config reads, kept in SSM Parameter Store.
+    #[command(subcommand, after_help = help::SECRET)]
+    Secret(SecretCommand),
     /// Print what glbox would send to the instance, for review (changes nothing).
     #[command(after_help = help::RENDER)]
     Render {
@@ -81,6 +93,27 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RestoreArgs {
+    /// A snapshot id from `glbox backups` (snap-...): a new data volume made from it replaces the current one, which is kept.
+    #[arg(long)]
+    pub snapshot: Option<String>,
+    /// A backup name from `glbox backups` (such as 1764644400_2025_12_02_18.5.1): GitLab's restore from the S3 bucket.
+    #[arg(long)]
+    pub backup: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret for gitlab.extra_config; the value is read from standard input, never from the command line.
+    #[command(after_help = help::SECRET_SET)]
+    Set {
+        /// The secret's name (a-z, 0-9, '_'), as gitlab.extra_config reads it.
+        name: String,
     },
 }
 
@@ -223,6 +256,20 @@ async fn dispatch(app: &App, command: Command) -> Result<()> {
         }
         Command::Email(EmailCommand::Rotate) => app.emit(commands::email_rotate::run(app).await?),
         Command::Doctor => app.emit(commands::doctor::run(app).await?),
+        Command::Backup => app.emit(commands::backup::run(app).await?),
+        Command::Backups => app.emit(commands::backups::run(app).await?),
+        Command::Restore(RestoreArgs {
+            snapshot: Some(snapshot),
+            ..
+        }) => app.emit(commands::restore_snapshot::run(app, &snapshot).await?),
+        Command::Restore(RestoreArgs {
+            backup: Some(backup),
+            ..
+        }) => app.emit(commands::restore_backup::run(app, &backup).await?),
+        Command::Restore(_) => unreachable!("clap requires --snapshot or --backup"),
+        Command::Secret(SecretCommand::Set { name }) => {
+            app.emit(commands::secret::set(app, &name).await?)
+        }
         Command::Lab(LabCommand::Up(args)) => app.emit(lab::up::run(app, &args).await?),
         Command::Lab(LabCommand::Status) => app.emit(lab::status::run(app).await?),
         Command::Lab(LabCommand::Down) => app.emit(lab::down::run(app).await?),

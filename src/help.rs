@@ -37,6 +37,34 @@ Examples:
   glbox verify --deep                 also gitlab:check and a test mail (takes minutes)
   glbox verify -q --output json       for monitoring: only the JSON report";
 
+pub const BACKUP: &str = "\
+Examples:
+  glbox backup                        a snapshot and a GitLab backup to S3 now; waits for both
+  glbox backup --output json          the same, the result as JSON";
+
+pub const BACKUPS: &str = "\
+Examples:
+  glbox backups                       snapshots and S3 backups with their times, sizes and state
+  glbox backups --output json         the same as JSON, for scripts";
+
+pub const RESTORE: &str = "\
+Examples:
+  glbox restore --snapshot snap-0123456789abcdef0    a new data volume from the snapshot; the old one is kept
+  glbox restore --backup 1764644400_2025_12_02_18.5.1    GitLab's restore from the S3 backup
+  glbox restore --snapshot snap-0123456789abcdef0 --yes    the same without the question";
+
+pub const SECRET: &str = "\
+Examples:
+  printf '%s' \"$LDAP_PASSWORD\" | glbox secret set ldap_password    store it; the next up writes it on the box
+  glbox secret set ldap_password      type or paste the value (not shown), then Ctrl-D
+  glbox secret set smtp_relay_password -q    the same, printing nothing but errors";
+
+pub const SECRET_SET: &str = "\
+Examples:
+  printf '%s' \"$LDAP_PASSWORD\" | glbox secret set ldap_password    the value from standard input
+  glbox secret set ldap_password      type or paste the value (not shown), then Ctrl-D
+  glbox secret set oauth_secret --config staging.toml    a secret of another deployment";
+
 pub const RENDER: &str = "\
 Examples:
   glbox render user-data              the cloud-config the instance gets at launch

@@ -24,6 +24,18 @@ pub const TAG_EXPIRES_AT: &str = "glbox:expires-at";
 /// On a lab seat's parameters: the ARN of the seat's instance, the only
 /// one the lab role lets read them (see `resources::iam::parameters_policy`).
 pub const TAG_INSTANCE: &str = "glbox:instance";
+/// Why glbox took a snapshot: "manual" (`glbox backup`), "pre-upgrade"
+/// (before `gitlab.version` was raised), or on a data volume that a
+/// restore swapped out, "replaced".
+/// GitLab uploads each backup to its bucket's root as
+/// `<backup id>_gitlab_backup.tar`: its upload (fog) takes a bucket, not a
+/// prefix (gitlab-org/gitlab#14302), so the instance role's write access
+/// is scoped by this suffix.
+pub const BACKUP_ARCHIVE_SUFFIX: &str = "_gitlab_backup.tar";
+/// Where the box puts gitlab.rb and gitlab-secrets.json beside each backup
+/// (`config/<backup id>/`): GitLab's backup does not hold them.
+pub const BACKUP_CONFIG_PREFIX: &str = "config/";
+pub const TAG_SNAPSHOT_REASON: &str = "glbox:snapshot-reason";
 
 /// What a resource is for within one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +48,13 @@ pub enum Role {
     KeyPair,
     InstanceRole,
     FinalSnapshot,
+    /// A snapshot glbox took on request (`glbox backup`) or before an
+    /// upgrade; its reason is in [`TAG_SNAPSHOT_REASON`].
+    Snapshot,
+    /// The Data Lifecycle Manager policy that snapshots the data volume.
+    SnapshotSchedule,
+    /// The S3 bucket GitLab's backups go to.
+    BackupBucket,
     SmtpUser,
 }
 
@@ -50,6 +69,9 @@ impl Role {
             Role::KeyPair => "key-pair",
             Role::InstanceRole => "instance-role",
             Role::FinalSnapshot => "final-snapshot",
+            Role::Snapshot => "snapshot",
+            Role::SnapshotSchedule => "snapshot-schedule",
+            Role::BackupBucket => "backups",
             Role::SmtpUser => "smtp-user",
         }
     }
@@ -63,6 +85,9 @@ impl Role {
             Role::RootVolume => Some("root"),
             Role::ElasticIp => Some("eip"),
             Role::FinalSnapshot => Some("final"),
+            Role::Snapshot => Some("snapshot"),
+            Role::SnapshotSchedule => Some("snapshots"),
+            Role::BackupBucket => Some("backups"),
             Role::SmtpUser => Some("smtp"),
         }
     }
@@ -158,6 +183,17 @@ impl Names {
     /// must not share (or delete) one role.
     pub fn iam_name(&self) -> String {
         format!("{}-{}", self.base, self.region)
+    }
+
+    /// The deployment's backup bucket in `account`:
+    /// `glbox-<name>-<10 hex digits of the account and region>`. Bucket
+    /// names are global and at most 63 characters, so the account and
+    /// region (needed to keep two accounts or regions apart) are hashed.
+    pub fn backup_bucket(&self, account: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(format!("{account}/{}", self.region).as_bytes());
+        let short: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
+        format!("{}-{short}", self.base)
     }
 
     /// The value of the TXT record that marks a Route 53 record as this

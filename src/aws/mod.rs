@@ -299,6 +299,7 @@ const FRESH_ID_CODES: &[&str] = &[
     "InvalidGroup.NotFound",
     "InvalidAllocationID.NotFound",
     "InvalidVolume.NotFound",
+    "InvalidSnapshot.NotFound",
 ];
 
 impl Lag {

@@ -2,6 +2,8 @@
 //! and its arguments, does the work, and returns a report that prints
 //! itself ([`crate::output::Report`]).
 
+pub mod backup;
+pub mod backups;
 pub mod completions;
 pub mod doctor;
 pub mod down;
@@ -11,6 +13,9 @@ pub mod init;
 pub mod lab;
 pub mod plan;
 pub mod render;
+pub mod restore_backup;
+pub mod restore_snapshot;
+pub mod secret;
 pub mod status;
 pub mod up;
 pub mod verify;

@@ -15,8 +15,9 @@ mod tests;
 mod validate;
 
 pub use settings::{
-    Access, AccessMethod, DataVolumeSettings, Edition, EmailSettings, GitlabSettings,
-    GitlabVersion, Os, Settings, SshAccess, SshKeySource,
+    Access, AccessMethod, BackupSettings, DataVolumeSettings, Edition, EmailSettings,
+    GitlabSettings, GitlabVersion, Os, S3Backups, Settings, SnapshotSchedule, SshAccess,
+    SshKeySource, TimeOfDay,
 };
 pub use sources::{from_str, load, load_lab, minimal, region_only, Sources, DEFAULT_CONFIG_FILE};
 pub use validate::{

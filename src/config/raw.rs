@@ -284,6 +284,25 @@ schema! {
             /// at the Elastic IP itself. Empty: you publish the record.
             route53_zone_id: String;
         }
+        /// `[backup]`: snapshots of the data volume and GitLab backups in S3. Off in a
+        /// file without this section; the wizard turns both on.
+        backup: RawBackup {
+            /// Snapshots of the data volume, taken by AWS (Data Lifecycle Manager):
+            /// "daily", "hourly" or "off".
+            snapshots: String = "off";
+            /// How many scheduled snapshots AWS keeps (1-1000); older ones are deleted.
+            snapshot_keep: i64 = 7;
+            /// Nightly `gitlab-backup` to a bucket of the deployment's own (encrypted,
+            /// versioned, private), with gitlab.rb and gitlab-secrets.json beside it.
+            s3: bool = false;
+            /// How many days S3 keeps each backup (1-3650).
+            s3_keep_days: i64 = 30;
+            /// When the nightly backup runs on the box and the daily snapshot is taken,
+            /// "HH:MM" in UTC.
+            s3_time: String = "03:00";
+            /// Another region each scheduled snapshot is copied to (empty: none).
+            copy_to_region: String;
+        }
     }
     apart {
         /// `[lab]`: a training lab of seats (`glbox lab`), validated by `lab::settings`.
@@ -372,7 +391,7 @@ mod tests {
                 assert!(shown, "{path} is in no example file");
             }
         }
-        assert_eq!(paths().len(), 43);
+        assert_eq!(paths().len(), 49);
     }
 
     #[test]

@@ -117,6 +117,8 @@ pub struct Settings {
     /// The Route 53 hosted zone glbox writes the external URL's address
     /// record to (`dns.route53_zone_id`); `None`: the user publishes it.
     pub dns_zone_id: Option<String>,
+    /// `[backup]`: scheduled snapshots and GitLab backups in S3.
+    pub backup: BackupSettings,
 }
 
 impl Settings {
@@ -215,4 +217,74 @@ pub struct DataVolumeSettings {
     pub size_gib: i32,
     pub iops: i32,
     pub throughput_mibps: i32,
+}
+
+/// `[backup]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSettings {
+    /// How often AWS snapshots the data volume; `None`: never.
+    pub snapshots: Option<SnapshotSchedule>,
+    /// How many scheduled snapshots AWS keeps.
+    pub snapshot_keep: u32,
+    /// Nightly GitLab backups to the deployment's bucket; `None`: off.
+    pub s3: Option<S3Backups>,
+    /// When the nightly backup runs and the daily snapshot is taken (UTC).
+    pub time: TimeOfDay,
+    /// Another region each scheduled snapshot is copied to.
+    pub copy_to_region: Option<String>,
+}
+
+impl BackupSettings {
+    /// No snapshots, no S3 backups: what a file without `[backup]` means.
+    pub fn off() -> Self {
+        BackupSettings {
+            snapshots: None,
+            snapshot_keep: 7,
+            s3: None,
+            time: TimeOfDay { hour: 3, minute: 0 },
+            copy_to_region: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotSchedule {
+    Daily,
+    Hourly,
+}
+
+impl SnapshotSchedule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotSchedule::Daily => "daily",
+            SnapshotSchedule::Hourly => "hourly",
+        }
+    }
+
+    /// The interval between two scheduled snapshots, in hours.
+    pub fn interval_hours(self) -> u32 {
+        match self {
+            SnapshotSchedule::Daily => 24,
+            SnapshotSchedule::Hourly => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Backups {
+    /// Days S3 keeps each backup before its lifecycle rule expires it.
+    pub keep_days: u32,
+}
+
+/// A time of day in UTC, as `HH:MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeOfDay {
+    pub hour: u8,
+    pub minute: u8,
+}
+
+impl std::fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}:{:02}", self.hour, self.minute)
+    }
 }

@@ -310,6 +310,7 @@ async fn send_create(ctx: &Ctx<'_>, intent: &VolumeIntent) -> Result<String> {
         iops: intent.iops,
         throughput_mibps: intent.throughput_mibps,
         tags: ctx.names.tag_spec(ResourceType::Volume, Role::DataVolume),
+        snapshot_id: None,
         client_token: &intent.client_token,
     };
     Ok(gateway::create(&ctx.aws.ec2, volume).await?)
@@ -388,7 +389,7 @@ pub async fn delete(ctx: &Ctx<'_>, volume: &Volume, snapshot: bool) -> Result<Op
         wait_for(ctx, &volume.id, "available").await?;
     }
     let snapshot_id = if snapshot {
-        let id = gateway::snapshot(
+        let id = crate::aws::ec2::snapshots::create(
             &ctx.aws.ec2,
             &volume.id,
             format!(

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::raw::{
-    self, RawAccess, RawConfig, RawDataVolume, RawEmail, RawGitlab, RawInstance,
+    self, RawAccess, RawBackup, RawConfig, RawDataVolume, RawEmail, RawGitlab, RawInstance,
 };
 use crate::config::{AccessMethod, Edition, Os, Settings};
 use crate::error::{Error, Result};
@@ -28,6 +28,8 @@ pub struct Answers {
     /// `Some`: email through SES.
     pub email: Option<EmailAnswers>,
     pub data_volume_gib: i32,
+    /// Daily snapshots and nightly backups to S3 (on in a new file).
+    pub backups: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,7 @@ impl Answers {
                 ses_region: (e.ses_region != s.region).then(|| e.ses_region.clone()),
             }),
             data_volume_gib: s.data_volume.size_gib,
+            backups: s.backup.snapshots.is_some() && s.backup.s3.is_some(),
         }
     }
 
@@ -85,6 +88,11 @@ impl Answers {
                 external_url: Some(self.external_url.clone().unwrap_or_default()),
                 letsencrypt: Some(self.letsencrypt),
                 ..RawGitlab::default()
+            },
+            backup: RawBackup {
+                snapshots: Some(if self.backups { "daily" } else { "off" }.into()),
+                s3: Some(self.backups),
+                ..RawBackup::default()
             },
             email: RawEmail {
                 enabled: Some(self.email.is_some()),
@@ -115,6 +123,9 @@ pub fn render(answers: &Answers) -> String {
         "instance.type" => answers
             .users
             .map(|users| format!("Chosen for about {users} users.")),
+        "backup.snapshots" if answers.backups => Some(
+            "Turned on by the wizard: set snapshots = \"off\" and s3 = false to go without.".into(),
+        ),
         "email.ses_region" => {
             Some("The deployment's region has no SES SMTP endpoint: SES is used here.".into())
         }
@@ -177,6 +188,7 @@ mod tests {
                 ses_region: Some("us-east-1".into()),
             }),
             data_volume_gib: 250,
+            backups: true,
         }
     }
 
@@ -192,6 +204,7 @@ mod tests {
                 access: AccessMethod::Ssm,
                 os: Os::Ubuntu2404,
                 users: None,
+                backups: false,
                 ..answers()
             },
         ] {

@@ -321,6 +321,9 @@ pub(super) fn ask(aws: &Lookups, defaults: &Defaults, ui: &Ui) -> Result<Answers
         version,
         email,
         data_volume_gib: i32::try_from(data_volume_gib).expect("range checked"),
+        // A new deployment keeps its data from the start; the file says
+        // how to turn it off.
+        backups: true,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod instances;
 pub mod key_pairs;
 pub mod lookups;
 pub mod security_groups;
+pub mod snapshots;
 pub mod volumes;
 
 use std::time::Duration;

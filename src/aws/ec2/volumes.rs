@@ -1,5 +1,5 @@
 //! EBS volumes: describe, create, attach (one rule for a lost answer),
-//! modify, wait for many, snapshot and delete. The box's data volume and
+//! modify, wait for many and delete. The box's data volume and
 //! the lab's seat volumes go through these same functions.
 
 use aws_sdk_ec2::types::{Filter, TagSpecification, Volume, VolumeModification, VolumeType};
@@ -107,6 +107,9 @@ pub struct NewVolume<'a> {
     pub iops: i32,
     pub throughput_mibps: i32,
     pub tags: TagSpecification,
+    /// The snapshot the volume is made from (`glbox restore --snapshot`);
+    /// `None`: an empty volume.
+    pub snapshot_id: Option<&'a str>,
     /// Makes a retried call whose answer was lost return the same volume.
     pub client_token: &'a str,
 }
@@ -121,6 +124,7 @@ pub async fn create(ec2: &Client, volume: NewVolume<'_>) -> Result<String, AwsEr
         .iops(volume.iops)
         .throughput(volume.throughput_mibps)
         .encrypted(true)
+        .set_snapshot_id(volume.snapshot_id.map(str::to_string))
         .tag_specifications(volume.tags)
         .client_token(volume.client_token)
         .send()
@@ -206,24 +210,6 @@ pub async fn modifications(ec2: &Client, id: &str) -> Result<Vec<VolumeModificat
         .await
         .ctx("ec2:DescribeVolumesModifications")?;
     Ok(out.volumes_modifications().to_vec())
-}
-
-/// Starts a snapshot of the volume; returns its id.
-pub async fn snapshot(
-    ec2: &Client,
-    id: &str,
-    description: String,
-    tags: TagSpecification,
-) -> Result<String, AwsError> {
-    let out = ec2
-        .create_snapshot()
-        .volume_id(id)
-        .description(description)
-        .tag_specifications(tags)
-        .send()
-        .await
-        .ctx("ec2:CreateSnapshot")?;
-    Ok(out.snapshot_id().unwrap_or_default().to_string())
 }
 
 /// Deletes the volume; one EC2 no longer knows is gone already.

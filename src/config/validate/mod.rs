@@ -9,6 +9,7 @@ use crate::config::settings::Settings;
 use crate::config::{bad, ConfigError};
 
 mod access;
+mod backup;
 mod email;
 mod gitlab;
 mod identity;
@@ -21,6 +22,7 @@ pub use identity::{is_region_name, validate_name, validate_region, AWS_REGIONS};
 pub use instance::{validate_instance_type, GP3_MAX_GIB, MIN_DATA_GIB};
 
 use access::{validate_access, validate_remote};
+use backup::validate_backup;
 use email::validate_email;
 use gitlab::validate_gitlab;
 use instance::{validate_data_volume, validate_instance};
@@ -47,6 +49,7 @@ pub fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settin
     let elastic_ip = raw.network.elastic_ip();
     check_letsencrypt_reachable(&gitlab, &http_cidrs)?;
     let dns_zone_id = validate_dns(raw.dns, &gitlab, elastic_ip)?;
+    let backup = validate_backup(raw.backup, &region)?;
     let verify_minutes = validate_range(
         "verify.timeout_minutes",
         raw.verify.timeout_minutes(),
@@ -77,6 +80,7 @@ pub fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settin
         verify_url,
         email,
         dns_zone_id,
+        backup,
     })
 }
 
