@@ -64,9 +64,14 @@ esac
 ssl_dir="$etc_gitlab/ssl"
 tls_crt="$ssl_dir/$tls_host.crt"
 tls_key="$ssl_dir/$tls_host.key"
-# GitLab's required upgrade stops (major.minor), from its upgrade-path
-# documentation: a jump across one of these can fail.
-required_stops="16.3 16.7 16.11 17.1 17.3 17.5 17.8 17.11 18.2 18.5 18.8 18.11"
+# GitLab's required upgrade stops, the version to install at each, oldest
+# first (glbox's cloud-init/upgrade-path.txt, which names its source): an
+# upgrade across one installs it first.
+upgrade_stops="${GLBOX_UPGRADE_STOPS:-}"
+# How long the background migrations of one stop may run before the next
+# is installed, and how often they are asked about.
+migrations_wait="${GLBOX_MIGRATIONS_WAIT:-3600}"
+migrations_poll="${GLBOX_MIGRATIONS_POLL:-15}"
 
 # One bootstrap at a time (a re-run must not overlap a slow install),
 # taken before anything is written: a second one touches nothing.
@@ -131,12 +136,50 @@ version_lt() {
   [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$1" ]
 }
 
-warn_required_stops() {
+# series_lt A B: A's release series (major.minor) comes before B's.
+series_lt() {
+  version_lt "${1%.*}.0" "${2%.*}.0"
+}
+
+# The stops an upgrade from $1 to $2 installs before $2, one a line: those
+# whose series lies strictly between (a box on a stop's series has reached
+# it; a target in a stop's series is that stop's install). The same rule as
+# glbox's src/upgrade_path.rs, which shows this path in the plan.
+stops_between() {
   local from="$1" to="$2" stop
-  for stop in $required_stops; do
-    if version_lt "$from" "$stop.0" && version_lt "$stop.99999" "$to"; then
-      warn "the upgrade $from -> $to crosses required upgrade stop $stop; GitLab expects an upgrade to $stop first"
+  for stop in $upgrade_stops; do
+    if series_lt "$from" "$stop" && series_lt "$stop" "$to"; then
+      printf '%s\n' "$stop"
     fi
+  done
+}
+
+# gitlab-rake gitlab:background_migrations:status (gitlab-org/gitlab,
+# lib/tasks/gitlab/background_migrations.rake, display_migration_status):
+# a "Database: <name>" line per database, then "<status> | <job>" per
+# batched background migration. Done means finished or finalized
+# (doc/update/background_migrations.md: pending are those whose status is
+# not 3 (finished) or 6 (finalized)); a failed one needs an administrator.
+# Waits (bounded) until none is pending; $1 is the version they belong to
+# (a stop, or the version running before the walk).
+wait_for_background_migrations() {
+  local version="$1" deadline=$((SECONDS + migrations_wait)) status pending
+  while :; do
+    status="$(gitlab-rake gitlab:background_migrations:status 2>&1)" ||
+      fail "cannot read the background migrations' status of GitLab $version:
+$status"
+    if grep -q '^failed ' <<< "$status"; then
+      fail "a batched background migration of GitLab $version failed, so the upgrade stops there:
+$(grep '^failed ' <<< "$status")
+  GitLab's doc/update/background_migrations.md says how to finish it; then run glbox up again (it resumes at $version)"
+    fi
+    pending="$(grep ' | ' <<< "$status" | grep -Evc '^(finished|finalized) ' || true)"
+    [ "$pending" != 0 ] || return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      fail "the background migrations of GitLab $version are still running after ${migrations_wait}s ($pending pending); GitLab keeps running them: run glbox up again later, it resumes at $version"
+    fi
+    echo "$pending background migration(s) of GitLab $version still running"
+    sleep "$migrations_poll"
   done
 }
 
@@ -288,23 +331,25 @@ ubuntu_prerequisites() {
   fi
 }
 
+# package_spec VERSION ("latest": the newest).
 package_spec() {
-  if [ "$GLBOX_VERSION" = latest ]; then
+  if [ "$1" = latest ]; then
     printf '%s' "$package"
   elif [ "$family" = deb ]; then
-    printf '%s=%s-%s.0' "$package" "$GLBOX_VERSION" "$GLBOX_EDITION"
+    printf '%s=%s-%s.0' "$package" "$1" "$GLBOX_EDITION"
   else
-    printf '%s-%s' "$package" "$GLBOX_VERSION"
+    printf '%s-%s' "$package" "$1"
   fi
 }
 
-# install_package [ROOT_PASSWORD]: EXTERNAL_URL (and the first-install
+# install_package VERSION [ROOT_PASSWORD]: EXTERNAL_URL (and the first-install
 # values) go to this one command only: exported globally, EXTERNAL_URL would
 # rewrite gitlab.rb on every later package operation. They are exported in
 # a subshell, so the password never appears on a command line.
 install_package() {
   local spec
-  spec="$(package_spec)"
+  spec="$(package_spec "$1")"
+  shift
   (
     if [ "$#" -gt 0 ]; then
       export GITLAB_ROOT_PASSWORD="$1"
@@ -396,38 +441,112 @@ if [ ! -e "$repo_file" ]; then
   fresh_repository=1
 fi
 
+# The root password GitLab's first install seeds the database with.
+read_root_password() {
+  aws ssm get-parameter --region "$GLBOX_REGION" \
+    --name "$GLBOX_ROOT_PASSWORD_PARAMETER" --with-decryption \
+    --query Parameter.Value --output text
+}
+root_password_unreadable="cannot read $GLBOX_ROOT_PASSWORD_PARAMETER from SSM (does the instance role allow it?)"
+
+# Fresh package lists, once, before the first upgrade's install (the
+# repository script just fetched them on a new repository).
+lists_fresh="$fresh_repository"
+refresh_lists_for_upgrade() {
+  if [ "$family" = deb ] && [ "$lists_fresh" = 0 ]; then
+    apt_update
+    lists_fresh=1
+  fi
+}
+
+# The version the data volume was last used with, and what happened to it
+# (the resume point of an upgrade that did not finish).
+record_version() {
+  if [ "$(cat "$state_dir/installed-version" 2> /dev/null)" != "$1" ]; then
+    printf '%s %s\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >> "$state_dir/version-history"
+  fi
+  printf '%s\n' "$1" > "$state_dir/installed-version"
+}
+
+# One required stop: installed, configured, its services running and its
+# background migrations finished, then recorded on the data volume.
+upgrade_stop() {
+  local stop="$1"
+  touch "$pending"
+  if [ -z "$(installed_version)" ]; then
+    # A new instance on old data: the package is not installed here yet.
+    local root_password
+    root_password="$(read_root_password)" || fail "$root_password_unreadable"
+    install_package "$stop" "$root_password"
+    unset root_password
+  else
+    refresh_lists_for_upgrade
+    install_package "$stop"
+  fi
+  [ "$(installed_version)" = "$stop" ] || fail "$package $stop was not installed at its upgrade stop"
+  if [ "$family" = deb ] && services_configured; then
+    rm -f "$pending"
+  fi
+  if [ -e "$pending" ] || ! services_configured; then
+    gitlab-ctl reconfigure
+    rm -f "$pending"
+  fi
+  wait_for_services || fail "GitLab's services are not running after upgrade stop $stop:
+$(services_status)"
+  wait_for_background_migrations "$stop"
+  record_version "$stop"
+}
+
 phase "package"
 current="$(installed_version)"
 # The version the data was last used with (the data may outlive instances).
 data_version="$(cat "$state_dir/installed-version" 2> /dev/null || true)"
+if [ "$GLBOX_VERSION" != latest ]; then
+  if [ -n "$current" ] && version_lt "$GLBOX_VERSION" "$current"; then
+    fail "$package $current is installed; refusing to downgrade to $GLBOX_VERSION (GitLab does not support downgrades)" 3
+  fi
+  if [ -z "$current" ] && [ -n "$data_version" ] && version_lt "$GLBOX_VERSION" "$data_version"; then
+    fail "the data volume was last used by $package $data_version; refusing to install the older $GLBOX_VERSION on it" 3
+  fi
+  # Where an upgrade starts: the installed version, or on a new instance
+  # the data's.
+  walk_from="${current:-$data_version}"
+  if [ -n "$walk_from" ] && version_lt "$walk_from" "$GLBOX_VERSION"; then
+    mapfile -t stops < <(stops_between "$walk_from" "$GLBOX_VERSION")
+    steps=$((${#stops[@]} + 1))
+    if [ "${#stops[@]}" -gt 0 ]; then
+      echo "upgrading $package $walk_from -> $GLBOX_VERSION through ${stops[*]}"
+      # GitLab's upgrade path: the migrations of the version running now
+      # finish before the next is installed.
+      if [ -n "$current" ] && services_configured; then
+        wait_for_services || fail "GitLab's services are not running before the upgrade:
+$(services_status)"
+        wait_for_background_migrations "$current"
+      fi
+    fi
+    step=0
+    for stop in "${stops[@]}"; do
+      step=$((step + 1))
+      phase "upgrade stop $stop ($step of $steps)"
+      upgrade_stop "$stop"
+    done
+    phase "upgrade to $GLBOX_VERSION ($steps of $steps)"
+    current="$(installed_version)"
+  fi
+fi
 package_changed=0
 if [ -z "$current" ]; then
-  if [ -n "$data_version" ] && [ "$GLBOX_VERSION" != latest ]; then
-    if version_lt "$GLBOX_VERSION" "$data_version"; then
-      fail "the data volume was last used by $package $data_version; refusing to install the older $GLBOX_VERSION on it" 3
-    fi
-    warn_required_stops "$data_version" "$GLBOX_VERSION"
-  fi
-  root_password="$(aws ssm get-parameter --region "$GLBOX_REGION" \
-    --name "$GLBOX_ROOT_PASSWORD_PARAMETER" --with-decryption \
-    --query Parameter.Value --output text)" ||
-    fail "cannot read $GLBOX_ROOT_PASSWORD_PARAMETER from SSM (does the instance role allow it?)"
-  echo "installing $(package_spec)"
+  root_password="$(read_root_password)" || fail "$root_password_unreadable"
+  echo "installing $(package_spec "$GLBOX_VERSION")"
   touch "$pending"
-  install_package "$root_password"
+  install_package "$GLBOX_VERSION" "$root_password"
   unset root_password
   package_changed=1
 elif [ "$GLBOX_VERSION" != latest ] && [ "$GLBOX_VERSION" != "$current" ]; then
-  if version_lt "$GLBOX_VERSION" "$current"; then
-    fail "$package $current is installed; refusing to downgrade to $GLBOX_VERSION (GitLab does not support downgrades)" 3
-  fi
-  warn_required_stops "$current" "$GLBOX_VERSION"
-  if [ "$family" = deb ] && [ "$fresh_repository" = 0 ]; then
-    apt_update
-  fi
+  refresh_lists_for_upgrade
   echo "upgrading $package $current -> $GLBOX_VERSION"
   touch "$pending"
-  install_package
+  install_package "$GLBOX_VERSION"
   package_changed=1
 else
   echo "$package $current is installed"
@@ -459,7 +578,7 @@ $(services_status)"
 require_issued_certificate
 
 version="$(installed_version)"
-printf '%s\n' "$version" > "$state_dir/installed-version"
+[ -z "$version" ] || record_version "$version"
 if [ -e "$etc_gitlab/gitlab-secrets.json" ]; then
   install -m 0600 "$etc_gitlab/gitlab-secrets.json" "$state_dir/gitlab-secrets.json"
 fi

@@ -9,9 +9,10 @@ use base64::Engine;
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::names::TAG_BOOTSTRAP;
+use crate::names::{TAG_BOOTSTRAP, TAG_GITLAB_VERSION};
 use crate::remote::{Outcome, Transport};
 use crate::resources::instance::Instance;
+use crate::resources::upgrade::Upgrade;
 use crate::resources::{Action, Ctx, PlanItem};
 
 const SCRIPT: &str = include_str!("../cloud-init/bootstrap.sh");
@@ -42,6 +43,10 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
         .unwrap_or_default();
     // A bigger volume changes the script, so the box grows its file system.
     let data_size = settings.data_volume.size_gib.to_string();
+    // GitLab's required stops, walked on the box; the background
+    // migrations of one stop may take as long as an install.
+    let stops = crate::upgrade_path::stops_value();
+    let migrations_wait = settings.gitlab.install_timeout.as_secs().to_string();
     let values = [
         ("GLBOX_DEPLOYMENT", settings.name.as_str()),
         ("GLBOX_REGION", &settings.region),
@@ -60,6 +65,8 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
             target.root_password_parameter,
         ),
         ("GLBOX_SMTP_PASSWORD_PARAMETER", &smtp_parameter),
+        ("GLBOX_UPGRADE_STOPS", &stops),
+        ("GLBOX_MIGRATIONS_WAIT", &migrations_wait),
         (
             "GLBOX_GITLAB_RB_B64",
             &base64::engine::general_purpose::STANDARD.encode(gitlab_rb),
@@ -125,6 +132,45 @@ mod tests {
             Some("gitlab-ce 18.6.0")
         );
         assert_eq!(result_line("glbox-phase: package\n"), None);
+        assert_eq!(reported_version("gitlab-ce 18.6.0"), Some("18.6.0"));
+        assert_eq!(reported_version("gitlab-ce"), None);
+        assert_eq!(reported_version("gitlab 0.0.0x"), None);
+    }
+
+    #[test]
+    fn every_stop_adds_an_install_and_a_migration_wait_to_the_time_limit() {
+        let settings = crate::test_support::settings("trial");
+        let minutes = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(time_limit(&settings, None), minutes(60));
+        let v = |t: &str| crate::upgrade_path::Version::parse(t).unwrap();
+        let upgrade = Upgrade {
+            from: v("17.0.1"),
+            to: v("17.4.0"),
+            through: vec![v("17.1.8"), v("17.3.7")],
+        };
+        assert_eq!(time_limit(&settings, Some(&upgrade)), minutes(300));
+    }
+
+    #[test]
+    fn the_stop_list_goes_to_the_box() {
+        let settings = crate::test_support::settings("trial");
+        let script = render(
+            &settings,
+            &Target {
+                data_volume_id: "vol-1",
+                external_url: "http://203.0.113.7",
+                smtp_username: None,
+                root_password_parameter: "/glbox/trial/root-password",
+            },
+        );
+        assert!(
+            script.contains(&format!(
+                "GLBOX_UPGRADE_STOPS='{}'\n",
+                crate::upgrade_path::stops_value()
+            )),
+            "{script}"
+        );
+        assert!(script.contains("GLBOX_MIGRATIONS_WAIT='3600'\n"));
     }
 }
 
@@ -147,6 +193,8 @@ pub enum Change {
     /// The box will be brought to the new configuration.
     Update {
         reason: String,
+        /// A raised `gitlab.version`, and its path through the stops.
+        upgrade: Option<Upgrade>,
     },
     NoChange,
 }
@@ -165,15 +213,26 @@ pub fn diff(current: Option<(&Instance, Option<String>)>) -> Change {
         },
         (Some(_), None) => Change::Update {
             reason: "the data volume, address or SMTP key will change".into(),
+            upgrade: None,
         },
         (Some(done), Some(script)) if *done == digest(script) => Change::NoChange,
         (Some(_), Some(_)) => Change::Update {
             reason: "the GitLab configuration changed".into(),
+            upgrade: None,
         },
     }
 }
 
 impl Change {
+    /// An update that also raises GitLab's version (`upgrade`, from
+    /// `resources::upgrade::of`) says so, with its path.
+    pub fn with_upgrade(self, upgrade: Option<Upgrade>) -> Change {
+        match self {
+            Change::Update { reason, .. } => Change::Update { reason, upgrade },
+            other => other,
+        }
+    }
+
     pub fn item(&self, ctx: &Ctx<'_>, instance_id: Option<&str>) -> PlanItem {
         let name = format!("gitlab-{}", ctx.settings.gitlab.edition.as_str());
         let id = instance_id.map(str::to_string);
@@ -181,8 +240,11 @@ impl Change {
         match self {
             Change::Install { reason } => PlanItem::new("gitlab", name, id, Action::Create)
                 .with_changes(vec![reason.clone(), version]),
-            Change::Update { reason } => PlanItem::new("gitlab", name, id, Action::Update)
-                .with_changes(vec![reason.clone(), version]),
+            Change::Update { reason, upgrade } => {
+                let version = upgrade.as_ref().map_or(version, Upgrade::line);
+                PlanItem::new("gitlab", name, id, Action::Update)
+                    .with_changes(vec![reason.clone(), version])
+            }
             Change::NoChange => PlanItem::new("gitlab", name, id, Action::NoChange),
         }
     }
@@ -202,6 +264,12 @@ pub async fn apply(
     if instance.bootstrap_digest.as_deref() == Some(wanted.as_str()) {
         return Ok(());
     }
+    // GitLab's upgrade documentation: a snapshot first, usable before the
+    // package is touched.
+    let upgrade = crate::resources::upgrade::of(ctx.settings, instance)?;
+    if let Some(upgrade) = &upgrade {
+        crate::resources::upgrade::snapshot_before(ctx, upgrade, target.data_volume_id).await?;
+    }
     let transport = Transport::for_instance(ctx, &instance.id, public_address).await?;
     transport.wait_ready(ctx).await?;
     let run = transport
@@ -209,7 +277,7 @@ pub async fn apply(
             ctx,
             "GitLab bootstrap",
             &script,
-            ctx.settings.gitlab.install_timeout,
+            time_limit(ctx.settings, upgrade.as_ref()),
         )
         .await;
     let outcome = match run {
@@ -234,19 +302,33 @@ pub async fn apply(
     if !outcome.succeeded() {
         return Err(failure(ctx, &transport, &instance.id, &outcome).await);
     }
-    confirm_result(ctx, &transport, &instance.id, &outcome).await?;
-    crate::aws::ec2::instances::create_tags(
-        &ctx.aws.ec2,
-        ctx.ui,
-        &[&instance.id],
-        &[(TAG_BOOTSTRAP, &wanted)],
-    )
-    .await?;
+    let installed = confirm_result(ctx, &transport, &instance.id, &outcome).await?;
+    let mut tags = vec![(TAG_BOOTSTRAP, wanted.as_str())];
+    // Where the next raised version starts its path.
+    if let Some(version) = reported_version(installed) {
+        tags.push((TAG_GITLAB_VERSION, version));
+    }
+    crate::aws::ec2::instances::create_tags(&ctx.aws.ec2, ctx.ui, &[&instance.id], &tags).await?;
     ctx.ui.info(&format!(
         "GitLab is installed and configured on {}",
         instance.id
     ));
     Ok(())
+}
+
+/// The bootstrap's time limit: the install's for each package it
+/// installs, and as long again for each stop's background migrations.
+fn time_limit(settings: &Settings, upgrade: Option<&Upgrade>) -> Duration {
+    let stops = upgrade.map_or(0, |u| u.installs() - 1);
+    settings.gitlab.install_timeout * (1 + 2 * stops)
+}
+
+/// The version in a result line ("gitlab-ce 18.6.0"), when it is one.
+fn reported_version(result: &str) -> Option<&str> {
+    result
+        .split_whitespace()
+        .nth(1)
+        .filter(|v| crate::upgrade_path::Version::parse(v).is_some())
 }
 
 /// What the bootstrap's last line says it installed, if it got that far.
@@ -262,14 +344,14 @@ fn result_line(output: &str) -> Option<&str> {
 /// volume. An exit status of 0 alone is not enough: a script cut off (its
 /// file overwritten, the shell killed) can end with 0. The transport's
 /// output is whole here (what SSM cut was read back from the box).
-async fn confirm_result(
+async fn confirm_result<'o>(
     ctx: &Ctx<'_>,
     transport: &Transport,
     instance_id: &str,
-    outcome: &Outcome,
-) -> Result<()> {
-    if result_line(&outcome.output).is_some() {
-        return Ok(());
+    outcome: &'o Outcome,
+) -> Result<&'o str> {
+    if let Some(line) = result_line(&outcome.output) {
+        return Ok(line);
     }
     let cut = Outcome {
         exit_code: None,

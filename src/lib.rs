@@ -37,6 +37,7 @@ pub mod quotas;
 pub mod remote;
 pub mod resources;
 pub mod ui;
+pub mod upgrade_path;
 pub mod userdata;
 pub mod verify;
 pub mod wait;

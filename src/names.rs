@@ -36,6 +36,14 @@ pub const BACKUP_ARCHIVE_SUFFIX: &str = "_gitlab_backup.tar";
 /// (`config/<backup id>/`): GitLab's backup does not hold them.
 pub const BACKUP_CONFIG_PREFIX: &str = "config/";
 pub const TAG_SNAPSHOT_REASON: &str = "glbox:snapshot-reason";
+/// Instance tag holding the GitLab version the last successful bootstrap
+/// reported (written with `glbox:bootstrap`): where a raised
+/// `gitlab.version` starts its upgrade path.
+pub const TAG_GITLAB_VERSION: &str = "glbox:gitlab-version";
+/// On a pre-upgrade snapshot: the GitLab versions of the upgrade it was
+/// taken before, so a resumed `up` finds it instead of taking another.
+pub const TAG_UPGRADE_FROM: &str = "glbox:upgrade-from";
+pub const TAG_UPGRADE_TO: &str = "glbox:upgrade-to";
 
 /// What a resource is for within one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

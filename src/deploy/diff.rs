@@ -143,8 +143,9 @@ pub fn diff(
         .parameters
         .contains(&crate::email::credentials::password_parameter(ctx));
     let email = crate::email::diff(ctx, &observed.email, smtp_password_stored, with_bootstrap)?;
-    let bootstrap =
-        with_bootstrap.then(|| bootstrap_diff(ctx, observed, &basis, &eip_plan, &email));
+    let bootstrap = with_bootstrap
+        .then(|| bootstrap_diff(ctx, observed, &basis, &eip_plan, &email))
+        .transpose()?;
     let email_use = ctx
         .settings
         .email
@@ -185,18 +186,23 @@ pub fn diff(
 }
 
 /// GitLab's install: compared with what the staying instance has, by the
-/// script it would get (unknown while a new SMTP key is still to be made).
+/// script it would get (unknown while a new SMTP key is still to be made),
+/// with the path of a raised version; a lower version is refused.
 fn bootstrap_diff(
     ctx: &Ctx<'_>,
     observed: &Observed,
     basis: &Basis,
     eip_plan: &EipPlan,
     email: &crate::email::Plan,
-) -> crate::bootstrap::Change {
+) -> Result<crate::bootstrap::Change> {
     // The SMTP user the box will get, when it is known before applying.
     let smtp_username = smtp_username_after(email, &observed.email);
     let staying = basis.target().and(basis.primary.as_ref());
-    crate::bootstrap::diff(staying.map(|instance| {
+    let upgrade = staying
+        .map(|instance| crate::resources::upgrade::of(ctx.settings, instance))
+        .transpose()?
+        .flatten();
+    let change = crate::bootstrap::diff(staying.map(|instance| {
         let script = basis.chosen_volume.as_ref().and_then(|volume| {
             let smtp_username = match &smtp_username {
                 SmtpUsername::Unknown => return None,
@@ -215,7 +221,8 @@ fn bootstrap_diff(
             )
         });
         (instance, script)
-    }))
+    }));
+    Ok(change.with_upgrade(upgrade))
 }
 
 enum SmtpUsername {

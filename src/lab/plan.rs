@@ -354,7 +354,7 @@ fn bootstrap_reason(
     };
     match bootstrap::diff(current) {
         bootstrap::Change::NoChange => None,
-        bootstrap::Change::Install { reason } | bootstrap::Change::Update { reason } => {
+        bootstrap::Change::Install { reason } | bootstrap::Change::Update { reason, .. } => {
             Some(reason)
         }
     }

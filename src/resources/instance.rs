@@ -13,7 +13,7 @@ use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName, ResourceType};
 use crate::aws::ec2::instances::{self as gateway, Launch, RunFailed};
 use crate::config::{AccessMethod, Settings};
 use crate::error::{Error, Result};
-use crate::names::{ec2_tag, Role, TAG_BOOTSTRAP, TAG_OS};
+use crate::names::{ec2_tag, Role, TAG_BOOTSTRAP, TAG_GITLAB_VERSION, TAG_OS};
 use crate::resources::image::LaunchSpec;
 use crate::resources::placement::Placement;
 use crate::resources::{Action, Ctx, PlanItem};
@@ -40,6 +40,9 @@ pub struct Instance {
     pub launch_time: Option<i64>,
     /// Digest of the last successful bootstrap (see `names::TAG_BOOTSTRAP`).
     pub bootstrap_digest: Option<String>,
+    /// The GitLab version that bootstrap reported (see
+    /// `names::TAG_GITLAB_VERSION`).
+    pub gitlab_version: Option<String>,
     /// The launch's ClientToken (empty when there was none): part of the
     /// evidence that glbox launched it (see `ownership`).
     pub client_token: String,
@@ -104,6 +107,7 @@ pub fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Instance {
         private_ip: i.private_ip_address().map(str::to_string),
         launch_time: i.launch_time().map(|t| t.secs()),
         bootstrap_digest: ec2_tag(i.tags(), TAG_BOOTSTRAP).map(str::to_string),
+        gitlab_version: ec2_tag(i.tags(), TAG_GITLAB_VERSION).map(str::to_string),
         client_token: i.client_token().unwrap_or_default().to_string(),
     }
 }

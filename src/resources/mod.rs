@@ -14,6 +14,7 @@ pub mod key_pair;
 pub mod parameters;
 pub mod placement;
 pub mod security_group;
+pub mod upgrade;
 
 use serde::Serialize;
 

@@ -192,7 +192,7 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
 }
 
 #[test]
-fn pinned_versions_upgrade_with_a_stop_warning_and_never_downgrade() {
+fn pinned_versions_upgrade_through_the_stop_between_and_never_downgrade() {
     let sandbox = Sandbox::new();
     let url = "http://198.51.100.1";
     ok(&sandbox.run(&script(
@@ -215,7 +215,7 @@ fn pinned_versions_upgrade_with_a_stop_warning_and_never_downgrade() {
         url,
     )));
     assert!(
-        upgrade.contains("crosses required upgrade stop 17.3"),
+        upgrade.contains("glbox-phase: upgrade stop 17.3.7 (1 of 2)"),
         "{upgrade}"
     );
     let installs: Vec<String> = sandbox
@@ -225,8 +225,11 @@ fn pinned_versions_upgrade_with_a_stop_warning_and_never_downgrade() {
         .collect();
     assert_eq!(
         installs,
-        vec!["apt-get install -y gitlab-ce=17.4.2-ce.0 EXTERNAL_URL=http://198.51.100.1 password= email="],
-        "an upgrade does not pass the root password"
+        vec![
+            "apt-get install -y gitlab-ce=17.3.7-ce.0 EXTERNAL_URL=http://198.51.100.1 password= email=",
+            "apt-get install -y gitlab-ce=17.4.2-ce.0 EXTERNAL_URL=http://198.51.100.1 password= email="
+        ],
+        "the required stop first; an upgrade does not pass the root password"
     );
     assert_eq!(sandbox.count("aws"), 0);
     assert_eq!(
@@ -315,9 +318,7 @@ fn a_new_instance_on_old_data_gets_its_secrets_back_and_no_older_version() {
 
     let newer = ok(&sandbox.run(&script(&pinned("17.6.1"), url)));
     assert!(
-        newer.contains(
-            "glbox-warning: the upgrade 17.4.2 -> 17.6.1 crosses required upgrade stop 17.5"
-        ),
+        newer.contains("glbox-phase: upgrade stop 17.5.5 (1 of 2)"),
         "{newer}"
     );
     assert_eq!(

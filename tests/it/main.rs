@@ -32,4 +32,5 @@ mod secrets;
 mod ssh_bootstrap;
 mod ssm_bootstrap;
 mod ssm_sandbox;
+mod upgrade;
 mod wizard;

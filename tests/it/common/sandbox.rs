@@ -32,6 +32,7 @@ const INSTANCE_DIRS: &[&str] = &["etc-gitlab", "apt", "apt-conf", "yum", "log", 
 /// line to calls.log.
 const OMNIBUS: &str = r#"
 data="$GLBOX_DATA_MOUNTPOINT"
+. "$SANDBOX_ROOT/lib/upgrade.sh"
 services_dir="$SANDBOX/services"
 
 # omnibus-ctl `gitlab-ctl status`: one line per runit service of this
@@ -156,6 +157,10 @@ omnibus_reconfigure() {
       return 1
     fi
   fi
+  upgrade_db_migrate || {
+    echo "There was an error running gitlab-ctl reconfigure"
+    return 1
+  }
   [ -e "$GLBOX_ETC_GITLAB/gitlab-secrets.json" ] ||
     echo "secrets-$RANDOM$RANDOM" > "$GLBOX_ETC_GITLAB/gitlab-secrets.json"
   touch "$data/bootstrapped"
@@ -250,6 +255,92 @@ apt_take_lock() {
 }
 "#;
 
+// ---- upgrades (the upgrade path) ----
+
+/// An upgrade's database side, as far as the walk through GitLab's
+/// required stops relies on it. The database lives on the data volume
+/// (PostgreSQL's data is under /var/opt/gitlab): `.sandbox-schema` holds
+/// the version that last migrated it, `.sandbox-bbm-pending` how many more
+/// status polls its batched background migrations stay unfinished.
+/// Switches: `$SANDBOX_ROOT/install-fails-at` (a version whose install
+/// fails, as apt does for a version the repository lacks),
+/// `$SANDBOX_ROOT/bbm-polls` (polls until finished after an upgrade,
+/// default 2), `$SANDBOX_ROOT/bbm-failed` (a version whose migration ends `failed`).
+const UPGRADE: &str = r#"
+upgrade_data="$GLBOX_DATA_MOUNTPOINT"
+
+upgrade_major() { echo "${1%%.*}"; }
+
+# The package's preinst runs `gitlab-ctl upgrade-check OLD NEW`
+# (omnibus-gitlab files/gitlab-ctl-commands/upgrade_check.rb,
+# config/templates/package-scripts/preinst.erb): a new major version
+# needs the previous major's last minor first (16.11 before 17, 17.11
+# before 18), else the install fails and nothing changes.
+upgrade_preinstall() {
+  local new="$1" old minimum
+  if [ "$(cat "$SANDBOX_ROOT/install-fails-at" 2>/dev/null)" = "$new" ]; then
+    echo "E: Version '$new-ce.0' for 'gitlab-ce' was not found" >&2
+    return 1
+  fi
+  echo "package install $new" >> "$SANDBOX/calls.log"
+  old="$(cat "$SANDBOX/installed" 2>/dev/null || true)"
+  [ -n "$old" ] || return 0
+  [ "$(upgrade_major "$new")" -gt "$(upgrade_major "$old")" ] || return 0
+  minimum="$(( $(upgrade_major "$new") - 1 )).11"
+  if [ "$(printf '%s
+%s
+' "$minimum.0" "$old" | sort -V | head -n 1)" != "$minimum.0" ]; then
+    echo "It seems you are upgrading from $old to $new."
+    echo "It is required to upgrade to the latest $minimum.x version first before proceeding."
+    return 1
+  fi
+}
+
+# The reconfigure's db:migrate. A migration that needs an earlier batched
+# background migration finished fails while it is not
+# (ensure_batched_background_migration_is_finished in gitlab-org/gitlab
+# lib/gitlab/database/migrations/batched_background_migration_helpers.rb:
+# "Expected batched background migration for the given configuration to
+# be marked as 'finished', but it is 'active'"); an upgrade queues new
+# ones, which Sidekiq then runs for a while.
+upgrade_db_migrate() {
+  local installed schema pending
+  installed="$(cat "$SANDBOX/installed" 2>/dev/null || true)"
+  schema="$(cat "$upgrade_data/.sandbox-schema" 2>/dev/null || true)"
+  pending="$(cat "$upgrade_data/.sandbox-bbm-pending" 2>/dev/null || echo 0)"
+  [ -n "$installed" ] && [ "$installed" != "$schema" ] || return 0
+  if [ -n "$schema" ] && [ "$pending" -gt 0 ]; then
+    echo "StandardError: An error has occurred, all later migrations canceled:"
+    echo "Expected batched background migration for the given configuration to be marked as 'finished', but it is 'active'"
+    return 1
+  fi
+  echo "db-migrate ${schema:-none} -> $installed" >> "$SANDBOX/calls.log"
+  echo "$installed" > "$upgrade_data/.sandbox-schema"
+  if [ -n "$schema" ]; then
+    cat "$SANDBOX_ROOT/bbm-polls" 2>/dev/null > "$upgrade_data/.sandbox-bbm-pending" || echo 2 > "$upgrade_data/.sandbox-bbm-pending"
+  fi
+}
+
+# `gitlab-rake gitlab:background_migrations:status` (gitlab-org/gitlab
+# lib/tasks/gitlab/background_migrations.rake, display_migration_status):
+# "Database: <name>", then "<status> | <job class>,<table>,<column>,<args>".
+upgrade_migrations_status() {
+  local pending
+  echo "gitlab-rake gitlab:background_migrations:status schema=$(cat "$upgrade_data/.sandbox-schema" 2>/dev/null)" >> "$SANDBOX/calls.log"
+  pending="$(cat "$upgrade_data/.sandbox-bbm-pending" 2>/dev/null || echo 0)"
+  echo "Database: main"
+  echo "finished   | Gitlab::BackgroundMigration::BackfillProjectNamespaces,projects,id,[]"
+  if [ "$(cat "$SANDBOX_ROOT/bbm-failed" 2>/dev/null)" = "$(cat "$upgrade_data/.sandbox-schema" 2>/dev/null)" ]; then
+    echo "failed     | Gitlab::BackgroundMigration::BackfillCiPipelineMessages,ci_pipeline_messages,id,[]"
+  elif [ "$pending" -gt 0 ]; then
+    echo $((pending - 1)) > "$upgrade_data/.sandbox-bbm-pending"
+    echo "active     | Gitlab::BackgroundMigration::BackfillCiPipelineMessages,ci_pipeline_messages,id,[]"
+  fi
+  echo "Database: ci"
+  echo "finalized  | Gitlab::BackgroundMigration::BackfillCiBuildsPartitionId,p_ci_builds,id,[]"
+}
+"#;
+
 /// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log
 /// (calls made by the repository script say so first). The installed
 /// version lives in $SANDBOX/installed.
@@ -275,7 +366,9 @@ fi
 [ "$command" = install ] || exit 0
 spec="${*: -1}"
 case "$spec" in
-  gitlab-*=*) version="${spec#*=}"; echo "${version%%-*}" > "$SANDBOX/installed" ;;
+  gitlab-*=*) version="${spec#*=}"; version="${version%%-*}"
+    upgrade_preinstall "$version" || exit 100
+    echo "$version" > "$SANDBOX/installed" ;;
   gitlab-*) echo "18.6.0" > "$SANDBOX/installed" ;;
   *) exit 0 ;;
 esac
@@ -291,7 +384,8 @@ omnibus_package_script deb"#,
 [ "$1" = install ] || exit 0
 spec="${*: -1}"
 case "$spec" in
-  gitlab-e?-*) echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
+  gitlab-e?-*) upgrade_preinstall "${spec#gitlab-e?-}" || exit 1
+    echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
   gitlab-*) echo "18.6.0" > "$SANDBOX/installed" ;;
   *) exit 0 ;;
 esac
@@ -408,7 +502,12 @@ esac"#,
     ),
     (
         "gitlab-rake",
-        r#"echo "Checking GitLab subtasks ..."
+        r#"if [ "$1" = gitlab:background_migrations:status ]; then
+  . "$SANDBOX_ROOT/lib/upgrade.sh"
+  upgrade_migrations_status
+  exit
+fi
+echo "Checking GitLab subtasks ..."
 echo "All migrations up? ... yes"
 cat "$SANDBOX_ROOT/gitlab-check" 2>/dev/null || true"#,
     ),
@@ -465,6 +564,8 @@ fn instance_env(instance: &str, root: &str, data: &str) -> Vec<(String, String)>
         ),
         // Services come up at once here.
         ("GLBOX_SERVICES_WAIT", "0".to_string()),
+        // Background migrations are asked about again at once.
+        ("GLBOX_MIGRATIONS_POLL", "0".to_string()),
     ]
     .map(|(k, v)| (k.to_string(), v))
     .to_vec()
@@ -515,6 +616,7 @@ impl Sandbox {
         .unwrap();
         std::fs::write(dir.path().join("lib/omnibus.sh"), OMNIBUS).unwrap();
         std::fs::write(dir.path().join("lib/apt-lock.sh"), APT_LOCK).unwrap();
+        std::fs::write(dir.path().join("lib/upgrade.sh"), UPGRADE).unwrap();
         for (name, body) in STUBS {
             write_executable(&bin.join(name), body);
         }
