@@ -7,7 +7,7 @@
 use std::process::Output;
 
 use crate::common::sandbox::Sandbox;
-use crate::common::settings;
+use crate::common::{glbox, mutating, running_instance, settings, Emulator, Workspace};
 
 const URL: &str = "http://198.51.100.1";
 
@@ -227,4 +227,178 @@ fn a_new_instance_on_old_data_walks_from_the_data_version() {
         "the first install on this instance reads the root password, once"
     );
     assert_eq!(read(&sandbox, "data/glbox/installed-version").trim(), "17.6.1");
+}
+
+// ---- `up` through the emulator, the bootstrap run in the sandbox ----
+
+fn config(version: &str) -> String {
+    format!(
+        "name = \"trial\"\n[gitlab]\nversion = \"{version}\"\n{}",
+        crate::common::verify_section("")
+    )
+}
+
+async fn instance_tag(emulator: &Emulator, key: &str) -> Option<String> {
+    running_instance(emulator, "trial")
+        .await
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value().map(str::to_string))
+}
+
+/// The deployment's pre-upgrade snapshots, as EC2 reports them.
+async fn pre_upgrade_snapshots(emulator: &Emulator) -> Vec<aws_sdk_ec2::types::Snapshot> {
+    let filter = |name: &str, value: &str| {
+        aws_sdk_ec2::types::Filter::builder()
+            .name(name)
+            .values(value)
+            .build()
+    };
+    emulator
+        .ec2()
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(filter("tag:glbox:deployment", "trial"))
+        .filters(filter("tag:glbox:snapshot-reason", "pre-upgrade"))
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .to_vec()
+}
+
+fn tag_of<'s>(snapshot: &'s aws_sdk_ec2::types::Snapshot, key: &str) -> Option<&'s str> {
+    snapshot
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+}
+
+fn gitlab_item(plan: &serde_json::Value) -> serde_json::Value {
+    plan["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "gitlab")
+        .cloned()
+        .unwrap_or_else(|| panic!("{plan}"))
+}
+
+#[tokio::test]
+async fn up_snapshots_the_data_then_walks_the_stops_and_resumes_after_a_failure() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    emulator
+        .behave(serde_json::json!({"sandbox": sandbox.path("").display().to_string()}))
+        .await;
+    let workspace = Workspace::new(&config("17.0.1"));
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert_eq!(
+        instance_tag(&emulator, "glbox:gitlab-version").await.as_deref(),
+        Some("17.0.1"),
+        "the version the bootstrap reported is recorded on the instance"
+    );
+    let id = running_instance(&emulator, "trial")
+        .await
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let data_volume = running_instance(&emulator, "trial")
+        .await
+        .block_device_mappings()
+        .iter()
+        .filter_map(|m| m.ebs().and_then(|e| e.volume_id()))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+
+    // The plan lists the path, in text and JSON.
+    workspace.write_config(&config("18.5.1"));
+    let path = "upgrade 17.0.1 -> 18.5.1 through 17.1.8, 17.3.7, 17.5.5, 17.8.7, 17.11.7, 18.2.8";
+    let plan = glbox(&emulator, &workspace, &["plan", "--output", "json"]).json();
+    let item = gitlab_item(&plan);
+    assert_eq!(item["action"], "update", "{plan}");
+    assert!(
+        item["changes"].as_array().unwrap().iter().any(|c| c == path),
+        "{plan}"
+    );
+    let text = glbox(&emulator, &workspace, &["plan"]);
+    assert!(text.stdout.contains(path), "{}", text.stdout);
+    assert!(pre_upgrade_snapshots(&emulator).await.is_empty(), "plan changes nothing");
+
+    // The first attempt fails at a middle stop, after the snapshot.
+    std::fs::write(sandbox.path("install-fails-at"), "17.8.7").unwrap();
+    emulator.start_recording();
+    let failed = glbox(&emulator, &workspace, &["up", "--yes"]);
+    assert_ne!(failed.code, 0, "{}", failed.stdout);
+    let actions = emulator.recorded_actions();
+    let snapshot_at = actions.iter().position(|a| a == "CreateSnapshot");
+    let send_at = actions.iter().position(|a| a == "SendCommand");
+    assert!(
+        matches!((snapshot_at, send_at), (Some(s), Some(c)) if s < c),
+        "the snapshot comes before the bootstrap: {actions:?}"
+    );
+    let snapshots = pre_upgrade_snapshots(&emulator).await;
+    assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+    let snapshot = &snapshots[0];
+    assert_eq!(snapshot.state().unwrap().as_str(), "completed");
+    assert!(
+        data_volume.iter().any(|v| Some(v.as_str()) == snapshot.volume_id()),
+        "of the data volume: {snapshot:?} {data_volume:?}"
+    );
+    assert_eq!(tag_of(snapshot, "glbox:upgrade-from"), Some("17.0.1"));
+    assert_eq!(tag_of(snapshot, "glbox:upgrade-to"), Some("18.5.1"));
+    assert_eq!(tag_of(snapshot, "glbox:role"), Some("snapshot"));
+    assert_eq!(tag_of(snapshot, "glbox:managed-by"), Some("glbox"));
+    assert_eq!(
+        instance_tag(&emulator, "glbox:gitlab-version").await.as_deref(),
+        Some("17.0.1"),
+        "a failed bootstrap records nothing"
+    );
+
+    // The same `up` again: the snapshot is reused, the walk resumes.
+    std::fs::remove_file(sandbox.path("install-fails-at")).unwrap();
+    std::fs::remove_file(sandbox.instance(&id).dir.join("calls.log")).unwrap();
+    emulator.start_recording();
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert!(
+        !emulator
+            .recorded_actions()
+            .contains(&"CreateSnapshot".to_string()),
+        "no second snapshot for the same upgrade"
+    );
+    assert_eq!(pre_upgrade_snapshots(&emulator).await.len(), 1);
+    let resumed: Vec<String> = sandbox
+        .instance(&id)
+        .calls()
+        .iter()
+        .filter_map(|c| c.strip_prefix("package install "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(resumed, ["17.8.7", "17.11.7", "18.2.8", "18.5.1"]);
+    assert_eq!(
+        instance_tag(&emulator, "glbox:gitlab-version").await.as_deref(),
+        Some("18.5.1")
+    );
+
+    // Converged: nothing to do, nothing changed.
+    emulator.start_recording();
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
+
+    // A downgrade is refused before anything is sent or changed.
+    workspace.write_config(&config("18.2.8"));
+    emulator.start_recording();
+    for command in [&["plan"][..], &["up", "--yes"][..]] {
+        let refused = glbox(&emulator, &workspace, command);
+        assert_eq!(refused.code, 2, "{command:?}: {}", refused.stdout);
+        assert!(
+            refused.stderr.contains("gitlab.version = \"18.2.8\"")
+                && refused.stderr.contains("does not support downgrades"),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(mutating(&emulator.recorded_actions()), Vec::<String>::new());
 }
