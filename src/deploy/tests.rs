@@ -355,3 +355,52 @@ fn every_step_has_its_own_checkpoint_in_order() {
     let names: Vec<&str> = STEPS.iter().map(|s| s.checkpoint).collect();
     assert_eq!(super::CHECKPOINTS, names.as_slice());
 }
+
+/// A raised `gitlab.version` on a staying box whose version is recorded:
+/// the GitLab line carries the path; a lower one refuses the whole plan.
+#[tokio::test]
+async fn a_raised_version_plans_its_path_and_a_lower_one_is_refused() {
+    let pinned = |version: &str| {
+        let mut settings = crate::test_support::settings("trial");
+        settings.gitlab.version = crate::config::GitlabVersion::Pinned(version.into());
+        settings
+    };
+    let installed = |ctx: &Ctx<'_>| {
+        let mut observed = converged(ctx);
+        observed.instances[0].bootstrap_digest = Some("an-older-script".into());
+        observed.instances[0].gitlab_version = Some("17.0.1".into());
+        observed
+    };
+    let with_bootstrap = |ctx: &Ctx<'_>, observed: &Observed| {
+        let basis = Basis::of(ctx, observed).expect("nothing to refuse");
+        let lookups = Lookups {
+            placement: placement(),
+            launch: None,
+        };
+        diff::diff(ctx, observed, basis, lookups, true)
+    };
+    with_ctx(pinned("18.5.1"), |ctx| {
+        let observed = installed(ctx);
+        let plan = with_bootstrap(ctx, &observed).expect("a plan");
+        let gitlab = plan
+            .items(ctx, &observed)
+            .into_iter()
+            .find(|i| i.resource == "gitlab")
+            .expect("a GitLab line");
+        assert_eq!(gitlab.action, Action::Update);
+        assert_eq!(
+            gitlab.changes[1],
+            "upgrade 17.0.1 -> 18.5.1 through 17.1.8, 17.3.7, 17.5.5, 17.8.7, 17.11.7, 18.2.8"
+        );
+    })
+    .await;
+    with_ctx(pinned("16.11.10"), |ctx| {
+        let observed = installed(ctx);
+        let refused = with_bootstrap(ctx, &observed).expect_err("refused");
+        assert!(
+            refused.to_string().contains("does not support downgrades"),
+            "{refused}"
+        );
+    })
+    .await;
+}

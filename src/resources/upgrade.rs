@@ -85,7 +85,10 @@ pub fn of(settings: &Settings, instance: &Instance) -> Result<Option<Upgrade>> {
 pub async fn snapshot_before(ctx: &Ctx<'_>, upgrade: &Upgrade, volume_id: &str) -> Result<String> {
     let (from, to) = (upgrade.from.to_string(), upgrade.to.to_string());
     let mut filters = ctx.names.owned_filters(Role::Snapshot);
-    filters.push(ec2::filter(format!("tag:{TAG_SNAPSHOT_REASON}"), &[PRE_UPGRADE]));
+    filters.push(ec2::filter(
+        format!("tag:{TAG_SNAPSHOT_REASON}"),
+        &[PRE_UPGRADE],
+    ));
     filters.push(ec2::filter(format!("tag:{TAG_UPGRADE_FROM}"), &[&from]));
     filters.push(ec2::filter(format!("tag:{TAG_UPGRADE_TO}"), &[&to]));
     filters.push(ec2::filter("volume-id", &[volume_id]));
@@ -107,8 +110,9 @@ pub async fn snapshot_before(ctx: &Ctx<'_>, upgrade: &Upgrade, volume_id: &str) 
                 snapshot_tags(ctx, &from, &to),
             )
             .await?;
-            ctx.ui
-                .info(&format!("snapshot {id} of {volume_id} taken before the upgrade"));
+            ctx.ui.info(&format!(
+                "snapshot {id} of {volume_id} taken before the upgrade"
+            ));
             id
         }
     };

@@ -76,11 +76,17 @@ fn an_upgrade_walks_every_stop_in_order_and_waits_for_its_migrations() {
     assert_eq!(installs(&sandbox), expected, "{out}");
     for (i, stop) in STOPS.iter().enumerate() {
         assert!(
-            out.contains(&format!("glbox-phase: upgrade stop {stop} ({} of 7)", i + 1)),
+            out.contains(&format!(
+                "glbox-phase: upgrade stop {stop} ({} of 7)",
+                i + 1
+            )),
             "{out}"
         );
     }
-    assert!(out.contains("glbox-phase: upgrade to 18.5.1 (7 of 7)"), "{out}");
+    assert!(
+        out.contains("glbox-phase: upgrade to 18.5.1 (7 of 7)"),
+        "{out}"
+    );
 
     // Between two installs: that stop's database migrated, then its
     // background migrations asked about until none is left.
@@ -110,8 +116,18 @@ fn an_upgrade_walks_every_stop_in_order_and_waits_for_its_migrations() {
         );
     }
     assert_eq!(read(&sandbox, "installed").trim(), "18.5.1");
-    assert_eq!(read(&sandbox, "data/glbox/installed-version").trim(), "18.5.1");
-    assert_eq!(history(&sandbox), ["17.0.1"].iter().chain(&expected).copied().collect::<Vec<_>>());
+    assert_eq!(
+        read(&sandbox, "data/glbox/installed-version").trim(),
+        "18.5.1"
+    );
+    assert_eq!(
+        history(&sandbox),
+        ["17.0.1"]
+            .iter()
+            .chain(&expected)
+            .copied()
+            .collect::<Vec<_>>()
+    );
     assert!(sandbox.services_running());
 
     // Done: the same script again installs nothing and asks nothing.
@@ -152,7 +168,10 @@ fn a_failed_install_at_a_middle_stop_resumes_there() {
     let failed = sandbox.run(&script("18.5.1"));
     assert!(!failed.status.success(), "{}", text(&failed));
     assert_eq!(installs(&sandbox), ["17.1.8", "17.3.7"]);
-    assert_eq!(read(&sandbox, "data/glbox/installed-version").trim(), "17.3.7");
+    assert_eq!(
+        read(&sandbox, "data/glbox/installed-version").trim(),
+        "17.3.7"
+    );
     assert!(!text(&failed).contains("glbox-result:"));
 
     std::fs::remove_file(sandbox.path("install-fails-at")).unwrap();
@@ -162,7 +181,10 @@ fn a_failed_install_at_a_middle_stop_resumes_there() {
         ["17.5.5", "17.8.7", "17.11.7", "18.2.8", "18.5.1"],
         "resumed at the stop it reached, earlier ones not reinstalled"
     );
-    assert!(out.contains("glbox-phase: upgrade stop 17.5.5 (1 of 5)"), "{out}");
+    assert!(
+        out.contains("glbox-phase: upgrade stop 17.5.5 (1 of 5)"),
+        "{out}"
+    );
     assert_eq!(
         history(&sandbox),
         ["17.0.1", "17.1.8", "17.3.7", "17.5.5", "17.8.7", "17.11.7", "18.2.8", "18.5.1"]
@@ -210,8 +232,15 @@ fn a_failed_background_migration_stops_the_walk_naming_the_stop() {
         text.contains("glbox-error: a batched background migration of GitLab 17.1.8 failed"),
         "{text}"
     );
-    assert_eq!(installs(&sandbox), ["17.1.8"], "nothing after the failed stop");
-    assert_eq!(read(&sandbox, "data/glbox/installed-version").trim(), "17.0.1");
+    assert_eq!(
+        installs(&sandbox),
+        ["17.1.8"],
+        "nothing after the failed stop"
+    );
+    assert_eq!(
+        read(&sandbox, "data/glbox/installed-version").trim(),
+        "17.0.1"
+    );
 }
 
 #[test]
@@ -226,7 +255,10 @@ fn a_new_instance_on_old_data_walks_from_the_data_version() {
         1,
         "the first install on this instance reads the root password, once"
     );
-    assert_eq!(read(&sandbox, "data/glbox/installed-version").trim(), "17.6.1");
+    assert_eq!(
+        read(&sandbox, "data/glbox/installed-version").trim(),
+        "17.6.1"
+    );
 }
 
 // ---- `up` through the emulator, the bootstrap run in the sandbox ----
@@ -296,7 +328,9 @@ async fn up_snapshots_the_data_then_walks_the_stops_and_resumes_after_a_failure(
     let workspace = Workspace::new(&config("17.0.1"));
     glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
     assert_eq!(
-        instance_tag(&emulator, "glbox:gitlab-version").await.as_deref(),
+        instance_tag(&emulator, "glbox:gitlab-version")
+            .await
+            .as_deref(),
         Some("17.0.1"),
         "the version the bootstrap reported is recorded on the instance"
     );
@@ -320,12 +354,19 @@ async fn up_snapshots_the_data_then_walks_the_stops_and_resumes_after_a_failure(
     let item = gitlab_item(&plan);
     assert_eq!(item["action"], "update", "{plan}");
     assert!(
-        item["changes"].as_array().unwrap().iter().any(|c| c == path),
+        item["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == path),
         "{plan}"
     );
     let text = glbox(&emulator, &workspace, &["plan"]);
     assert!(text.stdout.contains(path), "{}", text.stdout);
-    assert!(pre_upgrade_snapshots(&emulator).await.is_empty(), "plan changes nothing");
+    assert!(
+        pre_upgrade_snapshots(&emulator).await.is_empty(),
+        "plan changes nothing"
+    );
 
     // The first attempt fails at a middle stop, after the snapshot.
     std::fs::write(sandbox.path("install-fails-at"), "17.8.7").unwrap();
@@ -344,7 +385,9 @@ async fn up_snapshots_the_data_then_walks_the_stops_and_resumes_after_a_failure(
     let snapshot = &snapshots[0];
     assert_eq!(snapshot.state().unwrap().as_str(), "completed");
     assert!(
-        data_volume.iter().any(|v| Some(v.as_str()) == snapshot.volume_id()),
+        data_volume
+            .iter()
+            .any(|v| Some(v.as_str()) == snapshot.volume_id()),
         "of the data volume: {snapshot:?} {data_volume:?}"
     );
     assert_eq!(tag_of(snapshot, "glbox:upgrade-from"), Some("17.0.1"));
@@ -352,7 +395,9 @@ async fn up_snapshots_the_data_then_walks_the_stops_and_resumes_after_a_failure(
     assert_eq!(tag_of(snapshot, "glbox:role"), Some("snapshot"));
     assert_eq!(tag_of(snapshot, "glbox:managed-by"), Some("glbox"));
     assert_eq!(
-        instance_tag(&emulator, "glbox:gitlab-version").await.as_deref(),
+        instance_tag(&emulator, "glbox:gitlab-version")
+            .await
+            .as_deref(),
         Some("17.0.1"),
         "a failed bootstrap records nothing"
     );
@@ -378,7 +423,9 @@ async fn up_snapshots_the_data_then_walks_the_stops_and_resumes_after_a_failure(
         .collect();
     assert_eq!(resumed, ["17.8.7", "17.11.7", "18.2.8", "18.5.1"]);
     assert_eq!(
-        instance_tag(&emulator, "glbox:gitlab-version").await.as_deref(),
+        instance_tag(&emulator, "glbox:gitlab-version")
+            .await
+            .as_deref(),
         Some("18.5.1")
     );
 
