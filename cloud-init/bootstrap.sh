@@ -501,6 +501,11 @@ phase "package"
 current="$(installed_version)"
 # The version the data was last used with (the data may outlive instances).
 data_version="$(cat "$state_dir/installed-version" 2> /dev/null || true)"
+# Where an upgrade starts: the installed version, or on a new instance the
+# data's. "latest" never upgrades an installed GitLab by itself, but on a
+# new instance with older data the newest comes after every stop since.
+walk_from=""
+walk_to="$GLBOX_VERSION"
 if [ "$GLBOX_VERSION" != latest ]; then
   if [ -n "$current" ] && version_lt "$GLBOX_VERSION" "$current"; then
     fail "$package $current is installed; refusing to downgrade to $GLBOX_VERSION (GitLab does not support downgrades)" 3
@@ -508,31 +513,34 @@ if [ "$GLBOX_VERSION" != latest ]; then
   if [ -z "$current" ] && [ -n "$data_version" ] && version_lt "$GLBOX_VERSION" "$data_version"; then
     fail "the data volume was last used by $package $data_version; refusing to install the older $GLBOX_VERSION on it" 3
   fi
-  # Where an upgrade starts: the installed version, or on a new instance
-  # the data's.
   walk_from="${current:-$data_version}"
-  if [ -n "$walk_from" ] && version_lt "$walk_from" "$GLBOX_VERSION"; then
-    mapfile -t stops < <(stops_between "$walk_from" "$GLBOX_VERSION")
-    steps=$((${#stops[@]} + 1))
-    if [ "${#stops[@]}" -gt 0 ]; then
-      echo "upgrading $package $walk_from -> $GLBOX_VERSION through ${stops[*]}"
-      # GitLab's upgrade path: the migrations of the version running now
-      # finish before the next is installed.
-      if [ -n "$current" ] && services_configured; then
-        wait_for_services || fail "GitLab's services are not running before the upgrade:
+elif [ -z "$current" ]; then
+  walk_from="$data_version"
+  walk_to=99999.0.0
+fi
+if [ -n "$walk_from" ] && version_lt "$walk_from" "$walk_to"; then
+  mapfile -t stops < <(stops_between "$walk_from" "$walk_to")
+  steps=$((${#stops[@]} + 1))
+  if [ "${#stops[@]}" -gt 0 ]; then
+    echo "upgrading $package $walk_from -> $GLBOX_VERSION through ${stops[*]}"
+    # GitLab's upgrade path: the migrations of the version running now
+    # finish before the next is installed.
+    if [ -n "$current" ] && services_configured; then
+      wait_for_services || fail "GitLab's services are not running before the upgrade:
 $(services_status)"
-        wait_for_background_migrations "$current"
-      fi
+      wait_for_background_migrations "$current"
     fi
-    step=0
-    for stop in "${stops[@]}"; do
-      step=$((step + 1))
-      phase "upgrade stop $stop ($step of $steps)"
-      upgrade_stop "$stop"
-    done
-    phase "upgrade to $GLBOX_VERSION ($steps of $steps)"
-    current="$(installed_version)"
   fi
+  step=0
+  for stop in "${stops[@]}"; do
+    step=$((step + 1))
+    phase "upgrade stop $stop ($step of $steps)"
+    upgrade_stop "$stop"
+  done
+  if [ "${#stops[@]}" -gt 0 ]; then
+    phase "upgrade to $GLBOX_VERSION ($steps of $steps)"
+  fi
+  current="$(installed_version)"
 fi
 package_changed=0
 if [ -z "$current" ]; then
@@ -542,7 +550,7 @@ if [ -z "$current" ]; then
   install_package "$GLBOX_VERSION" "$root_password"
   unset root_password
   package_changed=1
-elif [ "$GLBOX_VERSION" != latest ] && [ "$GLBOX_VERSION" != "$current" ]; then
+elif [ "$GLBOX_VERSION" != "$current" ] && { [ "$GLBOX_VERSION" != latest ] || [ "$walk_to" != latest ]; }; then
   refresh_lists_for_upgrade
   echo "upgrading $package $current -> $GLBOX_VERSION"
   touch "$pending"

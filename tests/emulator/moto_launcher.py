@@ -7,6 +7,7 @@ The emulator is extended here where it lacks what glbox relies on; each
 extension says which gap it fills.
 """
 
+import re
 import logging
 import os
 import sys
@@ -956,6 +957,15 @@ def add_launch_network_interfaces():
     InstanceBackend.run_instances = run_instances
 
 
+def canned_version(script):
+    """The version a bootstrap that succeeded reports: the pinned
+    GLBOX_VERSION it was sent, or for "latest" what the sandbox's package
+    manager installs (tests/it/common/sandbox.rs), so that glbox's recorded
+    version (the glbox:gitlab-version tag) is one a real box could have."""
+    match = re.search(r"^GLBOX_VERSION='([0-9.]+)'$", script, re.MULTILINE)
+    return match.group(1) if match else "18.6.0"
+
+
 def add_bootstrap_result_line():
     """A bootstrap that succeeds prints its result line last
     (cloud-init/bootstrap.sh), and glbox counts it as done only then. The
@@ -978,7 +988,7 @@ def add_bootstrap_result_line():
             and invocation.get("Status") == "Success"
             and not invocation.get("StandardOutputContent")
         ):
-            invocation["StandardOutputContent"] = "glbox-result: gitlab 0.0.0\n"
+            invocation["StandardOutputContent"] = "glbox-result: gitlab-ce %s\n" % canned_version(script)
             return ActionResult(invocation)
         return result
 

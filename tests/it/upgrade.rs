@@ -261,6 +261,42 @@ fn a_new_instance_on_old_data_walks_from_the_data_version() {
     );
 }
 
+#[test]
+fn latest_never_upgrades_an_installed_gitlab_but_walks_old_data_on_a_new_instance() {
+    let sandbox = Sandbox::new();
+    ok(&sandbox.run(&script("17.2.1")));
+    let kept = ok(&sandbox.run(&script("latest")));
+    assert!(!kept.contains("glbox-phase: upgrade"), "{kept}");
+    assert!(
+        installs(&sandbox).is_empty(),
+        "latest is no upgrade by itself"
+    );
+
+    // A new instance on the 17.2.1 data: the newest package only after
+    // every stop since (the package itself would refuse 18.x over 17.2).
+    sandbox.new_instance();
+    let out = ok(&sandbox.run(&script("latest")));
+    assert_eq!(
+        installs(&sandbox),
+        ["17.3.7", "17.5.5", "17.8.7", "17.11.7", "18.2.8", "18.5.1", "18.6.0"],
+        "{out}"
+    );
+    assert!(
+        out.contains("glbox-phase: upgrade to latest (7 of 7)"),
+        "{out}"
+    );
+    assert_eq!(
+        read(&sandbox, "data/glbox/installed-version").trim(),
+        "18.6.0"
+    );
+
+    // Data already on the newest series: a plain install, no upgrade.
+    sandbox.new_instance();
+    let plain = ok(&sandbox.run(&script("latest")));
+    assert_eq!(installs(&sandbox), ["18.6.0"]);
+    assert!(!plain.contains("glbox-phase: upgrade"), "{plain}");
+}
+
 // ---- `up` through the emulator, the bootstrap run in the sandbox ----
 
 fn config(version: &str) -> String {

@@ -369,7 +369,8 @@ case "$spec" in
   gitlab-*=*) version="${spec#*=}"; version="${version%%-*}"
     upgrade_preinstall "$version" || exit 100
     echo "$version" > "$SANDBOX/installed" ;;
-  gitlab-*) echo "18.6.0" > "$SANDBOX/installed" ;;
+  gitlab-*) upgrade_preinstall 18.6.0 || exit 100
+    echo "18.6.0" > "$SANDBOX/installed" ;;
   *) exit 0 ;;
 esac
 # A slow install (seconds in $SANDBOX_ROOT/slow-install), for tests that
@@ -386,7 +387,8 @@ spec="${*: -1}"
 case "$spec" in
   gitlab-e?-*) upgrade_preinstall "${spec#gitlab-e?-}" || exit 1
     echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
-  gitlab-*) echo "18.6.0" > "$SANDBOX/installed" ;;
+  gitlab-*) upgrade_preinstall 18.6.0 || exit 1
+    echo "18.6.0" > "$SANDBOX/installed" ;;
   *) exit 0 ;;
 esac
 omnibus_package_script rpm
