@@ -198,10 +198,15 @@ fn bootstrap_diff(
     // The SMTP user the box will get, when it is known before applying.
     let smtp_username = smtp_username_after(email, &observed.email);
     let staying = basis.target().and(basis.primary.as_ref());
-    let upgrade = staying
+    // A downgrade is refused even when the instance will be replaced: the
+    // new one gets the same data.
+    let upgrade = basis
+        .primary
+        .as_ref()
         .map(|instance| crate::resources::upgrade::of(ctx.settings, instance))
         .transpose()?
-        .flatten();
+        .flatten()
+        .filter(|_| staying.is_some());
     let change = crate::bootstrap::diff(staying.map(|instance| {
         let script = basis.chosen_volume.as_ref().and_then(|volume| {
             let smtp_username = match &smtp_username {

@@ -346,6 +346,17 @@ async fn status_lists_the_box_then_gitlab() {
             ]
         );
         assert!(!status.complete, "GitLab is not installed");
+
+        let mut installed = converged(ctx);
+        installed.instances[0].bootstrap_digest = Some("done".into());
+        installed.instances[0].gitlab_version = Some("18.5.1".into());
+        let status = status::status(ctx, &installed);
+        let gitlab = status.resources.iter().find(|r| r.resource == "gitlab");
+        assert_eq!(
+            gitlab.map(|r| r.state.as_str()),
+            Some("installed by glbox (GitLab 18.5.1)")
+        );
+        assert!(status.complete);
     })
     .await;
 }
@@ -397,6 +408,23 @@ async fn a_raised_version_plans_its_path_and_a_lower_one_is_refused() {
     with_ctx(pinned("16.11.10"), |ctx| {
         let observed = installed(ctx);
         let refused = with_bootstrap(ctx, &observed).expect_err("refused");
+        assert!(
+            refused.to_string().contains("does not support downgrades"),
+            "{refused}"
+        );
+    })
+    .await;
+    // A replacement gets the same data: the lower version is refused too.
+    let mut replaced = pinned("16.11.10");
+    replaced.ami = Some("ami-new".into());
+    with_ctx(replaced, |ctx| {
+        let observed = installed(ctx);
+        let basis = Basis::of(ctx, &observed).expect("nothing to refuse");
+        let lookups = Lookups {
+            placement: placement(),
+            launch: Some(launch()),
+        };
+        let refused = diff::diff(ctx, &observed, basis, lookups, true).expect_err("refused");
         assert!(
             refused.to_string().contains("does not support downgrades"),
             "{refused}"

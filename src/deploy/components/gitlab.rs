@@ -54,13 +54,14 @@ impl Component for Gitlab {
         view: &StatusView,
     ) -> Vec<ResourceStatus> {
         let instance = view.primary.as_ref();
-        vec![entry(
-            "gitlab",
-            instance.map(|i| i.id.clone()),
-            match instance.map(|i| i.bootstrap_digest.is_some()) {
-                Some(true) => "installed by glbox",
-                _ => "not installed",
+        let state = match instance.filter(|i| i.bootstrap_digest.is_some()) {
+            None => "not installed".to_string(),
+            // The version the last bootstrap reported, where glbox recorded it.
+            Some(i) => match &i.gitlab_version {
+                Some(version) => format!("installed by glbox (GitLab {version})"),
+                None => "installed by glbox".to_string(),
             },
-        )]
+        };
+        vec![entry("gitlab", instance.map(|i| i.id.clone()), state)]
     }
 }
