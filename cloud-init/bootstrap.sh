@@ -340,6 +340,11 @@ chmod 0775 "$etc_gitlab"
 new_rb="$(mktemp)"
 new_smtp="$(mktemp)"
 trap 'rm -f "$new_rb" "$new_smtp"' EXIT
+printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
+# Your own settings (cloud-init/extra-config.sh): a gitlab.rb changed by
+# hand stops here, before anything is written; then the secrets it reads.
+guard_gitlab_rb "$new_rb"
+write_secrets
 # The SMTP password goes to its own 0600 file, which gitlab.rb includes:
 # it is written before gitlab.rb (a gitlab.rb naming a file a failed read
 # never wrote would break every later reconfigure), and removed after.
@@ -362,12 +367,12 @@ if [ -n "$smtp_parameter" ]; then
     echo "SMTP password written"
   fi
 fi
-printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
 if ! cmp -s "$new_rb" "$etc_gitlab/gitlab.rb"; then
   touch "$pending"
   install -m 0600 "$new_rb" "$etc_gitlab/gitlab.rb"
   echo "gitlab.rb written"
 fi
+record_gitlab_rb
 if [ -z "$smtp_parameter" ] && [ -e "$smtp_include" ]; then
   rm -f "$smtp_include"
   touch "$pending"
