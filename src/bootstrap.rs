@@ -163,7 +163,7 @@ mod tests {
         let mut settings = crate::test_support::settings("trial");
         let plain = render(&settings, &target());
         assert!(
-            !plain.contains("GLBOX_SECRETS"),
+            !plain.contains("GLBOX_SECRETS="),
             "no extra settings, no secrets"
         );
         settings.gitlab.extra_config = Some(crate::config::ExtraConfig {
