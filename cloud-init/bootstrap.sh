@@ -369,6 +369,7 @@ if [ -n "$smtp_parameter" ]; then
 fi
 if ! cmp -s "$new_rb" "$etc_gitlab/gitlab.rb"; then
   touch "$pending"
+  accept_gitlab_rb "$new_rb"
   install -m 0600 "$new_rb" "$etc_gitlab/gitlab.rb"
   echo "gitlab.rb written"
 fi

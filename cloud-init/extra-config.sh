@@ -6,9 +6,9 @@
 # - write_secrets: the secrets of `glbox secret set`, read from SSM with the
 #   instance role into one 0600 file each under /etc/gitlab/glbox-secrets
 #   (0700), for gitlab.extra_config to read; values are never printed.
-# - guard_gitlab_rb / record_gitlab_rb: the bootstrap records the digest of
-#   the gitlab.rb it wrote; a gitlab.rb that no longer matches it was
-#   changed on the box, and is not replaced unless asked.
+# - guard_gitlab_rb / accept_gitlab_rb / record_gitlab_rb: the bootstrap
+#   records the digest of the gitlab.rb it wrote; a gitlab.rb that no longer
+#   matches it was changed on the box, and is not replaced unless asked.
 # - gitlab_rb_state: "as-written", "changed" or "unrecorded", for verify and plan.
 
 glbox_etc="${GLBOX_ETC_GITLAB:-/etc/gitlab}"
@@ -19,10 +19,11 @@ file_sha256() {
   sha256sum < "$1" | cut -d ' ' -f 1
 }
 
+# The record holds one digest a line: any of them is glbox's.
 gitlab_rb_state() {
   if [ ! -e "$glbox_etc/gitlab.rb" ] || [ ! -e "$glbox_rb_record" ]; then
     echo unrecorded
-  elif [ "$(file_sha256 "$glbox_etc/gitlab.rb")" = "$(cat "$glbox_rb_record")" ]; then
+  elif grep -qxF "$(file_sha256 "$glbox_etc/gitlab.rb")" "$glbox_rb_record"; then
     echo as-written
   else
     echo changed
@@ -47,11 +48,24 @@ guard_gitlab_rb() {
   warn "the gitlab.rb on the box ($state) was replaced by glbox's; the previous one is kept at $copy"
 }
 
+# accept_gitlab_rb NEW: just before NEW replaces gitlab.rb (which the guard
+# let through), both count as glbox's, so a run cut off between the two
+# steps is not taken for a hand edit by the next one.
+accept_gitlab_rb() {
+  {
+    [ ! -e "$glbox_etc/gitlab.rb" ] || file_sha256 "$glbox_etc/gitlab.rb"
+    file_sha256 "$1"
+  } > "$glbox_rb_record.new"
+  mv -f "$glbox_rb_record.new" "$glbox_rb_record"
+}
+
+# Once gitlab.rb is written: only it is glbox's.
 record_gitlab_rb() {
   local digest
   digest="$(file_sha256 "$glbox_etc/gitlab.rb")"
   if [ "$(cat "$glbox_rb_record" 2> /dev/null)" != "$digest" ]; then
-    printf '%s\n' "$digest" > "$glbox_rb_record"
+    printf '%s\n' "$digest" > "$glbox_rb_record.new"
+    mv -f "$glbox_rb_record.new" "$glbox_rb_record"
   fi
 }
 

@@ -555,3 +555,43 @@ async fn up_applies_extra_settings_and_secrets_and_a_hand_edit_is_seen_by_plan_a
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_run_cut_off_while_replacing_gitlab_rb_is_not_taken_for_a_hand_edit() {
+    let sandbox = Sandbox::new();
+    let (_dir, s) =
+        settings_with_extra("name = \"trial\"\n", "gitlab_rails['time_zone'] = 'UTC'\n");
+    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    // Cut off right after accepting the new gitlab.rb, before writing it…
+    let new = sandbox.path("new-gitlab.rb");
+    std::fs::write(
+        &new,
+        glbox::gitlab_rb::render(&s, "http://203.0.113.5", None),
+    )
+    .unwrap();
+    let functions = glbox::bootstrap::EXTRA_CONFIG_FUNCTIONS;
+    let cut = format!(
+        "{functions}\naccept_gitlab_rb '{}'\nexit 1\n",
+        new.display()
+    );
+    assert!(!sandbox.run(&cut).status.success());
+    assert_eq!(
+        gitlab_rb_section(&sandbox, &s),
+        "as-written",
+        "the old one is still glbox's"
+    );
+    // …or right after writing it, before recording it.
+    std::fs::copy(&new, sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
+    assert_eq!(
+        gitlab_rb_section(&sandbox, &s),
+        "as-written",
+        "so is the new one"
+    );
+    // The next run goes on, and only what it wrote counts from then on.
+    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    let record =
+        std::fs::read_to_string(sandbox.path("etc-gitlab/.glbox-gitlab-rb.sha256")).unwrap();
+    assert_eq!(record.lines().count(), 1, "{record}");
+    std::fs::copy(&new, sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
+    assert_eq!(gitlab_rb_section(&sandbox, &s), "changed");
+}
