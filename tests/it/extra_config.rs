@@ -595,3 +595,70 @@ fn a_run_cut_off_while_replacing_gitlab_rb_is_not_taken_for_a_hand_edit() {
     std::fs::copy(&new, sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
     assert_eq!(gitlab_rb_section(&sandbox, &s), "changed");
 }
+
+/// Through SSM (the emulator runs each command in the sandbox): `plan`
+/// sends the box its look at gitlab.rb only when GitLab would change.
+#[tokio::test]
+async fn through_ssm_plan_asks_the_box_only_when_gitlab_would_change() {
+    let emulator = Emulator::start();
+    let sandbox = Sandbox::new();
+    emulator
+        .behave(serde_json::json!({"sandbox": sandbox.path("").display().to_string()}))
+        .await;
+    let workspace = Workspace::new(&format!(
+        "name = \"trial\"\n{}[gitlab]\nextra_config = \"extra.rb\"\n",
+        crate::common::verify_section("")
+    ));
+    let extra = workspace.path().join("extra.rb");
+    std::fs::write(&extra, "gitlab_rails['time_zone'] = 'UTC'\n").unwrap();
+    glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+    let id = crate::common::running_instance(&emulator, "trial")
+        .await
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let rb = sandbox.path(&format!("instances/{id}/etc-gitlab/gitlab.rb"));
+    let written = std::fs::read_to_string(&rb).unwrap();
+    assert!(
+        written.ends_with("gitlab_rails['time_zone'] = 'UTC'\n"),
+        "{written}"
+    );
+    std::fs::write(
+        &rb,
+        format!("{written}gitlab_rails['gravatar_enabled'] = false\n"),
+    )
+    .unwrap();
+
+    let gitlab_line = |plan: &Run| {
+        plan.json()["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "gitlab")
+            .unwrap()
+            .clone()
+    };
+    emulator.start_recording();
+    let same = glbox(&emulator, &workspace, &["plan", "--output", "json"]);
+    let asked = emulator.recorded_actions();
+    assert_eq!(gitlab_line(&same)["action"], "no_change", "{}", same.stdout);
+    assert!(!asked.iter().any(|a| a == "SendCommand"), "{asked:?}");
+
+    std::fs::write(&extra, "gitlab_rails['time_zone'] = 'Europe/Paris'\n").unwrap();
+    emulator.start_recording();
+    let changed = glbox(&emulator, &workspace, &["plan", "--output", "json"]);
+    let asked = emulator.recorded_actions();
+    let line = gitlab_line(&changed);
+    assert_eq!(line["action"], "update", "{line}");
+    assert!(
+        line["changes"]
+            .to_string()
+            .contains("changed on the box; put it in extra_config"),
+        "{line}"
+    );
+    assert_eq!(
+        asked.iter().filter(|a| *a == "SendCommand").count(),
+        1,
+        "{asked:?}"
+    );
+}
