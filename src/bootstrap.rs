@@ -99,7 +99,8 @@ fn render_settings(settings: &Settings, target: &Target<'_>) -> String {
     ];
     let secrets_path = crate::secrets::path_for(settings);
     let secrets = secrets_value(settings);
-    // Only with extra settings, so a box without them keeps its digest.
+    // Only with extra settings; without them GLBOX_SECRETS is unset and the
+    // box removes any secret files an earlier configuration left.
     let extra_values = [
         ("GLBOX_SECRETS_PATH", secrets_path.as_str()),
         ("GLBOX_SECRETS", secrets.as_str()),
