@@ -344,7 +344,7 @@ printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
 # Your own settings (cloud-init/extra-config.sh): a gitlab.rb changed by
 # hand stops here, before anything is written; then the secrets it reads.
 guard_gitlab_rb "$new_rb"
-write_secrets
+write_secrets "$pending"
 # The SMTP password goes to its own 0600 file, which gitlab.rb includes:
 # it is written before gitlab.rb (a gitlab.rb naming a file a failed read
 # never wrote would break every later reconfigure), and removed after.

@@ -69,12 +69,12 @@ record_gitlab_rb() {
   fi
 }
 
-# The secrets GLBOX_SECRETS names ("name:version ..."; the versions are
-# there so that a new value changes the script, and so its digest), read
-# from GLBOX_SECRETS_PATH<name>. A changed or removed file marks a
-# reconfigure pending.
+# write_secrets PENDING: the secrets GLBOX_SECRETS names ("name:version
+# ..."; the versions are there so that a new value changes the script, and
+# so its digest), read from GLBOX_SECRETS_PATH<name>. A changed or removed
+# file marks a reconfigure pending (touches PENDING).
 write_secrets() {
-  local entry name value file new kept=" "
+  local pending="$1" entry name value file new kept=" "
   if [ -z "${GLBOX_SECRETS:-}" ]; then
     if [ -d "$glbox_secrets_dir" ]; then
       rm -rf "$glbox_secrets_dir"

@@ -662,3 +662,32 @@ async fn through_ssm_plan_asks_the_box_only_when_gitlab_would_change() {
         "{asked:?}"
     );
 }
+
+#[test]
+fn the_script_with_extra_settings_secrets_and_a_replace_passes_shellcheck() {
+    let (dir, mut s) = settings_with_extra("name = \"trial\"\n", EXTRA);
+    s.gitlab.secrets = vec![StoredSecret {
+        name: "ldap_password".into(),
+        version: 3,
+    }];
+    s.gitlab.replace_gitlab_rb = true;
+    let path = dir.path().join("bootstrap.sh");
+    std::fs::write(&path, script(&s, "http://198.51.100.1")).unwrap();
+    let verify = dir.path().join("verify.sh");
+    std::fs::write(
+        &verify,
+        glbox::verify::render(&s, "http://198.51.100.1", glbox::verify::Extras::default()),
+    )
+    .unwrap();
+    for file in [&path, &verify] {
+        let out = std::process::Command::new("shellcheck")
+            .arg(file)
+            .output()
+            .expect("shellcheck (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
