@@ -385,6 +385,11 @@ chmod 0775 "$etc_gitlab"
 new_rb="$(mktemp)"
 new_smtp="$(mktemp)"
 trap 'rm -f "$new_rb" "$new_smtp"' EXIT
+printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
+# Your own settings (cloud-init/extra-config.sh): a gitlab.rb changed by
+# hand stops here, before anything is written; then the secrets it reads.
+guard_gitlab_rb "$new_rb"
+write_secrets "$pending"
 # The SMTP password goes to its own 0600 file, which gitlab.rb includes:
 # it is written before gitlab.rb (a gitlab.rb naming a file a failed read
 # never wrote would break every later reconfigure), and removed after.
@@ -407,12 +412,13 @@ if [ -n "$smtp_parameter" ]; then
     echo "SMTP password written"
   fi
 fi
-printf '%s' "$GLBOX_GITLAB_RB_B64" | base64 -d > "$new_rb"
 if ! cmp -s "$new_rb" "$etc_gitlab/gitlab.rb"; then
   touch "$pending"
+  accept_gitlab_rb "$new_rb"
   install -m 0600 "$new_rb" "$etc_gitlab/gitlab.rb"
   echo "gitlab.rb written"
 fi
+record_gitlab_rb
 if [ -z "$smtp_parameter" ] && [ -e "$smtp_include" ]; then
   rm -f "$smtp_include"
   touch "$pending"

@@ -64,6 +64,10 @@ echo "=== root"
 findmnt -n -o SOURCE / 2> /dev/null || true
 echo "=== swap"
 swapon --show=NAME,SIZE --noheadings --bytes 2> /dev/null || true
+echo "=== gitlab-rb"
+# Whether gitlab.rb is still what the bootstrap wrote (extra-config.sh,
+# which glbox puts in front of this script).
+gitlab_rb_state
 if [ "$GLBOX_DEEP" = 1 ]; then
   echo "=== gitlab-check"
   timeout 900 gitlab-rake gitlab:check SANITIZE=true 2>&1

@@ -129,6 +129,7 @@ impl App {
             resolve_ssh_cidrs(&mut settings, &self.ui).await?;
         }
         let aws = self.connect(&settings.region, false).await;
+        crate::secrets::resolve(&aws, &mut settings).await?;
         Ok(Deployment { aws, settings })
     }
 

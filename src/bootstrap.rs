@@ -16,6 +16,9 @@ use crate::resources::upgrade::Upgrade;
 use crate::resources::{Action, Ctx, PlanItem};
 
 const SCRIPT: &str = include_str!("../cloud-init/bootstrap.sh");
+/// Functions for the user's own settings, put between the values and the
+/// script (which calls them): its secrets and the hand-edit guard.
+pub const EXTRA_CONFIG_FUNCTIONS: &str = include_str!("../cloud-init/extra-config.sh");
 
 /// What the script needs that only AWS knows.
 pub struct Target<'a> {
@@ -33,7 +36,36 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// The script as the box gets it. `up --replace-gitlab-rb` adds one line,
+/// so the box runs it once more even when nothing else changed; the digest
+/// recorded afterwards is [`recorded_digest`]'s, without that line.
 pub fn render(settings: &Settings, target: &Target<'_>) -> String {
+    let script = render_settings(settings, target);
+    if !settings.gitlab.replace_gitlab_rb {
+        return script;
+    }
+    let (shebang, body) = script.split_once('\n').unwrap_or(("#!/bin/bash", &script));
+    format!("{shebang}\nGLBOX_REPLACE_GITLAB_RB='1'\n{body}")
+}
+
+/// The digest a box that ran this configuration is tagged with.
+pub fn recorded_digest(settings: &Settings, target: &Target<'_>) -> String {
+    digest(&render_settings(settings, target))
+}
+
+/// The secrets' names and versions for the script (`name:version ...`):
+/// a new value is a new version, so the box is updated.
+fn secrets_value(settings: &Settings) -> String {
+    settings
+        .gitlab
+        .secrets
+        .iter()
+        .map(|s| format!("{}:{}", s.name, s.version))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn render_settings(settings: &Settings, target: &Target<'_>) -> String {
     let gitlab_rb = crate::gitlab_rb::render(settings, target.external_url, target.smtp_username);
     // Read on the box with the instance role; empty when email is off.
     let smtp_parameter = settings
@@ -72,14 +104,30 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
             &base64::engine::general_purpose::STANDARD.encode(gitlab_rb),
         ),
     ];
+    let secrets_path = crate::secrets::path_for(settings);
+    let secrets = secrets_value(settings);
+    // Only with extra settings; without them GLBOX_SECRETS is unset and the
+    // box removes any secret files an earlier configuration left.
+    let extra_values = [
+        ("GLBOX_SECRETS_PATH", secrets_path.as_str()),
+        ("GLBOX_SECRETS", secrets.as_str()),
+    ];
+    let extra_values = match settings.gitlab.extra_config {
+        Some(_) => &extra_values[..],
+        None => &[],
+    };
     let (shebang, body) = SCRIPT.split_once('\n').unwrap_or(("#!/bin/bash", SCRIPT));
     let mut out = format!(
         "{shebang}\n# Values for deployment \"{}\", set by glbox:\n",
         settings.name
     );
-    for (name, value) in values {
+    for (name, value) in values.iter().chain(extra_values) {
         out.push_str(&format!("{name}={}\n", shell_quote(value)));
     }
+    let functions = EXTRA_CONFIG_FUNCTIONS
+        .split_once('\n')
+        .map_or(EXTRA_CONFIG_FUNCTIONS, |(_, rest)| rest);
+    out.push_str(functions);
     out.push_str(body);
     out
 }
@@ -107,6 +155,63 @@ mod tests {
         assert!(script.contains("GLBOX_ROOT_PASSWORD_PARAMETER='/glbox/trial/root-password'\n"));
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert!(script.contains("GLBOX_DATA_SIZE_GIB='100'\n"), "{script}");
+    }
+
+    fn target() -> Target<'static> {
+        Target {
+            data_volume_id: "vol-1",
+            external_url: "http://203.0.113.7",
+            smtp_username: None,
+            root_password_parameter: "/glbox/trial/root-password",
+        }
+    }
+
+    #[test]
+    fn secrets_are_named_with_their_versions_only_with_extra_settings() {
+        let mut settings = crate::test_support::settings("trial");
+        let plain = render(&settings, &target());
+        assert!(
+            !plain.contains("GLBOX_SECRETS="),
+            "no extra settings, no secrets"
+        );
+        settings.gitlab.extra_config = Some(crate::config::ExtraConfig {
+            path: "extra.rb".into(),
+            text: "x = 1\n".into(),
+        });
+        settings.gitlab.secrets = vec![
+            crate::config::StoredSecret {
+                name: "ldap_pw".into(),
+                version: 2,
+            },
+            crate::config::StoredSecret {
+                name: "oauth".into(),
+                version: 1,
+            },
+        ];
+        let script = render(&settings, &target());
+        assert!(script.contains("GLBOX_SECRETS_PATH='/glbox/trial/secrets/'\n"));
+        assert!(
+            script.contains("GLBOX_SECRETS='ldap_pw:2 oauth:1'\n"),
+            "{script}"
+        );
+        let before = digest(&script);
+        settings.gitlab.secrets[0].version = 3;
+        assert_ne!(
+            digest(&render(&settings, &target())),
+            before,
+            "a new value re-runs it"
+        );
+    }
+
+    #[test]
+    fn replacing_gitlab_rb_runs_once_and_records_the_usual_digest() {
+        let mut settings = crate::test_support::settings("trial");
+        let usual = render(&settings, &target());
+        settings.gitlab.replace_gitlab_rb = true;
+        let replacing = render(&settings, &target());
+        assert!(replacing.contains("\nGLBOX_REPLACE_GITLAB_RB='1'\n"));
+        assert_ne!(digest(&replacing), digest(&usual), "the box runs it");
+        assert_eq!(recorded_digest(&settings, &target()), digest(&usual));
     }
 
     #[test]
@@ -260,10 +365,10 @@ pub async fn apply(
     target: &Target<'_>,
 ) -> Result<()> {
     let script = render(ctx.settings, target);
-    let wanted = digest(&script);
-    if instance.bootstrap_digest.as_deref() == Some(wanted.as_str()) {
+    if instance.bootstrap_digest.as_deref() == Some(digest(&script).as_str()) {
         return Ok(());
     }
+    let wanted = recorded_digest(ctx.settings, target);
     // GitLab's upgrade documentation: a snapshot first, usable before the
     // package is touched.
     let upgrade = crate::resources::upgrade::of(ctx.settings, instance)?;

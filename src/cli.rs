@@ -185,6 +185,9 @@ pub struct UpArgs {
     /// Without dns.route53_zone_id: install now with Let's Encrypt off when public DNS does not point at the box yet, instead of waiting (a later up turns it on).
     #[arg(long)]
     pub no_wait_dns: bool,
+    /// Replace a gitlab.rb that was changed by hand on the box (a copy is kept beside it) instead of stopping.
+    #[arg(long)]
+    pub replace_gitlab_rb: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,11 @@
 
 use crate::config::{EmailSettings, Settings};
 
+/// Where the bootstrap writes each secret of `glbox secret set` on the box
+/// (one 0600 file per name in a 0700 folder), for `gitlab.extra_config` to
+/// read: `File.read('/etc/gitlab/glbox-secrets/<name>')`.
+pub const SECRETS_DIR: &str = "/etc/gitlab/glbox-secrets";
+
 /// The file the bootstrap writes on the box with the SMTP password it reads
 /// from SSM (mode 0600): the password never travels in what glbox sends.
 pub const SMTP_PASSWORD_INCLUDE: &str = "/etc/gitlab/glbox-smtp-password.rb";
@@ -22,8 +27,9 @@ fn ruby_quote(value: &str) -> String {
 pub fn render(settings: &Settings, external_url: &str, smtp_username: Option<&str>) -> String {
     let gitlab = &settings.gitlab;
     let mut out = format!(
-        "# Written by glbox for deployment \"{name}\": `glbox up` replaces this file.\n\
-         # Change glbox.toml instead, then run `glbox up`.\n\n\
+        "# Written by glbox for deployment \"{name}\". Change glbox.toml (your own\n\
+         # settings: gitlab.extra_config), then run `glbox up`; an edit made here\n\
+         # by hand stops the next `glbox up` until it is moved there.\n\n\
          external_url {external_url}\n\n",
         name = settings.name,
         external_url = ruby_quote(external_url),
@@ -52,6 +58,21 @@ pub fn render(settings: &Settings, external_url: &str, smtp_username: Option<&st
             email,
             smtp_username.unwrap_or("<smtp-username>"),
         ));
+    }
+    if let Some(extra) = &gitlab.extra_config {
+        out.push_str(&extra_block(&extra.text));
+    }
+    out
+}
+
+/// The user's own settings, last, so they build on glbox's (validation
+/// refused the ones that would fight them).
+fn extra_block(text: &str) -> String {
+    let mut out =
+        String::from("\n# ---- Your own settings (gitlab.extra_config), after glbox's ----\n");
+    out.push_str(text);
+    if !text.ends_with('\n') {
+        out.push('\n');
     }
     out
 }
@@ -117,6 +138,25 @@ mod tests {
             rb,
             render(&settings, "http://203.0.113.7", None),
             "stable text"
+        );
+    }
+
+    #[test]
+    fn the_extra_settings_come_last_as_written() {
+        let mut settings = crate::test_support::settings("trial");
+        settings.gitlab.extra_config = Some(crate::config::ExtraConfig {
+            path: "extra.rb".into(),
+            text: "gitlab_rails['ldap_enabled'] = true".into(),
+        });
+        let rb = render(&settings, "http://203.0.113.7", None);
+        let own = render(
+            &crate::test_support::settings("trial"),
+            "http://203.0.113.7",
+            None,
+        );
+        assert_eq!(
+            rb,
+            format!("{own}\n# ---- Your own settings (gitlab.extra_config), after glbox's ----\ngitlab_rails['ldap_enabled'] = true\n")
         );
     }
 

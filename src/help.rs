@@ -16,6 +16,7 @@ Examples:
   glbox up --yes                      the same without the question (needed without a terminal)
   glbox up --no-bootstrap --yes       only the AWS side: no GitLab install on the box
   glbox up --wait-email               also wait until SES has verified the email domain
+  glbox up --replace-gitlab-rb        replace a gitlab.rb changed by hand on the box (a copy is kept)
   glbox up -q --yes --output json     scripts: only the result, as JSON, on stdout";
 
 pub const STATUS: &str = "\
@@ -56,14 +57,21 @@ Examples:
 pub const SECRET: &str = "\
 Examples:
   printf '%s' \"$LDAP_PASSWORD\" | glbox secret set ldap_password    store it; the next up writes it on the box
-  glbox secret set ldap_password      type or paste the value (not shown), then Ctrl-D
-  glbox secret set smtp_relay_password -q    the same, printing nothing but errors";
+  glbox secret set ldap_password      type or paste the value (not shown), then Enter
+  glbox secret set smtp_relay_password -q    the same, printing nothing but errors
+  cat ca.pem | glbox secret set ldap_ca_cert    a value of many lines, from a file
+
+Your gitlab.extra_config reads it on the box: File.read('/etc/gitlab/glbox-secrets/ldap_password')";
 
 pub const SECRET_SET: &str = "\
 Examples:
   printf '%s' \"$LDAP_PASSWORD\" | glbox secret set ldap_password    the value from standard input
-  glbox secret set ldap_password      type or paste the value (not shown), then Ctrl-D
-  glbox secret set oauth_secret --config staging.toml    a secret of another deployment";
+  glbox secret set ldap_password      type or paste the value (not shown), then Enter
+  glbox secret set oauth_secret --config staging.toml    a secret of another deployment
+
+The value is stored as an SSM SecureString at /glbox/<name>/secrets/NAME (a new value
+replaces the old); the next glbox up writes it on the box as /etc/gitlab/glbox-secrets/NAME
+(0600), without its final line break.";
 
 pub const RENDER: &str = "\
 Examples:

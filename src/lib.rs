@@ -36,6 +36,7 @@ pub mod public_dns;
 pub mod quotas;
 pub mod remote;
 pub mod resources;
+pub mod secrets;
 pub mod ui;
 pub mod upgrade_path;
 pub mod userdata;

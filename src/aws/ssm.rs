@@ -164,6 +164,28 @@ pub async fn names_by_path(ssm: &Client, path: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// The parameters under `path` by name, each with its version (values
+/// are not read: a SecureString stays encrypted), by GetParametersByPath.
+pub async fn versions_by_path(ssm: &Client, path: &str) -> Result<Vec<(String, i64)>> {
+    let mut pages = ssm
+        .get_parameters_by_path()
+        .path(path)
+        .recursive(true)
+        .with_decryption(false)
+        .into_paginator()
+        .send();
+    let mut found = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("ssm:GetParametersByPath")?;
+        found.extend(
+            page.parameters()
+                .iter()
+                .filter_map(|p| Some((p.name()?.to_string(), p.version()))),
+        );
+    }
+    Ok(found)
+}
+
 /// The names of every parameter under `path` (values are not read), by
 /// DescribeParameters: it lists names the caller may not be able to read,
 /// 50 a page.
@@ -370,6 +392,32 @@ mod tests {
         400,
         r#"{"__type":"ParameterAlreadyExists","message":"The parameter already exists."}"#,
     );
+
+    #[tokio::test]
+    async fn versions_by_path_reads_every_page_without_decrypting() {
+        let replay = answers(&[
+            (
+                200,
+                r#"{"Parameters":[{"Name":"/glbox/t/secrets/a","Type":"SecureString","Version":3}],"NextToken":"n"}"#,
+            ),
+            (
+                200,
+                r#"{"Parameters":[{"Name":"/glbox/t/secrets/b","Type":"SecureString","Version":1}]}"#,
+            ),
+        ]);
+        let found = versions_by_path(&client(&replay), "/glbox/t/secrets/")
+            .await
+            .unwrap();
+        assert_eq!(
+            found,
+            [
+                ("/glbox/t/secrets/a".to_string(), 3),
+                ("/glbox/t/secrets/b".to_string(), 1)
+            ]
+        );
+        assert_eq!(operations(&replay).len(), 2);
+        assert!(bodies(&replay)[0].contains(r#""WithDecryption":false"#));
+    }
 
     #[tokio::test]
     async fn a_put_without_overwrite_that_finds_the_parameter_leaves_it() {

@@ -24,19 +24,69 @@ impl Report for PlanOutput {
 }
 
 pub async fn run(app: &App, args: &UpArgs) -> Result<PlanOutput> {
-    let deployment = app
+    let mut deployment = app
         .deployment(Needs {
             ssh_cidrs: true,
             ..Needs::default()
         })
         .await?;
+    deployment.settings.gitlab.replace_gitlab_rb = args.replace_gitlab_rb;
     let ctx = deployment.ctx(app);
+    crate::secrets::warn_unstored(ctx.settings, ctx.ui);
     let observed = plan::observe(&ctx).await?;
     let plan = plan::make(&ctx, &observed, !args.no_bootstrap).await?;
+    let mut report = plan.report(&ctx, &observed);
+    if matches!(
+        plan.bootstrap,
+        Some(crate::bootstrap::Change::Update { .. })
+    ) {
+        note_hand_edit(&ctx, &observed, &mut report).await;
+    }
     Ok(PlanOutput {
-        plan: plan.report(&ctx, &observed),
+        plan: report,
         cost: crate::cost::estimate(ctx.settings),
     })
+}
+
+/// How long `plan` gives the box to say how its gitlab.rb stands.
+const GITLAB_RB_LOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// When the plan would bring GitLab's configuration up to date, the box is
+/// asked whether its gitlab.rb was changed by hand (the bootstrap would stop
+/// there): said on the GitLab line. Only then: a plan with nothing for
+/// GitLab to do never reaches the box. A box that cannot be asked is said,
+/// not an error.
+async fn note_hand_edit(
+    ctx: &crate::resources::Ctx<'_>,
+    observed: &plan::Observed,
+    report: &mut PlanReport,
+) {
+    let look = async {
+        let endpoint = crate::endpoint::running(
+            ctx,
+            &observed.instances,
+            &observed.data_volumes,
+            &observed.addresses,
+        )?;
+        let transport = endpoint.transport(ctx).await?;
+        let script = crate::verify::gitlab_rb_state_script();
+        transport
+            .run(ctx, "a look at gitlab.rb", &script, GITLAB_RB_LOOK_TIMEOUT)
+            .await
+    };
+    match look.await {
+        Ok(outcome)
+            if outcome.succeeded() && outcome.output.lines().any(|l| l.trim() == "changed") =>
+        {
+            if let Some(item) = report.resources.iter_mut().find(|i| i.resource == "gitlab") {
+                item.changes.push(crate::verify::HAND_EDIT_NOTE.to_string());
+            }
+        }
+        Ok(_) => {}
+        Err(e) => ctx.ui.info(&format!(
+            "could not ask the box whether gitlab.rb was changed by hand: {e}"
+        )),
+    }
 }
 
 /// The plan as `plan` and `up` show it: a line per resource, then the counts.

@@ -95,13 +95,15 @@ pub async fn run(app: &App, args: &UpArgs) -> Result<Option<UpReport>> {
     }
     // Changes stop at a safe point, never in the middle of one.
     crate::checkpoint::install_interrupt_handler(app.ui.clone(), "glbox up");
-    let deployment = app
+    let mut deployment = app
         .deployment(Needs {
             email_for: args.wait_email.then_some("--wait-email"),
             ssh_cidrs: true,
         })
         .await?;
+    deployment.settings.gitlab.replace_gitlab_rb = args.replace_gitlab_rb;
     let ctx = deployment.ctx(app);
+    crate::secrets::warn_unstored(ctx.settings, ctx.ui);
     up(app, &ctx, args).await.map(Some)
 }
 

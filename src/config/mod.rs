@@ -15,9 +15,9 @@ mod tests;
 mod validate;
 
 pub use settings::{
-    Access, AccessMethod, BackupSettings, DataVolumeSettings, Edition, EmailSettings,
+    Access, AccessMethod, BackupSettings, DataVolumeSettings, Edition, EmailSettings, ExtraConfig,
     GitlabSettings, GitlabVersion, Os, S3Backups, Settings, SnapshotSchedule, SshAccess,
-    SshKeySource, TimeOfDay,
+    SshKeySource, StoredSecret, TimeOfDay,
 };
 pub use sources::{from_str, load, load_lab, minimal, region_only, Sources, DEFAULT_CONFIG_FILE};
 pub use validate::{

@@ -250,6 +250,9 @@ schema! {
             root_email: String;
             /// How long the install may run on the box before it is stopped.
             install_timeout_minutes: i64 = 60;
+            /// A Ruby file of your own gitlab.rb settings (LDAP, OmniAuth, ...), relative to
+            /// this file's folder; glbox adds it after its own. Secrets: `glbox secret set`.
+            extra_config: String;
         }
         /// `[verify]`: the health checks after an install.
         verify: RawVerify {
@@ -391,7 +394,7 @@ mod tests {
                 assert!(shown, "{path} is in no example file");
             }
         }
-        assert_eq!(paths().len(), 49);
+        assert_eq!(paths().len(), 50);
     }
 
     #[test]

@@ -210,6 +210,55 @@ pub struct GitlabSettings {
     pub root_email: Option<String>,
     /// How long the install may run on the box.
     pub install_timeout: std::time::Duration,
+    /// `gitlab.extra_config`: the user's own gitlab.rb settings.
+    pub extra_config: Option<ExtraConfig>,
+    /// The secrets stored for the extra settings (`glbox secret set`), as
+    /// SSM reports them when the deployment is loaded; empty until then
+    /// and without `extra_config`. Not from the file: AWS holds them.
+    pub secrets: Vec<StoredSecret>,
+    /// `up --replace-gitlab-rb`: a gitlab.rb changed by hand on the box is
+    /// replaced (a copy is kept there) instead of refused. Not from the file.
+    pub replace_gitlab_rb: bool,
+}
+
+/// `gitlab.extra_config`, read when the configuration is loaded: its text
+/// goes into the bootstrap script, so a change to it re-runs the bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraConfig {
+    /// Where it was read from (for messages).
+    pub path: std::path::PathBuf,
+    pub text: String,
+}
+
+impl ExtraConfig {
+    /// The secret names the text reads (`.../glbox-secrets/<name>`), sorted,
+    /// each once: glbox warns about those not stored.
+    pub fn secret_references(&self) -> Vec<String> {
+        const MARK: &str = "glbox-secrets/";
+        let mut names: Vec<String> = self
+            .text
+            .match_indices(MARK)
+            .map(|(at, _)| {
+                self.text[at + MARK.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect::<String>()
+            })
+            .filter(|name| !name.is_empty())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// One secret under the deployment's `secrets/` path: its name and the
+/// parameter's version (a new value is a new version, so it changes the
+/// bootstrap's digest; the value itself is only ever read on the box).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub name: String,
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

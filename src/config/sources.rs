@@ -195,6 +195,7 @@ fn settings_from_table(
     table: toml::Table,
     origin: &str,
     env: &BTreeMap<String, String>,
+    base: &Path,
 ) -> Result<Settings, ConfigError> {
     let raw = RawConfig::deserialize(table).map_err(|e| {
         bad(
@@ -204,20 +205,39 @@ fn settings_from_table(
             "remove or rename the key; the accepted keys are listed in examples/glbox.toml",
         )
     })?;
-    validate(raw, env)
+    validate(raw, env, base)
+}
+
+/// The folder of the configuration file at `path`: what the files it
+/// names are relative to.
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// Loads and validates the configuration from all layers.
 pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
     let (table, origin) = layered_table(sources)?;
-    single_box(table, &origin, &sources.env)
+    single_box(
+        table,
+        &origin,
+        &sources.env,
+        folder_of(&sources.config_path()),
+    )
 }
 
 /// What [`load`] makes of a file at `path` holding `text`, with no
 /// environment variable or flag on top: what the file alone says.
 pub fn from_str(text: &str, path: &Path) -> Result<Settings, ConfigError> {
     let table = parse_file(text, path)?;
-    single_box(table, &path.display().to_string(), &BTreeMap::new())
+    single_box(
+        table,
+        &path.display().to_string(),
+        &BTreeMap::new(),
+        folder_of(path),
+    )
 }
 
 /// A single box's settings from the layered table (which must not
@@ -226,6 +246,7 @@ fn single_box(
     table: toml::Table,
     origin: &str,
     env: &BTreeMap<String, String>,
+    base: &Path,
 ) -> Result<Settings, ConfigError> {
     if table.contains_key("lab") {
         return Err(bad(
@@ -235,7 +256,7 @@ fn single_box(
             "use glbox lab up / status / down with this file, or remove [lab] (and unset GLBOX_LAB_*) for a single box",
         ));
     }
-    settings_from_table(table, origin, env)
+    settings_from_table(table, origin, env, base)
 }
 
 /// Loads a lab's configuration: everything a single box takes (the lab's
@@ -277,7 +298,11 @@ pub fn load_lab(sources: &Sources) -> Result<(Settings, toml::Table), ConfigErro
         _ => {}
     }
     lab_default_no_elastic_ip(&mut table);
-    Ok((settings_from_table(table, &origin, &sources.env)?, lab))
+    let base = folder_of(&sources.config_path()).to_path_buf();
+    Ok((
+        settings_from_table(table, &origin, &sources.env, &base)?,
+        lab,
+    ))
 }
 
 /// Seats get a public IPv4 at launch unless `network.elastic_ip = true` is
@@ -302,7 +327,7 @@ pub fn minimal(name: &str, region: &str) -> Result<Settings, ConfigError> {
         region: Some(region.to_string()),
         ..RawConfig::default()
     };
-    validate(raw, &BTreeMap::new())
+    validate(raw, &BTreeMap::new(), Path::new("."))
 }
 
 /// The region for commands without a configuration: `--region`, the

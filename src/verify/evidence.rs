@@ -224,6 +224,22 @@ fn check_swap(section: Option<&String>) -> Check {
     }
 }
 
+/// `gitlab_rb_state` (cloud-init/extra-config.sh): a gitlab.rb changed by
+/// hand is a warning, since GitLab may run fine with it, but the next
+/// bootstrap will not replace it.
+fn check_gitlab_rb(section: Option<&String>) -> Check {
+    const NAME: &str = "gitlab_rb";
+    match section.map(|s| s.trim()) {
+        Some("as-written") => Check::pass(NAME, "as glbox wrote it"),
+        Some("changed") => Check::warn(NAME, super::HAND_EDIT_NOTE),
+        Some("unrecorded") => Check::skipped(
+            NAME,
+            "not recorded yet: the next bootstrap records the gitlab.rb it writes",
+        ),
+        _ => Check::skipped(NAME, "the box did not say"),
+    }
+}
+
 /// The failures in `gitlab-rake gitlab:check` output: the lines that say
 /// "no" or "Failure" (with the check name before them).
 pub fn gitlab_check_failures(text: &str) -> Vec<String> {
@@ -353,6 +369,7 @@ pub fn evaluate(settings: &Settings, output: &str) -> Vec<Check> {
         check_version(settings, s.get("version")),
         check_data_mount(s.get("mount"), s.get("root")),
         check_swap(s.get("swap")),
+        check_gitlab_rb(s.get("gitlab-rb")),
         check_deep(s.get("gitlab-check")),
     ]
 }
@@ -412,6 +429,25 @@ mod tests {
         assert_eq!(by_name(&checks, "swap").kind, Kind::Wrong);
         let deep = by_name(&checks, "gitlab_check");
         assert_eq!(deep.evidence, "All migrations up? ... no");
+        let rb = by_name(&checks, "gitlab_rb");
+        assert_eq!(rb.status, Status::Warn);
+        assert!(rb
+            .evidence
+            .contains("put it in extra_config or it will be replaced"));
+    }
+
+    #[test]
+    fn a_hand_edited_gitlab_rb_warns_without_making_gitlab_unhealthy() {
+        let changed = HEALTHY.replace("=== gitlab-rb\nas-written", "=== gitlab-rb\nchanged");
+        assert_ne!(changed, HEALTHY);
+        let checks = evaluate(&crate::test_support::settings("t"), &changed);
+        assert!(
+            checks.iter().all(|c| c.status != Status::Fail),
+            "{checks:?}"
+        );
+        assert_eq!(by_name(&checks, "gitlab_rb").status, Status::Warn);
+        let unrecorded = check_gitlab_rb(Some(&"unrecorded\n".to_string()));
+        assert_eq!(unrecorded.status, Status::Skipped);
     }
 
     #[test]

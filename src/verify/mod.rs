@@ -34,6 +34,8 @@ pub enum Status {
     /// Waiting on something outside the box (DNS for the SES identity):
     /// reported, not counted as unhealthy.
     Pending,
+    /// Worth knowing, not a failure of GitLab (gitlab.rb changed by hand).
+    Warn,
 }
 
 /// How a failing check should be treated while waiting.
@@ -98,6 +100,15 @@ impl Check {
             kind: Kind::Done,
         }
     }
+
+    fn warn(name: &'static str, evidence: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Warn,
+            evidence: evidence.into(),
+            kind: Kind::Done,
+        }
+    }
 }
 
 /// The email facts the checks need, when email is on.
@@ -130,13 +141,32 @@ pub struct Extras<'a> {
 pub fn render(settings: &Settings, external_url: &str, extras: Extras<'_>) -> String {
     let (shebang, body) = SCRIPT.split_once('\n').unwrap_or(("#!/bin/bash", SCRIPT));
     format!(
-        "{shebang}\nGLBOX_EXTERNAL_URL='{external_url}'\nGLBOX_EDITION='{}'\nGLBOX_OS='{}'\nGLBOX_DEEP='{}'\nGLBOX_TEST_MAIL='{}'\n{body}",
+        "{shebang}\nGLBOX_EXTERNAL_URL='{external_url}'\nGLBOX_EDITION='{}'\nGLBOX_OS='{}'\nGLBOX_DEEP='{}'\nGLBOX_TEST_MAIL='{}'\n{}{body}",
         settings.gitlab.edition.as_str(),
         settings.os.as_str(),
         u8::from(extras.deep),
-        extras.test_mail.unwrap_or("")
+        extras.test_mail.unwrap_or(""),
+        extra_config_functions()
     )
 }
+
+/// `cloud-init/extra-config.sh` without its shebang, for a script that
+/// asks how gitlab.rb stands.
+fn extra_config_functions() -> &'static str {
+    let functions = crate::bootstrap::EXTRA_CONFIG_FUNCTIONS;
+    functions
+        .split_once('\n')
+        .map_or(functions, |(_, rest)| rest)
+}
+
+/// How gitlab.rb on the box stands (`gitlab_rb_state`: as-written,
+/// changed, unrecorded), for `plan`: one short read-only script.
+pub fn gitlab_rb_state_script() -> String {
+    format!("#!/bin/bash\n{}gitlab_rb_state\n", extra_config_functions())
+}
+
+/// What `plan` and `verify` say about a gitlab.rb changed on the box.
+pub const HAND_EDIT_NOTE: &str = "gitlab.rb was changed on the box; put it in extra_config or it will be replaced (the next glbox up that changes GitLab's configuration stops until then; glbox up --replace-gitlab-rb replaces it and keeps a copy beside it)";
 
 /// Public DNS answers the external URL's name with another address than
 /// the box's (or none): Let's Encrypt cannot issue or renew its
@@ -249,6 +279,7 @@ pub fn table(report: &Report) -> String {
             Status::Fail => "FAIL",
             Status::Skipped => "skip",
             Status::Pending => "wait",
+            Status::Warn => "warn",
         };
         out.push_str(&format!(
             "  {status:<5} {:<13} {}\n",

@@ -74,6 +74,7 @@ fn every_shell_script_passes_shellcheck() {
         "cloud-init/prepare-data.sh",
         "cloud-init/bootstrap.sh",
         "cloud-init/verify.sh",
+        "cloud-init/extra-config.sh",
         "scripts/test",
         "scripts/ensure-emulator",
         "scripts/bench",

@@ -20,6 +20,7 @@ mod demo;
 mod dns;
 mod doctor;
 mod email;
+mod extra_config;
 mod faults;
 mod help;
 mod iam_policy;

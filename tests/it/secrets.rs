@@ -1,8 +1,11 @@
 //! Secrets never leak: a full deployment over SSH (real sshd, the box a
 //! sandbox whose `aws` reads the real parameters from the emulator) with
-//! email on, then every command a user runs, and every output is searched
-//! for the root password, the SMTP password, the SMTP user's secret access
-//! key and the SSH private key, and so is the debug log of every run. Only
+//! email on and extra settings reading a secret of `glbox secret set`,
+//! then every command a user runs, and every output is searched for the
+//! root password, the SMTP password, the SMTP user's secret access key,
+//! the extra settings' secret and the SSH private key, and so is the debug
+//! log of every run. The extra settings' secret is on the box in its 0600
+//! file, and nowhere else. Only
 //! `status --show-password`, asked for explicitly, may print the root
 //! password (on stdout, never into its log).
 
@@ -54,13 +57,25 @@ async fn no_output_of_a_full_run_holds_a_secret() {
     let env = sandbox.env_backed_by(&emulator.endpoint());
     let sshd = Sshd::start(Some(&env));
     let config = format!(
-        "name = \"trial\"\n{}{}[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n",
+        "name = \"trial\"\n{}{}[email]\nenabled = true\ndomain = \"example.com\"\ntest_recipient = \"me@example.org\"\n[gitlab]\nextra_config = \"extra.rb\"\n",
         sshd.access_config("host_key.pub"),
         crate::common::verify_section("")
     );
     let workspace = Workspace::new(&config);
+    std::fs::write(
+        workspace.path().join("extra.rb"),
+        "gitlab_rails['ldap_enabled'] = true\ngitlab_rails['ldap_servers'] = { 'main' => { 'password' => File.read('/etc/gitlab/glbox-secrets/ldap_password') } }\n",
+    )
+    .unwrap();
 
     let mut outputs = Vec::new();
+    let extra_secret = "Extra-Ldap-Bind-Secret-5b8e";
+    let set = crate::extra_config::secret_set(&emulator, &workspace, "ldap_password", extra_secret);
+    set.assert_ok();
+    outputs.push((
+        "secret set ldap_password".into(),
+        format!("{}\n{}", set.stdout, set.stderr),
+    ));
     let mut run = |args: &[&str]| record(&mut outputs, &emulator, &workspace, args);
     run(&["plan"]);
     run(&["plan", "--output", "json"]);
@@ -123,6 +138,16 @@ async fn no_output_of_a_full_run_holds_a_secret() {
     )
     .unwrap();
     outputs.push(("instance user data".into(), user_data));
+    // The extra settings' secret is on the box, in its own 0600 file.
+    let on_box = sandbox.path("etc-gitlab/glbox-secrets/ldap_password");
+    assert_eq!(std::fs::read_to_string(&on_box).unwrap(), extra_secret);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&on_box).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    outputs.push((
+        "gitlab.rb on the box".into(),
+        std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap(),
+    ));
     // The box's own log of the bootstrap.
     outputs.push((
         "bootstrap.log on the box".into(),
@@ -130,7 +155,8 @@ async fn no_output_of_a_full_run_holds_a_secret() {
     ));
     record(&mut outputs, &emulator, &workspace, &["down", "--yes"]).assert_ok();
     // The debug log of every run above, at its most detailed.
-    let runs = outputs.len() - 2;
+    // Less what is not a run: the user data, gitlab.rb and the box's log.
+    let runs = outputs.len() - 3;
     let log_dir = workspace.state_dir().join("glbox/logs");
     let logs: Vec<_> = std::fs::read_dir(&log_dir)
         .unwrap()
@@ -160,6 +186,7 @@ async fn no_output_of_a_full_run_holds_a_secret() {
             first_smtp_password.as_str(),
         ),
         ("SMTP user's secret access key", aws_secret.as_str()),
+        ("extra settings' secret", extra_secret),
     ];
     secrets.extend(key_lines.iter().map(|l| ("SSH private key", *l)));
     for (what, text) in &outputs {

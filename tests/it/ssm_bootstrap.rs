@@ -283,6 +283,7 @@ async fn verify_judges_what_the_box_reports_and_exits_by_the_verdict() {
             "version",
             "data_volume",
             "swap",
+            "gitlab_rb",
             "gitlab_check"
         ]
     );

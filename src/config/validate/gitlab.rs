@@ -88,6 +88,10 @@ pub(super) fn validate_gitlab(raw: RawGitlab) -> Result<GitlabSettings, ConfigEr
         install_timeout: std::time::Duration::from_secs(
             60 * u64::from(install_minutes.unsigned_abs()),
         ),
+        // Read with what else is on (see `extra_config`), AWS's facts later.
+        extra_config: None,
+        secrets: Vec::new(),
+        replace_gitlab_rb: false,
     })
 }
 

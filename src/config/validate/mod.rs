@@ -3,6 +3,7 @@
 //! field, the value and the fix.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::config::raw::RawConfig;
 use crate::config::settings::Settings;
@@ -11,6 +12,7 @@ use crate::config::{bad, ConfigError};
 mod access;
 mod backup;
 mod email;
+mod extra_config;
 mod gitlab;
 mod identity;
 mod instance;
@@ -28,8 +30,14 @@ use gitlab::validate_gitlab;
 use instance::{validate_data_volume, validate_instance};
 use network::{check_letsencrypt_reachable, validate_cidrs, validate_dns};
 
-/// The settings `raw` describes, with `env` for the AWS region variables.
-pub fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settings, ConfigError> {
+/// The settings `raw` describes, with `env` for the AWS region variables;
+/// files it names (`gitlab.extra_config`) are relative to `base`, the
+/// configuration file's folder.
+pub fn validate(
+    raw: RawConfig,
+    env: &BTreeMap<String, String>,
+    base: &Path,
+) -> Result<Settings, ConfigError> {
     let name = validate_name(raw.name)?;
     let region = validate_region(raw.region, env)?;
     let instance = validate_instance(raw.instance)?;
@@ -37,7 +45,8 @@ pub fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settin
     let access = validate_access(raw.access)?;
     let http_cidrs = validate_cidrs("network.http_cidrs", raw.network.http_cidrs())?;
     let data_volume = validate_data_volume(raw.data_volume)?;
-    let gitlab = validate_gitlab(raw.gitlab)?;
+    let extra_config_path = raw.gitlab.extra_config.clone();
+    let mut gitlab = validate_gitlab(raw.gitlab)?;
     let verify_url = raw
         .verify
         .url
@@ -50,6 +59,14 @@ pub fn validate(raw: RawConfig, env: &BTreeMap<String, String>) -> Result<Settin
     check_letsencrypt_reachable(&gitlab, &http_cidrs)?;
     let dns_zone_id = validate_dns(raw.dns, &gitlab, elastic_ip)?;
     let backup = validate_backup(raw.backup, &region)?;
+    gitlab.extra_config = extra_config::validate_extra_config(
+        extra_config_path,
+        base,
+        extra_config::Owned {
+            email: email.is_some(),
+            s3_backups: backup.s3.is_some(),
+        },
+    )?;
     let verify_minutes = validate_range(
         "verify.timeout_minutes",
         raw.verify.timeout_minutes(),

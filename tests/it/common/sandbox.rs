@@ -479,6 +479,17 @@ ssm = boto3.client("ssm", region_name=sys.argv[1], endpoint_url=sys.argv[3], aws
 print(ssm.get_parameter(Name=sys.argv[2], WithDecryption=True)["Parameter"]["Value"])' "$region" "$name" "$SANDBOX_AWS_ENDPOINT"
 fi
 case "$*" in
+  # Secrets for gitlab.extra_config (tests/it/extra_config.rs): the value
+  # in $SANDBOX_ROOT/secrets/<name>, printed as `--output text` prints a
+  # string (with a line end); a missing one fails as the CLI does
+  # (exit 254, ParameterNotFound on stderr).
+  */secrets/*)
+    name="$*"; name="${name##*/secrets/}"; name="${name%% *}"
+    if [ ! -e "$SANDBOX_ROOT/secrets/$name" ]; then
+      echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: Parameter not found" >&2
+      exit 254
+    fi
+    printf '%s\n' "$(cat "$SANDBOX_ROOT/secrets/$name")" ;;
   *smtp-password*) cat "$SANDBOX_ROOT/smtp-password" ;;
   *) echo "Sandbox-Root-Password-1" ;;
 esac"#,
