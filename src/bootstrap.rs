@@ -25,15 +25,35 @@ pub struct Target<'a> {
     pub smtp_username: Option<&'a str>,
     /// The SSM SecureString the box reads GitLab's first root password from.
     pub root_password_parameter: &'a str,
+    /// The deployment's backup bucket when `backup.s3` is on: GitLab
+    /// uploads there, and the box gets the nightly backup timer.
+    pub backup_bucket: Option<&'a str>,
 }
 
 /// Quotes a value for a POSIX shell: single quotes, with `'` escaped.
-fn shell_quote(value: &str) -> String {
+pub(crate) fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
 pub fn render(settings: &Settings, target: &Target<'_>) -> String {
-    let gitlab_rb = crate::gitlab_rb::render(settings, target.external_url, target.smtp_username);
+    let gitlab_rb = crate::gitlab_rb::render(
+        settings,
+        target.external_url,
+        target.smtp_username,
+        target.backup_bucket,
+    );
+    // The nightly backup's script and time; empty when backup.s3 is off.
+    let (backup_script, backup_on_calendar) = match target.backup_bucket {
+        Some(bucket) => (
+            crate::backup::backup_script(settings, bucket),
+            crate::backup::on_calendar(settings.backup.time),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let backup_script = match backup_script.is_empty() {
+        true => String::new(),
+        false => base64::engine::general_purpose::STANDARD.encode(backup_script),
+    };
     // Read on the box with the instance role; empty when email is off.
     let smtp_parameter = settings
         .email
@@ -64,6 +84,8 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
             "GLBOX_GITLAB_RB_B64",
             &base64::engine::general_purpose::STANDARD.encode(gitlab_rb),
         ),
+        ("GLBOX_BACKUP_SCRIPT_B64", &backup_script),
+        ("GLBOX_BACKUP_ON_CALENDAR", &backup_on_calendar),
     ];
     let (shebang, body) = SCRIPT.split_once('\n').unwrap_or(("#!/bin/bash", SCRIPT));
     let mut out = format!(
@@ -73,6 +95,7 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
     for (name, value) in values {
         out.push_str(&format!("{name}={}\n", shell_quote(value)));
     }
+    out.push_str(crate::backup::SCHEDULE_FUNCTIONS);
     out.push_str(body);
     out
 }
@@ -91,6 +114,7 @@ mod tests {
                 external_url: "http://203.0.113.7",
                 smtp_username: None,
                 root_password_parameter: "/glbox/trial/root-password",
+                backup_bucket: None,
             },
         );
         assert!(script.starts_with("#!/bin/bash\n# Values for deployment \"trial\""));
@@ -112,6 +136,7 @@ mod tests {
                 external_url: "http://$(reboot)",
                 smtp_username: None,
                 root_password_parameter: "/glbox/trial/root-password",
+                backup_bucket: None,
             },
         );
         assert!(script.contains(r#"GLBOX_DATA_VOLUME='vol-1'\''; touch /tmp/x; '\'''"#));
