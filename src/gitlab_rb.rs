@@ -212,12 +212,22 @@ from_file '/etc/gitlab/glbox-smtp-password.rb'
     #[test]
     fn values_from_aws_cannot_leave_their_ruby_string() {
         let hostile = "AKIA'; system('id') #\\";
-        let rb = render(&email_settings(587), "http://203.0.113.7", Some(hostile), None);
+        let rb = render(
+            &email_settings(587),
+            "http://203.0.113.7",
+            Some(hostile),
+            None,
+        );
         assert!(
             rb.contains("gitlab_rails['smtp_user_name'] = 'AKIA\\'; system(\\'id\\') #\\\\'\n"),
             "{rb}"
         );
-        let rb = render(&email_settings(587), "http://203.0.113.7'; exit 1; '", None, None);
+        let rb = render(
+            &email_settings(587),
+            "http://203.0.113.7'; exit 1; '",
+            None,
+            None,
+        );
         assert!(
             rb.contains("external_url 'http://203.0.113.7\\'; exit 1; \\''\n"),
             "{rb}"
@@ -243,7 +253,12 @@ from_file '/etc/gitlab/glbox-smtp-password.rb'
     #[test]
     fn backups_go_to_the_bucket_with_the_instance_role_only_when_asked() {
         let settings = crate::test_support::settings("trial");
-        let rb = render(&settings, "http://203.0.113.7", None, Some("glbox-trial-0a1b2c3d4e"));
+        let rb = render(
+            &settings,
+            "http://203.0.113.7",
+            None,
+            Some("glbox-trial-0a1b2c3d4e"),
+        );
         let expected = "\
 gitlab_rails['backup_upload_connection'] = {
   'provider' => 'AWS',
@@ -255,7 +270,10 @@ gitlab_rails['backup_upload_storage_options'] = { 'server_side_encryption' => 'A
 gitlab_rails['backup_keep_time'] = 86400
 ";
         assert!(rb.contains(expected), "{rb}");
-        assert!(!rb.contains("aws_access_key_id"), "no keys: the instance role");
+        assert!(
+            !rb.contains("aws_access_key_id"),
+            "no keys: the instance role"
+        );
         let off = render(&settings, "http://203.0.113.7", None, None);
         assert!(!off.contains("backup_"), "{off}");
     }

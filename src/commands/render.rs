@@ -48,14 +48,12 @@ pub async fn run(app: &App, what: RenderWhat) -> Result<Rendered> {
                 .with_backups_to(backup_bucket)
                 .render(ctx.settings)
         }
-        RenderWhat::GitlabRb => {
-            crate::gitlab_rb::render(
-                ctx.settings,
-                &external_url,
-                smtp_username.as_deref(),
-                backup_bucket.as_deref(),
-            )
-        }
+        RenderWhat::GitlabRb => crate::gitlab_rb::render(
+            ctx.settings,
+            &external_url,
+            smtp_username.as_deref(),
+            backup_bucket.as_deref(),
+        ),
     };
     Ok(Rendered(text))
 }

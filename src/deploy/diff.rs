@@ -151,17 +151,16 @@ pub fn diff(
         .parameters
         .contains(&crate::email::credentials::password_parameter(ctx));
     let email = crate::email::diff(ctx, &observed.email, smtp_password_stored, with_bootstrap)?;
-    let bootstrap =
-        with_bootstrap.then(|| {
-            bootstrap_diff(
-                ctx,
-                observed,
-                &basis,
-                &eip_plan,
-                &email,
-                lookups.backup_bucket.clone(),
-            )
-        });
+    let bootstrap = with_bootstrap.then(|| {
+        bootstrap_diff(
+            ctx,
+            observed,
+            &basis,
+            &eip_plan,
+            &email,
+            lookups.backup_bucket.clone(),
+        )
+    });
     let email_use = ctx
         .settings
         .email
