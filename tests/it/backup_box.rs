@@ -532,3 +532,165 @@ fn a_crash_at_each_step_of_a_restore_then_the_same_restore_converges() {
         );
     }
 }
+
+// ---- `glbox backup` and `glbox restore --backup` through the CLI: AWS in
+// the emulator, the commands run in the sandbox through SSM ----
+
+mod through_the_cli {
+    use aws_sdk_ec2::types::Filter;
+
+    use crate::common::sandbox::Sandbox;
+    use crate::common::{glbox, verify_section, Emulator, Workspace};
+
+    fn config() -> String {
+        format!(
+            "name = \"trial\"\n[backup]\ns3 = true\n{}",
+            verify_section("")
+        )
+    }
+
+    async fn manual_snapshots(emulator: &Emulator) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        emulator
+            .ec2()
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                Filter::builder()
+                    .name("tag:glbox:snapshot-reason")
+                    .values("manual")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .snapshots()
+            .to_vec()
+    }
+
+    fn tag<'a>(snapshot: &'a aws_sdk_ec2::types::Snapshot, key: &str) -> Option<&'a str> {
+        glbox::names::ec2_tag(snapshot.tags(), key)
+    }
+
+    /// The one data volume's directory (the sandbox mounts it per instance).
+    fn volume_dir(sandbox: &Sandbox) -> std::path::PathBuf {
+        let mut volumes: Vec<_> = std::fs::read_dir(sandbox.path("volumes"))
+            .unwrap()
+            .map(|v| v.unwrap().path())
+            .collect();
+        assert_eq!(volumes.len(), 1, "{volumes:?}");
+        volumes.remove(0)
+    }
+
+    fn write_data(sandbox: &Sandbox, content: &str) {
+        let dir = volume_dir(sandbox).join("gitlab-data");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("projects"), content).unwrap();
+    }
+
+    #[tokio::test]
+    async fn backup_takes_a_completed_snapshot_and_a_gitlab_backup_and_restore_brings_it_back() {
+        let emulator = Emulator::start();
+        let sandbox = Sandbox::new();
+        emulator
+            .behave(serde_json::json!({"sandbox": sandbox.path("").display().to_string()}))
+            .await;
+        let workspace = Workspace::new(&config());
+        glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+        write_data(&sandbox, "v1");
+
+        let run = glbox(&emulator, &workspace, &["backup", "--output", "json"]);
+        run.assert_ok();
+        let report = run.json();
+        let snapshot_id = report["snapshot"]["id"].as_str().unwrap().to_string();
+        let snapshots = manual_snapshots(&emulator).await;
+        assert_eq!(snapshots.len(), 1, "{snapshots:?}");
+        let snapshot = &snapshots[0];
+        assert_eq!(snapshot.snapshot_id(), Some(snapshot_id.as_str()));
+        assert_eq!(glbox::aws::ec2::snapshots::state_of(snapshot), "completed");
+        assert_eq!(tag(snapshot, "glbox:deployment"), Some("trial"));
+        assert_eq!(tag(snapshot, "glbox:role"), Some("snapshot"));
+        assert_eq!(tag(snapshot, "glbox:managed-by"), Some("glbox"));
+        let volume = volume_dir(&sandbox);
+        let volume_id = volume.file_name().unwrap().to_str().unwrap();
+        assert_eq!(snapshot.volume_id(), Some(volume_id));
+
+        // The backup is in the deployment's bucket, beside its configuration.
+        let bucket = glbox::names::Names::new("trial", "us-east-1").backup_bucket("123456789012");
+        assert_eq!(report["gitlab_backup"]["bucket"], bucket.as_str());
+        let name = report["gitlab_backup"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let archive = sandbox.path(&format!("s3/{bucket}/{name}_gitlab_backup.tar"));
+        assert!(archive.is_file(), "{report}");
+        assert_eq!(
+            report["gitlab_backup"]["size_bytes"].as_u64(),
+            Some(std::fs::metadata(&archive).unwrap().len())
+        );
+        for file in ["gitlab-secrets.json", "gitlab.rb"] {
+            assert!(
+                sandbox
+                    .path(&format!("s3/{bucket}/config/{name}/{file}"))
+                    .is_file(),
+                "{file}"
+            );
+        }
+
+        // Asked again at once (as after an interrupted run): the same two.
+        let again = glbox(&emulator, &workspace, &["backup", "--output", "json"]);
+        again.assert_ok();
+        assert_eq!(again.json()["snapshot"]["id"], snapshot_id.as_str());
+        assert_eq!(again.json()["snapshot"]["resumed"], true);
+        assert_eq!(again.json()["gitlab_backup"]["name"], name.as_str());
+        assert_eq!(manual_snapshots(&emulator).await.len(), 1);
+
+        // The data changes; the restore brings the backup's back, verified.
+        write_data(&sandbox, "v2");
+        let restore = glbox(
+            &emulator,
+            &workspace,
+            &["restore", "--backup", &name, "--yes"],
+        );
+        restore.assert_ok();
+        assert!(
+            restore
+                .stdout
+                .contains(&format!("restored from backup {name}")),
+            "{}",
+            restore.stdout
+        );
+        assert_eq!(
+            std::fs::read_to_string(volume.join("gitlab-data/projects")).unwrap(),
+            "v1"
+        );
+    }
+
+    #[tokio::test]
+    async fn restore_refuses_a_bad_name_and_s3_off_before_any_aws_call() {
+        let emulator = Emulator::start();
+        let workspace = Workspace::new(&config());
+        emulator.start_recording();
+        let bad = glbox(
+            &emulator,
+            &workspace,
+            &["restore", "--backup", "latest", "--yes"],
+        );
+        assert_eq!(bad.code, 2, "{}{}", bad.stdout, bad.stderr);
+        assert!(bad.stderr.contains("--backup"), "{}", bad.stderr);
+
+        workspace.write_config(&format!("name = \"trial\"\n{}", verify_section("")));
+        let off = glbox(
+            &emulator,
+            &workspace,
+            &[
+                "restore",
+                "--backup",
+                "1764644400_2025_12_02_18.5.1",
+                "--yes",
+            ],
+        );
+        assert_eq!(off.code, 2, "{}{}", off.stdout, off.stderr);
+        assert!(off.stderr.contains("backup.s3"), "{}", off.stderr);
+        assert_eq!(emulator.recorded_actions(), Vec::<String>::new());
+    }
+}
