@@ -596,6 +596,12 @@ mod through_the_cli {
             .await;
         let workspace = Workspace::new(&config());
         glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+        // The bucket is part of the bootstrap: a second up sees the same
+        // script, and sends nothing.
+        emulator.start_recording();
+        glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+        let changes = crate::common::mutating(&emulator.recorded_actions());
+        assert_eq!(changes, Vec::<String>::new());
         write_data(&sandbox, "v1");
 
         let run = glbox(&emulator, &workspace, &["backup", "--output", "json"]);
