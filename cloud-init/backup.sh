@@ -86,7 +86,9 @@ trap 'rm -f "$run_log"' EXIT
 # out keeps the nightly archive, its S3 cost and a restore small
 # (backup_gitlab.md, "Backup strategy option" and "Excluding specific
 # data from the backup").
-gitlab-backup create STRATEGY=copy SKIP=artifacts,registry 2>&1 | tee "$run_log"
+if ! gitlab-backup create STRATEGY=copy SKIP=artifacts,registry 2>&1 | tee "$run_log"; then
+  fail "gitlab-backup create failed: $(grep -v '^ *$' "$run_log" | tail -n 1)"
+fi
 # GitLab's last word (lib/backup/manager.rb): "Backup <id> is done.",
 # after a timestamp and perhaps in color.
 id="$(sed 's/\x1b\[[0-9;]*m//g' "$run_log" | sed -n 's/.*Backup \([0-9][0-9A-Za-z_.-]*\) is done\..*/\1/p' | tail -n 1)"

@@ -119,7 +119,11 @@ pub async fn run(app: &App) -> Result<BackupReport> {
     })?;
     let (snapshot_id, resumed) = start_snapshot(&ctx, &volume_id).await?;
     let gitlab_backup = match crate::backup::bucket(&ctx).await? {
-        Some(bucket) => Some(gitlab_backup(&ctx, &endpoint, bucket).await?),
+        Some(bucket) => Some(
+            gitlab_backup(&ctx, &endpoint, bucket)
+                .await
+                .map_err(|e| snapshot_goes_on(e, &snapshot_id))?,
+        ),
         None => {
             ctx.ui.warn("backup.s3 is off: only the snapshot is taken (set backup.s3 = true and run glbox up for GitLab backups in S3)");
             None
@@ -152,6 +156,17 @@ pub async fn run(app: &App) -> Result<BackupReport> {
         },
         gitlab_backup,
     })
+}
+
+/// A failed GitLab backup does not stop EBS: the error says the snapshot
+/// is still being taken, and where to find it.
+fn snapshot_goes_on(error: Error, snapshot_id: &str) -> Error {
+    match error {
+        Error::Refused(why) => Error::Refused(format!(
+            "{why}\n  the snapshot {snapshot_id} of the data volume goes on and completes by itself (glbox backups lists it)"
+        )),
+        other => other,
+    }
 }
 
 /// The manual snapshot of the volume an interrupted `glbox backup` started

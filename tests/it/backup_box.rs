@@ -672,6 +672,79 @@ mod through_the_cli {
     }
 
     #[tokio::test]
+    async fn a_failed_gitlab_backup_fails_glbox_backup_and_says_the_snapshot_goes_on() {
+        let emulator = Emulator::start();
+        let sandbox = Sandbox::new();
+        emulator
+            .behave(serde_json::json!({"sandbox": sandbox.path("").display().to_string()}))
+            .await;
+        let workspace = Workspace::new(&config());
+        glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+        std::fs::write(sandbox.path("upload-fails"), "").unwrap();
+
+        let run = glbox(&emulator, &workspace, &["backup"]);
+        assert_ne!(run.code, 0, "{}", run.stdout);
+        assert!(
+            run.stderr
+                .contains("gitlab-backup create failed: Excon::Error::Forbidden"),
+            "{}",
+            run.stderr
+        );
+        let snapshots = manual_snapshots(&emulator).await;
+        assert_eq!(snapshots.len(), 1);
+        assert!(
+            run.stderr.contains(snapshots[0].snapshot_id().unwrap()),
+            "{}",
+            run.stderr
+        );
+        let bucket = glbox::names::Names::new("trial", "us-east-1").backup_bucket("123456789012");
+        assert!(
+            std::fs::read_dir(sandbox.path(&format!("s3/{bucket}")))
+                .map(|d| d.count() == 0)
+                .unwrap_or(true),
+            "nothing in the bucket"
+        );
+
+        // Put right, the next glbox backup waits for the same snapshot.
+        std::fs::remove_file(sandbox.path("upload-fails")).unwrap();
+        let again = glbox(&emulator, &workspace, &["backup", "--output", "json"]);
+        again.assert_ok();
+        assert_eq!(
+            again.json()["snapshot"]["id"],
+            snapshots[0].snapshot_id().unwrap()
+        );
+        assert!(again.json()["gitlab_backup"]["name"].is_string());
+    }
+
+    #[tokio::test]
+    async fn with_s3_backups_off_glbox_backup_takes_only_the_snapshot() {
+        let emulator = Emulator::start();
+        let sandbox = Sandbox::new();
+        emulator
+            .behave(serde_json::json!({"sandbox": sandbox.path("").display().to_string()}))
+            .await;
+        let workspace = Workspace::new(&format!("name = \"trial\"\n{}", verify_section("")));
+        glbox(&emulator, &workspace, &["up", "--yes"]).assert_ok();
+        let run = glbox(&emulator, &workspace, &["backup", "--output", "json"]);
+        run.assert_ok();
+        assert!(run.json()["gitlab_backup"].is_null(), "{}", run.stdout);
+        assert!(run.stderr.contains("backup.s3 is off"), "{}", run.stderr);
+        assert_eq!(manual_snapshots(&emulator).await.len(), 1);
+        assert!(!sandbox.path("s3").exists());
+        let box_calls: usize = std::fs::read_dir(sandbox.path("instances"))
+            .unwrap()
+            .map(|i| {
+                std::fs::read_to_string(i.unwrap().path().join("calls.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with("gitlab-backup"))
+                    .count()
+            })
+            .sum();
+        assert_eq!(box_calls, 0);
+    }
+
+    #[tokio::test]
     async fn restore_refuses_a_bad_name_and_s3_off_before_any_aws_call() {
         let emulator = Emulator::start();
         let workspace = Workspace::new(&config());
