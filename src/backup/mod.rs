@@ -3,8 +3,12 @@
 //! `cloud-init/backup-schedule.sh`), the restore glbox sends
 //! (`cloud-init/restore.sh`), and the deployment's bucket they use.
 
+use aws_sdk_ec2::types::{Filter, ResourceType, Snapshot, Tag, TagSpecification};
+
+use crate::aws::ec2::snapshots;
 use crate::config::{Settings, TimeOfDay};
 use crate::error::{Error, Result};
+use crate::names::{Role, TAG_SNAPSHOT_REASON};
 use crate::resources::Ctx;
 
 const BACKUP_SCRIPT: &str = include_str!("../../cloud-init/backup.sh");
@@ -25,6 +29,74 @@ pub async fn bucket(ctx: &Ctx<'_>) -> Result<Option<String>> {
     }
     let account = crate::resources::iam::caller_account(ctx).await?;
     Ok(Some(ctx.names.backup_bucket(&account)))
+}
+
+/// The account's own snapshots of this (glbox's) data volume with the
+/// deployment's tags and `reason`. They are only waited for and reported,
+/// never adopted or removed.
+pub async fn snapshots_of(ctx: &Ctx<'_>, volume_id: &str, reason: &str) -> Result<Vec<Snapshot>> {
+    let mut filters = ctx.names.owned_filters(Role::Snapshot);
+    filters.push(
+        Filter::builder()
+            .name(format!("tag:{TAG_SNAPSHOT_REASON}"))
+            .values(reason)
+            .build(),
+    );
+    filters.push(
+        Filter::builder()
+            .name("volume-id")
+            .values(volume_id)
+            .build(),
+    );
+    Ok(snapshots::describe(&ctx.aws.ec2, filters).await?)
+}
+
+/// Starts a snapshot of the data volume, tagged with the deployment's tags
+/// and `reason` in the same call; returns its id.
+pub async fn start_snapshot(
+    ctx: &Ctx<'_>,
+    volume_id: &str,
+    reason: &str,
+    description: String,
+) -> Result<String> {
+    let mut tags = ctx.names.ec2_tags(Role::Snapshot);
+    tags.push(
+        Tag::builder()
+            .key(TAG_SNAPSHOT_REASON)
+            .value(reason)
+            .build(),
+    );
+    let spec = TagSpecification::builder()
+        .resource_type(ResourceType::Snapshot)
+        .set_tags(Some(tags))
+        .build();
+    let id = snapshots::create(&ctx.aws.ec2, volume_id, description, spec).await?;
+    ctx.ui.info(&format!(
+        "started snapshot {id} of the data volume {volume_id}"
+    ));
+    Ok(id)
+}
+
+/// The newest snapshot in `found` started at most `within` seconds before
+/// `now` (seconds) and not in `error`, among those `keep` accepts.
+pub fn newest_recent<'a>(
+    found: &'a [Snapshot],
+    now: i64,
+    within: u64,
+    keep: impl Fn(&Snapshot) -> bool,
+) -> Option<&'a str> {
+    found
+        .iter()
+        .filter(|s| snapshots::state_of(s) != "error" && keep(s))
+        .filter_map(|s| Some((s.start_time()?.secs(), s.snapshot_id()?)))
+        .filter(|(started, _)| now - started <= within as i64)
+        .max_by_key(|(started, _)| *started)
+        .map(|(_, id)| id)
+}
+
+/// Now, in seconds since the epoch, as EBS gives start times.
+pub fn now_secs() -> i64 {
+    aws_smithy_types::DateTime::from(std::time::SystemTime::now()).secs()
 }
 
 /// systemd's OnCalendar for a daily run at `time` UTC (systemd.time(7):
@@ -164,6 +236,35 @@ mod tests {
             let err = check_backup_id(bad).unwrap_err().to_string();
             assert!(err.contains("--backup"), "{bad}: {err}");
         }
+    }
+
+    fn snapshot(id: &str, started: i64, state: &str) -> Snapshot {
+        Snapshot::builder()
+            .snapshot_id(id)
+            .start_time(aws_smithy_types::DateTime::from_secs(started))
+            .state(state.into())
+            .description(format!("about {id}"))
+            .build()
+    }
+
+    #[test]
+    fn only_a_recent_snapshot_that_did_not_fail_is_taken_up_again() {
+        let now = 1_000_000;
+        let found = [
+            snapshot("snap-old", now - 3600, "completed"),
+            snapshot("snap-failed", now - 10, "error"),
+            snapshot("snap-recent", now - 120, "pending"),
+            snapshot("snap-earlier", now - 300, "pending"),
+        ];
+        let any = |_: &Snapshot| true;
+        assert_eq!(newest_recent(&found, now, 900, any), Some("snap-recent"));
+        assert_eq!(newest_recent(&found[..2], now, 900, any), None);
+        assert_eq!(newest_recent(&found, now, 7200, any), Some("snap-recent"));
+        let earlier = |s: &Snapshot| s.description() == Some("about snap-earlier");
+        assert_eq!(
+            newest_recent(&found, now, 900, earlier),
+            Some("snap-earlier")
+        );
     }
 
     #[test]

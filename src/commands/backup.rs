@@ -8,22 +8,22 @@
 //! a new one, and the box reports the backup it finished (or waits for the
 //! one still running) instead of making another.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use aws_sdk_ec2::types::{Filter, ResourceType, Snapshot, Tag, TagSpecification};
 use serde::Serialize;
 
 use crate::app::{App, Needs};
 use crate::aws::ec2::{snapshots, Wait};
 use crate::backup::FRESH_WITHIN_SECONDS;
 use crate::error::{Error, Result};
-use crate::names::{Role, TAG_SNAPSHOT_REASON};
 use crate::output::Report;
 use crate::resources::Ctx;
 
 /// How long glbox waits for EBS to finish the snapshot (a first snapshot
 /// of a large volume copies every block).
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(4 * 3600);
+/// The snapshot reason `glbox backup` tags with.
+const MANUAL: &str = "manual";
 /// How long the GitLab backup may run on the box.
 const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
@@ -172,77 +172,25 @@ fn snapshot_goes_on(error: Error, snapshot_id: &str) -> Error {
 /// The manual snapshot of the volume an interrupted `glbox backup` started
 /// in the last minutes, or a new one; and whether it was found.
 async fn start_snapshot(ctx: &Ctx<'_>, volume_id: &str) -> Result<(String, bool)> {
-    if let Some(id) = recent_manual_snapshot(ctx, volume_id).await? {
+    let found = crate::backup::snapshots_of(ctx, volume_id, MANUAL).await?;
+    let recent = crate::backup::newest_recent(
+        &found,
+        crate::backup::now_secs(),
+        FRESH_WITHIN_SECONDS,
+        |_| true,
+    );
+    if let Some(id) = recent {
         ctx.ui.info(&format!(
             "snapshot {id} of {volume_id} was started by an earlier glbox backup: waiting for it"
         ));
-        return Ok((id, true));
+        return Ok((id.to_string(), true));
     }
-    let id = snapshots::create(
-        &ctx.aws.ec2,
-        volume_id,
-        format!(
-            "glbox {}: snapshot of the data volume (glbox backup)",
-            ctx.names.deployment
-        ),
-        manual_snapshot_tags(ctx),
-    )
-    .await?;
-    ctx.ui.info(&format!(
-        "started snapshot {id} of the data volume {volume_id}"
-    ));
+    let description = format!(
+        "glbox {}: snapshot of the data volume (glbox backup)",
+        ctx.names.deployment
+    );
+    let id = crate::backup::start_snapshot(ctx, volume_id, MANUAL, description).await?;
     Ok((id, false))
-}
-
-fn manual_snapshot_tags(ctx: &Ctx<'_>) -> TagSpecification {
-    let mut tags = ctx.names.ec2_tags(Role::Snapshot);
-    tags.push(
-        Tag::builder()
-            .key(TAG_SNAPSHOT_REASON)
-            .value("manual")
-            .build(),
-    );
-    TagSpecification::builder()
-        .resource_type(ResourceType::Snapshot)
-        .set_tags(Some(tags))
-        .build()
-}
-
-/// The account's own manual snapshot of this (glbox's) data volume with
-/// the deployment's tags, started within [`FRESH_WITHIN_SECONDS`] and not
-/// failed. It is only waited for and reported, never adopted or removed.
-async fn recent_manual_snapshot(ctx: &Ctx<'_>, volume_id: &str) -> Result<Option<String>> {
-    let mut filters = ctx.names.owned_filters(Role::Snapshot);
-    filters.push(
-        Filter::builder()
-            .name(format!("tag:{TAG_SNAPSHOT_REASON}"))
-            .values("manual")
-            .build(),
-    );
-    filters.push(
-        Filter::builder()
-            .name("volume-id")
-            .values(volume_id)
-            .build(),
-    );
-    let found = snapshots::describe(&ctx.aws.ec2, filters).await?;
-    Ok(newest_recent(&found, now_secs()).map(str::to_string))
-}
-
-fn now_secs() -> i64 {
-    aws_smithy_types::DateTime::from(SystemTime::now()).secs()
-}
-
-/// The newest snapshot in `found` started at most
-/// [`FRESH_WITHIN_SECONDS`] before `now` (seconds) and not in `error`.
-fn newest_recent(found: &[Snapshot], now: i64) -> Option<&str> {
-    found
-        .iter()
-        .filter(|s| snapshots::state_of(s) != "error")
-        .filter_map(|s| Some((s.start_time()?.secs(), s.snapshot_id()?)))
-        .filter(|(started, _)| now - started <= FRESH_WITHIN_SECONDS as i64)
-        .max_by_key(|(started, _)| *started)
-        .map(|(_, id)| id)
 }
 
 /// Runs `glbox-backup` on the box and reads what it made.
@@ -288,27 +236,6 @@ async fn gitlab_backup(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn snapshot(id: &str, started: i64, state: &str) -> Snapshot {
-        Snapshot::builder()
-            .snapshot_id(id)
-            .start_time(aws_smithy_types::DateTime::from_secs(started))
-            .state(state.into())
-            .build()
-    }
-
-    #[test]
-    fn only_a_recent_snapshot_that_did_not_fail_is_resumed() {
-        let now = 1_000_000;
-        let found = [
-            snapshot("snap-old", now - 3600, "completed"),
-            snapshot("snap-failed", now - 10, "error"),
-            snapshot("snap-recent", now - 120, "pending"),
-            snapshot("snap-earlier", now - 300, "pending"),
-        ];
-        assert_eq!(newest_recent(&found, now), Some("snap-recent"));
-        assert_eq!(newest_recent(&found[..2], now), None);
-    }
 
     #[test]
     fn sizes_are_shown_in_binary_units() {

@@ -20,12 +20,20 @@ use crate::resources::Ctx;
 
 /// How long the restore may run on the box.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+/// The snapshot reason of the data volume as it was before a restore.
+const PRE_RESTORE: &str = "pre-restore";
+/// How long a snapshot taken before restoring a backup counts as the one
+/// for a re-run of that restore (a crashed restore's volume is half
+/// restored: it must not replace the snapshot of the data before).
+const PRE_RESTORE_WITHIN_SECONDS: u64 = 24 * 3600;
 
 #[derive(Serialize)]
 pub struct RestoreReport {
     backup: String,
     bucket: String,
     instance_id: String,
+    /// The snapshot of the data volume as it was before the restore.
+    snapshot_before: String,
     /// What `gitlab-rake gitlab:check` found wrong after the restore.
     warnings: Vec<String>,
     verify: crate::verify::Report,
@@ -35,8 +43,9 @@ impl Report for RestoreReport {
     fn text(&self) -> String {
         let mut out = crate::verify::table(&self.verify);
         out.push_str(&format!(
-            "GitLab on {} is restored from backup {} (s3://{}); its gitlab.rb is beside glbox's as /etc/gitlab/gitlab.rb.from-backup-{}.\n",
-            self.instance_id, self.backup, self.bucket, self.backup
+            "GitLab on {} is restored from backup {} (s3://{}); its gitlab.rb is beside glbox's as /etc/gitlab/gitlab.rb.from-backup-{}.\n\
+             The data from before is in snapshot {} (glbox restore --snapshot {} brings it back).\n",
+            self.instance_id, self.backup, self.bucket, self.backup, self.snapshot_before, self.snapshot_before
         ));
         out
     }
@@ -78,14 +87,49 @@ pub async fn run(app: &App, backup: &str) -> Result<RestoreReport> {
         .expect("backup.s3 is on: checked above");
     if app.preview_wanted() {
         println!(
-            "Restoring GitLab on {} from backup {backup} in s3://{bucket}: GitLab's data (database, repositories, uploads) is replaced by the backup's and gitlab-secrets.json by the one kept with it; puma and sidekiq stop meanwhile. gitlab.rb stays glbox's.",
+            "Restoring GitLab on {} from backup {backup} in s3://{bucket}: GitLab's data (database, repositories, uploads) is replaced by the backup's and gitlab-secrets.json by the one kept with it; puma and sidekiq stop meanwhile. gitlab.rb stays glbox's. A snapshot of the data volume is taken first.",
             endpoint.instance.id
         );
     }
     app.confirm("Restore this backup?", "restoring a GitLab backup")?;
     let lease = crate::lease::acquire(&ctx, "restore --backup").await?;
-    let result = restore(&ctx, &endpoint, &bucket, backup).await;
+    let result = async {
+        let volume_id = endpoint.data_volume_id.as_deref().ok_or_else(|| {
+            Error::Refused(format!(
+                "the instance {} has no data volume attached\n  fix: run glbox up, then this restore",
+                endpoint.instance.id
+            ))
+        })?;
+        let before = snapshot_before(&ctx, volume_id, backup).await?;
+        restore(&ctx, &endpoint, &bucket, backup, before).await
+    }
+    .await;
     crate::lease::released(&ctx, lease, result).await
+}
+
+/// The data as it is, before the restore replaces it: a snapshot, started
+/// now (EBS takes it at once; the volume may change while it is copied).
+/// A re-run of the same restore (after a crash, when the volume may be
+/// half restored) takes up the one the first run started.
+async fn snapshot_before(ctx: &Ctx<'_>, volume_id: &str, backup: &str) -> Result<String> {
+    let description = format!(
+        "glbox {}: the data volume before restoring backup {backup}",
+        ctx.names.deployment
+    );
+    let found = crate::backup::snapshots_of(ctx, volume_id, PRE_RESTORE).await?;
+    let earlier = crate::backup::newest_recent(
+        &found,
+        crate::backup::now_secs(),
+        PRE_RESTORE_WITHIN_SECONDS,
+        |s| s.description() == Some(description.as_str()),
+    );
+    if let Some(id) = earlier {
+        ctx.ui.info(&format!(
+            "the data from before this restore is in snapshot {id} (taken by the first run)"
+        ));
+        return Ok(id.to_string());
+    }
+    crate::backup::start_snapshot(ctx, volume_id, PRE_RESTORE, description).await
 }
 
 /// Under the lease: the restore on the box, then the health checks.
@@ -94,6 +138,7 @@ async fn restore(
     endpoint: &crate::endpoint::Endpoint,
     bucket: &str,
     backup: &str,
+    snapshot_before: String,
 ) -> Result<RestoreReport> {
     let transport = endpoint.transport(ctx).await?;
     transport.wait_ready(ctx).await?;
@@ -119,6 +164,7 @@ async fn restore(
         backup: backup.to_string(),
         bucket: bucket.to_string(),
         instance_id: endpoint.instance.id.clone(),
+        snapshot_before,
         warnings,
         verify,
     })

@@ -550,6 +550,13 @@ mod through_the_cli {
     }
 
     async fn manual_snapshots(emulator: &Emulator) -> Vec<aws_sdk_ec2::types::Snapshot> {
+        snapshots_with_reason(emulator, "manual").await
+    }
+
+    async fn snapshots_with_reason(
+        emulator: &Emulator,
+        reason: &str,
+    ) -> Vec<aws_sdk_ec2::types::Snapshot> {
         emulator
             .ec2()
             .describe_snapshots()
@@ -557,7 +564,7 @@ mod through_the_cli {
             .filters(
                 Filter::builder()
                     .name("tag:glbox:snapshot-reason")
-                    .values("manual")
+                    .values(reason)
                     .build(),
             )
             .send()
@@ -668,6 +675,31 @@ mod through_the_cli {
         assert_eq!(
             std::fs::read_to_string(volume.join("gitlab-data/projects")).unwrap(),
             "v1"
+        );
+        // The data from before the restore is in a snapshot of the volume.
+        let before = snapshots_with_reason(&emulator, "pre-restore").await;
+        assert_eq!(before.len(), 1, "{before:?}");
+        assert_eq!(before[0].volume_id(), Some(volume_id));
+        assert_eq!(tag(&before[0], "glbox:deployment"), Some("trial"));
+        let snapshot_before = before[0].snapshot_id().unwrap();
+        assert!(
+            restore.stdout.contains(snapshot_before),
+            "{}",
+            restore.stdout
+        );
+
+        // The same restore again (as after a crash): it takes up that
+        // snapshot rather than one of the restored data.
+        let again = glbox(
+            &emulator,
+            &workspace,
+            &["restore", "--backup", &name, "--yes"],
+        );
+        again.assert_ok();
+        assert!(again.stdout.contains(snapshot_before), "{}", again.stdout);
+        assert_eq!(
+            snapshots_with_reason(&emulator, "pre-restore").await.len(),
+            1
         );
     }
 
