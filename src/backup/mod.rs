@@ -79,12 +79,12 @@ pub async fn start_snapshot(
 
 /// The newest snapshot in `found` started at most `within` seconds before
 /// `now` (seconds) and not in `error`, among those `keep` accepts.
-pub fn newest_recent<'a>(
-    found: &'a [Snapshot],
+pub fn newest_recent(
+    found: &[Snapshot],
     now: i64,
     within: u64,
     keep: impl Fn(&Snapshot) -> bool,
-) -> Option<&'a str> {
+) -> Option<&str> {
     found
         .iter()
         .filter(|s| snapshots::state_of(s) != "error" && keep(s))
