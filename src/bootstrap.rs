@@ -42,18 +42,8 @@ pub fn render(settings: &Settings, target: &Target<'_>) -> String {
         target.smtp_username,
         target.backup_bucket,
     );
-    // The nightly backup's script and time; empty when backup.s3 is off.
-    let (backup_script, backup_on_calendar) = match target.backup_bucket {
-        Some(bucket) => (
-            crate::backup::backup_script(settings, bucket),
-            crate::backup::on_calendar(settings.backup.time),
-        ),
-        None => (String::new(), String::new()),
-    };
-    let backup_script = match backup_script.is_empty() {
-        true => String::new(),
-        false => base64::engine::general_purpose::STANDARD.encode(backup_script),
-    };
+    let (backup_script, backup_on_calendar) =
+        crate::backup::schedule_values(settings, target.backup_bucket);
     // Read on the box with the instance role; empty when email is off.
     let smtp_parameter = settings
         .email

@@ -132,6 +132,20 @@ pub fn backup_script(settings: &Settings, bucket: &str) -> String {
     )
 }
 
+/// The bootstrap's values for the nightly backup: the installed script
+/// (base64) and the timer's OnCalendar; both empty when `backup.s3` is
+/// off (`bucket` is `None`), which removes the timer.
+pub fn schedule_values(settings: &Settings, bucket: Option<&str>) -> (String, String) {
+    use base64::Engine;
+    match bucket {
+        Some(bucket) => (
+            base64::engine::general_purpose::STANDARD.encode(backup_script(settings, bucket)),
+            on_calendar(settings.backup.time),
+        ),
+        None => (String::new(), String::new()),
+    }
+}
+
 /// The restore of `backup` glbox sends to the box.
 pub fn restore_script(settings: &Settings, bucket: &str, backup: &str) -> String {
     with_values(
