@@ -603,6 +603,11 @@ fi
 cmp -s "$etc_gitlab/gitlab-secrets.json" "$state_dir/gitlab-secrets.json" ||
   fail "gitlab-secrets.json was not copied to the data volume"
 
+# GitLab backups to S3 (cloud-init/backup-schedule.sh): the nightly timer
+# installed, updated or removed per backup.s3.
+phase "backup schedule"
+backup_schedule
+
 # Repeat the warnings at the end, where glbox reads them.
 for warning in "${warnings[@]}"; do
   printf 'glbox-warning: %s\n' "$warning"

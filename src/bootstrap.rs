@@ -29,10 +29,13 @@ pub struct Target<'a> {
     pub smtp_username: Option<&'a str>,
     /// The SSM SecureString the box reads GitLab's first root password from.
     pub root_password_parameter: &'a str,
+    /// The deployment's backup bucket when `backup.s3` is on: GitLab
+    /// uploads there, and the box gets the nightly backup timer.
+    pub backup_bucket: Option<&'a str>,
 }
 
 /// Quotes a value for a POSIX shell: single quotes, with `'` escaped.
-fn shell_quote(value: &str) -> String {
+pub(crate) fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
@@ -66,7 +69,14 @@ fn secrets_value(settings: &Settings) -> String {
 }
 
 fn render_settings(settings: &Settings, target: &Target<'_>) -> String {
-    let gitlab_rb = crate::gitlab_rb::render(settings, target.external_url, target.smtp_username);
+    let gitlab_rb = crate::gitlab_rb::render(
+        settings,
+        target.external_url,
+        target.smtp_username,
+        target.backup_bucket,
+    );
+    let (backup_script, backup_on_calendar) =
+        crate::backup::schedule_values(settings, target.backup_bucket);
     // Read on the box with the instance role; empty when email is off.
     let smtp_parameter = settings
         .email
@@ -103,6 +113,8 @@ fn render_settings(settings: &Settings, target: &Target<'_>) -> String {
             "GLBOX_GITLAB_RB_B64",
             &base64::engine::general_purpose::STANDARD.encode(gitlab_rb),
         ),
+        ("GLBOX_BACKUP_SCRIPT_B64", &backup_script),
+        ("GLBOX_BACKUP_ON_CALENDAR", &backup_on_calendar),
     ];
     let secrets_path = crate::secrets::path_for(settings);
     let secrets = secrets_value(settings);
@@ -128,6 +140,7 @@ fn render_settings(settings: &Settings, target: &Target<'_>) -> String {
         .split_once('\n')
         .map_or(EXTRA_CONFIG_FUNCTIONS, |(_, rest)| rest);
     out.push_str(functions);
+    out.push_str(crate::backup::SCHEDULE_FUNCTIONS);
     out.push_str(body);
     out
 }
@@ -146,6 +159,7 @@ mod tests {
                 external_url: "http://203.0.113.7",
                 smtp_username: None,
                 root_password_parameter: "/glbox/trial/root-password",
+                backup_bucket: None,
             },
         );
         assert!(script.starts_with("#!/bin/bash\n# Values for deployment \"trial\""));
@@ -224,6 +238,7 @@ mod tests {
                 external_url: "http://$(reboot)",
                 smtp_username: None,
                 root_password_parameter: "/glbox/trial/root-password",
+                backup_bucket: None,
             },
         );
         assert!(script.contains(r#"GLBOX_DATA_VOLUME='vol-1'\''; touch /tmp/x; '\'''"#));

@@ -39,6 +39,7 @@ pub struct Script {
     external_url: String,
     smtp_username: Option<String>,
     root_password_parameter: String,
+    backup_bucket: Option<String>,
 }
 
 impl Script {
@@ -55,7 +56,15 @@ impl Script {
             external_url: external_url.to_string(),
             smtp_username: smtp_username.map(str::to_string),
             root_password_parameter: crate::resources::parameters::root_password_name(ctx),
+            backup_bucket: None,
         }
+    }
+
+    /// GitLab's backups go to `bucket` (`backup.s3` on; see
+    /// [`crate::backup::bucket`]).
+    pub fn with_backups_to(mut self, bucket: Option<String>) -> Script {
+        self.backup_bucket = bucket;
+        self
     }
 
     pub fn target(&self) -> Target<'_> {
@@ -64,6 +73,7 @@ impl Script {
             external_url: &self.external_url,
             smtp_username: self.smtp_username.as_deref(),
             root_password_parameter: &self.root_password_parameter,
+            backup_bucket: self.backup_bucket.as_deref(),
         }
     }
 
@@ -133,7 +143,8 @@ impl Endpoint {
         data_volume_id: &str,
         smtp_username: Option<&str>,
     ) -> Result<()> {
-        let script = Script::new(ctx, data_volume_id, &self.url, smtp_username);
+        let script = Script::new(ctx, data_volume_id, &self.url, smtp_username)
+            .with_backups_to(crate::backup::bucket(ctx).await?);
         crate::bootstrap::apply(
             ctx,
             &self.instance,

@@ -23,8 +23,14 @@ fn ruby_quote(value: &str) -> String {
 
 /// Renders gitlab.rb for `external_url` (already resolved: configured, or
 /// the instance's address). `smtp_username` is the SES SMTP user (an access
-/// key id) when email is on.
-pub fn render(settings: &Settings, external_url: &str, smtp_username: Option<&str>) -> String {
+/// key id) when email is on; `backup_bucket` the deployment's bucket when
+/// `backup.s3` is on.
+pub fn render(
+    settings: &Settings,
+    external_url: &str,
+    smtp_username: Option<&str>,
+    backup_bucket: Option<&str>,
+) -> String {
     let gitlab = &settings.gitlab;
     let mut out = format!(
         "# Written by glbox for deployment \"{name}\". Change glbox.toml (your own\n\
@@ -59,6 +65,9 @@ pub fn render(settings: &Settings, external_url: &str, smtp_username: Option<&st
             smtp_username.unwrap_or("<smtp-username>"),
         ));
     }
+    if let Some(bucket) = backup_bucket {
+        out.push_str(&backup_block(&settings.region, bucket));
+    }
     if let Some(extra) = &gitlab.extra_config {
         out.push_str(&extra_block(&extra.text));
     }
@@ -75,6 +84,33 @@ fn extra_block(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// How long GitLab keeps its local archives (seconds): a day, so the data
+/// disk holds at most the last two nightly archives (the next
+/// `gitlab-backup create` prunes older ones); S3 keeps them for
+/// `backup.s3_keep_days`. `backup_keep_time` prunes only local files
+/// (doc/administration/backup_restore/backup_gitlab.md, "Limit backup
+/// lifetime for local files").
+pub const BACKUP_KEEP_TIME_SECONDS: u32 = 86_400;
+
+/// GitLab's upload of each backup to the deployment's bucket, with the
+/// instance role's credentials (no keys: `use_iam_profile`), archives at
+/// the bucket's root (doc/administration/backup_restore/backup_gitlab.md,
+/// "Using Amazon S3").
+fn backup_block(region: &str, bucket: &str) -> String {
+    format!(
+        "\n# GitLab backups to S3, written with the instance role (glbox-backup.timer).\n\
+         gitlab_rails['backup_upload_connection'] = {{\n  \
+         'provider' => 'AWS',\n  \
+         'region' => {region},\n  \
+         'use_iam_profile' => true\n}}\n\
+         gitlab_rails['backup_upload_remote_directory'] = {bucket}\n\
+         gitlab_rails['backup_upload_storage_options'] = {{ 'server_side_encryption' => 'AES256' }}\n\
+         gitlab_rails['backup_keep_time'] = {BACKUP_KEEP_TIME_SECONDS}\n",
+        region = ruby_quote(region),
+        bucket = ruby_quote(bucket),
+    )
 }
 
 /// GitLab's SMTP settings for SES (`doc/settings/smtp.md`).
@@ -127,7 +163,7 @@ mod tests {
     #[test]
     fn renders_the_required_settings() {
         let settings = crate::test_support::settings("trial");
-        let rb = render(&settings, "http://203.0.113.7", None);
+        let rb = render(&settings, "http://203.0.113.7", None, None);
         assert!(rb.contains("external_url 'http://203.0.113.7'\n"));
         assert!(rb.contains("letsencrypt['enable'] = false\n"));
         assert!(rb.contains("high_availability['mountpoint'] = '/var/opt/gitlab'\n"));
@@ -136,7 +172,7 @@ mod tests {
         assert!(!rb.contains("git_data_dirs"), "removed in GitLab 18.0");
         assert_eq!(
             rb,
-            render(&settings, "http://203.0.113.7", None),
+            render(&settings, "http://203.0.113.7", None, None),
             "stable text"
         );
     }
@@ -165,7 +201,7 @@ mod tests {
         let mut settings = crate::test_support::settings("trial");
         settings.gitlab.letsencrypt = true;
         settings.gitlab.root_email = Some("admin@example.com".into());
-        let rb = render(&settings, "https://git.example.com", None);
+        let rb = render(&settings, "https://git.example.com", None, None);
         assert!(rb.contains("letsencrypt['enable'] = true\n"));
         assert!(rb.contains("letsencrypt['contact_emails'] = ['admin@example.com']\n"));
     }
@@ -190,6 +226,7 @@ mod tests {
             &email_settings(587),
             "http://203.0.113.7",
             Some("AKIAEXAMPLE"),
+            None,
         );
         let expected = "\
 gitlab_rails['smtp_enable'] = true
@@ -215,12 +252,22 @@ from_file '/etc/gitlab/glbox-smtp-password.rb'
     #[test]
     fn values_from_aws_cannot_leave_their_ruby_string() {
         let hostile = "AKIA'; system('id') #\\";
-        let rb = render(&email_settings(587), "http://203.0.113.7", Some(hostile));
+        let rb = render(
+            &email_settings(587),
+            "http://203.0.113.7",
+            Some(hostile),
+            None,
+        );
         assert!(
             rb.contains("gitlab_rails['smtp_user_name'] = 'AKIA\\'; system(\\'id\\') #\\\\'\n"),
             "{rb}"
         );
-        let rb = render(&email_settings(587), "http://203.0.113.7'; exit 1; '", None);
+        let rb = render(
+            &email_settings(587),
+            "http://203.0.113.7'; exit 1; '",
+            None,
+            None,
+        );
         assert!(
             rb.contains("external_url 'http://203.0.113.7\\'; exit 1; \\''\n"),
             "{rb}"
@@ -234,11 +281,40 @@ from_file '/etc/gitlab/glbox-smtp-password.rb'
             &email_settings(465),
             "http://203.0.113.7",
             Some("AKIAEXAMPLE"),
+            None,
         );
         assert!(rb.contains("gitlab_rails['smtp_port'] = 465\n"));
         assert!(rb.contains("gitlab_rails['smtp_enable_starttls_auto'] = false\n"));
         assert!(rb.contains("gitlab_rails['smtp_ssl'] = true\n"));
         assert!(rb.contains("gitlab_rails['smtp_force_ssl'] = true\n"));
         assert!(!rb.contains("smtp_password"));
+    }
+
+    #[test]
+    fn backups_go_to_the_bucket_with_the_instance_role_only_when_asked() {
+        let settings = crate::test_support::settings("trial");
+        let rb = render(
+            &settings,
+            "http://203.0.113.7",
+            None,
+            Some("glbox-trial-0a1b2c3d4e"),
+        );
+        let expected = "\
+gitlab_rails['backup_upload_connection'] = {
+  'provider' => 'AWS',
+  'region' => 'us-east-1',
+  'use_iam_profile' => true
+}
+gitlab_rails['backup_upload_remote_directory'] = 'glbox-trial-0a1b2c3d4e'
+gitlab_rails['backup_upload_storage_options'] = { 'server_side_encryption' => 'AES256' }
+gitlab_rails['backup_keep_time'] = 86400
+";
+        assert!(rb.contains(expected), "{rb}");
+        assert!(
+            !rb.contains("aws_access_key_id"),
+            "no keys: the instance role"
+        );
+        let off = render(&settings, "http://203.0.113.7", None, None);
+        assert!(!off.contains("backup_"), "{off}");
     }
 }

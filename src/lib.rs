@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod aws;
+pub mod backup;
 pub mod bootstrap;
 pub mod caller_ip;
 pub mod checkpoint;

@@ -25,7 +25,8 @@ pub const TAG_EXPIRES_AT: &str = "glbox:expires-at";
 /// one the lab role lets read them (see `resources::iam::parameters_policy`).
 pub const TAG_INSTANCE: &str = "glbox:instance";
 /// Why glbox took a snapshot: "manual" (`glbox backup`), "pre-upgrade"
-/// (before `gitlab.version` was raised), or on a data volume that a
+/// (before `gitlab.version` was raised), "pre-restore" (the data before
+/// `glbox restore --backup` replaced it), or on a data volume that a
 /// restore swapped out, "replaced".
 /// GitLab uploads each backup to its bucket's root as
 /// `<backup id>_gitlab_backup.tar`: its upload (fog) takes a bucket, not a

@@ -40,15 +40,20 @@ pub async fn run(app: &App, what: RenderWhat) -> Result<Rendered> {
     };
     let external_url = external_url(&ctx, &observed, what);
     let smtp_username = smtp_username(&ctx, &observed, what);
+    let backup_bucket = crate::backup::bucket(&ctx).await?;
     let text = match what {
         RenderWhat::UserData => crate::userdata::render(ctx.settings, Some(&volume_id)),
         RenderWhat::Bootstrap => {
             crate::endpoint::Script::new(&ctx, &volume_id, &external_url, smtp_username.as_deref())
+                .with_backups_to(backup_bucket)
                 .render(ctx.settings)
         }
-        RenderWhat::GitlabRb => {
-            crate::gitlab_rb::render(ctx.settings, &external_url, smtp_username.as_deref())
-        }
+        RenderWhat::GitlabRb => crate::gitlab_rb::render(
+            ctx.settings,
+            &external_url,
+            smtp_username.as_deref(),
+            backup_bucket.as_deref(),
+        ),
     };
     Ok(Rendered(text))
 }

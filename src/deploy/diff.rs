@@ -75,6 +75,9 @@ pub struct Lookups {
     pub placement: Placement,
     /// The image and placement of the instance to launch, when one is due.
     pub launch: Option<LaunchSpec>,
+    /// The backup bucket GitLab uploads to (`backup.s3` on): part of the
+    /// bootstrap script, so of its digest.
+    pub backup_bucket: Option<String>,
 }
 
 pub async fn lookup(ctx: &Ctx<'_>, observed: &Observed, basis: &Basis) -> Result<Lookups> {
@@ -118,7 +121,12 @@ pub async fn lookup(ctx: &Ctx<'_>, observed: &Observed, basis: &Basis) -> Result
         }
         instance::Change::NoChange { .. } => None,
     };
-    Ok(Lookups { placement, launch })
+    let backup_bucket = crate::backup::bucket(ctx).await?;
+    Ok(Lookups {
+        placement,
+        launch,
+        backup_bucket,
+    })
 }
 
 /// The plan, from what is there and the lookups; no AWS call.
@@ -144,7 +152,16 @@ pub fn diff(
         .contains(&crate::email::credentials::password_parameter(ctx));
     let email = crate::email::diff(ctx, &observed.email, smtp_password_stored, with_bootstrap)?;
     let bootstrap = with_bootstrap
-        .then(|| bootstrap_diff(ctx, observed, &basis, &eip_plan, &email))
+        .then(|| {
+            bootstrap_diff(
+                ctx,
+                observed,
+                &basis,
+                &eip_plan,
+                &email,
+                lookups.backup_bucket.clone(),
+            )
+        })
         .transpose()?;
     let email_use = ctx
         .settings
@@ -194,6 +211,7 @@ fn bootstrap_diff(
     basis: &Basis,
     eip_plan: &EipPlan,
     email: &crate::email::Plan,
+    backup_bucket: Option<String>,
 ) -> Result<crate::bootstrap::Change> {
     // The SMTP user the box will get, when it is known before applying.
     let smtp_username = smtp_username_after(email, &observed.email);
@@ -222,6 +240,7 @@ fn bootstrap_diff(
             )?;
             Some(
                 crate::endpoint::Script::new(ctx, &volume.id, &url, smtp_username)
+                    .with_backups_to(backup_bucket.clone())
                     .render(ctx.settings),
             )
         });

@@ -150,6 +150,7 @@ fn plan(ctx: &Ctx<'_>, observed: &Observed, launch: Option<LaunchSpec>) -> Plan 
     let lookups = Lookups {
         placement: placement(),
         launch,
+        backup_bucket: None,
     };
     diff::diff(ctx, observed, basis, lookups, false).expect("a plan")
 }

@@ -18,6 +18,7 @@ fn script(settings: &Settings, external_url: &str) -> String {
             external_url,
             smtp_username: None,
             root_password_parameter: "/glbox/trial/root-password",
+            backup_bucket: None,
         },
     )
 }
@@ -85,7 +86,7 @@ fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigure
     let rb = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
     assert_eq!(
         rb,
-        glbox::gitlab_rb::render(&s, "http://198.51.100.1", None)
+        glbox::gitlab_rb::render(&s, "http://198.51.100.1", None, None)
     );
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(sandbox.path("etc-gitlab/gitlab.rb"))
@@ -140,6 +141,7 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
             external_url: "http://198.51.100.1",
             smtp_username: None,
             root_password_parameter: "/glbox/trial/root-password",
+            backup_bucket: None,
         },
     )
     // The loop device is 64 MiB, not the configured GiBs.
@@ -380,6 +382,7 @@ fn email_script(settings: &Settings, smtp_username: &str) -> String {
             external_url: "http://198.51.100.1",
             smtp_username: Some(smtp_username),
             root_password_parameter: "/glbox/trial/root-password",
+            backup_bucket: None,
         },
     )
 }

@@ -8,6 +8,7 @@
 mod common;
 
 mod aws_side;
+mod backup_box;
 mod bad_input;
 mod bootstrap_script;
 mod cloud_init;

@@ -24,7 +24,17 @@ pub const ROOT_PASSWORD: &str = "Sandbox-Root-Password-1";
 pub const SMTP_PASSWORD: &str = "BMXhUYlu5Z3gSXVQORxlVa7XPaz91aGWdfHxvkOZdWZ2";
 
 /// The sub-directories of `$SANDBOX` that stand for one instance's root disk.
-const INSTANCE_DIRS: &[&str] = &["etc-gitlab", "apt", "apt-conf", "yum", "log", "lock", "run"];
+const INSTANCE_DIRS: &[&str] = &[
+    "etc-gitlab",
+    "apt",
+    "apt-conf",
+    "yum",
+    "log",
+    "lock",
+    "run",
+    "sbin",
+    "systemd",
+];
 
 /// Omnibus GitLab's package scripts and `gitlab-ctl`, as far as glbox
 /// relies on them; sourced by the apt-get, dnf and gitlab-ctl stubs.
@@ -463,6 +473,15 @@ printf '200'"#,
     (
         "aws",
         r#"echo "aws $*" >> "$SANDBOX/calls.log"
+# S3 is a directory per bucket (see BACKUP_STUBS).
+case "$1" in
+  s3 | s3api)
+    . "$SANDBOX_ROOT/lib/s3.sh"
+    . "$SANDBOX_ROOT/lib/crash-after.sh"
+    s3_main "$@" || exit
+    crash_after aws "$@"
+    exit ;;
+esac
 # Backed by the emulator when a test says where it is: the parameter is
 # read for real (decrypted) with boto3 from the emulator's Python.
 if [ -n "${SANDBOX_AWS_ENDPOINT:-}" ]; then
@@ -504,7 +523,12 @@ case "$1" in
   reconfigure) omnibus_reconfigure gitlab-ctl ;;
   upgrade) omnibus_upgrade ;;
   renew-le-certs) omnibus_renew_le_certs ;;
-esac"#,
+  stop | start | restart) . "$SANDBOX_ROOT/lib/backup.sh"; omnibus_service_control "$@" ;;
+esac
+status=$?
+. "$SANDBOX_ROOT/lib/crash-after.sh"
+[ "$status" != 0 ] || crash_after gitlab-ctl "$@"
+exit "$status""#,
     ),
     (
         "findmnt",
@@ -520,9 +544,17 @@ esac"#,
   upgrade_migrations_status
   exit
 fi
+echo "gitlab-rake $*" >> "$SANDBOX/calls.log"
 echo "Checking GitLab subtasks ..."
 echo "All migrations up? ... yes"
-cat "$SANDBOX_ROOT/gitlab-check" 2>/dev/null || true"#,
+# lib/tasks/gitlab/check.rake (Sidekiq: "Running? ... yes|no"), read from
+# the runit service's state.
+if [ -e "$SANDBOX/services/sidekiq" ]; then
+  [ "$(cat "$SANDBOX/services/sidekiq")" = run ] && echo "Running? ... yes" || echo "Running? ... no"
+fi
+cat "$SANDBOX_ROOT/gitlab-check" 2>/dev/null || true
+. "$SANDBOX_ROOT/lib/crash-after.sh"
+crash_after gitlab-rake "$@""#,
     ),
     ("swapon", r#"echo "/swapfile 2147483648""#),
     (
@@ -550,6 +582,257 @@ fi"#,
     ),
 ];
 
+// ---- GitLab backups and restores (the backup lane's stubs) ----
+
+/// S3 as the AWS CLI shows it, one directory per bucket under
+/// `$SANDBOX_ROOT/s3/<bucket>/` (shared by every instance, as a bucket
+/// is), with each object's server-side encryption beside it under
+/// `$SANDBOX_ROOT/s3-sse/`. `aws s3 cp` (AWS CLI v2, `aws s3 cp help`):
+/// a local file to `s3://bucket/key`, or an object to a file or a
+/// directory (ending in `/`: the key's last part); a missing object fails
+/// with HeadObject's 404 and exit 1. `aws s3api head-object --query
+/// ContentLength --output text` prints the size; missing: 404, exit 254
+/// (the CLI's exit status for a service error, `aws help return-codes`).
+const S3: &str = r#"
+s3_root="$SANDBOX_ROOT/s3"
+s3_path() { local rest="${1#s3://}"; echo "$s3_root/$rest"; }
+s3_missing() { echo "An error occurred (404) when calling the HeadObject operation: Key \"$1\" does not exist" >&2; }
+s3_main() {
+  local service="$1" command="$2" src="" dst="" sse="" bucket="" key="" query="" arg
+  shift 2
+  while [ "$#" -gt 0 ]; do
+    arg="$1"
+    case "$arg" in
+      --sse) sse="$2"; shift ;;
+      --bucket) bucket="$2"; shift ;;
+      --key) key="$2"; shift ;;
+      --query) query="$2"; shift ;;
+      --region | --output) shift ;;
+      --*) ;;
+      *) if [ -z "$src" ]; then src="$arg"; else dst="$arg"; fi ;;
+    esac
+    shift
+  done
+  case "$service $command" in
+    "s3 cp")
+      case "$src" in
+        s3://*)
+          local from
+          from="$(s3_path "$src")"
+          [ -f "$from" ] || { echo "fatal error: $(s3_missing "${src#s3://*/}" 2>&1)" >&2; return 1; }
+          case "$dst" in */) dst="$dst${src##*/}" ;; esac
+          [ ! -d "$dst" ] || dst="$dst/${src##*/}"
+          cp "$from" "$dst"
+          ;;
+        *)
+          local to
+          to="$(s3_path "$dst")"
+          [ -f "$src" ] || { echo "The user-provided path $src does not exist." >&2; return 255; }
+          mkdir -p "${to%/*}"
+          cp "$src" "$to"
+          local meta="$SANDBOX_ROOT/s3-sse/${dst#s3://}"
+          mkdir -p "${meta%/*}"
+          printf '%s\n' "$sse" > "$meta"
+          ;;
+      esac
+      ;;
+    "s3api head-object")
+      local object="$s3_root/$bucket/$key"
+      [ -f "$object" ] || { s3_missing "$key"; return 254; }
+      [ "$query" = ContentLength ] && wc -c < "$object"
+      ;;
+    *) echo "sandbox: aws $service $command is not modelled" >&2; return 2 ;;
+  esac
+}
+"#;
+
+/// `gitlab-backup` and `gitlab-ctl stop|start|restart` as far as glbox's
+/// backup and restore rely on them. GitLab's data is stood for by the
+/// directory `gitlab-data` on the data volume.
+///
+/// create (lib/backup/manager.rb; doc/administration/backup_restore/
+/// backup_gitlab.md): needs GitLab configured and running; writes
+/// `<backup_path>/<id>_gitlab_backup.tar` (backup_path defaults to
+/// /var/opt/gitlab/backups; the id is `<unix time>_<YYYY_MM_DD>_<version>`,
+/// "Backup ID"), a tar of the data and `backup_information.yml` (with the
+/// version and what SKIP left out); uploads it to the bucket's root when
+/// gitlab.rb sets backup_upload_remote_directory with an AWS connection
+/// ("Using Amazon S3"), server-side encrypted as
+/// backup_upload_storage_options says; prunes local archives older than
+/// backup_keep_time ("Limit backup lifetime for local files"); ends with
+/// "Backup <id> is done.". A test makes the upload fail with
+/// `$SANDBOX_ROOT/upload-fails`.
+///
+/// restore (doc/administration/backup_restore/restore_gitlab.md): the
+/// archive must be in backup_path; a backup of another version is refused
+/// with GitLab's "GitLab version mismatch" (lib/backup/manager.rb); puma
+/// and sidekiq must be stopped first (the doc's "Stop the processes that
+/// are connected to the database"); without force=yes it asks before
+/// replacing the data, and stops unless told "yes". It does not touch
+/// /etc/gitlab (the secrets are not in the backup).
+const GITLAB_BACKUP: &str = r#"
+data="$GLBOX_DATA_MOUNTPOINT"
+backups="$data/backups"
+services_dir="$SANDBOX/services"
+
+service_state() { cat "$services_dir/$1" 2>/dev/null || echo missing; }
+
+# `gitlab-ctl stop|start|restart [SERVICE]` (omnibus-ctl runit commands).
+omnibus_service_control() {
+  local action="$1" sv state=run
+  [ "$action" != stop ] || state=down
+  [ -d "$services_dir" ] || { echo "GitLab is not configured on this box" >&2; return 1; }
+  for sv in "$services_dir"/*; do
+    [ -z "${2:-}" ] || [ "${sv##*/}" = "$2" ] || continue
+    echo "$state" > "$sv"
+    echo "ok: $state: ${sv##*/}"
+  done
+}
+
+gitlab_rb_value() {
+  sed -n "s/^gitlab_rails\['$1'\] = '\(.*\)'$/\1/p" "$GLBOX_ETC_GITLAB/gitlab.rb" 2>/dev/null
+}
+
+backup_create() {
+  local version id archive work bucket keep skip="" arg
+  for arg in "$@"; do case "$arg" in SKIP=*) skip="${arg#SKIP=}" ;; esac; done
+  version="$(cat "$SANDBOX/installed" 2>/dev/null)"
+  if [ -z "$version" ] || [ "$(service_state puma)" != run ]; then
+    echo "PG::ConnectionBad: connection to server on socket \"/var/opt/gitlab/postgresql/.s.PGSQL.5432\" failed" >&2
+    return 1
+  fi
+  id="$(date +%s)_$(date +%Y_%m_%d)_$version"
+  archive="$backups/${id}_gitlab_backup.tar"
+  work="$(mktemp -d)"
+  mkdir -p "$work/data" "$backups"
+  [ ! -d "$data/gitlab-data" ] || cp -a "$data/gitlab-data/." "$work/data/"
+  printf ':gitlab_version: %s\n:skipped: %s\n' "$version" "$skip" > "$work/backup_information.yml"
+  tar -C "$work" -cf "$archive" backup_information.yml data
+  rm -rf "$work"
+  echo "$(date -u '+%F %T') UTC -- Creating backup archive: ${id}_gitlab_backup.tar ... done"
+  bucket="$(gitlab_rb_value backup_upload_remote_directory)"
+  if [ -n "$bucket" ] && grep -q "'provider' => 'AWS'" "$GLBOX_ETC_GITLAB/gitlab.rb"; then
+    echo "$(date -u '+%F %T') UTC -- Uploading backup archive to remote storage $bucket ... "
+    if [ -e "$SANDBOX_ROOT/upload-fails" ]; then
+      echo "Excon::Error::Forbidden: Expected(200) <=> Actual(403 Forbidden)" >&2
+      return 1
+    fi
+    mkdir -p "$SANDBOX_ROOT/s3/$bucket" "$SANDBOX_ROOT/s3-sse/$bucket"
+    cp "$archive" "$SANDBOX_ROOT/s3/$bucket/${id}_gitlab_backup.tar"
+    sed -n "s/.*'server_side_encryption' => '\([^']*\)'.*/\1/p" "$GLBOX_ETC_GITLAB/gitlab.rb" \
+      > "$SANDBOX_ROOT/s3-sse/$bucket/${id}_gitlab_backup.tar"
+    echo "upload s3://$bucket/${id}_gitlab_backup.tar" >> "$SANDBOX/calls.log"
+  fi
+  keep="$(sed -n "s/^gitlab_rails\['backup_keep_time'\] = \([0-9]*\)$/\1/p" "$GLBOX_ETC_GITLAB/gitlab.rb")"
+  if [ -n "$keep" ]; then
+    find "$backups" -maxdepth 1 -name '*_gitlab_backup.tar' ! -newermt "@$(( $(date +%s) - keep ))" -delete
+  fi
+  echo "$(date -u '+%F %T') UTC -- Backup $id is done."
+}
+
+backup_restore() {
+  local name="" force="" arg archive work version
+  for arg in "$@"; do
+    case "$arg" in BACKUP=*) name="${arg#BACKUP=}" ;; force=*) force="${arg#force=}" ;; esac
+  done
+  archive="$backups/${name}_gitlab_backup.tar"
+  if [ ! -f "$archive" ]; then
+    echo "The backup file ${name}_gitlab_backup.tar does not exist!" >&2
+    return 1
+  fi
+  work="$(mktemp -d)"
+  tar -C "$work" -xf "$archive"
+  version="$(sed -n 's/^:gitlab_version: //p' "$work/backup_information.yml")"
+  if [ "$version" != "$(cat "$SANDBOX/installed" 2>/dev/null)" ]; then
+    echo "GitLab version mismatch:" >&2
+    echo "  Your current GitLab version ($(cat "$SANDBOX/installed" 2>/dev/null)) differs from the GitLab version in the backup!" >&2
+    echo "  Please switch to the following version and try again:" >&2
+    echo "  version: $version" >&2
+    rm -rf "$work"
+    return 1
+  fi
+  if [ "$(service_state puma)" = run ] || [ "$(service_state sidekiq)" = run ]; then
+    echo "sandbox: puma and sidekiq must be stopped before a restore (restore_gitlab.md)" >&2
+    rm -rf "$work"
+    return 1
+  fi
+  if [ "$force" != yes ]; then
+    echo "This task will now rebuild the authorized_keys file. Do you want to continue (yes/no)?"
+    local answer=""
+    read -r answer || true
+    if [ "$answer" != yes ]; then echo "Quitting..."; rm -rf "$work"; return 1; fi
+  fi
+  rm -rf "$data/gitlab-data"
+  mkdir -p "$data/gitlab-data"
+  cp -a "$work/data/." "$data/gitlab-data/"
+  rm -rf "$work"
+  echo "restored $name" >> "$SANDBOX/calls.log"
+  echo "Restore task is done."
+}
+"#;
+
+/// Crashes the script that called a stub right after the stub did its
+/// work, when `$SANDBOX_ROOT/crash-after` names the call (its first words,
+/// such as `gitlab-backup restore`): the parent shell is killed as a
+/// power cut would stop it, once (the switch is removed).
+const CRASH_AFTER: &str = r#"
+crash_after() {
+  local wanted
+  wanted="$(cat "$SANDBOX_ROOT/crash-after" 2>/dev/null)" || return 0
+  case "$*" in
+    "$wanted"*) rm -f "$SANDBOX_ROOT/crash-after"; echo "crash after: $*" >> "$SANDBOX/calls.log"; kill -9 "$PPID" ;;
+  esac
+}
+"#;
+
+/// `gitlab-backup`, `systemctl` and `chown`, recording their calls like
+/// the other stubs (queries are not recorded).
+pub const BACKUP_STUBS: &[(&str, &str)] = &[
+    (
+        "gitlab-backup",
+        r#"echo "gitlab-backup $*" >> "$SANDBOX/calls.log"
+. "$SANDBOX_ROOT/lib/backup.sh"
+. "$SANDBOX_ROOT/lib/crash-after.sh"
+command="$1"; shift
+case "$command" in
+  create) backup_create "$@" ;;
+  restore) backup_restore "$@" ;;
+  *) echo "Usage: gitlab-backup create|restore" >&2; exit 1 ;;
+esac || exit 1
+crash_after gitlab-backup "$command""#,
+    ),
+    (
+        // systemctl(1), as far as the backup timer goes: units under
+        // $GLBOX_SYSTEMD_DIR, enabled ones listed in $SANDBOX/systemd-enabled.
+        "systemctl",
+        r#"enabled="$SANDBOX/systemd-enabled"
+mkdir -p "$enabled"
+quiet=""; args=()
+for arg in "$@"; do case "$arg" in --quiet | -q) quiet=1 ;; *) args+=("$arg") ;; esac; done
+set -- "${args[@]}"
+case "$1" in
+  is-enabled)
+    if [ -e "$enabled/$2" ]; then [ -n "$quiet" ] || echo enabled; exit 0; fi
+    [ -n "$quiet" ] || echo disabled; exit 1 ;;
+esac
+echo "systemctl $*" >> "$SANDBOX/calls.log"
+case "$1" in
+  enable | disable)
+    now=""; unit=""
+    for arg in "${@:2}"; do case "$arg" in --now) now=1 ;; *) unit="$arg" ;; esac; done
+    if [ "$1" = enable ]; then
+      [ -e "$GLBOX_SYSTEMD_DIR/$unit" ] || { echo "Failed to enable unit: Unit file $unit does not exist." >&2; exit 1; }
+      touch "$enabled/$unit"
+    else
+      rm -f "$enabled/$unit"
+    fi ;;
+  restart | start)
+    [ -e "$GLBOX_SYSTEMD_DIR/$2" ] || { echo "Failed to $1 $2: Unit $2 not found." >&2; exit 5; } ;;
+esac"#,
+    ),
+    ("chown", r#"echo "chown $*" >> "$SANDBOX/calls.log""#),
+];
+
 /// The variables that point glbox's scripts at one instance of the
 /// sandbox: `instance` is its state directory, `root` the sandbox's and
 /// `data` where its data volume is mounted (shell expressions allowed).
@@ -570,6 +853,8 @@ fn instance_env(instance: &str, root: &str, data: &str) -> Vec<(String, String)>
         ("GLBOX_DATA_MOUNTPOINT", data.to_string()),
         ("GLBOX_LOCK_DIR", format!("{instance}/lock")),
         ("GLBOX_RUN_DIR", format!("{instance}/run")),
+        ("GLBOX_SBIN_DIR", format!("{instance}/sbin")),
+        ("GLBOX_SYSTEMD_DIR", format!("{instance}/systemd")),
         // No cloud-init run on this machine: the wait is skipped.
         (
             "GLBOX_CLOUD_INIT_RUN_DIR",
@@ -630,7 +915,10 @@ impl Sandbox {
         std::fs::write(dir.path().join("lib/omnibus.sh"), OMNIBUS).unwrap();
         std::fs::write(dir.path().join("lib/apt-lock.sh"), APT_LOCK).unwrap();
         std::fs::write(dir.path().join("lib/upgrade.sh"), UPGRADE).unwrap();
-        for (name, body) in STUBS {
+        std::fs::write(dir.path().join("lib/s3.sh"), S3).unwrap();
+        std::fs::write(dir.path().join("lib/backup.sh"), GITLAB_BACKUP).unwrap();
+        std::fs::write(dir.path().join("lib/crash-after.sh"), CRASH_AFTER).unwrap();
+        for (name, body) in STUBS.iter().chain(BACKUP_STUBS) {
             write_executable(&bin.join(name), body);
         }
         write_executable(&bin.join("sandbox-instance"), &instance_runner());
@@ -672,6 +960,7 @@ impl Sandbox {
             let _ = std::fs::remove_file(self.path(file));
         }
         let _ = std::fs::remove_dir_all(self.path("services"));
+        let _ = std::fs::remove_dir_all(self.path("systemd-enabled"));
     }
 
     /// Forgets the calls recorded so far.
