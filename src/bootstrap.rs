@@ -177,6 +177,7 @@ mod tests {
             external_url: "http://203.0.113.7",
             smtp_username: None,
             root_password_parameter: "/glbox/trial/root-password",
+            backup_bucket: None,
         }
     }
 
@@ -281,6 +282,7 @@ mod tests {
                 external_url: "http://203.0.113.7",
                 smtp_username: None,
                 root_password_parameter: "/glbox/trial/root-password",
+                backup_bucket: None,
             },
         );
         assert!(

@@ -184,10 +184,11 @@ mod tests {
             path: "extra.rb".into(),
             text: "gitlab_rails['ldap_enabled'] = true".into(),
         });
-        let rb = render(&settings, "http://203.0.113.7", None);
+        let rb = render(&settings, "http://203.0.113.7", None, None);
         let own = render(
             &crate::test_support::settings("trial"),
             "http://203.0.113.7",
+            None,
             None,
         );
         assert_eq!(

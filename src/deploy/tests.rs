@@ -388,6 +388,7 @@ async fn a_raised_version_plans_its_path_and_a_lower_one_is_refused() {
         let lookups = Lookups {
             placement: placement(),
             launch: None,
+            backup_bucket: None,
         };
         diff::diff(ctx, observed, basis, lookups, true)
     };
@@ -424,6 +425,7 @@ async fn a_raised_version_plans_its_path_and_a_lower_one_is_refused() {
         let lookups = Lookups {
             placement: placement(),
             launch: Some(launch()),
+            backup_bucket: None,
         };
         let refused = diff::diff(ctx, &observed, basis, lookups, true).expect_err("refused");
         assert!(

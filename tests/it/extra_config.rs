@@ -48,6 +48,7 @@ fn script(settings: &Settings, external_url: &str) -> String {
             external_url,
             smtp_username: None,
             root_password_parameter: "/glbox/trial/root-password",
+            backup_bucket: None,
         },
     )
 }
@@ -89,7 +90,7 @@ fn the_extra_settings_follow_glboxs_and_their_secrets_are_written_0600() {
     let first = ok(&sandbox.run(&script(&s, url)));
 
     let rb = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
-    assert_eq!(rb, glbox::gitlab_rb::render(&s, url, None));
+    assert_eq!(rb, glbox::gitlab_rb::render(&s, url, None, None));
     let own = rb.find("external_url 'http://198.51.100.1'").unwrap();
     let mountpoint = rb.find("high_availability['mountpoint']").unwrap();
     let extra = rb.find("gitlab_rails['ldap_enabled'] = true").unwrap();
@@ -211,7 +212,7 @@ fn a_gitlab_rb_changed_by_hand_is_refused_then_replaced_only_when_asked() {
     );
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
-        glbox::gitlab_rb::render(&s, "http://gitlab.example.com", None)
+        glbox::gitlab_rb::render(&s, "http://gitlab.example.com", None, None)
     );
     let copies: Vec<_> = std::fs::read_dir(sandbox.path("etc-gitlab"))
         .unwrap()
@@ -566,7 +567,7 @@ fn a_run_cut_off_while_replacing_gitlab_rb_is_not_taken_for_a_hand_edit() {
     let new = sandbox.path("new-gitlab.rb");
     std::fs::write(
         &new,
-        glbox::gitlab_rb::render(&s, "http://203.0.113.5", None),
+        glbox::gitlab_rb::render(&s, "http://203.0.113.5", None, None),
     )
     .unwrap();
     let functions = glbox::bootstrap::EXTRA_CONFIG_FUNCTIONS;

@@ -21,6 +21,7 @@ fn script(version: &str) -> String {
             external_url: URL,
             smtp_username: None,
             root_password_parameter: "/glbox/trial/root-password",
+            backup_bucket: None,
         },
     )
 }
