@@ -28,7 +28,7 @@ pub struct Target<'a> {
 }
 
 /// Quotes a value for a POSIX shell: single quotes, with `'` escaped.
-fn shell_quote(value: &str) -> String {
+pub(crate) fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 

@@ -36,6 +36,11 @@ pub const BACKUP_ARCHIVE_SUFFIX: &str = "_gitlab_backup.tar";
 /// (`config/<backup id>/`): GitLab's backup does not hold them.
 pub const BACKUP_CONFIG_PREFIX: &str = "config/";
 pub const TAG_SNAPSHOT_REASON: &str = "glbox:snapshot-reason";
+/// On a data volume a restore swapped out (its role then
+/// [`Role::ReplacedDataVolume`]): when (RFC 3339, UTC) ...
+pub const TAG_REPLACED_AT: &str = "glbox:replaced-at";
+/// ... and by which restore: `restore of <snapshot> onto <new volume>`.
+pub const TAG_REPLACED_BY: &str = "glbox:replaced-by";
 
 /// What a resource is for within one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +48,9 @@ pub enum Role {
     Instance,
     SecurityGroup,
     DataVolume,
+    /// A data volume `glbox restore --snapshot` swapped out: kept, never
+    /// deleted by glbox, no longer the deployment's data volume.
+    ReplacedDataVolume,
     RootVolume,
     ElasticIp,
     KeyPair,
@@ -64,6 +72,7 @@ impl Role {
             Role::Instance => "instance",
             Role::SecurityGroup => "security-group",
             Role::DataVolume => "data",
+            Role::ReplacedDataVolume => "replaced-data",
             Role::RootVolume => "root",
             Role::ElasticIp => "elastic-ip",
             Role::KeyPair => "key-pair",
@@ -82,6 +91,7 @@ impl Role {
             Role::Instance | Role::KeyPair | Role::InstanceRole => None,
             Role::SecurityGroup => Some("sg"),
             Role::DataVolume => Some("data"),
+            Role::ReplacedDataVolume => Some("data-replaced"),
             Role::RootVolume => Some("root"),
             Role::ElasticIp => Some("eip"),
             Role::FinalSnapshot => Some("final"),

@@ -172,6 +172,21 @@ omnibus_reconfigure() {
   done
 }
 
+# `gitlab-ctl stop` / `gitlab-ctl start` (omnibus-ctl: runit's `sv down` /
+# `sv up` for every service of this instance; start keeps those a test
+# names in $SANDBOX_ROOT/services-down down). Nothing to do before the
+# first reconfigure made the services.
+omnibus_set_services() {
+  local sv state
+  [ -d "$services_dir" ] || return 0
+  for sv in "$services_dir"/*; do
+    [ -e "$sv" ] || continue
+    state="$1"
+    if grep -qx "${sv##*/}" "$SANDBOX_ROOT/services-down" 2>/dev/null; then state=down; fi
+    echo "$state" > "$sv"
+  done
+}
+
 # `gitlab-ctl upgrade` (files/gitlab-ctl-commands/upgrade.rb): a fresh
 # install (no bootstrapped file on /var/opt/gitlab, an external URL given)
 # reconfigures; without runit services it says GitLab is not configured
@@ -397,6 +412,8 @@ case "$1" in
   reconfigure) omnibus_reconfigure gitlab-ctl ;;
   upgrade) omnibus_upgrade ;;
   renew-le-certs) omnibus_renew_le_certs ;;
+  stop) omnibus_set_services down ;;
+  start) omnibus_set_services run ;;
 esac"#,
     ),
     (
@@ -435,6 +452,20 @@ if [ -n "${SANDBOX_VOLUMES:-}" ]; then
   mkdir -p "$SANDBOX_VOLUMES/$1"
   ln -sfn "$SANDBOX_VOLUMES/$1" "$2"
 fi"#,
+    ),
+    // The restore's stubs: the data volume "mounted" by the prepare-data
+    // stub is a link at the mount point. `mountpoint -q DIR` (util-linux)
+    // says whether it is there; `umount DIR` removes it, fails with
+    // umount's "not mounted" (exit 32) when it is not, and with "target is
+    // busy" when a test says so ($SANDBOX_ROOT/umount-busy).
+    ("mountpoint", r#"[ -L "${*: -1}" ]"#),
+    (
+        "umount",
+        r#"echo "umount $*" >> "$SANDBOX/calls.log"
+target="${*: -1}"
+if [ ! -L "$target" ]; then echo "umount: $target: not mounted." >&2; exit 32; fi
+if [ -e "$SANDBOX_ROOT/umount-busy" ]; then echo "umount: $target: target is busy." >&2; exit 32; fi
+rm -f "$target""#,
     ),
 ];
 
