@@ -215,11 +215,17 @@ pub async fn close_intent(ctx: &Ctx<'_>) -> Result<()> {
 /// Steps 2 to 5: the new volume, made from the snapshot, attached to the
 /// instance in the old one's place, GitLab started on it. Returns its id.
 pub async fn swap(ctx: &Ctx<'_>, intent: &RestoreIntent, transport: &Transport) -> Result<String> {
+    let on_instance = |v: &Option<aws_sdk_ec2::types::Volume>| {
+        v.as_ref().and_then(gateway::attached_to) == Some(intent.instance_id.as_str())
+    };
     let new = create_volume(ctx, intent).await?;
     crate::checkpoint::reached("restore-volume").await?;
-    wait_for(ctx, &new, "available", true).await?;
+    // A resumed restore may find it attached already.
+    if !on_instance(&describe(ctx, &new).await?) {
+        wait_for(ctx, &new, "available", true).await?;
+    }
     let old = describe(ctx, &intent.replaced_volume_id).await?;
-    if old.as_ref().and_then(gateway::attached_to) == Some(intent.instance_id.as_str()) {
+    if on_instance(&old) {
         run_on_box(
             ctx,
             transport,
@@ -246,8 +252,7 @@ pub async fn swap(ctx: &Ctx<'_>, intent: &RestoreIntent, transport: &Transport) 
         mark_replaced(ctx, intent, &new).await?;
     }
     crate::checkpoint::reached("restore-retagged").await?;
-    let seen = describe(ctx, &new).await?;
-    if seen.as_ref().and_then(gateway::attached_to) != Some(intent.instance_id.as_str()) {
+    if !on_instance(&describe(ctx, &new).await?) {
         gateway::attach(&ctx.aws.ec2, ctx.ui, &new, &intent.instance_id, DEVICE).await?;
         wait_for(ctx, &new, "in-use", false).await?;
         ctx.ui.info(&format!(

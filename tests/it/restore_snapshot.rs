@@ -112,7 +112,7 @@ impl World {
             .ec2()
             .create_snapshot()
             .volume_id(volume_id)
-            .tag_specifications(tags(pairs))
+            .set_tag_specifications((!pairs.is_empty()).then(|| vec![tags(pairs)]))
             .send()
             .await
             .unwrap()
@@ -233,15 +233,19 @@ impl World {
             "{context}: reconfigured on the restored data: {:?}",
             box_.calls()
         );
+        // GitLab stopped, the old volume unmounted, then the new one mounted
+        // and GitLab started on it (a resumed run may repeat a step).
+        let calls = box_.calls();
+        let first = |prefix: &str| calls.iter().position(|c| c.starts_with(prefix));
+        let last = |prefix: &str| calls.iter().rposition(|c| c.starts_with(prefix));
+        let stopped = first("gitlab-ctl stop").unwrap_or_else(|| panic!("{context}: {calls:?}"));
+        let unmounted = first("umount ").unwrap_or_else(|| panic!("{context}: {calls:?}"));
+        let mounted = last(&format!("glbox-prepare-data {new_id}"))
+            .unwrap_or_else(|| panic!("{context}: {calls:?}"));
+        let started = last("gitlab-ctl start").unwrap_or_else(|| panic!("{context}: {calls:?}"));
         assert!(
-            box_.calls()
-                .iter()
-                .any(|c| c.starts_with("gitlab-ctl stop")),
-            "{context}"
-        );
-        assert!(
-            box_.calls().iter().any(|c| c.starts_with("umount ")),
-            "{context}"
+            stopped < unmounted && unmounted < mounted && mounted < started,
+            "{context}: {calls:?}"
         );
 
         let parameters = self
