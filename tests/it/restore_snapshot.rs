@@ -234,15 +234,15 @@ impl World {
             box_.calls()
         );
         // GitLab stopped, the old volume unmounted, then the new one mounted
-        // and GitLab started on it (a resumed run may repeat a step).
+        // and GitLab started on it, before the bootstrap (a resumed run may
+        // repeat a step: the first of each counts).
         let calls = box_.calls();
         let first = |prefix: &str| calls.iter().position(|c| c.starts_with(prefix));
-        let last = |prefix: &str| calls.iter().rposition(|c| c.starts_with(prefix));
         let stopped = first("gitlab-ctl stop").unwrap_or_else(|| panic!("{context}: {calls:?}"));
         let unmounted = first("umount ").unwrap_or_else(|| panic!("{context}: {calls:?}"));
-        let mounted = last(&format!("glbox-prepare-data {new_id}"))
+        let mounted = first(&format!("glbox-prepare-data {new_id} "))
             .unwrap_or_else(|| panic!("{context}: {calls:?}"));
-        let started = last("gitlab-ctl start").unwrap_or_else(|| panic!("{context}: {calls:?}"));
+        let started = first("gitlab-ctl start").unwrap_or_else(|| panic!("{context}: {calls:?}"));
         assert!(
             stopped < unmounted && unmounted < mounted && mounted < started,
             "{context}: {calls:?}"
@@ -471,23 +471,26 @@ async fn unknown_foreign_and_too_big_snapshots_are_refused_before_any_change() {
             &[("glbox:deployment", "prod"), ("glbox:managed-by", "glbox")],
         )
         .await;
-    let untagged = world.snapshot(&old, &[]).await;
-    // A 200 GiB volume of the deployment's (not made by glbox, so its
-    // snapshot is the deployment's by its tags only).
+    // Volumes glbox did not make: a 200 GiB one (its snapshot is the
+    // deployment's by its tags only) and a stray one (its snapshot carries
+    // no tags: nothing makes it the deployment's).
     let zone = world
         .volume(&old)
         .await
         .availability_zone()
         .unwrap()
         .to_string();
-    let big = ec2
-        .create_volume()
-        .availability_zone(zone)
-        .size(200)
-        .send()
-        .await
-        .unwrap();
+    let made = |size: i32| {
+        ec2.create_volume()
+            .availability_zone(zone.clone())
+            .size(size)
+            .send()
+    };
+    let big = made(200).await.unwrap();
+    let stray = made(10).await.unwrap();
+    crate::common::past_fresh_id_window().await;
     let big = world.snapshot(big.volume_id().unwrap(), OWN_TAGS).await;
+    let untagged = world.snapshot(stray.volume_id().unwrap(), &[]).await;
 
     world.emulator.start_recording();
     let cases = [

@@ -167,9 +167,10 @@ pub async fn attach(
 /// Detaches `volume` from `instance` (the instance is always named: the
 /// emulator answers a DetachVolume without one with HTTP 500). A retried
 /// call whose first answer was lost finds the volume no longer attached
-/// there (`IncorrectState` on AWS for an available volume,
+/// there (`IncorrectState` on AWS for an available or detaching volume,
 /// `InvalidAttachment.NotFound` for one attached elsewhere or nowhere):
-/// that is success unless the volume is still attached to `instance`.
+/// that is success unless the volume is still attached (or attaching) to
+/// `instance`; a detach under way is the caller's to wait for.
 pub async fn detach(ec2: &Client, ui: &Ui, volume: &str, instance: &str) -> Result<(), AwsError> {
     let sent = ec2
         .detach_volume()
@@ -180,7 +181,12 @@ pub async fn detach(ec2: &Client, ui: &Ui, volume: &str, instance: &str) -> Resu
     match sent {
         Err(e) if has_code(&e, "IncorrectState") || has_code(&e, "InvalidAttachment.NotFound") => {
             let seen = describe_one(ec2, ui, volume).await?;
-            if seen.as_ref().and_then(attached_to) == Some(instance) {
+            let still = seen.iter().flat_map(|v| v.attachments()).any(|a| {
+                a.instance_id() == Some(instance)
+                    && a.state()
+                        .is_some_and(|s| matches!(s.as_str(), "attached" | "attaching"))
+            });
+            if still {
                 return Err(crate::aws::error("ec2:DetachVolume", e));
             }
             Ok(())
