@@ -11,7 +11,7 @@
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification, Volume};
 
 use crate::common::sandbox::Sandbox;
-use crate::common::{glbox, glbox_with_env, mutating, running_instance, Emulator, Workspace};
+use crate::common::{glbox, mutating, running_instance, Emulator, Workspace};
 
 const DEPLOYMENT: &str = "trial";
 
@@ -368,7 +368,7 @@ async fn a_crash_at_any_step_of_a_restore_is_finished_by_the_same_command() {
     for step in glbox::resources::restore::CHECKPOINTS {
         let world = World::up().await;
         let (old, snapshot) = world.snapshot_of_the_data().await;
-        let crashed = glbox_with_env(
+        let crashed = crate::common::glbox_with_env(
             &world.emulator,
             &world.workspace,
             &["restore", "--snapshot", &snapshot, "--yes"],
@@ -394,7 +394,7 @@ async fn a_crash_at_any_step_of_a_restore_is_finished_by_the_same_command() {
 async fn ctrl_c_stops_a_restore_at_a_safe_point_and_says_how_to_resume() {
     let world = World::up().await;
     let (old, snapshot) = world.snapshot_of_the_data().await;
-    let stopped = glbox_with_env(
+    let stopped = crate::common::glbox_with_env(
         &world.emulator,
         &world.workspace,
         &["restore", "--snapshot", &snapshot, "--yes"],
