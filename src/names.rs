@@ -45,6 +45,11 @@ pub const TAG_GITLAB_VERSION: &str = "glbox:gitlab-version";
 /// taken before, so a resumed `up` finds it instead of taking another.
 pub const TAG_UPGRADE_FROM: &str = "glbox:upgrade-from";
 pub const TAG_UPGRADE_TO: &str = "glbox:upgrade-to";
+/// On a data volume a restore swapped out (its role then
+/// [`Role::ReplacedDataVolume`]): when (RFC 3339, UTC) ...
+pub const TAG_REPLACED_AT: &str = "glbox:replaced-at";
+/// ... and by which restore: `restore of <snapshot> onto <new volume>`.
+pub const TAG_REPLACED_BY: &str = "glbox:replaced-by";
 
 /// What a resource is for within one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,9 @@ pub enum Role {
     Instance,
     SecurityGroup,
     DataVolume,
+    /// A data volume `glbox restore --snapshot` swapped out: kept, never
+    /// deleted by glbox, no longer the deployment's data volume.
+    ReplacedDataVolume,
     RootVolume,
     ElasticIp,
     KeyPair,
@@ -73,6 +81,7 @@ impl Role {
             Role::Instance => "instance",
             Role::SecurityGroup => "security-group",
             Role::DataVolume => "data",
+            Role::ReplacedDataVolume => "replaced-data",
             Role::RootVolume => "root",
             Role::ElasticIp => "elastic-ip",
             Role::KeyPair => "key-pair",
@@ -91,6 +100,7 @@ impl Role {
             Role::Instance | Role::KeyPair | Role::InstanceRole => None,
             Role::SecurityGroup => Some("sg"),
             Role::DataVolume => Some("data"),
+            Role::ReplacedDataVolume => Some("data-replaced"),
             Role::RootVolume => Some("root"),
             Role::ElasticIp => Some("eip"),
             Role::FinalSnapshot => Some("final"),

@@ -40,6 +40,9 @@ const LEDGER: &str = "owned/";
 pub enum Kind {
     Volume,
     Address,
+    /// `glbox restore --snapshot`: a data volume made from a snapshot and
+    /// swapped in (`resources::restore::RestoreIntent`).
+    Restore,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
         match self {
             Kind::Volume => "intent-volume",
             Kind::Address => "intent-address",
+            Kind::Restore => "intent-restore",
         }
     }
 
@@ -54,6 +58,7 @@ impl Kind {
         match self {
             Kind::Volume => "data-volume",
             Kind::Address => "elastic-ip",
+            Kind::Restore => "data-volume",
         }
     }
 }
@@ -85,6 +90,7 @@ pub struct Ledger {
     ids: BTreeSet<String>,
     open_volume: bool,
     open_address: bool,
+    open_restore: bool,
 }
 
 impl Ledger {
@@ -102,6 +108,8 @@ impl Ledger {
                 ledger.open_volume = true;
             } else if leaf == Kind::Address.leaf() {
                 ledger.open_address = true;
+            } else if leaf == Kind::Restore.leaf() {
+                ledger.open_restore = true;
             } else if !leaf.contains('/') {
                 ledger.ids.insert(leaf.to_string());
             }
@@ -117,6 +125,7 @@ impl Ledger {
         match kind {
             Kind::Volume => self.open_volume,
             Kind::Address => self.open_address,
+            Kind::Restore => self.open_restore,
         }
     }
 }
@@ -357,6 +366,7 @@ mod tests {
             "/glbox/t/owned/vol-1",
             "/glbox/t/owned/eipalloc-2",
             "/glbox/t/owned/intent-volume",
+            "/glbox/t/owned/intent-restore",
             "/glbox/tt/owned/vol-9",
         ]
         .iter()
@@ -365,6 +375,7 @@ mod tests {
         let ledger = Ledger::from_parameters(&names, &parameters);
         assert!(ledger.holds("vol-1") && ledger.holds("eipalloc-2"));
         assert!(!ledger.holds("vol-9") && !ledger.holds("intent-volume"));
+        assert!(!ledger.holds("intent-restore") && ledger.is_open(Kind::Restore));
         assert!(ledger.is_open(Kind::Volume) && !ledger.is_open(Kind::Address));
     }
 }

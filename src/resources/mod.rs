@@ -13,6 +13,7 @@ pub mod instance;
 pub mod key_pair;
 pub mod parameters;
 pub mod placement;
+pub mod restore;
 pub mod security_group;
 pub mod upgrade;
 

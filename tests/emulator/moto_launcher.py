@@ -1251,6 +1251,49 @@ def add_volume_modification_rate():
     Volume.modify = modify
 
 
+def add_sandbox_snapshot_data():
+    """Gap: in a test's sandbox ({"sandbox": DIR}, see add_sandbox_execution)
+    a volume made from a snapshot holds nothing. On EBS a snapshot is a
+    point-in-time copy of the volume's blocks, and "when you create a volume
+    from a snapshot, the volume is an exact replica of the volume used to
+    create the snapshot" ("Amazon EBS snapshots" and "Create a volume from a
+    snapshot", Amazon EBS user guide; CreateVolume's SnapshotId,
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateVolume.html).
+    Here CreateSnapshot copies DIR/volumes/<volume-id>/ (the volume's data
+    as the sandbox's instances see it) to DIR/snapshots/<snapshot-id>/, and
+    CreateVolume with a SnapshotId starts DIR/volumes/<new id>/ as that copy."""
+    import shutil
+
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    original_snapshot = EBSBackend.create_snapshot
+    original_volume = EBSBackend.create_volume
+
+    def sandbox_of(backend):
+        return behaviour(backend.account_id, backend.region_name).get("sandbox")
+
+    def copy(source, target):
+        if os.path.isdir(source) and not os.path.exists(target):
+            shutil.copytree(source, target, symlinks=True)
+
+    def create_snapshot(self, volume_id, *args, **kwargs):
+        snapshot = original_snapshot(self, volume_id, *args, **kwargs)
+        root = sandbox_of(self)
+        if root:
+            copy(os.path.join(root, "volumes", volume_id), os.path.join(root, "snapshots", snapshot.id))
+        return snapshot
+
+    def create_volume(self, *args, **kwargs):
+        volume = original_volume(self, *args, **kwargs)
+        root = sandbox_of(self)
+        if root and volume.snapshot_id:
+            copy(os.path.join(root, "snapshots", volume.snapshot_id), os.path.join(root, "volumes", volume.id))
+        return volume
+
+    EBSBackend.create_snapshot = create_snapshot
+    EBSBackend.create_volume = create_volume
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -1279,6 +1322,7 @@ def main():
     add_eventual_consistency()
     add_profile_propagation()
     add_volume_modification_rate()
+    add_sandbox_snapshot_data()
     add_default_vpc_internet()
     add_launch_network_interfaces()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

@@ -30,6 +30,7 @@ mod output;
 mod ownership;
 mod probe;
 mod quotas;
+mod restore_snapshot;
 mod secrets;
 mod ssh_bootstrap;
 mod ssm_bootstrap;

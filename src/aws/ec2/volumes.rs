@@ -1,5 +1,5 @@
-//! EBS volumes: describe, create, attach (one rule for a lost answer),
-//! modify, wait for many and delete. The box's data volume and
+//! EBS volumes: describe, create, attach and detach (one rule each for a
+//! lost answer), modify, wait for many and delete. The box's data volume and
 //! the lab's seat volumes go through these same functions.
 
 use aws_sdk_ec2::types::{Filter, TagSpecification, Volume, VolumeModification, VolumeType};
@@ -164,6 +164,37 @@ pub async fn attach(
     }
 }
 
+/// Detaches `volume` from `instance` (the instance is always named: the
+/// emulator answers a DetachVolume without one with HTTP 500). A retried
+/// call whose first answer was lost finds the volume no longer attached
+/// there (`IncorrectState` on AWS for an available or detaching volume,
+/// `InvalidAttachment.NotFound` for one attached elsewhere or nowhere):
+/// that is success unless the volume is still attached (or attaching) to
+/// `instance`; a detach under way is the caller's to wait for.
+pub async fn detach(ec2: &Client, ui: &Ui, volume: &str, instance: &str) -> Result<(), AwsError> {
+    let sent = ec2
+        .detach_volume()
+        .volume_id(volume)
+        .instance_id(instance)
+        .send()
+        .await;
+    match sent {
+        Err(e) if has_code(&e, "IncorrectState") || has_code(&e, "InvalidAttachment.NotFound") => {
+            let seen = describe_one(ec2, ui, volume).await?;
+            let still = seen.iter().flat_map(|v| v.attachments()).any(|a| {
+                a.instance_id() == Some(instance)
+                    && a.state()
+                        .is_some_and(|s| matches!(s.as_str(), "attached" | "attaching"))
+            });
+            if still {
+                return Err(crate::aws::error("ec2:DetachVolume", e));
+            }
+            Ok(())
+        }
+        other => other.ctx("ec2:DetachVolume").map(|_| ()),
+    }
+}
+
 /// What ModifyVolume did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Modified {
@@ -272,6 +303,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(operations(&replay), ["AttachVolume"]);
+    }
+
+    #[tokio::test]
+    async fn a_retried_detach_that_finds_the_volume_free_succeeds() {
+        let (ec2, replay) = ec2_client(vec![
+            ec2_refusal("IncorrectState"),
+            answer(200, &volumes(&[("vol-1", "available", None)])),
+        ]);
+        detach(&ec2, &ui(), "vol-1", "i-1").await.unwrap();
+        assert_eq!(operations(&replay), ["DetachVolume", "DescribeVolumes"]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_detach_of_a_volume_still_attached_is_an_error() {
+        let (ec2, _) = ec2_client(vec![
+            ec2_refusal("InvalidAttachment.NotFound"),
+            answer(200, &volumes(&[("vol-1", "in-use", Some("i-1"))])),
+        ]);
+        let err = detach(&ec2, &ui(), "vol-1", "i-1").await.unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("InvalidAttachment.NotFound"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -580,6 +580,20 @@ if [ -n "${SANDBOX_VOLUMES:-}" ]; then
   ln -sfn "$SANDBOX_VOLUMES/$1" "$2"
 fi"#,
     ),
+    // The restore's stubs: the data volume "mounted" by the prepare-data
+    // stub is a link at the mount point. `mountpoint -q DIR` (util-linux)
+    // says whether it is there; `umount DIR` removes it, fails with
+    // umount's "not mounted" (exit 32) when it is not, and with "target is
+    // busy" when a test says so ($SANDBOX_ROOT/umount-busy).
+    ("mountpoint", r#"[ -L "${*: -1}" ]"#),
+    (
+        "umount",
+        r#"echo "umount $*" >> "$SANDBOX/calls.log"
+target="${*: -1}"
+if [ ! -L "$target" ]; then echo "umount: $target: not mounted." >&2; exit 32; fi
+if [ -e "$SANDBOX_ROOT/umount-busy" ]; then echo "umount: $target: target is busy." >&2; exit 32; fi
+rm -f "$target""#,
+    ),
 ];
 
 // ---- GitLab backups and restores (the backup lane's stubs) ----
@@ -677,13 +691,24 @@ services_dir="$SANDBOX/services"
 
 service_state() { cat "$services_dir/$1" 2>/dev/null || echo missing; }
 
-# `gitlab-ctl stop|start|restart [SERVICE]` (omnibus-ctl runit commands).
+# `gitlab-ctl stop|start|restart [SERVICE]` (omnibus-ctl: runit's `sv down`
+# / `sv up` for the service, or every service of this instance; a start
+# keeps those a test names in $SANDBOX_ROOT/services-down down).
 omnibus_service_control() {
-  local action="$1" sv state=run
-  [ "$action" != stop ] || state=down
-  [ -d "$services_dir" ] || { echo "GitLab is not configured on this box" >&2; return 1; }
+  local action="$1" sv state
+  # Every service (no name given) of a box with none is nothing to do.
+  if [ ! -d "$services_dir" ]; then
+    [ -n "${2:-}" ] || return 0
+    echo "GitLab is not configured on this box" >&2
+    return 1
+  fi
   for sv in "$services_dir"/*; do
+    [ -e "$sv" ] || continue
     [ -z "${2:-}" ] || [ "${sv##*/}" = "$2" ] || continue
+    state=run
+    [ "$action" != stop ] || state=down
+    # A service a test keeps down does not start.
+    if grep -qx "${sv##*/}" "$SANDBOX_ROOT/services-down" 2>/dev/null; then state=down; fi
     echo "$state" > "$sv"
     echo "ok: $state: ${sv##*/}"
   done
