@@ -607,8 +607,12 @@ fn authorizations(action: &str) -> Vec<Auth> {
             auths.extend(tag_on_create("RunInstances", &[instance, volume]));
             auths
         }
+        // `glbox restore --snapshot` makes the volume from one of the
+        // deployment's snapshots: CreateVolume is also authorized on the
+        // snapshot (Service Authorization Reference, Amazon EC2, CreateVolume:
+        // resource types volume and snapshot).
         "ec2:CreateVolume" => {
-            let mut auths = vec![plain(&volume)];
+            let mut auths = vec![plain(&volume), tagged(&snapshot)];
             auths.extend(tag_on_create("CreateVolume", &[volume]));
             auths
         }
@@ -640,7 +644,7 @@ fn authorizations(action: &str) -> Vec<Auth> {
         "ec2:AssociateIamInstanceProfile" | "ec2:ReplaceIamInstanceProfileAssociation" => {
             vec![tagged(&instance), pass_role()]
         }
-        "ec2:AttachVolume" => vec![tagged(&instance), tagged(&volume)],
+        "ec2:AttachVolume" | "ec2:DetachVolume" => vec![tagged(&instance), tagged(&volume)],
         "ec2:AuthorizeSecurityGroupIngress" | "ec2:RevokeSecurityGroupIngress" => {
             vec![tagged(&group), plain(&rule)]
         }
