@@ -110,6 +110,7 @@ pub async fn run(app: &App, args: &UpArgs) -> Result<Option<UpReport>> {
 async fn up(app: &App, ctx: &Ctx<'_>, args: &UpArgs) -> Result<UpReport> {
     let with_bootstrap = !args.no_bootstrap;
     let observed = plan::observe(ctx).await?;
+    crate::resources::restore::refuse_unfinished(ctx, &observed.ledger).await?;
     // With Let's Encrypt put off, the plan (and the bootstrap's digest) is
     // for an install without it, so a repeated `up --no-wait-dns` is free.
     let deferred = dns_record::letsencrypt_deferred(

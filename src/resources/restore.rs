@@ -201,6 +201,19 @@ pub async fn open_intent(ctx: &Ctx<'_>, ledger: &Ledger) -> Result<Option<Restor
     ownership::read_intent(ctx, Kind::Restore).await
 }
 
+/// `up` while a restore is half done would pick a data volume on its own
+/// (the old one detached, the new one perhaps not attached yet): refused,
+/// naming the command that finishes the restore.
+pub async fn refuse_unfinished(ctx: &Ctx<'_>, ledger: &Ledger) -> Result<()> {
+    let Some(intent) = open_intent(ctx, ledger).await? else {
+        return Ok(());
+    };
+    Err(Error::Refused(format!(
+        "a restore of {} onto this deployment is not finished (started {}), so glbox up would not know which data volume to use\n  fix: run glbox restore --snapshot {} (it picks up where it stopped)",
+        intent.snapshot_id, intent.started_at, intent.snapshot_id
+    )))
+}
+
 /// Writes the intent before anything changes.
 pub async fn record_intent(ctx: &Ctx<'_>, intent: &RestoreIntent) -> Result<()> {
     ownership::open_intent(ctx, Kind::Restore, intent).await?;

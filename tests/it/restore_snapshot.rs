@@ -409,6 +409,18 @@ async fn ctrl_c_stops_a_restore_at_a_safe_point_and_says_how_to_resume() {
         "{}",
         stopped.stderr
     );
+    // Meanwhile `up` would pick a data volume on its own: refused, with
+    // the command that finishes the restore.
+    let up = glbox(&world.emulator, &world.workspace, &["up", "--yes"]);
+    assert_ne!(up.code, 0, "{}", up.stdout);
+    assert!(
+        up.stderr.contains("is not finished")
+            && up
+                .stderr
+                .contains(&format!("run glbox restore --snapshot {snapshot}")),
+        "{}",
+        up.stderr
+    );
     world.restore(&snapshot).assert_ok();
     world.assert_restored(&old, &snapshot, "Ctrl-C").await;
 }
