@@ -111,6 +111,11 @@ fn converged(ctx: &Ctx<'_>) -> Observed {
             problem: None,
         },
         dns_record: None,
+        account: "123456789012".into(),
+        backup_bucket: None,
+        snapshot_schedule: Default::default(),
+        snapshots: Vec::new(),
+        unproven_snapshots: Vec::new(),
         foreign: Vec::new(),
         tagged_addresses: vec!["eipalloc-1".into()],
         unrecorded_addresses: Vec::new(),
@@ -289,6 +294,7 @@ async fn down_removes_the_box_before_what_it_stored_and_who_it_was() {
         let mut observed = converged(ctx);
         observed.foreign = vec!["i-9 carries the tags".into()];
         let options = DownOptions {
+            delete_backups: false,
             delete_data: true,
             snapshot: false,
             delete_email_identity: false,

@@ -8,6 +8,7 @@
 mod common;
 
 mod aws_side;
+mod backups_aws;
 mod bad_input;
 mod bootstrap_script;
 mod cloud_init;

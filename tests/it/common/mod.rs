@@ -228,13 +228,34 @@ fn parse_request(line: &str) -> Request {
     };
     let action = match record["headers"]["X-Amz-Target"].as_str() {
         Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
-        None => body
+        None => match body
             .split('&')
             .find_map(|pair| pair.strip_prefix("Action="))
-            .unwrap_or("?")
-            .to_string(),
+        {
+            Some(action) => action.to_string(),
+            None => rest_name(&record),
+        },
     };
     Request { action, body }
+}
+
+/// A REST request (S3, Data Lifecycle Manager, Route 53) carries no
+/// action: named by its operation where `rest_operation` knows it, else by
+/// its method and path, reads (GET, HEAD) as `Get ...` so that
+/// `is_mutating` tells them apart.
+fn rest_name(record: &serde_json::Value) -> String {
+    let method = record["method"].as_str().unwrap_or_default();
+    let url = record["url"].as_str().unwrap_or_default();
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    if let Some(operation) = rest_operation(method, path) {
+        return operation;
+    }
+    match method {
+        "GET" | "HEAD" => format!("Get (HTTP {method}) {path}"),
+        _ => format!("{method} {path}"),
+    }
 }
 
 /// Whether an action changes anything (by AWS's naming convention).
