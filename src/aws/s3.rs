@@ -68,7 +68,7 @@ pub async fn create(s3: &Client, bucket: &str, region: &str) -> Result<()> {
 
 /// `Ok(None)` when the call failed with one of `absent` (the bucket has no
 /// such configuration).
-fn unless_absent<T, E, R>(
+fn absent_ok_if<T, E, R>(
     action: &'static str,
     result: std::result::Result<T, SdkError<E, R>>,
     absent: &[&str],
@@ -86,7 +86,7 @@ where
 
 pub async fn tags(s3: &Client, bucket: &str) -> Result<Vec<(String, String)>> {
     let out = s3.get_bucket_tagging().bucket(bucket).send().await;
-    let out = unless_absent("s3:GetBucketTagging", out, &["NoSuchTagSet"])?;
+    let out = absent_ok_if("s3:GetBucketTagging", out, &["NoSuchTagSet"])?;
     Ok(out
         .map(|o| {
             o.tag_set()
@@ -120,7 +120,7 @@ pub async fn put_tags(s3: &Client, bucket: &str, tags: &[(String, String)]) -> R
 /// without one.
 pub async fn encryption(s3: &Client, bucket: &str) -> Result<Option<String>> {
     let out = s3.get_bucket_encryption().bucket(bucket).send().await;
-    let out = unless_absent(
+    let out = absent_ok_if(
         "s3:GetBucketEncryption",
         out,
         &["ServerSideEncryptionConfigurationNotFoundError"],
@@ -161,7 +161,7 @@ pub async fn put_encryption(s3: &Client, bucket: &str) -> Result<()> {
 /// Whether all four public access blocks are on.
 pub async fn public_access_blocked(s3: &Client, bucket: &str) -> Result<bool> {
     let out = s3.get_public_access_block().bucket(bucket).send().await;
-    let out = unless_absent(
+    let out = absent_ok_if(
         "s3:GetPublicAccessBlock",
         out,
         &["NoSuchPublicAccessBlockConfiguration"],
@@ -224,7 +224,7 @@ pub async fn lifecycle(s3: &Client, bucket: &str) -> Result<Vec<LifecycleRule>> 
         .bucket(bucket)
         .send()
         .await;
-    let out = unless_absent(
+    let out = absent_ok_if(
         "s3:GetBucketLifecycleConfiguration",
         out,
         &["NoSuchLifecycleConfiguration"],
@@ -249,7 +249,7 @@ pub async fn put_lifecycle(s3: &Client, bucket: &str, rules: Vec<LifecycleRule>)
 /// The bucket policy's document; `None` without one.
 pub async fn policy(s3: &Client, bucket: &str) -> Result<Option<String>> {
     let out = s3.get_bucket_policy().bucket(bucket).send().await;
-    let out = unless_absent("s3:GetBucketPolicy", out, &["NoSuchBucketPolicy"])?;
+    let out = absent_ok_if("s3:GetBucketPolicy", out, &["NoSuchBucketPolicy"])?;
     Ok(out.and_then(|o| o.policy().map(str::to_string)))
 }
 
