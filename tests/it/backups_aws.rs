@@ -594,3 +594,89 @@ async fn down_keeps_the_backups_and_their_cost_unless_asked_to_delete_them() {
         "the bucket's record goes with it"
     );
 }
+
+#[tokio::test]
+async fn backups_lists_snapshots_and_s3_backups_with_which_are_complete() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new(&config("trial", BACKUP));
+    up(&emulator, &workspace);
+    let volume = volumes(&emulator, "trial", "data").await[0]
+        .volume_id()
+        .unwrap()
+        .to_string();
+    let snapshot = scheduled_snapshot(&emulator, &volume).await;
+    let bucket = bucket_of("trial");
+    let client = s3(&emulator);
+    let put = |key: &'static str, size: usize| {
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key(key)
+            .body(vec![1u8; size].into())
+            .send()
+    };
+    put("1733000000_2026_12_01_18.6.0_gitlab_backup.tar", 4096)
+        .await
+        .unwrap();
+    put(
+        "config/1733000000_2026_12_01_18.6.0/gitlab-secrets.json",
+        100,
+    )
+    .await
+    .unwrap();
+    put("config/1733000000_2026_12_01_18.6.0/gitlab.rb", 100)
+        .await
+        .unwrap();
+    // An upload whose secrets never arrived.
+    put("1733100000_2026_12_02_18.6.0_gitlab_backup.tar", 2048)
+        .await
+        .unwrap();
+
+    let listed = glbox(&emulator, &workspace, &["backups", "--output", "json"]);
+    let json = listed.assert_ok().json();
+    let snapshots = json["snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 1, "{json}");
+    assert_eq!(snapshots[0]["id"], snapshot.as_str());
+    assert_eq!(snapshots[0]["reason"], "scheduled");
+    let mut backups: Vec<(String, bool, u64)> = json["s3_backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap().to_string(),
+                b["complete"].as_bool().unwrap(),
+                b["size_bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    backups.sort();
+    assert_eq!(
+        backups,
+        [
+            ("1733000000_2026_12_01_18.6.0".to_string(), true, 4096),
+            ("1733100000_2026_12_02_18.6.0".to_string(), false, 2048),
+        ]
+    );
+    let text = glbox(&emulator, &workspace, &["backups"]);
+    assert!(
+        text.assert_ok().stdout.contains("INCOMPLETE"),
+        "{}",
+        text.stdout
+    );
+
+    let status = glbox(&emulator, &workspace, &["status", "--output", "json"]);
+    let json = status.assert_ok().json();
+    assert_eq!(
+        json["backups"]["snapshot"]["id"],
+        snapshot.as_str(),
+        "{json}"
+    );
+    assert!(json["backups"]["s3_backup"]["name"].is_string(), "{json}");
+    let text = glbox(&emulator, &workspace, &["status"]);
+    assert!(
+        text.assert_ok().stdout.contains("last snapshot:") && text.stdout.contains(&snapshot),
+        "{}",
+        text.stdout
+    );
+}

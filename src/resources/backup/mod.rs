@@ -3,5 +3,6 @@
 //! backups.
 
 pub mod bucket;
+pub mod inventory;
 pub mod schedule;
 pub mod snapshots;
