@@ -680,3 +680,41 @@ async fn backups_lists_snapshots_and_s3_backups_with_which_are_complete() {
         text.stdout
     );
 }
+
+/// A crash right after the bucket's or the schedule's step (the
+/// failpoints of `crash_resume`, with `[backup]` on): the next `up`
+/// finishes, with one schedule and one bucket, and a third changes nothing.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn a_crash_after_the_backup_steps_is_finished_by_the_next_up() {
+    for step in ["backup-bucket", "snapshot-schedule"] {
+        let emulator = Emulator::start();
+        let workspace = Workspace::new(&config("trial", BACKUP));
+        let crashed = crate::common::glbox_with_env(
+            &emulator,
+            &workspace,
+            &["up", "--no-bootstrap", "--yes"],
+            &[("GLBOX_FAILPOINT", step)],
+        );
+        assert_eq!(crashed.code, 137, "{step}: {}", crashed.stderr);
+        up(&emulator, &workspace);
+        assert_eq!(
+            policies_targeting(&emulator, "glbox-trial-data")
+                .await
+                .len(),
+            1,
+            "{step}"
+        );
+        assert!(
+            bucket_exists(&emulator, &bucket_of("trial")).await,
+            "{step}"
+        );
+        emulator.start_recording();
+        up(&emulator, &workspace);
+        assert_eq!(
+            mutating(&emulator.recorded_actions()),
+            Vec::<String>::new(),
+            "{step}"
+        );
+    }
+}
