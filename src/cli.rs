@@ -215,6 +215,9 @@ pub struct DownArgs {
     /// Also delete the SES domain identity (kept by default: other senders may share it).
     #[arg(long)]
     pub delete_email_identity: bool,
+    /// Also delete the backups: the backup bucket with every backup in it, and the deployment's snapshots.
+    #[arg(long)]
+    pub delete_backups: bool,
 }
 
 /// Runs the command; the caller turns an error into a message and status.

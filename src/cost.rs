@@ -31,6 +31,8 @@ struct RegionPrices {
     gp3_per_gib_month: f64,
     gp3_per_iops_month: f64,
     gp3_per_mibps_month: f64,
+    snapshot_per_gib_month: f64,
+    s3_standard_per_gib_month: f64,
     instances: BTreeMap<String, f64>,
 }
 
@@ -88,6 +90,9 @@ pub struct Estimate {
     pub note: String,
     pub hours_per_month: f64,
     pub lines: Vec<LineItem>,
+    /// With `[backup]` on: the snapshots and S3 backups, estimates that
+    /// depend on how much data GitLab holds, and so not in the totals.
+    pub backups: Vec<LineItem>,
     /// False when a line has no price: the totals then cover only the
     /// lines that have one.
     pub complete: bool,
@@ -149,9 +154,110 @@ impl Estimate {
             },
             self.hourly
         ));
+        if !self.backups.is_empty() {
+            out.push_str("  Backups (estimates: they depend on how much data GitLab holds; not in the total):\n");
+            for line in &self.backups {
+                let amount = match line.monthly_usd {
+                    Some(usd) => format!("${usd:>9.2}"),
+                    None => format!("{:>10}", "?"),
+                };
+                let detail = line.missing.as_deref().unwrap_or(&line.detail);
+                out.push_str(&format!("  {amount}  {:<24} {detail}\n", line.item));
+            }
+        }
         out.push_str(&format!("  {}\n", self.note));
         out
     }
+}
+
+/// What a nightly GitLab backup is assumed to take, as a share of the data
+/// volume (repositories compress little; the database and uploads vary).
+const BACKUP_SHARE_OF_DATA: f64 = 0.25;
+
+/// The snapshot and S3 lines of the estimate (see [`Estimate::backups`]).
+fn backup_lines(settings: &Settings, region: Option<&RegionPrices>) -> Vec<LineItem> {
+    let backup = &settings.backup;
+    let data_gib = f64::from(settings.data_volume.size_gib);
+    let mut lines = Vec::new();
+    let priced = |item, detail: String, price: Option<f64>, gib: f64| LineItem {
+        item,
+        detail,
+        monthly_usd: price.map(|p| p * gib),
+        missing: price
+            .is_none()
+            .then(|| format!("no price in the table for {item} in {}", settings.region)),
+    };
+    if let Some(schedule) = backup.snapshots {
+        let price = region.map(|r| r.snapshot_per_gib_month);
+        let copies = if backup.copy_to_region.is_some() {
+            2.0
+        } else {
+            1.0
+        };
+        lines.push(priced(
+            "snapshots",
+            format!(
+                "estimate: {} snapshots, keep {}: EBS stores a full copy of the used blocks once (at most the volume's {} GiB{}), then only what changed{}",
+                schedule.as_str(),
+                backup.snapshot_keep,
+                settings.data_volume.size_gib,
+                price.map_or(String::new(), |p| format!(" x ${p}/GiB-month")),
+                if copies > 1.0 { "; x2 with the copy in another region" } else { "" }
+            ),
+            price,
+            data_gib * copies,
+        ));
+    }
+    if let Some(s3) = backup.s3 {
+        let price = region.map(|r| r.s3_standard_per_gib_month);
+        let gib = data_gib * BACKUP_SHARE_OF_DATA * f64::from(s3.keep_days);
+        lines.push(priced(
+            "s3_backups",
+            format!(
+                "estimate: {} nightly backups kept, each assumed a quarter of the data volume ({:.0} GiB in all{})",
+                s3.keep_days,
+                gib,
+                price.map_or(String::new(), |p| format!(" x ${p}/GiB-month"))
+            ),
+            price,
+            gib,
+        ));
+    }
+    lines
+}
+
+/// "12.3 GiB", "640 KiB": a size for people.
+pub fn bytes_label(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} bytes"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
+/// What keeping `snapshot_gib` of snapshots (their volumes' sizes: the most
+/// they can take up) and `bucket_bytes` in S3 costs a month, for `down`.
+pub fn kept_backups_line(region: &str, snapshot_gib: i64, bucket_bytes: u64) -> String {
+    let Some(prices) = table().regions.get(region) else {
+        return format!("Keeping them costs money every month (no price in the table for {region}: see https://aws.amazon.com/ebs/pricing/ and https://aws.amazon.com/s3/pricing/).");
+    };
+    let bucket_gib = bucket_bytes as f64 / f64::from(1u32 << 30);
+    let snapshots = snapshot_gib as f64 * prices.snapshot_per_gib_month;
+    let s3 = bucket_gib * prices.s3_standard_per_gib_month;
+    format!(
+        "Keeping them costs at most about ${:.2}/month (estimate: snapshots up to {snapshot_gib} GiB x ${}/GiB-month, since EBS stores only changed blocks; S3 {} x ${}/GiB-month; prices as of {}).",
+        snapshots + s3,
+        prices.snapshot_per_gib_month,
+        bytes_label(bucket_bytes),
+        prices.s3_standard_per_gib_month,
+        prices_as_of()
+    )
 }
 
 fn cents<S: serde::Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -296,6 +402,7 @@ pub fn estimate(settings: &Settings) -> Estimate {
         },
     ));
 
+    let backups = backup_lines(settings, region);
     let complete = lines.iter().all(|l| l.monthly_usd.is_some());
     let monthly: f64 = lines.iter().filter_map(|l| l.monthly_usd).sum();
     Estimate {
@@ -305,6 +412,7 @@ pub fn estimate(settings: &Settings) -> Estimate {
         note: table.note.clone(),
         hours_per_month: hours,
         lines,
+        backups,
         complete,
         monthly,
         hourly: monthly / hours,

@@ -30,7 +30,8 @@ Examples:
   glbox down                          remove the deployment, keep the data volume
   glbox down --delete-data            also delete the data volume, after a final snapshot
   glbox down --delete-data --no-snapshot --yes    delete everything, no snapshot, no question
-  glbox down --delete-email-identity  also delete the SES domain identity";
+  glbox down --delete-email-identity  also delete the SES domain identity
+  glbox down --delete-backups         also delete the backup bucket and the snapshots (kept by default)";
 
 pub const VERIFY: &str = "\
 Examples:

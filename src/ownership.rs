@@ -200,6 +200,13 @@ async fn record_labelled(ctx: &Ctx<'_>, label: &str, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Records that glbox makes the backup bucket `name`: written before
+/// CreateBucket, since the name is fixed and a bucket carries no proof of
+/// who made it.
+pub async fn record_bucket(ctx: &Ctx<'_>, name: &str) -> Result<()> {
+    record_labelled(ctx, "backup-bucket", name).await
+}
+
 /// Removes the records of resources glbox deleted (and any intent).
 pub async fn forget(ctx: &Ctx<'_>, parameters: Vec<String>) -> Result<()> {
     ssm::delete_many(&ctx.aws.ssm, &parameters).await

@@ -2,7 +2,9 @@
 //! through [`AwsResultExt::ctx`], which names the IAM action that failed and
 //! adds what to do about it.
 
+pub mod dlm;
 pub mod ec2;
+pub mod s3;
 pub mod sts;
 
 use std::fmt;
@@ -54,6 +56,8 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub route53: aws_sdk_route53::Client,
+    pub dlm: aws_sdk_dlm::Client,
+    pub s3: aws_sdk_s3::Client,
     pub region: String,
     /// For clients of another region (SES may live elsewhere).
     shared: aws_config::SdkConfig,
@@ -124,9 +128,22 @@ pub async fn connect(options: &ConnectOptions) -> Aws {
         iam: client!(aws_sdk_iam, &shared),
         ssm: client!(aws_sdk_ssm, &shared),
         route53: client!(aws_sdk_route53, &shared),
+        dlm: client!(aws_sdk_dlm, &shared),
+        s3: s3_client(&shared),
         region: options.region.clone(),
         shared,
     }
+}
+
+/// S3 addresses buckets by host name (`<bucket>.s3.<region>...`); an
+/// endpoint of one's own (a local emulator, a proxy) serves them by path.
+fn s3_client(shared: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(shared.endpoint_url().is_some())
+            .interceptor(CallLog)
+            .build(),
+    )
 }
 
 /// The AWS partition of a region, for ARNs.

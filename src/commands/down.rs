@@ -36,6 +36,7 @@ pub async fn run(app: &App, args: &DownArgs) -> Result<DownReport> {
         delete_data: args.delete_data,
         snapshot: !args.no_snapshot,
         delete_email_identity: args.delete_email_identity,
+        delete_backups: args.delete_backups,
     };
     let mut observed = crate::deploy::plan::observe(&ctx).await?;
     down::decide_email_identity(&ctx, &mut observed, options).await?;
@@ -77,6 +78,37 @@ pub async fn run(app: &App, args: &DownArgs) -> Result<DownReport> {
     Ok(report)
 }
 
+/// What `down` kept of the backups, and an estimate of what keeping them
+/// costs a month.
+fn kept_backups(region: &str, outcome: &DownOutcome) -> String {
+    let mut out = String::new();
+    if let Some(bucket) = &outcome.kept_bucket {
+        let _ = writeln!(out, "Kept backup bucket {} ({}; `glbox down --delete-backups` removes it with every backup in it).", bucket.name, crate::cost::bytes_label(bucket.bytes));
+    }
+    if !outcome.kept_snapshots.is_empty() {
+        let ids: Vec<&str> = outcome
+            .kept_snapshots
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        let _ = writeln!(out, "Kept {} snapshot(s) of the data volume: {} (`glbox down --delete-backups` removes them).", ids.len(), ids.join(", "));
+    }
+    let snapshot_gib: i64 = outcome
+        .kept_snapshots
+        .iter()
+        .map(|s| i64::from(s.size_gib))
+        .sum();
+    let bucket_bytes = outcome.kept_bucket.as_ref().map_or(0, |b| b.bytes);
+    if outcome.kept_bucket.is_some() || snapshot_gib > 0 {
+        let _ = writeln!(
+            out,
+            "{}",
+            crate::cost::kept_backups_line(region, snapshot_gib, bucket_bytes)
+        );
+    }
+    out
+}
+
 impl Report for DownReport {
     fn text(&self) -> String {
         let Some(outcome) = &self.outcome else {
@@ -96,6 +128,7 @@ impl Report for DownReport {
         for id in &outcome.snapshots {
             let _ = writeln!(out, "Kept final snapshot {id} (tagged with the deployment; delete it when no longer needed).");
         }
+        out.push_str(&kept_backups(&self.region, outcome));
         if let Some(domain) = &outcome.kept_identity {
             let _ = writeln!(out, "Kept the SES identity {domain} (other senders may use it; `glbox down --delete-email-identity` removes it).");
         }

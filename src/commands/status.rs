@@ -20,6 +20,7 @@ pub async fn run(app: &App, args: &StatusArgs) -> Result<StatusReport> {
     let observed = crate::deploy::plan::observe(&ctx).await?;
     super::warn_email_problem(&ctx, &observed);
     let mut report = crate::deploy::status::status(&ctx, &observed);
+    report.backups = super::backups::newest(&ctx, &observed).await?;
     if args.show_password {
         report.root_password = Some(crate::resources::parameters::root_password(&ctx).await?);
     }
@@ -54,6 +55,9 @@ impl Report for StatusReport {
         line("URL:        ", &report.url);
         if let Some(email) = &report.email {
             out.push_str(&email_status(email));
+        }
+        if let Some(newest) = &report.backups {
+            out.push_str(&super::backups::newest_text(newest));
         }
         if let Some(password) = &report.root_password {
             let _ = writeln!(out, "  root password: {password}");

@@ -37,6 +37,9 @@ pub async fn run(app: &App, args: &VerifyArgs) -> Result<VerifyReport> {
         .await
         .map_err(unverifiable)?;
     super::warn_email_problem(&ctx, &observed);
+    super::backups::warn_stale(&ctx, &observed)
+        .await
+        .map_err(unverifiable)?;
     let endpoint = crate::endpoint::running(
         &ctx,
         &observed.instances,

@@ -121,7 +121,8 @@ pub async fn lookup(ctx: &Ctx<'_>, observed: &Observed, basis: &Basis) -> Result
         }
         instance::Change::NoChange { .. } => None,
     };
-    let backup_bucket = crate::backup::bucket(ctx).await?;
+    // The observe read the account already.
+    let backup_bucket = super::plan::wanted_bucket(ctx, &observed.account);
     Ok(Lookups {
         placement,
         launch,
@@ -183,7 +184,20 @@ pub fn diff(
         security_group: security_group::diff(ctx.settings, observed.security_group.as_ref()),
         role: iam::diff_role(observed.role.as_ref()),
         profile: iam::diff_profile(&ctx.names.iam_name(), observed.profile.as_ref()),
-        policy: iam::role_policies(ctx),
+        policy: iam::role_policies_with(
+            ctx,
+            super::plan::wanted_bucket(ctx, &observed.account).as_deref(),
+        ),
+        backup_bucket: crate::resources::backup::bucket::diff(
+            ctx.settings.backup.s3.is_some(),
+            &ctx.names.backup_bucket(&observed.account),
+            observed.backup_bucket.as_ref(),
+        )?,
+        snapshot_schedule: crate::resources::backup::schedule::diff(
+            crate::resources::backup::schedule::wanted(&ctx.names, &ctx.settings.backup).as_ref(),
+            &observed.snapshot_schedule,
+        )?,
+        account: observed.account.clone(),
         key_pair: key_pair::diff(
             key_pair::desired_key(ctx.settings),
             observed.key_pair.as_ref(),

@@ -24,6 +24,9 @@ pub struct DownOptions {
     pub snapshot: bool,
     /// Also delete the SES identity (and glbox's records in Route 53).
     pub delete_email_identity: bool,
+    /// Also delete the backup bucket (every version in it) and the
+    /// deployment's snapshots.
+    pub delete_backups: bool,
 }
 
 /// One thing `down` removes or keeps.
@@ -75,6 +78,18 @@ pub struct DownOutcome {
     pub snapshots: Vec<String>,
     /// The SES identity, kept because it may be shared.
     pub kept_identity: Option<String>,
+    /// The backup bucket, kept (without `--delete-backups`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_bucket: Option<KeptBucket>,
+    /// The deployment's snapshots, kept (without `--delete-backups`).
+    pub kept_snapshots: Vec<crate::resources::backup::snapshots::Snapshot>,
+}
+
+/// The backup bucket `down` kept, and how much it holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeptBucket {
+    pub name: String,
+    pub bytes: u64,
 }
 
 impl DownOutcome {
@@ -90,6 +105,8 @@ impl DownOutcome {
         self.kept_volumes.extend(other.kept_volumes);
         self.snapshots.extend(other.snapshots);
         self.kept_identity = self.kept_identity.take().or(other.kept_identity);
+        self.kept_bucket = self.kept_bucket.take().or(other.kept_bucket);
+        self.kept_snapshots.extend(other.kept_snapshots);
     }
 }
 

@@ -43,6 +43,8 @@ pub const STEPS: &[Step] = &[
     root_password::STEP,
     email::STEP,
     data_volume::STEP,
+    backup_bucket::STEP,
+    snapshot_schedule::STEP,
     instance::STEP,
     volume_attachment::STEP,
     elastic_ip::STEP,

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::diff;
 use crate::error::Result;
 use crate::ownership::{self, AddressIntent, Kind, Ledger};
+use crate::resources::backup::{bucket, schedule, snapshots};
 use crate::resources::data_volume::{self, Volume};
 use crate::resources::elastic_ip::{self, Address, EipPlan};
 use crate::resources::iam::{self, ProfileChange, ProfileState, RoleChange, RoleState};
@@ -33,6 +34,17 @@ pub struct Observed {
     pub email: crate::email::Observed,
     /// The external URL's record in `dns.route53_zone_id`, with a zone.
     pub dns_record: Option<crate::resources::dns_record::Observed>,
+    /// The account glbox works in (the backup bucket's name depends on it).
+    pub account: String,
+    /// The bucket of glbox's backup name, whether S3 backups are on or not.
+    pub backup_bucket: Option<bucket::Bucket>,
+    /// The snapshot schedule and its role, whether snapshots are on or not.
+    pub snapshot_schedule: schedule::Observed,
+    /// glbox's snapshots of the deployment's data volumes, newest first.
+    pub snapshots: Vec<snapshots::Snapshot>,
+    /// Snapshots with the deployment's tags whose volume glbox's ledger
+    /// does not record: never deleted.
+    pub unproven_snapshots: Vec<snapshots::Snapshot>,
     /// Live instances, volumes and addresses that carry the deployment's
     /// tags without the evidence that glbox made them (see `ownership`):
     /// left alone, and said why. `instances`, `data_volumes` and
@@ -57,7 +69,8 @@ impl Observed {
 
 /// Reads the deployment's resources, all lookups at once.
 pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
-    let policy = iam::role_policies(ctx);
+    let account = iam::caller_account(ctx).await?;
+    let policy = iam::role_policies_with(ctx, wanted_bucket(ctx, &account).as_deref());
     let (
         security_group,
         role,
@@ -69,6 +82,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         parameters,
         email,
         dns_record,
+        snapshot_schedule,
     ) = tokio::try_join!(
         security_group::observe(ctx),
         iam::observe_role(ctx, &policy),
@@ -80,8 +94,15 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         crate::resources::parameters::observe(ctx),
         crate::email::observe(ctx),
         crate::resources::dns_record::observe(ctx),
+        schedule::observe(ctx),
     )?;
     let ledger = Ledger::from_parameters(&ctx.names, &parameters);
+    let bucket_name = ctx.names.backup_bucket(&account);
+    let keep_days = ctx.settings.backup.s3.map(|s3| s3.keep_days);
+    let (backup_bucket, (snapshots, unproven_snapshots)) = tokio::try_join!(
+        bucket::observe(ctx, &account, ledger.holds(&bucket_name), keep_days),
+        snapshots::observe(ctx, &ledger),
+    )?;
     let (instances, foreign_instances) =
         ownership::split(&instances, |i| ownership::owns_instance(&ctx.names, i));
     let (data_volumes, foreign_volumes) = ownership::split(&data_volumes, |v| ledger.holds(&v.id));
@@ -132,12 +153,26 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         parameters,
         email,
         dns_record,
+        account,
+        backup_bucket,
+        snapshot_schedule,
+        snapshots,
+        unproven_snapshots,
         foreign,
         tagged_addresses,
         unrecorded_addresses,
         ledger,
         email_identity_keep: None,
     })
+}
+
+/// The backup bucket's name when S3 backups are on (the instance role may
+/// then write its backup objects).
+pub fn wanted_bucket(ctx: &Ctx<'_>, account: &str) -> Option<String> {
+    ctx.settings
+        .backup
+        .s3
+        .map(|_| ctx.names.backup_bucket(account))
 }
 
 /// Names what carries the deployment's tags but is not glbox's.
@@ -163,6 +198,10 @@ pub struct Plan {
     pub extra_volumes: Vec<Volume>,
     pub elastic_ip: EipPlan,
     pub dns_record: crate::resources::dns_record::Change,
+    pub backup_bucket: bucket::Change,
+    pub snapshot_schedule: schedule::Change,
+    /// The account (the DLM role's ARN names it).
+    pub account: String,
     /// The Elastic IP the plan keeps, when it exists already.
     pub kept_address: Option<String>,
     pub root_password: crate::resources::parameters::Change,

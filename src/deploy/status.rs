@@ -34,6 +34,10 @@ pub struct Status {
     /// With email on: the SES identity, the sandbox, the records, the SMTP user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<crate::email::Report>,
+    /// With backups: the newest snapshot and S3 backup (filled in by the
+    /// `status` command, which lists the bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backups: Option<crate::commands::backups::Newest>,
 }
 
 pub(crate) fn entry(
@@ -97,5 +101,6 @@ pub fn status(ctx: &Ctx<'_>, observed: &Observed) -> Status {
         url,
         root_password: None,
         email: crate::email::report(ctx, &observed.email),
+        backups: None,
     }
 }

@@ -111,6 +111,11 @@ fn converged(ctx: &Ctx<'_>) -> Observed {
             problem: None,
         },
         dns_record: None,
+        account: "123456789012".into(),
+        backup_bucket: None,
+        snapshot_schedule: Default::default(),
+        snapshots: Vec::new(),
+        unproven_snapshots: Vec::new(),
         foreign: Vec::new(),
         tagged_addresses: vec!["eipalloc-1".into()],
         unrecorded_addresses: Vec::new(),
@@ -290,6 +295,7 @@ async fn down_removes_the_box_before_what_it_stored_and_who_it_was() {
         let mut observed = converged(ctx);
         observed.foreign = vec!["i-9 carries the tags".into()];
         let options = DownOptions {
+            delete_backups: false,
             delete_data: true,
             snapshot: false,
             delete_email_identity: false,
@@ -431,6 +437,67 @@ async fn a_raised_version_plans_its_path_and_a_lower_one_is_refused() {
         assert!(
             refused.to_string().contains("does not support downgrades"),
             "{refused}"
+        );
+    })
+    .await;
+}
+
+/// `[backup]` on: the bucket, the schedule and its role are made with a
+/// fresh box, and plan nothing once converged.
+#[tokio::test]
+async fn backups_are_planned_with_a_fresh_box_and_nothing_once_converged() {
+    use crate::config::{S3Backups, SnapshotSchedule};
+    use crate::resources::backup::{bucket, schedule};
+    let mut settings = crate::test_support::settings("trial");
+    settings.backup.snapshots = Some(SnapshotSchedule::Daily);
+    settings.backup.s3 = Some(S3Backups { keep_days: 30 });
+    with_ctx(settings, |ctx| {
+        let fresh = nothing(ctx);
+        let planned = plan(ctx, &fresh, Some(launch()));
+        let backup_lines: Vec<_> = lines(ctx, &planned, &fresh)
+            .into_iter()
+            .filter(|(r, _)| ["backup_bucket", "snapshot_schedule", "dlm_role"].contains(r))
+            .collect();
+        assert_eq!(
+            backup_lines,
+            [
+                ("backup_bucket", Action::Create),
+                ("snapshot_schedule", Action::Create),
+                ("dlm_role", Action::Create),
+            ]
+        );
+        assert!(planned
+            .policy
+            .contains_key(crate::resources::iam::BACKUP_POLICY_NAME));
+
+        let mut observed = converged(ctx);
+        let name = ctx.names.backup_bucket(&observed.account);
+        observed.backup_bucket = Some(bucket::Bucket {
+            name,
+            owned: true,
+            drifted: Vec::new(),
+        });
+        observed.snapshot_schedule = schedule::Observed {
+            role: Some(schedule::DlmRole {
+                name: schedule::role_name(&ctx.names),
+                arn: schedule::role_arn(&ctx.names, &observed.account),
+                owned: true,
+                converged: true,
+            }),
+            policies: vec![schedule::Policy {
+                id: "policy-1".into(),
+                spec: schedule::wanted(&ctx.names, &ctx.settings.backup),
+                enabled: true,
+                role_arn: schedule::role_arn(&ctx.names, &observed.account),
+            }],
+        };
+        let mut role = observed.role.clone().unwrap();
+        role.inline_to_put = Vec::new();
+        observed.role = Some(role);
+        let converged = plan(ctx, &observed, None);
+        assert!(converged.snapshot_schedule.is_noop() && converged.backup_bucket.is_noop());
+        assert!(
+            lines(ctx, &converged, &observed).contains(&("snapshot_schedule", Action::NoChange))
         );
     })
     .await;

@@ -4,6 +4,7 @@
 //! `delete` removes it for `down`. `deploy::components` wraps each in a
 //! step of the one ordered list, `deploy::STEPS`.
 
+pub mod backup;
 pub mod data_volume;
 pub mod dns_record;
 pub mod elastic_ip;

@@ -14,7 +14,10 @@ fault rule decides otherwise. The request's action is
   - the operation of `X-Amz-Target` for JSON protocols (`AmazonSSM.GetParameter`
     -> `GetParameter`),
   - for Route 53 (REST XML) the operation named from method and path
-    (`ChangeResourceRecordSets`, `ListHostedZones`, ...).
+    (`ChangeResourceRecordSets`, `ListHostedZones`, ...),
+  - for Data Lifecycle Manager (REST JSON) likewise (`GetLifecyclePolicies`),
+  - for S3 (REST XML, path style) the method, bucket or object, and
+    subresource (`GET bucket?versioning`, `PUT object`).
 The service is the signing name in the SigV4 credential scope (`ec2`, `iam`,
 `ssm`, `ses`, `route53`, ...).
 
@@ -379,6 +382,32 @@ def route53_operation(method, path):
     return table.get((method, tuple(shape)), f"{method} /{'/'.join(parts)}")
 
 
+def dlm_operation(method, path):
+    """Data Lifecycle Manager (REST JSON) names its operation by method and
+    path (https://docs.aws.amazon.com/dlm/latest/APIReference/API_Operations.html)."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    table = {
+        ("GET", 1): "GetLifecyclePolicies",
+        ("POST", 1): "CreateLifecyclePolicy",
+        ("GET", 2): "GetLifecyclePolicy",
+        ("PATCH", 2): "UpdateLifecyclePolicy",
+        ("DELETE", 2): "DeleteLifecyclePolicy",
+    }
+    if parts and parts[0] == "policies":
+        return table.get((method, len(parts)), f"{method} {path}")
+    return f"{method} /{'/'.join(parts[:1])}"
+
+
+def s3_operation(method, path):
+    """S3 (REST XML, path style here) by method, object or bucket, and
+    subresource: "GET bucket?versioning", "PUT object"."""
+    bare, _, query = path.partition("?")
+    parts = [p for p in bare.split("/") if p]
+    subresource = query.split("&")[0].split("=")[0] if query else ""
+    target = "object" if len(parts) > 1 else "bucket"
+    return f"{method} {target}" + (f"?{subresource}" if subresource else "")
+
+
 def form_fields(path, headers, body):
     """The parameters of a query-protocol request (form body and URL)."""
     fields = {}
@@ -390,12 +419,16 @@ def form_fields(path, headers, body):
 
 def identify(method, path, headers, body):
     """(service, action, protocol) of an AWS request. protocol is one of
-    "ec2", "query", "json", "rest-xml"."""
+    "ec2", "query", "json", "rest-xml", "rest-json" (DLM), "rest-s3"."""
     match = CREDENTIAL_SCOPE.search(headers.get("Authorization", ""))
     service = match.group(1) if match else "?"
     target = headers.get("X-Amz-Target")
     if target:
         return service, target.rsplit(".", 1)[-1], "json"
+    if service == "dlm":
+        return service, dlm_operation(method, path), "rest-json"
+    if service == "s3":
+        return service, s3_operation(method, path), "rest-s3"
     operation = route53_operation(method, path)
     if operation is not None:
         return (service if match else "route53"), operation, "rest-xml"
@@ -410,18 +443,25 @@ ERRORS = {
         "query": ("Throttling", 400, "Rate exceeded"),
         "rest-xml": ("Throttling", 400, "Rate exceeded"),
         "json": ("ThrottlingException", 400, "Rate exceeded"),
+        "rest-json": ("ThrottlingException", 400, "Rate exceeded"),
+        # S3's own throttling answer (S3 API reference, Error responses).
+        "rest-s3": ("SlowDown", 503, "Please reduce your request rate."),
     },
     "http500": {
         "ec2": ("InternalError", 500, "An internal error has occurred (injected)."),
         "query": ("ServiceFailure", 500, "An internal error has occurred (injected)."),
         "rest-xml": ("InternalError", 500, "An internal error has occurred (injected)."),
         "json": ("InternalServerError", 500, "An internal error has occurred (injected)."),
+        "rest-json": ("InternalServerException", 500, "An internal error has occurred (injected)."),
+        "rest-s3": ("InternalError", 500, "We encountered an internal error (injected)."),
     },
     "http503": {
         "ec2": ("Unavailable", 503, "The server is overloaded (injected)."),
         "query": ("ServiceUnavailable", 503, "Service unavailable (injected)."),
         "rest-xml": ("ServiceUnavailable", 503, "Service unavailable (injected)."),
         "json": ("ServiceUnavailable", 503, "Service unavailable (injected)."),
+        "rest-json": ("ServiceUnavailable", 503, "Service unavailable (injected)."),
+        "rest-s3": ("ServiceUnavailable", 503, "Service unavailable (injected)."),
     },
 }
 
@@ -431,7 +471,20 @@ def error_response(fault, protocol):
     wire format, so that the SDK parses its code as AWS would send it."""
     code, status, message = ERRORS[fault][protocol]
     request_id = str(uuid.uuid4())
-    if protocol == "json":
+    if protocol == "rest-json":
+        body = json.dumps({"message": message}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "x-amzn-RequestId": request_id,
+            "x-amzn-ErrorType": code,
+        }
+    elif protocol == "rest-s3":
+        body = (
+            f"<Error><Code>{code}</Code><Message>{message}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers = {"Content-Type": "application/xml", "x-amz-request-id": request_id}
+    elif protocol == "json":
         body = json.dumps({"__type": code, "message": message}).encode()
         headers = {
             "Content-Type": "application/x-amz-json-1.1",

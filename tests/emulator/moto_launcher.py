@@ -1293,6 +1293,246 @@ def add_sandbox_snapshot_data():
     EBSBackend.create_snapshot = create_snapshot
     EBSBackend.create_volume = create_volume
 
+def add_s3_versioning_root():
+    """Gap: moto answers GetBucketVersioning with the root element
+    <GetBucketVersioningResponse>; S3 answers <VersioningConfiguration>
+    (API reference, GetBucketVersioning, Response Syntax:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketVersioning.html),
+    and the Rust SDK refuses any other root. Rename it."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.get_bucket_versioning
+
+    def get_bucket_versioning(self):
+        status, headers, body = original(self)
+        if isinstance(body, bytes):
+            body = body.decode()
+        body = body.replace("<GetBucketVersioningResponse", "<VersioningConfiguration").replace(
+            "</GetBucketVersioningResponse>", "</VersioningConfiguration>"
+        )
+        return status, headers, body
+
+    S3Response.get_bucket_versioning = get_bucket_versioning
+
+
+def add_s3_secure_transport():
+    """Gap: moto ignores a bucket policy's Bool conditions (it evaluates
+    only the operators it knows, and holds the others true), so a statement
+    denying requests where aws:SecureTransport is "false" denies every
+    object request. The SDK reaches real S3 only over HTTPS (the emulator
+    over HTTP on 127.0.0.1 stands in for it), where such a statement never
+    applies
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-securetransport):
+    evaluate the policy without the statements that apply only to
+    requests without TLS."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    def only_without_tls(statement):
+        value = (statement.get("Condition") or {}).get("Bool", {}).get("aws:SecureTransport")
+        return str(value).lower() == "false"
+
+    def get_permission(self, action, resource):
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy.decode())
+        statements = document.get("Statement", [])
+        if isinstance(statements, dict):
+            statements = [statements]
+        document["Statement"] = [s for s in statements if not only_without_tls(s)]
+        if not document["Statement"]:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
+
+    FakeBucket.get_permission = get_permission
+
+
+# Amazon Data Lifecycle Manager, which moto does not emulate at all.
+DLM_POLICIES = {}
+DLM_LOCK = threading.Lock()
+DLM_INTERVALS = {"HOURS": {1, 2, 3, 4, 6, 8, 12, 24}}
+DLM_COPY_RETAIN_UNITS = {"DAYS", "WEEKS", "MONTHS", "YEARS"}
+
+
+class DlmError(Exception):
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def dlm_invalid(message):
+    return DlmError(400, "InvalidRequestException", message)
+
+
+def dlm_check_details(details):
+    """What CreateLifecyclePolicy and UpdateLifecyclePolicy validate of a
+    custom EBS snapshot policy (API reference, PolicyDetails, Schedule,
+    CreateRule, RetainRule, CrossRegionCopyRule:
+    https://docs.aws.amazon.com/dlm/latest/APIReference/API_PolicyDetails.html
+    https://docs.aws.amazon.com/dlm/latest/APIReference/API_CreateRule.html
+    https://docs.aws.amazon.com/dlm/latest/APIReference/API_RetainRule.html
+    https://docs.aws.amazon.com/dlm/latest/APIReference/API_CrossRegionCopyRule.html)."""
+    import re
+
+    if not isinstance(details, dict):
+        raise dlm_invalid("PolicyDetails is required")
+    if details.get("PolicyType", "EBS_SNAPSHOT_MANAGEMENT") != "EBS_SNAPSHOT_MANAGEMENT":
+        raise dlm_invalid("only EBS_SNAPSHOT_MANAGEMENT policies are modelled")
+    types = details.get("ResourceTypes") or []
+    if not types or any(t not in ("VOLUME", "INSTANCE") for t in types):
+        raise dlm_invalid("ResourceTypes must be VOLUME or INSTANCE")
+    tags = details.get("TargetTags") or []
+    if not 1 <= len(tags) <= 50 or any(not t.get("Key") or "Value" not in t for t in tags):
+        raise dlm_invalid("TargetTags: 1 to 50 tags, each with Key and Value")
+    schedules = details.get("Schedules") or []
+    if not 1 <= len(schedules) <= 4:
+        raise dlm_invalid("Schedules: 1 to 4")
+    for schedule in schedules:
+        rule = schedule.get("CreateRule") or {}
+        if "CronExpression" not in rule:
+            if rule.get("IntervalUnit") != "HOURS" or rule.get("Interval") not in DLM_INTERVALS["HOURS"]:
+                raise dlm_invalid("CreateRule: Interval must be 1, 2, 3, 4, 6, 8, 12 or 24 HOURS")
+            times = rule.get("Times") or []
+            if len(times) > 1 or any(not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", t) for t in times):
+                raise dlm_invalid("CreateRule.Times: at most one time, \"hh:mm\" (UTC)")
+        retain = schedule.get("RetainRule") or {}
+        count = retain.get("Count")
+        if count is not None and not 1 <= int(count) <= 1000:
+            raise dlm_invalid("RetainRule.Count must be 1 to 1000")
+        if count is None and "Interval" not in retain:
+            raise dlm_invalid("RetainRule needs Count or Interval")
+        copies = schedule.get("CrossRegionCopyRules") or []
+        if len(copies) > 3:
+            raise dlm_invalid("CrossRegionCopyRules: at most 3")
+        for copy in copies:
+            if "Encrypted" not in copy or not (copy.get("TargetRegion") or copy.get("Target")):
+                raise dlm_invalid("CrossRegionCopyRule needs Encrypted and TargetRegion")
+            keep = copy.get("RetainRule")
+            if keep is not None and (keep.get("IntervalUnit") not in DLM_COPY_RETAIN_UNITS or int(keep.get("Interval", 0)) < 1):
+                raise dlm_invalid("CrossRegionCopyRetainRule: Interval >= 1 DAYS, WEEKS, MONTHS or YEARS")
+
+
+def dlm_handle(method, path, query, body, account, region):
+    """One DLM REST request (API reference, Actions:
+    https://docs.aws.amazon.com/dlm/latest/APIReference/API_Operations.html):
+    CreateLifecyclePolicy (POST /policies), GetLifecyclePolicies
+    (GET /policies, filtered by targetTags "key=value" and resourceTypes, a
+    policy matching when it targets any of the tags asked), GetLifecyclePolicy
+    (GET /policies/ID), UpdateLifecyclePolicy (PATCH /policies/ID),
+    DeleteLifecyclePolicy (DELETE /policies/ID), ListTagsForResource and
+    TagResource (/tags/ARN). Returns (status, body dict)."""
+    import urllib.parse
+    import uuid
+
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/") if p]
+    mine = {k: v for k, v in DLM_POLICIES.items() if v["account"] == account and v["region"] == region}
+    if parts == ["policies"] and method == "POST":
+        for field in ("ExecutionRoleArn", "Description", "State", "PolicyDetails"):
+            if field not in body:
+                raise dlm_invalid(f"{field} is required")
+        if not str(body["ExecutionRoleArn"]).startswith("arn:"):
+            raise dlm_invalid("ExecutionRoleArn is not an ARN")
+        if body["State"] not in ("ENABLED", "DISABLED"):
+            raise dlm_invalid("State must be ENABLED or DISABLED")
+        dlm_check_details(body["PolicyDetails"])
+        policy_id = "policy-" + uuid.uuid4().hex[:17]
+        now = utcnow().isoformat() + "Z"
+        DLM_POLICIES[policy_id] = {
+            "account": account,
+            "region": region,
+            "PolicyId": policy_id,
+            "PolicyArn": f"arn:aws:dlm:{region}:{account}:policy/{policy_id}",
+            "Description": body["Description"],
+            "State": body["State"],
+            "ExecutionRoleArn": body["ExecutionRoleArn"],
+            "PolicyDetails": body["PolicyDetails"],
+            "Tags": dict(body.get("Tags") or {}),
+            "DateCreated": now,
+            "DateModified": now,
+        }
+        return 200, {"PolicyId": policy_id}
+    if parts == ["policies"] and method == "GET":
+        wanted = query.get("targetTags", [])
+        kinds = query.get("resourceTypes", [])
+        summaries = []
+        for policy in mine.values():
+            details = policy["PolicyDetails"]
+            targets = {f"{t['Key']}={t['Value']}" for t in details.get("TargetTags", [])}
+            if wanted and not targets.intersection(wanted):
+                continue
+            if kinds and not set(details.get("ResourceTypes", [])).intersection(kinds):
+                continue
+            summaries.append({k: policy[k] for k in ("PolicyId", "Description", "State", "Tags")} | {"PolicyType": "EBS_SNAPSHOT_MANAGEMENT"})
+        return 200, {"Policies": summaries}
+    if len(parts) == 2 and parts[0] == "policies":
+        policy = mine.get(parts[1])
+        if policy is None:
+            raise DlmError(404, "ResourceNotFoundException", f"Policy {parts[1]} not found")
+        if method == "GET":
+            shown = {k: v for k, v in policy.items() if k not in ("account", "region")}
+            return 200, {"Policy": shown}
+        if method == "PATCH":
+            if "PolicyDetails" in body:
+                dlm_check_details(body["PolicyDetails"])
+            for field in ("ExecutionRoleArn", "State", "Description", "PolicyDetails"):
+                if field in body:
+                    policy[field] = body[field]
+            policy["DateModified"] = utcnow().isoformat() + "Z"
+            return 200, {}
+        if method == "DELETE":
+            del DLM_POLICIES[parts[1]]
+            return 200, {}
+    if len(parts) >= 2 and parts[0] == "tags":
+        arn = "/".join(parts[1:])
+        policy = next((p for p in mine.values() if p["PolicyArn"] == arn), None)
+        if policy is None:
+            raise DlmError(404, "ResourceNotFoundException", f"{arn} not found")
+        if method == "GET":
+            return 200, {"Tags": policy["Tags"]}
+        if method == "POST":
+            policy["Tags"].update(body.get("Tags") or {})
+            return 200, {}
+    raise DlmError(400, "InvalidRequestException", f"{method} {path} is not modelled")
+
+
+def add_dlm():
+    """Gap: moto has no Data Lifecycle Manager. Requests signed for the
+    "dlm" service are answered here, before moto's dispatcher, by the small
+    model above (recorded like any other request, so tests count them)."""
+    import urllib.parse
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.core.request import Request
+    from moto.moto_api import recorder
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from werkzeug.wrappers import Response
+
+    original = DomainDispatcherApplication.__call__
+
+    def call(self, environ, start_response):
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        scope = auth.split("Credential=", 1)[-1].split(",", 1)[0].split("/") if "Credential=" in auth else []
+        if len(scope) < 4 or scope[3] != "dlm":
+            return original(self, environ, start_response)
+        request = Request(environ)
+        recorder._record_request(request)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        account = DEFAULT_ACCOUNT_ID
+        try:
+            with DLM_LOCK:
+                status, answer = dlm_handle(
+                    request.method, environ.get("PATH_INFO", "/"), query, json.loads(raw or b"{}"), account, scope[2]
+                )
+            headers = {"Content-Type": "application/json"}
+        except DlmError as e:
+            status, answer = e.status, {"Message": e.message, "Code": e.code}
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": e.code}
+        return Response(json.dumps(answer), status=status, headers=headers)(environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
+
 
 def main():
     # One access-log line per request would drown the test output.
@@ -1325,6 +1565,9 @@ def main():
     add_sandbox_snapshot_data()
     add_default_vpc_internet()
     add_launch_network_interfaces()
+    add_dlm()
+    add_s3_versioning_root()
+    add_s3_secure_transport()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()

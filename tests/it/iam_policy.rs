@@ -68,6 +68,7 @@ const EXCEPTIONS: &[(&str, &str)] = &[
     ("iam:TagInstanceProfile", "CreateInstanceProfile with Tags"),
     ("iam:TagUser", "CreateUser with Tags"),
     ("iam:TagPolicy", "CreatePolicy with Tags (the permissions boundary)"),
+    ("dlm:TagResource", "CreateLifecyclePolicy with Tags (the snapshot schedule)"),
 ];
 
 /// Actions glbox calls that AWS allows to every identity: not in the policy.
@@ -81,10 +82,62 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The policy is two managed policies (one holds at most 6,144
+/// characters): the operator attaches both.
+const POLICY_FILES: &[&str] = &["docs/iam-policy.json", "docs/iam-policy-backups.json"];
+
+fn policy_file(file: &str) -> Value {
+    let text =
+        std::fs::read_to_string(repo().join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file} is not JSON: {e}"))
+}
+
+/// Both documents as one: what the operator may do.
 fn policy() -> Value {
-    let text = std::fs::read_to_string(repo().join("docs/iam-policy.json"))
-        .expect("read docs/iam-policy.json");
-    serde_json::from_str(&text).expect("docs/iam-policy.json is JSON")
+    let mut all = Vec::new();
+    for file in POLICY_FILES {
+        all.extend(statements(&policy_file(file)).iter().cloned());
+    }
+    json!({"Version": "2012-10-17", "Statement": all})
+}
+
+/// S3's IAM actions are not always named as its operations
+/// (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html):
+/// the permissions each such call needs.
+const S3_PERMISSIONS: &[(&str, &[&str])] = &[
+    ("s3:HeadBucket", &["s3:ListBucket"]),
+    ("s3:ListObjectsV2", &["s3:ListBucket"]),
+    ("s3:ListObjectVersions", &["s3:ListBucketVersions"]),
+    ("s3:GetBucketEncryption", &["s3:GetEncryptionConfiguration"]),
+    ("s3:PutBucketEncryption", &["s3:PutEncryptionConfiguration"]),
+    (
+        "s3:GetPublicAccessBlock",
+        &["s3:GetBucketPublicAccessBlock"],
+    ),
+    (
+        "s3:PutPublicAccessBlock",
+        &["s3:PutBucketPublicAccessBlock"],
+    ),
+    (
+        "s3:GetBucketLifecycleConfiguration",
+        &["s3:GetLifecycleConfiguration"],
+    ),
+    (
+        "s3:PutBucketLifecycleConfiguration",
+        &["s3:PutLifecycleConfiguration"],
+    ),
+    (
+        "s3:DeleteObjects",
+        &["s3:DeleteObject", "s3:DeleteObjectVersion"],
+    ),
+];
+
+/// The IAM actions a call needs for itself (its own name, but for S3).
+fn permissions_of(call: &str) -> Vec<String> {
+    match S3_PERMISSIONS.iter().find(|(c, _)| *c == call) {
+        Some((_, actions)) => actions.iter().map(|a| a.to_string()).collect(),
+        None => vec![call.to_string()],
+    }
 }
 
 fn statements(policy: &Value) -> &Vec<Value> {
@@ -579,6 +632,13 @@ fn authorizations(action: &str) -> Vec<Auth> {
     let rule = ec2_arn("security-group-rule", "sgr-0123456789abcdef0");
     let snapshot = format!("arn:aws:ec2:{REGION}::snapshot/snap-0123456789abcdef0");
     let image = format!("arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0");
+    let dlm_policy = format!("arn:aws:dlm:{REGION}:{ACCOUNT}:policy/policy-0123456789abcdef0");
+    let dlm_role = iam_arn(
+        "role",
+        "/glbox/",
+        &glbox::resources::backup::schedule::role_name(&names()),
+    );
+    let bucket = format!("arn:aws:s3:::{}", names().backup_bucket(ACCOUNT));
     let tagged = |resource: &str| auth(action, resource, TAGGED);
     let plain = |resource: &str| auth(action, resource, &[]);
     let names = names();
@@ -767,6 +827,34 @@ fn authorizations(action: &str) -> Vec<Auth> {
         // Waiting for a change to be INSYNC: the change is its own resource
         // type (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonroute53.html).
         "route53:GetChange" => vec![plain("arn:aws:route53:::change/C0123456789ABC")],
+        "ec2:DeleteSnapshot" => vec![tagged(&snapshot)],
+        // GetLifecyclePolicies and CreateLifecyclePolicy have no resource
+        // type; creating tags the policy and hands DLM its role.
+        "dlm:GetLifecyclePolicies" => vec![plain("*")],
+        "dlm:CreateLifecyclePolicy" => vec![
+            plain("*"),
+            auth(
+                "dlm:TagResource",
+                &dlm_policy,
+                &[("aws:RequestTag/glbox:managed-by", "glbox")],
+            ),
+            auth(
+                "iam:PassRole",
+                &dlm_role,
+                &[("iam:PassedToService", "dlm.amazonaws.com")],
+            ),
+        ],
+        "dlm:DeleteLifecyclePolicy" | "dlm:GetLifecyclePolicy" | "dlm:UpdateLifecyclePolicy" => {
+            vec![tagged(&dlm_policy)]
+        }
+        a if a.starts_with("s3:") && a != "s3:DeleteObjects" => permissions_of(a)
+            .iter()
+            .map(|permission| auth(permission, &bucket, &[]))
+            .collect(),
+        "s3:DeleteObjects" => vec![
+            auth("s3:DeleteObject", &format!("{bucket}/1733100000_2026_12_02_18.6.0_gitlab_backup.tar"), &[]),
+            auth("s3:DeleteObjectVersion", &format!("{bucket}/config/1733100000_2026_12_02_18.6.0/gitlab-secrets.json"), &[]),
+        ],
         "servicequotas:GetServiceQuota" => vec![plain(&format!(
             "arn:aws:servicequotas:{REGION}:{ACCOUNT}:ec2/L-1216C47A"
         ))],
@@ -809,10 +897,12 @@ fn the_policy_allows_exactly_what_glbox_calls() {
     );
 
     // The implied actions are exactly the documented exceptions.
-    let implied: BTreeSet<String> = implied
-        .into_iter()
-        .filter(|a| !calls.actions.contains_key(a))
+    let own: BTreeSet<String> = calls
+        .actions
+        .keys()
+        .flat_map(|a| permissions_of(a))
         .collect();
+    let implied: BTreeSet<String> = implied.into_iter().filter(|a| !own.contains(a)).collect();
     let exceptions: BTreeSet<String> = EXCEPTIONS.iter().map(|(a, _)| a.to_string()).collect();
     assert_eq!(
         implied, exceptions,
@@ -820,10 +910,8 @@ fn the_policy_allows_exactly_what_glbox_calls() {
     );
 
     // Least privilege: nothing but those.
-    let needed: BTreeSet<String> = calls
-        .actions
-        .keys()
-        .cloned()
+    let needed: BTreeSet<String> = own
+        .into_iter()
         .chain(exceptions)
         .filter(|a| !NO_PERMISSION_NEEDED.contains(&a.as_str()))
         .collect();
@@ -851,12 +939,15 @@ fn the_policy_allows_exactly_what_glbox_calls() {
 fn the_policy_is_well_formed_and_explained() {
     let policy = policy();
     assert_eq!(policy["Version"], "2012-10-17");
-    let text = std::fs::read_to_string(repo().join("docs/iam-policy.json")).unwrap();
-    let size = text.chars().filter(|c| !c.is_whitespace()).count();
-    assert!(
-        size <= MANAGED_POLICY_MAX_CHARS,
-        "{size} characters: more than a managed policy holds"
-    );
+    for file in POLICY_FILES {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        let size = text.chars().filter(|c| !c.is_whitespace()).count();
+        assert!(
+            size <= MANAGED_POLICY_MAX_CHARS,
+            "{file}: {size} characters: more than a managed policy holds"
+        );
+        assert_eq!(policy_file(file)["Version"], "2012-10-17", "{file}");
+    }
     let explained = std::fs::read_to_string(repo().join("docs/iam-policy.md")).unwrap();
     let mut sids = BTreeSet::new();
     for statement in statements(&policy) {
@@ -1540,14 +1631,16 @@ async fn glbox_runs_its_whole_life_cycle_with_exactly_the_policy() {
     let admin = bootstrap_admin(&emulator).await;
     let policy = policy();
 
-    // The real document (not only its moto view) is a valid policy.
-    client!(aws_sdk_iam, emulator, admin)
-        .create_policy()
-        .policy_name("glbox-as-documented")
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .expect("docs/iam-policy.json is accepted as a managed policy");
+    // The real documents (not only their moto view) are valid policies.
+    for (i, file) in POLICY_FILES.iter().enumerate() {
+        client!(aws_sdk_iam, emulator, admin)
+            .create_policy()
+            .policy_name(format!("glbox-as-documented-{i}"))
+            .policy_document(policy_file(file).to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{file} is not accepted as a managed policy: {e:?}"));
+    }
 
     let keys = operator(&emulator, &admin, "glbox-operator", &policy).await;
     // The operator is held to the policy: anything else is refused.
@@ -2425,5 +2518,95 @@ fn the_boundary_allows_what_glbox_roles_and_users_need_and_no_more() {
         auth("s3:GetObject", "arn:aws:s3:::backups/*", &[]),
     ] {
         assert!(!admin.allows(&request), "the boundary allows {request:?}");
+    }
+}
+
+/// What the box may do with its backup bucket through the instance role
+/// (its inline policy within the boundary): write GitLab's archives and
+/// the config copies, and read them back for a restore; nothing else of
+/// that bucket, nothing of another.
+#[test]
+fn the_instance_role_may_only_write_and_read_back_its_own_backup_objects() {
+    let bucket = names().backup_bucket(ACCOUNT);
+    let object = |key: &str| format!("arn:aws:s3:::{bucket}/{key}");
+    let role = Effective {
+        identity: vec![(
+            glbox::resources::iam::BACKUP_POLICY_NAME.into(),
+            only_allows(
+                "backup objects",
+                &glbox::resources::iam::backup_objects_policy("aws", &bucket),
+            ),
+        )],
+        boundary: Some(glbox::resources::iam::boundary_document("aws")),
+    };
+    let archive = object("1733100000_2026_12_02_18.6.0_gitlab_backup.tar");
+    let secrets = object("config/1733100000_2026_12_02_18.6.0/gitlab-secrets.json");
+    for allowed in [
+        auth("s3:PutObject", &archive, &[]),
+        auth("s3:AbortMultipartUpload", &archive, &[]),
+        auth("s3:GetObject", &archive, &[]),
+        auth("s3:PutObject", &secrets, &[]),
+        auth(
+            "s3:PutObject",
+            &object("config/1733100000_2026_12_02_18.6.0/gitlab.rb"),
+            &[],
+        ),
+        auth("s3:GetObject", &secrets, &[]),
+    ] {
+        assert!(role.allows(&allowed), "the role cannot {allowed:?}");
+    }
+    let other = glbox::names::Names::new("other", REGION).backup_bucket(ACCOUNT);
+    for refused in [
+        // Other keys of its bucket.
+        auth("s3:PutObject", &object("index.html"), &[]),
+        auth(
+            "s3:PutObject",
+            &object("1733100000_gitlab_backup.tar.sh"),
+            &[],
+        ),
+        auth("s3:GetObject", &object("notes/secrets.txt"), &[]),
+        // Another deployment's bucket, or anyone's.
+        auth(
+            "s3:PutObject",
+            &format!("arn:aws:s3:::{other}/1733100000_gitlab_backup.tar"),
+            &[],
+        ),
+        auth(
+            "s3:GetObject",
+            "arn:aws:s3:::backups/x_gitlab_backup.tar",
+            &[],
+        ),
+        // Destroying or exposing the backups.
+        auth("s3:DeleteObject", &archive, &[]),
+        auth("s3:DeleteObjectVersion", &archive, &[]),
+        auth("s3:PutBucketPolicy", &format!("arn:aws:s3:::{bucket}"), &[]),
+        auth(
+            "s3:PutLifecycleConfiguration",
+            &format!("arn:aws:s3:::{bucket}"),
+            &[],
+        ),
+        auth("s3:ListBucket", &format!("arn:aws:s3:::{bucket}"), &[]),
+    ] {
+        assert!(!role.allows(&refused), "the role may {refused:?}");
+    }
+    // The boundary alone, whatever inline policy a role were given: no
+    // deleting backups, no bucket settings, nothing outside glbox's buckets.
+    let boundary = glbox::resources::iam::boundary_document("aws");
+    assert!(allows(&boundary, &auth("s3:PutObject", &archive, &[])));
+    assert!(allows(&boundary, &auth("ec2:CreateSnapshot", "*", &[])));
+    for refused in [
+        auth("s3:DeleteObject", &archive, &[]),
+        auth("s3:PutBucketPolicy", &format!("arn:aws:s3:::{bucket}"), &[]),
+        auth(
+            "s3:PutObject",
+            "arn:aws:s3:::backups/x_gitlab_backup.tar",
+            &[],
+        ),
+        auth("dlm:CreateLifecyclePolicy", "*", &[]),
+    ] {
+        assert!(
+            !allows(&boundary, &refused),
+            "the boundary allows {refused:?}"
+        );
     }
 }

@@ -9,6 +9,7 @@ mod common;
 
 mod aws_side;
 mod backup_box;
+mod backups_aws;
 mod bad_input;
 mod bootstrap_script;
 mod cloud_init;

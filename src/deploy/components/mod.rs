@@ -2,6 +2,7 @@
 //! applies, removes and reports, through the functions of its resource
 //! module.
 
+pub mod backup_bucket;
 pub mod data_volume;
 pub mod dns_record;
 pub mod elastic_ip;
@@ -13,4 +14,5 @@ pub mod instance_profile;
 pub mod key_pair;
 pub mod root_password;
 pub mod security_group;
+pub mod snapshot_schedule;
 pub mod volume_attachment;

@@ -27,9 +27,9 @@ use crate::resources::{Action, Ctx, PlanItem};
 
 mod policies;
 pub use policies::{
-    agent_policy, boundary_arn, boundary_arn_for, boundary_document, parameters_policy,
-    partition_and_account, role_policies, AGENT_POLICY_NAME, BOUNDARY_POLICY_NAME,
-    INLINE_POLICY_NAME, SSM_AGENT_ACTIONS,
+    agent_policy, backup_objects_policy, boundary_arn, boundary_arn_for, boundary_document,
+    parameters_policy, partition_and_account, role_policies, role_policies_with, AGENT_POLICY_NAME,
+    BACKUP_POLICY_NAME, BOUNDARY_POLICY_NAME, INLINE_POLICY_NAME, SSM_AGENT_ACTIONS,
 };
 use policies::{boundary_tags, trust_policy};
 
@@ -343,6 +343,10 @@ pub async fn apply_role(
     if repair.boundary {
         let boundary = ensure_boundary(ctx).await?;
         roles::put_permissions_boundary(iam, &name, &boundary).await?;
+    } else if repair.put_inline.iter().any(|p| p == BACKUP_POLICY_NAME) {
+        // The boundary of an older glbox does not allow the backup
+        // objects: the new policy would be granted and silently refused.
+        ensure_boundary(ctx).await?;
     }
     if repair.trust {
         roles::update_trust_policy(iam, &name, trust_policy().to_string()).await?;

@@ -10,6 +10,7 @@ use crate::resources::Ctx;
 
 pub const INLINE_POLICY_NAME: &str = "glbox-own-parameters";
 pub const AGENT_POLICY_NAME: &str = "glbox-ssm-agent";
+pub const BACKUP_POLICY_NAME: &str = "glbox-backup-objects";
 /// One per account, shared by every deployment and lab (see
 /// [`boundary_document`]).
 pub const BOUNDARY_POLICY_NAME: &str = "glbox-permissions-boundary";
@@ -96,13 +97,60 @@ pub fn agent_policy() -> Value {
     })
 }
 
+/// The objects of the backup bucket the box may write and read back:
+/// GitLab's archives (`<id>_gitlab_backup.tar`, at the bucket's root:
+/// GitLab's upload takes no prefix) and the copies of gitlab.rb and
+/// gitlab-secrets.json under `config/`. Writing (PutObject, and aborting
+/// its own multipart uploads) and reading them for a restore; never
+/// deleting (the lifecycle rule expires them) and never listing (the box
+/// knows the names it wrote), so a compromised box cannot destroy the
+/// backups or see what else the bucket holds.
+/// <https://docs.gitlab.com/administration/backup_restore/backup_gitlab/#upload-backups-to-a-remote-cloud-storage>
+pub fn backup_objects_policy(partition: &str, bucket: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "WriteOwnBackups",
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+            "Resource": backup_object_arns(partition, bucket)
+        }]
+    })
+}
+
+fn backup_object_arns(partition: &str, bucket: &str) -> Vec<String> {
+    vec![
+        format!(
+            "arn:{partition}:s3:::{bucket}/*{}",
+            crate::names::BACKUP_ARCHIVE_SUFFIX
+        ),
+        format!(
+            "arn:{partition}:s3:::{bucket}/{}*",
+            crate::names::BACKUP_CONFIG_PREFIX
+        ),
+    ]
+}
+
 /// The inline policies the instance role holds, by name: its own
 /// parameters always, the agent's actions only in SSM mode (an SSH-mode
 /// box runs no command glbox sends through SSM).
 pub fn role_policies(ctx: &Ctx<'_>) -> BTreeMap<String, Value> {
+    role_policies_with(ctx, None)
+}
+
+/// [`role_policies`], and with S3 backups on (`backup_bucket` named) the
+/// bucket's backup objects.
+pub fn role_policies_with(ctx: &Ctx<'_>, backup_bucket: Option<&str>) -> BTreeMap<String, Value> {
     let mut policies = BTreeMap::from([(INLINE_POLICY_NAME.to_string(), parameters_policy(ctx))]);
     if ctx.settings.access == crate::config::AccessMethod::Ssm {
         policies.insert(AGENT_POLICY_NAME.to_string(), agent_policy());
+    }
+    if let Some(bucket) = backup_bucket {
+        let partition = partition(&ctx.settings.region);
+        policies.insert(
+            BACKUP_POLICY_NAME.to_string(),
+            backup_objects_policy(partition, bucket),
+        );
     }
     policies
 }
@@ -113,7 +161,11 @@ pub fn role_policies(ctx: &Ctx<'_>) -> BTreeMap<String, Value> {
 /// policy narrows that to its own) and run the SSM agent; the SMTP user
 /// may send email (its inline policy narrows that to its domain). The
 /// operator policy allows creating roles and users only with this
-/// boundary, so holding it does not make anyone an administrator.
+/// boundary, so holding it does not make anyone an administrator. An
+/// instance may also write and read back the backup objects of glbox's
+/// buckets (its inline policy narrows that to its own bucket), and the
+/// snapshot schedule's role may snapshot and tag volumes as Data
+/// Lifecycle Manager does.
 /// <https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html>
 pub fn boundary_document(partition: &str) -> Value {
     json!({
@@ -139,6 +191,24 @@ pub fn boundary_document(partition: &str) -> Value {
                 "Effect": "Allow",
                 "Action": "ses:SendRawEmail",
                 "Resource": "*"
+            },
+            {
+                "Sid": "WriteGlboxBackups",
+                "Effect": "Allow",
+                "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+                "Resource": backup_object_arns(partition, "glbox-*")
+            },
+            {
+                "Sid": "DlmSnapshots",
+                "Effect": "Allow",
+                "Action": crate::resources::backup::schedule::DLM_SNAPSHOT_ACTIONS,
+                "Resource": "*"
+            },
+            {
+                "Sid": "DlmTagSnapshots",
+                "Effect": "Allow",
+                "Action": "ec2:CreateTags",
+                "Resource": format!("arn:{partition}:ec2:*::snapshot/*")
             }
         ]
     })

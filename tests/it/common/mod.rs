@@ -228,18 +228,40 @@ fn parse_request(line: &str) -> Request {
     };
     let action = match record["headers"]["X-Amz-Target"].as_str() {
         Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
-        None => body
+        None => match body
             .split('&')
             .find_map(|pair| pair.strip_prefix("Action="))
-            .unwrap_or("?")
-            .to_string(),
+        {
+            Some(action) => action.to_string(),
+            None => rest_name(&record),
+        },
     };
     Request { action, body }
 }
 
-/// Whether an action changes anything (by AWS's naming convention).
+/// A REST request (S3, Data Lifecycle Manager, Route 53) carries no
+/// action: named by its operation where `rest_operation` knows it, else by
+/// its method and path, reads (GET, HEAD) as `Get ...` so that
+/// `is_mutating` tells them apart.
+fn rest_name(record: &serde_json::Value) -> String {
+    let method = record["method"].as_str().unwrap_or_default();
+    let url = record["url"].as_str().unwrap_or_default();
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    if let Some(operation) = rest_operation(method, path) {
+        return operation;
+    }
+    match method {
+        "GET" | "HEAD" => format!("Get (HTTP {method}) {path}"),
+        _ => format!("{method} {path}"),
+    }
+}
+
+/// Whether an action changes anything (by AWS's naming convention;
+/// S3's HeadBucket and HeadObject read).
 pub fn is_mutating(action: &str) -> bool {
-    !["Describe", "Get", "List"]
+    !["Describe", "Get", "List", "Head"]
         .iter()
         .any(|p| action.starts_with(p))
 }
@@ -522,7 +544,13 @@ impl Emulator {
 /// and path; `None` for other services. Unknown Route 53 requests count as
 /// mutating unless they are GETs.
 pub fn rest_operation(method: &str, path: &str) -> Option<String> {
-    let path = path.split('?').next().unwrap_or(path);
+    let (bare, query) = path.split_once('?').unwrap_or((path, ""));
+    if let Some(operation) =
+        dlm_operation(method, bare).or_else(|| s3_operation(method, bare, query))
+    {
+        return Some(operation.to_string());
+    }
+    let path = bare;
     let rest = path.strip_prefix("/2013-04-01/")?;
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     let operation = match (method, parts.as_slice()) {
@@ -537,6 +565,79 @@ pub fn rest_operation(method: &str, path: &str) -> Option<String> {
         _ => return Some(format!("Route53 {method} {path}")),
     };
     Some(operation.to_string())
+}
+
+/// Data Lifecycle Manager's REST operations
+/// (https://docs.aws.amazon.com/dlm/latest/APIReference/API_Operations.html).
+fn dlm_operation(method: &str, path: &str) -> Option<&'static str> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    Some(match (method, parts.as_slice()) {
+        ("GET", ["policies"]) => "GetLifecyclePolicies",
+        ("POST", ["policies"]) => "CreateLifecyclePolicy",
+        ("GET", ["policies", _]) => "GetLifecyclePolicy",
+        ("PATCH", ["policies", _]) => "UpdateLifecyclePolicy",
+        ("DELETE", ["policies", _]) => "DeleteLifecyclePolicy",
+        _ => return None,
+    })
+}
+
+/// The S3 operations glbox sends to its buckets (`glbox-*`, path style),
+/// by method and subresource.
+fn s3_operation(method: &str, path: &str, query: &str) -> Option<&'static str> {
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let bucket = parts.next()?;
+    if !bucket.starts_with("glbox-") {
+        return None;
+    }
+    let object = parts.next().is_some();
+    let has = |sub: &str| {
+        query
+            .split('&')
+            .any(|q| q == sub || q.starts_with(&format!("{sub}=")))
+    };
+    let bucket_level = [
+        ("tagging", "BucketTagging"),
+        ("encryption", "BucketEncryption"),
+        ("publicAccessBlock", "PublicAccessBlock"),
+        ("versioning", "BucketVersioning"),
+        ("lifecycle", "BucketLifecycleConfiguration"),
+        ("policy", "BucketPolicy"),
+    ];
+    if !object {
+        for (sub, name) in bucket_level {
+            if has(sub) {
+                return Some(match (method, name) {
+                    ("GET", "BucketTagging") => "GetBucketTagging",
+                    ("PUT", "BucketTagging") => "PutBucketTagging",
+                    ("GET", "BucketEncryption") => "GetBucketEncryption",
+                    ("PUT", "BucketEncryption") => "PutBucketEncryption",
+                    ("GET", "PublicAccessBlock") => "GetPublicAccessBlock",
+                    ("PUT", "PublicAccessBlock") => "PutPublicAccessBlock",
+                    ("DELETE", "PublicAccessBlock") => "DeletePublicAccessBlock",
+                    ("GET", "BucketVersioning") => "GetBucketVersioning",
+                    ("PUT", "BucketVersioning") => "PutBucketVersioning",
+                    ("GET", "BucketLifecycleConfiguration") => "GetBucketLifecycleConfiguration",
+                    ("PUT", "BucketLifecycleConfiguration") => "PutBucketLifecycleConfiguration",
+                    ("GET", "BucketPolicy") => "GetBucketPolicy",
+                    ("PUT", "BucketPolicy") => "PutBucketPolicy",
+                    ("DELETE", "BucketPolicy") => "DeleteBucketPolicy",
+                    _ => return None,
+                });
+            }
+        }
+    }
+    Some(match (method, object) {
+        ("HEAD", false) => "HeadBucket",
+        ("PUT", false) => "CreateBucket",
+        ("DELETE", false) => "DeleteBucket",
+        ("POST", false) if has("delete") => "DeleteObjects",
+        ("GET", false) if has("versions") => "ListObjectVersions",
+        ("GET", false) if has("location") => "GetBucketLocation",
+        ("GET", false) => "ListObjectsV2",
+        ("PUT", true) => "PutObject",
+        ("GET", true) => "GetObject",
+        _ => return None,
+    })
 }
 
 /// Like `glbox`, but the run may take at most `limit`: past it the process
