@@ -584,12 +584,24 @@ fi"#,
     // stub is a link at the mount point. `mountpoint -q DIR` (util-linux)
     // says whether it is there; `umount DIR` removes it, fails with
     // umount's "not mounted" (exit 32) when it is not, and with "target is
-    // busy" when a test says so ($SANDBOX_ROOT/umount-busy).
-    ("mountpoint", r#"[ -L "${*: -1}" ]"#),
+    // busy" when a test says so ($SANDBOX_ROOT/umount-busy). A real file
+    // system (the loop-device tests run the real prepare-data script) is
+    // left to the real programs, found on PATH after this folder.
+    (
+        "mountpoint",
+        r#"target="${*: -1}"
+[ -L "$target" ] && exit 0
+mountpoint_real="$(PATH="${PATH#*:}" command -v mountpoint)"
+[ -d "$target" ] && [ -n "$mountpoint_real" ] && exec "$mountpoint_real" "$@"
+exit 1"#,
+    ),
     (
         "umount",
         r#"echo "umount $*" >> "$SANDBOX/calls.log"
 target="${*: -1}"
+if [ ! -L "$target" ] && [ -d "$target" ] && PATH="${PATH#*:}" mountpoint -q "$target"; then
+  exec env PATH="${PATH#*:}" umount "$@"
+fi
 if [ ! -L "$target" ]; then echo "umount: $target: not mounted." >&2; exit 32; fi
 if [ -e "$SANDBOX_ROOT/umount-busy" ]; then echo "umount: $target: target is busy." >&2; exit 32; fi
 rm -f "$target""#,
