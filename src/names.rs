@@ -274,11 +274,19 @@ impl Names {
 
     /// Filters matching exactly this deployment's resources of one role.
     pub fn owned_filters(&self, role: Role) -> Vec<Filter> {
+        self.owned_filters_any(&[role])
+    }
+
+    /// The filters of [`Self::owned_filters`] for any of `roles`.
+    pub fn owned_filters_any(&self, roles: &[Role]) -> Vec<Filter> {
         let filter = |key: String, value: &str| Filter::builder().name(key).values(value).build();
         vec![
             filter(format!("tag:{}", self.owner_tag), &self.deployment),
             filter(format!("tag:{TAG_MANAGED_BY}"), MANAGED_BY),
-            filter(format!("tag:{TAG_ROLE}"), role.tag_value()),
+            Filter::builder()
+                .name(format!("tag:{TAG_ROLE}"))
+                .set_values(Some(roles.iter().map(|r| r.tag_value().into()).collect()))
+                .build(),
         ]
     }
 

@@ -42,14 +42,3 @@ pub fn print_json(value: &impl Serialize) {
         serde_json::to_string_pretty(value).expect("reports serialize")
     );
 }
-
-/// Placeholder report while the backup commands are being built (removed
-/// within this change).
-#[derive(Serialize)]
-pub struct Placeholder;
-
-impl Report for Placeholder {
-    fn text(&self) -> String {
-        String::new()
-    }
-}

@@ -50,7 +50,7 @@ pub async fn run(app: &App, args: &DownArgs) -> Result<DownReport> {
     let anything_to_remove = report
         .resources
         .iter()
-        .any(|i| i.action != "keep" && !i.action.starts_with("skip"));
+        .any(|i| !i.action.starts_with("keep") && !i.action.starts_with("skip"));
     if !anything_to_remove {
         return Ok(report);
     }
@@ -116,14 +116,30 @@ impl Report for DownReport {
                 "Deployment {:?} in {} has nothing to remove.\n",
                 self.deployment, self.region
             );
-            for item in self.resources.iter().filter(|i| i.action == "keep") {
-                let _ = writeln!(out, "  kept {} {}", item.resource, item.id);
+            for item in self
+                .resources
+                .iter()
+                .filter(|i| i.action.starts_with("keep"))
+            {
+                let reason = item.action.strip_prefix("keep: ");
+                let _ = match reason {
+                    Some(reason) => {
+                        writeln!(out, "  kept {} {} ({reason})", item.resource, item.id)
+                    }
+                    None => writeln!(out, "  kept {} {}", item.resource, item.id),
+                };
             }
             return out;
         };
         let mut out = format!("Removed {} resource(s).\n", outcome.removed.len());
         for id in &outcome.kept_volumes {
             let _ = writeln!(out, "Kept data volume {id} (tagged with the deployment; `glbox up` re-attaches it, `glbox down --delete-data` removes it).");
+        }
+        for name in &outcome.kept_secrets {
+            let _ = writeln!(out, "Kept secret {name} of gitlab.extra_config, with the data (`glbox down --delete-data` deletes it).");
+        }
+        for id in &outcome.replaced_volumes {
+            let _ = writeln!(out, "Kept volume {id}, which a restore replaced (glbox never deletes it; `aws ec2 delete-volume --volume-id {id}` once you no longer need it).");
         }
         for id in &outcome.snapshots {
             let _ = writeln!(out, "Kept final snapshot {id} (tagged with the deployment; delete it when no longer needed).");

@@ -75,6 +75,12 @@ fn foreign_items(observed: &Observed) -> impl Iterator<Item = DownItem> + '_ {
 pub struct DownOutcome {
     pub removed: Vec<String>,
     pub kept_volumes: Vec<String>,
+    /// Data volumes a restore swapped out: always kept.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced_volumes: Vec<String>,
+    /// The secrets of `gitlab.extra_config`, kept with the data volume.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept_secrets: Vec<String>,
     pub snapshots: Vec<String>,
     /// The SES identity, kept because it may be shared.
     pub kept_identity: Option<String>,
@@ -103,6 +109,8 @@ impl DownOutcome {
     fn add(&mut self, other: DownOutcome) {
         self.removed.extend(other.removed);
         self.kept_volumes.extend(other.kept_volumes);
+        self.replaced_volumes.extend(other.replaced_volumes);
+        self.kept_secrets.extend(other.kept_secrets);
         self.snapshots.extend(other.snapshots);
         self.kept_identity = self.kept_identity.take().or(other.kept_identity);
         self.kept_bucket = self.kept_bucket.take().or(other.kept_bucket);
@@ -173,8 +181,14 @@ pub async fn decide_email_identity(
 /// the lease (released when `down` ends) and the ownership ledger. Deleting
 /// a volume or an address removes its own record; the records of kept
 /// volumes stay, so the next `up` knows them as glbox's. An open volume
-/// intent stays too: the next create finishes it.
-pub(super) fn removable_parameters(ctx: &Ctx<'_>, observed: &Observed) -> Vec<String> {
+/// intent stays too: the next create finishes it. The secrets of
+/// `gitlab.extra_config` belong with the data: kept with it, deleted with
+/// `--delete-data`.
+pub(super) fn removable_parameters(
+    ctx: &Ctx<'_>,
+    observed: &Observed,
+    options: DownOptions,
+) -> Vec<String> {
     let lease = crate::lease::parameter_name(&ctx.names);
     let address_intent = crate::ownership::intent_name(&ctx.names, crate::ownership::Kind::Address);
     observed
@@ -182,8 +196,30 @@ pub(super) fn removable_parameters(ctx: &Ctx<'_>, observed: &Observed) -> Vec<St
         .iter()
         .filter(|p| **p != lease)
         .filter(|p| !crate::ownership::is_ledger_parameter(&ctx.names, p) || **p == address_intent)
+        .filter(|p| options.delete_data || !is_secret(ctx, p))
         .cloned()
         .collect()
+}
+
+/// The secrets `down` keeps with the data volume.
+pub(super) fn kept_secrets(
+    ctx: &Ctx<'_>,
+    observed: &Observed,
+    options: DownOptions,
+) -> Vec<String> {
+    match options.delete_data {
+        true => Vec::new(),
+        false => observed
+            .parameters
+            .iter()
+            .filter(|p| is_secret(ctx, p))
+            .cloned()
+            .collect(),
+    }
+}
+
+fn is_secret(ctx: &Ctx<'_>, parameter: &str) -> bool {
+    parameter.starts_with(&crate::secrets::path(&ctx.names))
 }
 
 pub async fn delete_group_when_free(

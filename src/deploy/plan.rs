@@ -28,6 +28,8 @@ pub struct Observed {
     /// Terminated instances included (AWS lists them for about an hour).
     pub instances: Vec<Instance>,
     pub data_volumes: Vec<Volume>,
+    /// Data volumes a restore swapped out: kept, never used or deleted.
+    pub replaced_volumes: Vec<Volume>,
     pub addresses: Vec<Address>,
     /// Names of the SSM parameters under `/glbox/<name>/`.
     pub parameters: Vec<String>,
@@ -105,7 +107,11 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
     )?;
     let (instances, foreign_instances) =
         ownership::split(&instances, |i| ownership::owns_instance(&ctx.names, i));
+    let (data_volumes, replaced_volumes) = data_volumes;
     let (data_volumes, foreign_volumes) = ownership::split(&data_volumes, |v| ledger.holds(&v.id));
+    // A volume a restore swapped out is kept whoever looks: only glbox's
+    // own (in the ledger) are reported.
+    let replaced_volumes = ownership::split(&replaced_volumes, |v| ledger.holds(&v.id)).0;
     let address_intent = match ledger.is_open(Kind::Address) {
         true => ownership::read_intent::<AddressIntent>(ctx, Kind::Address).await?,
         false => None,
@@ -149,6 +155,7 @@ pub async fn observe(ctx: &Ctx<'_>) -> Result<Observed> {
         key_pair,
         instances,
         data_volumes,
+        replaced_volumes,
         addresses,
         parameters,
         email,

@@ -83,6 +83,7 @@ fn converged(ctx: &Ctx<'_>) -> Observed {
         }),
         key_pair: None,
         instances: vec![instance],
+        replaced_volumes: Vec::new(),
         data_volumes: vec![Volume {
             id: "vol-1".into(),
             availability_zone: "us-east-1a".into(),

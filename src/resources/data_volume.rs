@@ -40,11 +40,23 @@ pub fn from_sdk(v: &aws_sdk_ec2::types::Volume) -> Volume {
     }
 }
 
-pub async fn observe(ctx: &Ctx<'_>) -> Result<Vec<Volume>> {
-    let found = gateway::describe(&ctx.aws.ec2, ctx.names.owned_filters(Role::DataVolume)).await?;
-    let mut volumes: Vec<Volume> = found.iter().map(from_sdk).collect();
-    volumes.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(volumes)
+/// The deployment's data volumes, and apart from them those a restore
+/// swapped out (kept, never used or deleted again), in one describe.
+pub async fn observe(ctx: &Ctx<'_>) -> Result<(Vec<Volume>, Vec<Volume>)> {
+    let filters = ctx
+        .names
+        .owned_filters_any(&[Role::DataVolume, Role::ReplacedDataVolume]);
+    let found = gateway::describe(&ctx.aws.ec2, filters).await?;
+    let (replaced, current): (Vec<_>, Vec<_>) = found.iter().partition(|v| {
+        crate::names::ec2_tag(v.tags(), crate::names::TAG_ROLE)
+            == Some(Role::ReplacedDataVolume.tag_value())
+    });
+    let sorted = |found: Vec<&aws_sdk_ec2::types::Volume>| {
+        let mut volumes: Vec<Volume> = found.into_iter().map(from_sdk).collect();
+        volumes.sort_by(|a, b| a.id.cmp(&b.id));
+        volumes
+    };
+    Ok((sorted(current), sorted(replaced)))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

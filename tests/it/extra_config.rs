@@ -425,6 +425,35 @@ async fn secret_set_stores_a_tagged_securestring_from_stdin_and_says_nothing_of_
     }
 }
 
+/// The secrets belong with the data: `down` keeps them (and says so) while
+/// it keeps the data volume, and `down --delete-data` deletes them.
+#[tokio::test]
+async fn down_keeps_the_secrets_with_the_data_and_delete_data_deletes_them() {
+    let emulator = Emulator::start();
+    let workspace = Workspace::new("name = \"trial\"\n");
+    secret_set(&emulator, &workspace, "ldap_password", "Ldap-Secret-1").assert_ok();
+    let name = "/glbox/trial/secrets/ldap_password";
+    let exists = |emulator: &Emulator| {
+        let ssm = emulator.ssm();
+        async move { ssm.get_parameter().name(name).send().await.is_ok() }
+    };
+
+    let down = glbox(&emulator, &workspace, &["down", "--yes"]);
+    down.assert_ok();
+    assert!(exists(&emulator).await, "down deleted the secret");
+    assert!(
+        down.stdout.contains(name) && down.stdout.contains("kept"),
+        "down says it keeps the secret:\n{}",
+        down.stdout
+    );
+
+    glbox(&emulator, &workspace, &["down", "--yes", "--delete-data"]).assert_ok();
+    assert!(
+        !exists(&emulator).await,
+        "down --delete-data kept the secret"
+    );
+}
+
 #[tokio::test]
 async fn up_applies_extra_settings_and_secrets_and_a_hand_edit_is_seen_by_plan_and_verify() {
     let emulator = Emulator::start();

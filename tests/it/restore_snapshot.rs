@@ -339,12 +339,18 @@ async fn a_restore_swaps_in_a_volume_made_from_the_snapshot_and_keeps_the_old_on
 
     // `down` keeps data volumes; the replaced one is not its data volume
     // and stays too.
-    glbox(
+    let down = glbox(
         &world.emulator,
         &world.workspace,
         &["down", "--yes", "--delete-data", "--no-snapshot"],
-    )
-    .assert_ok();
+    );
+    down.assert_ok();
+    assert!(
+        down.stdout
+            .contains(&format!("Kept volume {old}, which a restore replaced")),
+        "down says it keeps the replaced volume:\n{}",
+        down.stdout
+    );
     let kept = world.volume(&old).await;
     assert_eq!(tag(kept.tags(), "glbox:role"), Some("replaced-data"));
     let gone = world

@@ -44,10 +44,15 @@ impl Component for DataVolume {
             (true, true) => "snapshot, then delete",
             (true, false) => "delete without snapshot",
         };
+        let replaced = observed
+            .replaced_volumes
+            .iter()
+            .map(|v| DownItem::new("data_volume", &v.id, "keep: replaced by a restore"));
         observed
             .data_volumes
             .iter()
             .map(|v| DownItem::new("data_volume", &v.id, action))
+            .chain(replaced)
             .collect()
     }
 
@@ -57,20 +62,38 @@ impl Component for DataVolume {
         observed: &'a Observed,
         options: DownOptions,
     ) -> Vec<Removal<'a>> {
+        // What a restore swapped out is kept, with or without --delete-data:
+        // glbox never deletes it.
+        let mut removals: Vec<Removal<'a>> = Vec::new();
+        if !observed.replaced_volumes.is_empty() {
+            let kept = DownOutcome {
+                replaced_volumes: observed
+                    .replaced_volumes
+                    .iter()
+                    .map(|v| v.id.clone())
+                    .collect(),
+                ..DownOutcome::default()
+            };
+            removals.push(Removal {
+                phase: None,
+                work: Box::pin(async move { Ok(kept) }),
+            });
+        }
         if observed.data_volumes.is_empty() {
-            return Vec::new();
+            return removals;
         }
         if !options.delete_data {
             let kept = DownOutcome {
                 kept_volumes: observed.data_volumes.iter().map(|v| v.id.clone()).collect(),
                 ..DownOutcome::default()
             };
-            return vec![Removal {
+            removals.push(Removal {
                 phase: None,
                 work: Box::pin(async move { Ok(kept) }),
-            }];
+            });
+            return removals;
         }
-        vec![Removal {
+        removals.push(Removal {
             phase: Some(PHASE),
             work: Box::pin(async move {
                 let mut outcome = DownOutcome::default();
@@ -82,6 +105,7 @@ impl Component for DataVolume {
                 }
                 Ok(outcome)
             }),
-        }]
+        });
+        removals
     }
 }

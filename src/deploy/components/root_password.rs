@@ -1,8 +1,9 @@
 //! GitLab's root password in SSM Parameter Store. `down` removes with it
-//! every parameter of the deployment but the lease and the ownership
-//! records it still needs (see `down::removable_parameters`).
+//! every parameter of the deployment but the lease, the ownership records
+//! it still needs and, while the data volume is kept, the secrets of
+//! `gitlab.extra_config` (see `down::removable_parameters`).
 
-use crate::deploy::down::{removable_parameters, DownItem, DownOptions, DownOutcome};
+use crate::deploy::down::{kept_secrets, removable_parameters, DownItem, DownOptions, DownOutcome};
 use crate::deploy::plan::{Observed, Plan};
 use crate::deploy::{Component, Made, Part, Removal, Step, Work};
 use crate::resources::{parameters, Ctx, PlanItem};
@@ -41,11 +42,19 @@ impl Component for RootPassword {
         &self,
         ctx: &Ctx<'_>,
         observed: &Observed,
-        _options: DownOptions,
+        options: DownOptions,
     ) -> Vec<DownItem> {
-        removable_parameters(ctx, observed)
+        let kept = kept_secrets(ctx, observed, options);
+        removable_parameters(ctx, observed, options)
             .iter()
             .map(|p| DownItem::new("parameter", p, "delete"))
+            .chain(kept.iter().map(|p| {
+                DownItem::new(
+                    "parameter",
+                    p,
+                    "keep: a secret of gitlab.extra_config, deleted by --delete-data",
+                )
+            }))
             .collect()
     }
 
@@ -53,18 +62,30 @@ impl Component for RootPassword {
         &'a self,
         ctx: &'a Ctx<'a>,
         observed: &'a Observed,
-        _options: DownOptions,
+        options: DownOptions,
     ) -> Vec<Removal<'a>> {
-        let names = removable_parameters(ctx, observed);
-        if names.is_empty() {
-            return Vec::new();
+        let names = removable_parameters(ctx, observed, options);
+        let kept = kept_secrets(ctx, observed, options);
+        let mut removals = Vec::new();
+        if !kept.is_empty() {
+            let kept = DownOutcome {
+                kept_secrets: kept,
+                ..DownOutcome::default()
+            };
+            removals.push(Removal {
+                phase: None,
+                work: Box::pin(async move { Ok(kept) }),
+            });
         }
-        vec![Removal {
-            phase: Some(DOWN_PHASE),
-            work: Box::pin(async move {
-                parameters::delete(ctx, &names).await?;
-                Ok(DownOutcome::removed(names))
-            }),
-        }]
+        if !names.is_empty() {
+            removals.push(Removal {
+                phase: Some(DOWN_PHASE),
+                work: Box::pin(async move {
+                    parameters::delete(ctx, &names).await?;
+                    Ok(DownOutcome::removed(names))
+                }),
+            });
+        }
+        removals
     }
 }
