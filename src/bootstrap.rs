@@ -152,16 +152,7 @@ mod tests {
     #[test]
     fn values_come_first_and_are_quoted() {
         let settings = crate::test_support::settings("trial");
-        let script = render(
-            &settings,
-            &Target {
-                data_volume_id: "vol-1",
-                external_url: "http://203.0.113.7",
-                smtp_username: None,
-                root_password_parameter: "/glbox/trial/root-password",
-                backup_bucket: None,
-            },
-        );
+        let script = render(&settings, &target());
         assert!(script.starts_with("#!/bin/bash\n# Values for deployment \"trial\""));
         assert!(script.contains("GLBOX_DATA_VOLUME='vol-1'\n"));
         assert!(script.contains("GLBOX_VERSION='latest'\n"));
@@ -275,16 +266,7 @@ mod tests {
     #[test]
     fn the_stop_list_goes_to_the_box() {
         let settings = crate::test_support::settings("trial");
-        let script = render(
-            &settings,
-            &Target {
-                data_volume_id: "vol-1",
-                external_url: "http://203.0.113.7",
-                smtp_username: None,
-                root_password_parameter: "/glbox/trial/root-password",
-                backup_bucket: None,
-            },
-        );
+        let script = render(&settings, &target());
         assert!(
             script.contains(&format!(
                 "GLBOX_UPGRADE_STOPS='{}'\n",

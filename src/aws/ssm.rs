@@ -144,24 +144,8 @@ pub async fn get_many(
 /// The names of the parameters under `path`, recursively (values are not
 /// read), by GetParametersByPath: only those the caller may read.
 pub async fn names_by_path(ssm: &Client, path: &str) -> Result<Vec<String>> {
-    let mut pages = ssm
-        .get_parameters_by_path()
-        .path(path)
-        .recursive(true)
-        .with_decryption(false)
-        .into_paginator()
-        .send();
-    let mut names = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ssm:GetParametersByPath")?;
-        names.extend(
-            page.parameters()
-                .iter()
-                .filter_map(|p| p.name())
-                .map(str::to_string),
-        );
-    }
-    Ok(names)
+    let found = versions_by_path(ssm, path).await?;
+    Ok(found.into_iter().map(|(name, _)| name).collect())
 }
 
 /// The parameters under `path` by name, each with its version (values
