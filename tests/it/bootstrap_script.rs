@@ -3,38 +3,15 @@
 //! record every call, and the script's paths point into a temporary folder.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::common::loop_volume::{FakeVolume, VOLUME_ID};
-use crate::common::sandbox::{Sandbox, ROOT_PASSWORD, SMTP_PASSWORD};
+use crate::common::sandbox::{bootstrap_script, succeeded, Sandbox, ROOT_PASSWORD, SMTP_PASSWORD};
 use crate::common::settings;
 use glbox::config::Settings;
 
-fn script(settings: &Settings, external_url: &str) -> String {
-    glbox::bootstrap::render(
-        settings,
-        &glbox::bootstrap::Target {
-            data_volume_id: "vol-0123456789abcdef0",
-            external_url,
-            smtp_username: None,
-            root_password_parameter: "/glbox/trial/root-password",
-            backup_bucket: None,
-        },
-    )
-}
-
 fn script_for(settings: &Settings) -> String {
-    script(settings, "http://198.51.100.1")
-}
-
-fn ok(out: &Output) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "bootstrap failed:\n{text}");
-    text
+    bootstrap_script(settings, "http://198.51.100.1")
 }
 
 #[test]
@@ -42,7 +19,7 @@ fn the_rendered_script_passes_shellcheck() {
     let s = settings("name = \"trial\"\n");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bootstrap.sh");
-    std::fs::write(&path, script(&s, "http://198.51.100.1")).unwrap();
+    std::fs::write(&path, bootstrap_script(&s, "http://198.51.100.1")).unwrap();
     let out = Command::new("shellcheck")
         .arg(&path)
         .output()
@@ -59,7 +36,7 @@ fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigure
     let sandbox = Sandbox::new();
     let s = settings("name = \"trial\"\n[gitlab]\nroot_email = \"admin@example.com\"\n");
 
-    let first = ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    let first = succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
     assert_eq!(
         sandbox.count("glbox-prepare-data vol-0123456789abcdef0 "),
         1
@@ -105,7 +82,7 @@ fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigure
         "the password is never printed"
     );
 
-    let second = ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    let second = succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
     assert_eq!(sandbox.count("apt-get"), 0, "{second}");
     assert_eq!(sandbox.count("curl"), 0);
     assert_eq!(sandbox.count("aws"), 0);
@@ -115,7 +92,7 @@ fn first_run_installs_then_reruns_change_nothing_and_a_new_gitlab_rb_reconfigure
         "nothing changed, no reconfigure"
     );
 
-    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com")));
     let reconfigures: Vec<String> = sandbox
         .calls()
         .into_iter()
@@ -161,7 +138,7 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
     ]
     .map(|(k, v)| (k.to_string(), v));
 
-    let first = ok(&sandbox.run_with(&script, &real_volume));
+    let first = succeeded(&sandbox.run_with(&script, &real_volume));
     assert!(first.contains("creating ext4"), "{first}");
     assert_eq!(
         volume.mounted_source().as_deref(),
@@ -178,7 +155,7 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
     );
     std::fs::write(volume.mountpoint().join("marker"), "data").unwrap();
 
-    let second = ok(&sandbox.run_with(&script, &real_volume));
+    let second = succeeded(&sandbox.run_with(&script, &real_volume));
     assert!(second.contains("already holds ext4"), "{second}");
     assert_eq!(volume.uuid(), uuid, "not reformatted");
     assert_eq!(volume.fstab(), fstab, "no second fstab line");
@@ -197,7 +174,7 @@ fn the_bootstrap_formats_mounts_and_configures_once_on_a_real_device() {
 fn pinned_versions_upgrade_through_the_stop_between_and_never_downgrade() {
     let sandbox = Sandbox::new();
     let url = "http://198.51.100.1";
-    ok(&sandbox.run(&script(
+    succeeded(&sandbox.run(&bootstrap_script(
         &settings("name = \"trial\"\n[gitlab]\nversion = \"17.2.1\"\n"),
         url,
     )));
@@ -212,7 +189,7 @@ fn pinned_versions_upgrade_through_the_stop_between_and_never_downgrade() {
         1
     );
 
-    let upgrade = ok(&sandbox.run(&script(
+    let upgrade = succeeded(&sandbox.run(&bootstrap_script(
         &settings("name = \"trial\"\n[gitlab]\nversion = \"17.4.2\"\n"),
         url,
     )));
@@ -240,7 +217,7 @@ fn pinned_versions_upgrade_through_the_stop_between_and_never_downgrade() {
         "fresh package lists before an upgrade"
     );
 
-    let downgrade = sandbox.run(&script(
+    let downgrade = sandbox.run(&bootstrap_script(
         &settings("name = \"trial\"\n[gitlab]\nversion = \"17.2.1\"\n"),
         url,
     ));
@@ -259,7 +236,7 @@ fn pinned_versions_upgrade_through_the_stop_between_and_never_downgrade() {
 fn amazon_linux_uses_the_rpm_repository_and_dnf() {
     let sandbox = Sandbox::new();
     let s = settings("name = \"trial\"\n[instance]\nos = \"al2023\"\n[gitlab]\nedition = \"ee\"\nversion = \"18.5.1\"\n");
-    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
     assert_eq!(sandbox.count("curl -fsSL https://packages.gitlab.com/install/repositories/gitlab/gitlab-ee/script.rpm.sh"), 1);
     assert_eq!(
         sandbox
@@ -271,7 +248,7 @@ fn amazon_linux_uses_the_rpm_repository_and_dnf() {
         1,
         "dnf does not report a failed reconfigure: run it"
     );
-    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
     assert_eq!(sandbox.count("dnf"), 0);
     assert_eq!(sandbox.count("gitlab-ctl"), 0);
 }
@@ -280,18 +257,18 @@ fn amazon_linux_uses_the_rpm_repository_and_dnf() {
 fn a_reconfigure_that_failed_is_retried_by_the_next_run() {
     let sandbox = Sandbox::new();
     let s = settings("name = \"trial\"\n");
-    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
 
     std::fs::write(sandbox.path("gitlab-ctl-fails"), "").unwrap();
-    let failed = sandbox.run(&script(&s, "http://gitlab.example.com"));
+    let failed = sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com"));
     assert!(!failed.status.success());
     std::fs::remove_file(sandbox.path("gitlab-ctl-fails")).unwrap();
 
     // Same configuration again: gitlab.rb is already in place, but the
     // reconfigure never finished, so it runs now, once.
-    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com")));
     assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
-    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com")));
     assert_eq!(sandbox.count("gitlab-ctl"), 0);
 }
 
@@ -300,7 +277,7 @@ fn a_new_instance_on_old_data_gets_its_secrets_back_and_no_older_version() {
     let sandbox = Sandbox::new();
     let url = "http://198.51.100.1";
     let pinned = |v: &str| settings(&format!("name = \"trial\"\n[gitlab]\nversion = \"{v}\"\n"));
-    ok(&sandbox.run(&script(&pinned("17.4.2"), url)));
+    succeeded(&sandbox.run(&bootstrap_script(&pinned("17.4.2"), url)));
     let secrets = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab-secrets.json")).unwrap();
 
     // A replacement instance: new root disk, same data volume.
@@ -308,7 +285,7 @@ fn a_new_instance_on_old_data_gets_its_secrets_back_and_no_older_version() {
     std::fs::remove_dir_all(sandbox.path("etc-gitlab")).unwrap();
     std::fs::create_dir(sandbox.path("etc-gitlab")).unwrap();
 
-    let older = sandbox.run(&script(&pinned("17.2.1"), url));
+    let older = sandbox.run(&bootstrap_script(&pinned("17.2.1"), url));
     assert_eq!(older.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&older.stdout).contains("last used by gitlab-ce 17.4.2"));
     assert!(
@@ -318,7 +295,7 @@ fn a_new_instance_on_old_data_gets_its_secrets_back_and_no_older_version() {
     );
     assert_eq!(sandbox.count("apt-get install"), 0);
 
-    let newer = ok(&sandbox.run(&script(&pinned("17.6.1"), url)));
+    let newer = succeeded(&sandbox.run(&bootstrap_script(&pinned("17.6.1"), url)));
     assert!(
         newer.contains("glbox-phase: upgrade stop 17.5.5 (1 of 2)"),
         "{newer}"
@@ -339,7 +316,7 @@ fn it_waits_for_cloud_init_and_runs_one_at_a_time() {
         "GLBOX_CLOUD_INIT_RUN_DIR".to_string(),
         sandbox.path("cloud-init-ran").display().to_string(),
     )];
-    ok(&sandbox.run_with(&script(&s, "http://198.51.100.1"), &booted));
+    succeeded(&sandbox.run_with(&bootstrap_script(&s, "http://198.51.100.1"), &booted));
     assert_eq!(sandbox.count("cloud-init status --wait"), 1);
 
     let mut holder = Command::new("flock")
@@ -348,7 +325,7 @@ fn it_waits_for_cloud_init_and_runs_one_at_a_time() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let busy = sandbox.run(&script(&s, "http://198.51.100.1"));
+    let busy = sandbox.run(&bootstrap_script(&s, "http://198.51.100.1"));
     holder.kill().unwrap();
     let _ = holder.wait();
     assert!(!busy.status.success());
@@ -363,7 +340,7 @@ fn a_failing_step_stops_the_script_with_its_status() {
         "#!/bin/bash\necho 'no device' >&2\nexit 7\n",
     )
     .unwrap();
-    let out = sandbox.run(&script(
+    let out = sandbox.run(&bootstrap_script(
         &settings("name = \"trial\"\n"),
         "http://198.51.100.1",
     ));
@@ -400,7 +377,7 @@ fn the_smtp_password_is_read_on_the_box_into_a_private_include_and_follows_rotat
 
     let script = email_script(&s, "AKIAEXAMPLEKEY000001");
     assert!(!script.contains(SMTP_PASSWORD), "never in what glbox sends");
-    let first = ok(&sandbox.run(&script));
+    let first = succeeded(&sandbox.run(&script));
     assert_eq!(
         sandbox.count("aws ssm get-parameter --region us-east-1 --name /glbox/trial/smtp-password --with-decryption"),
         1,
@@ -421,13 +398,13 @@ fn the_smtp_password_is_read_on_the_box_into_a_private_include_and_follows_rotat
     );
 
     // The same key again: nothing to reconfigure.
-    ok(&sandbox.run(&script));
+    succeeded(&sandbox.run(&script));
     assert_eq!(sandbox.count("gitlab-ctl"), 0);
 
     // A rotated key: a new user name and password, one reconfigure.
     let rotated = "BBbphbrQmrKMx42d1N6+C7VINYEBGI5v9VsZeTxwskfh";
     std::fs::write(sandbox.path("smtp-password"), format!("{rotated}\n")).unwrap();
-    ok(&sandbox.run(&email_script(&s, "AKIAEXAMPLEKEY000002")));
+    succeeded(&sandbox.run(&email_script(&s, "AKIAEXAMPLEKEY000002")));
     assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
     assert_eq!(
         std::fs::read_to_string(&include).unwrap(),
@@ -436,7 +413,7 @@ fn the_smtp_password_is_read_on_the_box_into_a_private_include_and_follows_rotat
 
     // Email turned off: the password file goes, GitLab is reconfigured.
     let off = settings("name = \"trial\"\n");
-    ok(&sandbox.run(&script_for(&off)));
+    succeeded(&sandbox.run(&script_for(&off)));
     assert!(!include.exists());
     assert_eq!(sandbox.count("gitlab-ctl reconfigure"), 1);
     assert_eq!(sandbox.count("aws"), 0, "no SMTP parameter to read");
@@ -464,12 +441,12 @@ fn a_new_instance_on_kept_data_is_configured_once_and_its_services_run() {
     for os in ["ubuntu-24.04", "al2023"] {
         let sandbox = Sandbox::new();
         let s = settings(&format!("name = \"trial\"\n[instance]\nos = \"{os}\"\n"));
-        ok(&sandbox.run(&script_for(&s)));
+        succeeded(&sandbox.run(&script_for(&s)));
         assert!(sandbox.services_running(), "{os}: first instance");
         assert!(sandbox.path("data/bootstrapped").exists());
 
         sandbox.new_instance();
-        let out = ok(&sandbox.run(&script_for(&s)));
+        let out = succeeded(&sandbox.run(&script_for(&s)));
         assert_eq!(
             sandbox.reconfigures(),
             1,
@@ -481,7 +458,7 @@ fn a_new_instance_on_kept_data_is_configured_once_and_its_services_run() {
         assert!(out.contains("glbox-result: gitlab-ce 18.6.0"), "{out}");
 
         // Re-run on the same instance: nothing to do.
-        ok(&sandbox.run(&script_for(&s)));
+        succeeded(&sandbox.run(&script_for(&s)));
         assert_eq!(sandbox.reconfigures(), 0, "{os}");
     }
 }
@@ -489,7 +466,7 @@ fn a_new_instance_on_kept_data_is_configured_once_and_its_services_run() {
 #[test]
 fn a_fresh_ubuntu_install_is_configured_once_by_the_package() {
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script_for(&settings("name = \"trial\"\n"))));
+    succeeded(&sandbox.run(&script_for(&settings("name = \"trial\"\n"))));
     assert_eq!(sandbox.reconfigures(), 1, "{:?}", sandbox.calls());
     assert!(sandbox.services_running());
 }
@@ -498,10 +475,10 @@ fn a_fresh_ubuntu_install_is_configured_once_by_the_package() {
 fn a_bootstrap_whose_services_do_not_run_fails() {
     let sandbox = Sandbox::new();
     let s = settings("name = \"trial\"\n");
-    ok(&sandbox.run(&script_for(&s)));
+    succeeded(&sandbox.run(&script_for(&s)));
     // A service that stays down after a configuration change.
     std::fs::write(sandbox.path("services-down"), "puma\n").unwrap();
-    let out = sandbox.run(&script(&s, "http://gitlab.example.com"));
+    let out = sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("services are not running"), "{text}");
@@ -521,7 +498,7 @@ fn package_operations_wait_for_the_dpkg_lock_and_give_up_in_time() {
         std::thread::sleep(std::time::Duration::from_millis(1500));
         std::fs::remove_file(lock).unwrap();
     });
-    let out = ok(&sandbox.run(&script_for(&s)));
+    let out = succeeded(&sandbox.run(&script_for(&s)));
     release.join().unwrap();
     assert!(out.contains("Waiting for cache lock"), "{out}");
     assert!(out.contains("glbox-phase: package lock"), "{out}");
@@ -542,7 +519,7 @@ fn package_operations_wait_for_the_dpkg_lock_and_give_up_in_time() {
         std::thread::sleep(std::time::Duration::from_millis(2500));
         std::fs::remove_file(lock).unwrap();
     });
-    let out = ok(&lists.run(&script_for(&s)));
+    let out = succeeded(&lists.run(&script_for(&s)));
     release.join().unwrap();
     assert!(out.contains("package lists locked"), "{out}");
     assert_eq!(lists.count("apt-get install -y perl"), 1);
@@ -565,11 +542,11 @@ fn lets_encrypt_fails_the_reconfigure_until_the_name_resolves() {
     let sandbox = Sandbox::new();
     let s = settings("name = \"trial\"\n[gitlab]\nexternal_url = \"https://git.example.com\"\n");
     let url = "https://git.example.com";
-    let failed = sandbox.run(&script(&s, url));
+    let failed = sandbox.run(&bootstrap_script(&s, url));
     assert!(!failed.status.success());
     assert!(String::from_utf8_lossy(&failed.stdout).contains("Validation failed"));
     std::fs::write(sandbox.path("dns-resolves"), "").unwrap();
-    ok(&sandbox.run(&script(&s, url)));
+    succeeded(&sandbox.run(&bootstrap_script(&s, url)));
     assert!(sandbox.services_running());
 }
 
@@ -577,7 +554,7 @@ fn lets_encrypt_fails_the_reconfigure_until_the_name_resolves() {
 fn the_lock_lives_in_a_root_only_directory_and_is_taken_before_the_log_is_written() {
     let sandbox = Sandbox::new();
     let s = settings("name = \"trial\"\n");
-    ok(&sandbox.run(&script_for(&s)));
+    succeeded(&sandbox.run(&script_for(&s)));
     assert_eq!(mode_of(&sandbox.path("lock")), 0o700);
     std::fs::remove_file(sandbox.path("log/bootstrap.log")).unwrap();
     let mut holder = Command::new("flock")
@@ -631,8 +608,8 @@ fn certificate(sandbox: &Sandbox) -> Vec<u8> {
 #[test]
 fn https_without_lets_encrypt_gets_a_placeholder_that_lets_encrypt_replaces_later() {
     let sandbox = Sandbox::new();
-    let off = script(&https_settings(false), HTTPS_URL);
-    let first = ok(&sandbox.run(&off));
+    let off = bootstrap_script(&https_settings(false), HTTPS_URL);
+    let first = succeeded(&sandbox.run(&off));
     assert!(sandbox.services_running(), "{first}");
     assert!(self_signed(&sandbox), "{first}");
     assert_eq!(
@@ -649,15 +626,15 @@ fn https_without_lets_encrypt_gets_a_placeholder_that_lets_encrypt_replaces_late
     );
     let placeholder = certificate(&sandbox);
 
-    let second = ok(&sandbox.run(&off));
+    let second = succeeded(&sandbox.run(&off));
     assert_eq!(sandbox.reconfigures(), 0, "{second}");
     assert_eq!(sandbox.count("gitlab-ctl"), 0, "{second}");
     assert_eq!(certificate(&sandbox), placeholder, "kept");
 
     // A later `up` once DNS points at the box: Let's Encrypt on.
     std::fs::write(sandbox.path("dns-resolves"), "").unwrap();
-    let on = script(&https_settings(true), HTTPS_URL);
-    let third = ok(&sandbox.run(&on));
+    let on = bootstrap_script(&https_settings(true), HTTPS_URL);
+    let third = succeeded(&sandbox.run(&on));
     assert_eq!(sandbox.reconfigures(), 1, "{third}");
     assert_eq!(sandbox.count("acme-issued git.example.com"), 1, "{third}");
     assert!(!self_signed(&sandbox), "{third}");
@@ -669,7 +646,7 @@ fn https_without_lets_encrypt_gets_a_placeholder_that_lets_encrypt_replaces_late
     let issued = certificate(&sandbox);
 
     // An issued certificate is left alone: no reconfigure, no new request.
-    let fourth = ok(&sandbox.run(&on));
+    let fourth = succeeded(&sandbox.run(&on));
     assert_eq!(sandbox.reconfigures(), 0, "{fourth}");
     assert_eq!(sandbox.count("gitlab-ctl"), 0, "{fourth}");
     assert_eq!(certificate(&sandbox), issued);
@@ -680,12 +657,12 @@ fn https_without_lets_encrypt_gets_a_placeholder_that_lets_encrypt_replaces_late
 /// for the certificate once more, and otherwise fails naming the cause.
 #[test]
 fn a_certificate_still_self_signed_after_reconfigure_is_renewed_once_or_fails_naming_dns() {
-    let on = script(&https_settings(true), HTTPS_URL);
+    let on = bootstrap_script(&https_settings(true), HTTPS_URL);
 
     let sandbox = Sandbox::new();
     std::fs::write(sandbox.path("nginx-late"), "").unwrap();
     std::fs::write(sandbox.path("dns-resolves"), "").unwrap();
-    let out = ok(&sandbox.run(&on));
+    let out = succeeded(&sandbox.run(&on));
     assert_eq!(sandbox.count("gitlab-ctl renew-le-certs"), 1, "{out}");
     assert!(!self_signed(&sandbox), "{out}");
 

@@ -9,9 +9,9 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
-use crate::common::sandbox::Sandbox;
+use crate::common::sandbox::{bootstrap_script, output_text, succeeded, Sandbox};
 use crate::common::sshd::Sshd;
 use crate::common::{clean_command, glbox, Emulator, Run, Workspace};
 use glbox::config::{Settings, StoredSecret};
@@ -40,33 +40,6 @@ fn settings_with_extra(config: &str, extra: &str) -> (tempfile::TempDir, Setting
     (dir, settings)
 }
 
-fn script(settings: &Settings, external_url: &str) -> String {
-    glbox::bootstrap::render(
-        settings,
-        &glbox::bootstrap::Target {
-            data_volume_id: "vol-0123456789abcdef0",
-            external_url,
-            smtp_username: None,
-            root_password_parameter: "/glbox/trial/root-password",
-            backup_bucket: None,
-        },
-    )
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: &Output) -> String {
-    let text = text(out);
-    assert!(out.status.success(), "bootstrap failed:\n{text}");
-    text
-}
-
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -87,7 +60,7 @@ fn the_extra_settings_follow_glboxs_and_their_secrets_are_written_0600() {
     let (_dir, mut s) = settings_with_extra("name = \"trial\"\n", EXTRA);
     s.gitlab.secrets = vec![store(&sandbox, "ldap_password", "Ldap-Secret-Value-1", 1)];
     let url = "http://198.51.100.1";
-    let first = ok(&sandbox.run(&script(&s, url)));
+    let first = succeeded(&sandbox.run(&bootstrap_script(&s, url)));
 
     let rb = std::fs::read_to_string(sandbox.path("etc-gitlab/gitlab.rb")).unwrap();
     assert_eq!(rb, glbox::gitlab_rb::render(&s, url, None, None));
@@ -119,12 +92,12 @@ fn the_extra_settings_follow_glboxs_and_their_secrets_are_written_0600() {
     }
 
     // The same again: nothing read twice into a change, nothing reconfigured.
-    ok(&sandbox.run(&script(&s, url)));
+    succeeded(&sandbox.run(&bootstrap_script(&s, url)));
     assert_eq!(sandbox.reconfigures(), 0);
 
     // A new value (a new version): written, one reconfigure.
     s.gitlab.secrets = vec![store(&sandbox, "ldap_password", "Ldap-Secret-Value-2", 2)];
-    ok(&sandbox.run(&script(&s, url)));
+    succeeded(&sandbox.run(&bootstrap_script(&s, url)));
     assert_eq!(
         std::fs::read_to_string(&file).unwrap(),
         "Ldap-Secret-Value-2"
@@ -133,7 +106,7 @@ fn the_extra_settings_follow_glboxs_and_their_secrets_are_written_0600() {
 
     // No longer stored: removed from the box.
     s.gitlab.secrets = Vec::new();
-    ok(&sandbox.run(&script(&s, url)));
+    succeeded(&sandbox.run(&bootstrap_script(&s, url)));
     assert!(!file.exists());
     assert_eq!(sandbox.reconfigures(), 1);
 }
@@ -146,12 +119,12 @@ fn a_secret_that_cannot_be_read_stops_before_gitlab_rb_is_written() {
         name: "ldap_password".into(),
         version: 1,
     }];
-    let out = sandbox.run(&script(&s, "http://198.51.100.1"));
+    let out = sandbox.run(&bootstrap_script(&s, "http://198.51.100.1"));
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("cannot read /glbox/trial/secrets/ldap_password from SSM"),
+        output_text(&out).contains("cannot read /glbox/trial/secrets/ldap_password from SSM"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert!(!sandbox.path("etc-gitlab/gitlab.rb").exists());
     assert_eq!(sandbox.count("apt-get"), 0);
@@ -179,7 +152,7 @@ fn a_gitlab_rb_changed_by_hand_is_refused_then_replaced_only_when_asked() {
     let sandbox = Sandbox::new();
     let (_dir, mut s) =
         settings_with_extra("name = \"trial\"\n", "gitlab_rails['time_zone'] = 'UTC'\n");
-    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
     assert_eq!(gitlab_rb_section(&sandbox, &s), "as-written");
 
     let path = sandbox.path("etc-gitlab/gitlab.rb");
@@ -191,9 +164,9 @@ fn a_gitlab_rb_changed_by_hand_is_refused_then_replaced_only_when_asked() {
     assert_eq!(gitlab_rb_section(&sandbox, &s), "changed");
 
     // The configuration changes (a new URL): the bootstrap stops, touching nothing.
-    let refused = sandbox.run(&script(&s, "http://gitlab.example.com"));
+    let refused = sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com"));
     assert!(!refused.status.success());
-    let said = text(&refused);
+    let said = output_text(&refused);
     assert!(
         said.contains("was changed on the box; put it in extra_config or it will be replaced")
             && said.contains("glbox up --replace-gitlab-rb"),
@@ -205,7 +178,7 @@ fn a_gitlab_rb_changed_by_hand_is_refused_then_replaced_only_when_asked() {
 
     // Asked to: replaced, the edited one kept beside it.
     s.gitlab.replace_gitlab_rb = true;
-    let replaced = ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    let replaced = succeeded(&sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com")));
     assert!(
         replaced.contains("glbox-warning: the gitlab.rb on the box (changed) was replaced"),
         "{replaced}"
@@ -236,10 +209,10 @@ fn a_gitlab_rb_glbox_wrote_before_it_kept_digests_is_replaced_with_a_copy() {
     let sandbox = Sandbox::new();
     let (_dir, s) =
         settings_with_extra("name = \"trial\"\n", "gitlab_rails['time_zone'] = 'UTC'\n");
-    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
     std::fs::remove_file(sandbox.path("etc-gitlab/.glbox-gitlab-rb.sha256")).unwrap();
     assert_eq!(gitlab_rb_section(&sandbox, &s), "unrecorded");
-    let out = ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    let out = succeeded(&sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com")));
     assert!(out.contains("(unrecorded) was replaced"), "{out}");
     assert_eq!(gitlab_rb_section(&sandbox, &s), "as-written");
 }
@@ -591,7 +564,7 @@ fn a_run_cut_off_while_replacing_gitlab_rb_is_not_taken_for_a_hand_edit() {
     let sandbox = Sandbox::new();
     let (_dir, s) =
         settings_with_extra("name = \"trial\"\n", "gitlab_rails['time_zone'] = 'UTC'\n");
-    ok(&sandbox.run(&script(&s, "http://198.51.100.1")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://198.51.100.1")));
     // Cut off right after accepting the new gitlab.rb, before writing it…
     let new = sandbox.path("new-gitlab.rb");
     std::fs::write(
@@ -618,7 +591,7 @@ fn a_run_cut_off_while_replacing_gitlab_rb_is_not_taken_for_a_hand_edit() {
         "so is the new one"
     );
     // The next run goes on, and only what it wrote counts from then on.
-    ok(&sandbox.run(&script(&s, "http://gitlab.example.com")));
+    succeeded(&sandbox.run(&bootstrap_script(&s, "http://gitlab.example.com")));
     let record =
         std::fs::read_to_string(sandbox.path("etc-gitlab/.glbox-gitlab-rb.sha256")).unwrap();
     assert_eq!(record.lines().count(), 1, "{record}");
@@ -702,7 +675,7 @@ fn the_script_with_extra_settings_secrets_and_a_replace_passes_shellcheck() {
     }];
     s.gitlab.replace_gitlab_rb = true;
     let path = dir.path().join("bootstrap.sh");
-    std::fs::write(&path, script(&s, "http://198.51.100.1")).unwrap();
+    std::fs::write(&path, bootstrap_script(&s, "http://198.51.100.1")).unwrap();
     let verify = dir.path().join("verify.sh");
     std::fs::write(
         &verify,

@@ -4,40 +4,18 @@
 //! of `common/sandbox.rs`), and `up` through the emulator taking the
 //! pre-upgrade snapshot first.
 
-use std::process::Output;
-
-use crate::common::sandbox::Sandbox;
+use crate::common::sandbox::{bootstrap_script, output_text, succeeded, Sandbox};
 use crate::common::{glbox, mutating, running_instance, settings, Emulator, Workspace};
 
 const URL: &str = "http://198.51.100.1";
 
 fn script(version: &str) -> String {
-    glbox::bootstrap::render(
+    bootstrap_script(
         &settings(&format!(
             "name = \"trial\"\n[gitlab]\nversion = \"{version}\"\n"
         )),
-        &glbox::bootstrap::Target {
-            data_volume_id: "vol-0123456789abcdef0",
-            external_url: URL,
-            smtp_username: None,
-            root_password_parameter: "/glbox/trial/root-password",
-            backup_bucket: None,
-        },
+        URL,
     )
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: &Output) -> String {
-    let text = text(out);
-    assert!(out.status.success(), "bootstrap failed:\n{text}");
-    text
 }
 
 /// The versions the package manager was asked to install, in order.
@@ -68,10 +46,10 @@ const STOPS: [&str; 6] = ["17.1.8", "17.3.7", "17.5.5", "17.8.7", "17.11.7", "18
 #[test]
 fn an_upgrade_walks_every_stop_in_order_and_waits_for_its_migrations() {
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script("17.0.1")));
+    succeeded(&sandbox.run(&script("17.0.1")));
     assert_eq!(installs(&sandbox), ["17.0.1"]);
 
-    let out = ok(&sandbox.run(&script("18.5.1")));
+    let out = succeeded(&sandbox.run(&script("18.5.1")));
     let mut expected: Vec<&str> = STOPS.to_vec();
     expected.push("18.5.1");
     assert_eq!(installs(&sandbox), expected, "{out}");
@@ -132,7 +110,7 @@ fn an_upgrade_walks_every_stop_in_order_and_waits_for_its_migrations() {
     assert!(sandbox.services_running());
 
     // Done: the same script again installs nothing and asks nothing.
-    ok(&sandbox.run(&script("18.5.1")));
+    succeeded(&sandbox.run(&script("18.5.1")));
     assert!(installs(&sandbox).is_empty());
     assert_eq!(sandbox.count("gitlab-rake"), 0);
 }
@@ -143,7 +121,7 @@ fn skipping_the_stops_is_what_the_package_refuses() {
     // so the walk above is needed: without the stop list the same upgrade
     // fails at the package.
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script("17.0.1")));
+    succeeded(&sandbox.run(&script("17.0.1")));
     let bare = script("18.5.1").replace(
         &format!(
             "GLBOX_UPGRADE_STOPS='{}'",
@@ -154,9 +132,9 @@ fn skipping_the_stops_is_what_the_package_refuses() {
     let out = sandbox.run(&bare);
     assert!(!out.status.success());
     assert!(
-        text(&out).contains("required to upgrade to the latest 17.11.x"),
+        output_text(&out).contains("required to upgrade to the latest 17.11.x"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(read(&sandbox, "installed").trim(), "17.0.1");
 }
@@ -164,19 +142,19 @@ fn skipping_the_stops_is_what_the_package_refuses() {
 #[test]
 fn a_failed_install_at_a_middle_stop_resumes_there() {
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script("17.0.1")));
+    succeeded(&sandbox.run(&script("17.0.1")));
     std::fs::write(sandbox.path("install-fails-at"), "17.5.5").unwrap();
     let failed = sandbox.run(&script("18.5.1"));
-    assert!(!failed.status.success(), "{}", text(&failed));
+    assert!(!failed.status.success(), "{}", output_text(&failed));
     assert_eq!(installs(&sandbox), ["17.1.8", "17.3.7"]);
     assert_eq!(
         read(&sandbox, "data/glbox/installed-version").trim(),
         "17.3.7"
     );
-    assert!(!text(&failed).contains("glbox-result:"));
+    assert!(!output_text(&failed).contains("glbox-result:"));
 
     std::fs::remove_file(sandbox.path("install-fails-at")).unwrap();
-    let out = ok(&sandbox.run(&script("18.5.1")));
+    let out = succeeded(&sandbox.run(&script("18.5.1")));
     assert_eq!(
         installs(&sandbox),
         ["17.5.5", "17.8.7", "17.11.7", "18.2.8", "18.5.1"],
@@ -195,16 +173,16 @@ fn a_failed_install_at_a_middle_stop_resumes_there() {
 #[test]
 fn a_bootstrap_killed_after_a_stop_installed_waits_for_its_migrations_first() {
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script("17.0.1")));
+    succeeded(&sandbox.run(&script("17.0.1")));
     // Killed at 17.3.7 after the package (and its reconfigure) and before
     // the migrations were waited for and the stop recorded: the package
     // is 17.3.7, the data volume still says 17.1.8.
-    ok(&sandbox.run(&script("17.1.8")));
+    succeeded(&sandbox.run(&script("17.1.8")));
     std::fs::write(sandbox.path("installed"), "17.3.7\n").unwrap();
     std::fs::write(sandbox.path("data/.sandbox-schema"), "17.3.7\n").unwrap();
     std::fs::write(sandbox.path("data/.sandbox-bbm-pending"), "2\n").unwrap();
 
-    let out = ok(&sandbox.run(&script("17.8.7")));
+    let out = succeeded(&sandbox.run(&script("17.8.7")));
     assert_eq!(installs(&sandbox), ["17.5.5", "17.8.7"], "{out}");
     let calls = sandbox.calls();
     let first_install = calls
@@ -224,11 +202,11 @@ fn a_bootstrap_killed_after_a_stop_installed_waits_for_its_migrations_first() {
 #[test]
 fn a_failed_background_migration_stops_the_walk_naming_the_stop() {
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script("17.0.1")));
+    succeeded(&sandbox.run(&script("17.0.1")));
     std::fs::write(sandbox.path("bbm-failed"), "17.1.8").unwrap();
     let out = sandbox.run(&script("17.5.5"));
     assert!(!out.status.success());
-    let text = text(&out);
+    let text = output_text(&out);
     assert!(
         text.contains("glbox-error: a batched background migration of GitLab 17.1.8 failed"),
         "{text}"
@@ -247,9 +225,9 @@ fn a_failed_background_migration_stops_the_walk_naming_the_stop() {
 #[test]
 fn a_new_instance_on_old_data_walks_from_the_data_version() {
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script("17.2.1")));
+    succeeded(&sandbox.run(&script("17.2.1")));
     sandbox.new_instance();
-    let out = ok(&sandbox.run(&script("17.6.1")));
+    let out = succeeded(&sandbox.run(&script("17.6.1")));
     assert_eq!(installs(&sandbox), ["17.3.7", "17.5.5", "17.6.1"], "{out}");
     assert_eq!(
         sandbox.count("aws ssm get-parameter"),
@@ -265,8 +243,8 @@ fn a_new_instance_on_old_data_walks_from_the_data_version() {
 #[test]
 fn latest_never_upgrades_an_installed_gitlab_but_walks_old_data_on_a_new_instance() {
     let sandbox = Sandbox::new();
-    ok(&sandbox.run(&script("17.2.1")));
-    let kept = ok(&sandbox.run(&script("latest")));
+    succeeded(&sandbox.run(&script("17.2.1")));
+    let kept = succeeded(&sandbox.run(&script("latest")));
     assert!(!kept.contains("glbox-phase: upgrade"), "{kept}");
     assert!(
         installs(&sandbox).is_empty(),
@@ -276,7 +254,7 @@ fn latest_never_upgrades_an_installed_gitlab_but_walks_old_data_on_a_new_instanc
     // A new instance on the 17.2.1 data: the newest package only after
     // every stop since (the package itself would refuse 18.x over 17.2).
     sandbox.new_instance();
-    let out = ok(&sandbox.run(&script("latest")));
+    let out = succeeded(&sandbox.run(&script("latest")));
     assert_eq!(
         installs(&sandbox),
         ["17.3.7", "17.5.5", "17.8.7", "17.11.7", "18.2.8", "18.5.1", "18.6.0"],
@@ -293,7 +271,7 @@ fn latest_never_upgrades_an_installed_gitlab_but_walks_old_data_on_a_new_instanc
 
     // Data already on the newest series: a plain install, no upgrade.
     sandbox.new_instance();
-    let plain = ok(&sandbox.run(&script("latest")));
+    let plain = succeeded(&sandbox.run(&script("latest")));
     assert_eq!(installs(&sandbox), ["18.6.0"]);
     assert!(!plain.contains("glbox-phase: upgrade"), "{plain}");
 }

@@ -1094,3 +1094,34 @@ fn services_running_in(dir: &std::path::Path) -> bool {
         .collect();
     !states.is_empty() && states.iter().all(|s| s.trim() == "run")
 }
+
+/// The bootstrap glbox would send for `settings`, with a fixed data volume,
+/// the root password's parameter, no SMTP user and no backup bucket.
+pub fn bootstrap_script(settings: &glbox::config::Settings, external_url: &str) -> String {
+    glbox::bootstrap::render(
+        settings,
+        &glbox::bootstrap::Target {
+            data_volume_id: "vol-0123456789abcdef0",
+            external_url,
+            smtp_username: None,
+            root_password_parameter: "/glbox/trial/root-password",
+            backup_bucket: None,
+        },
+    )
+}
+
+/// A script's stdout and stderr, as one text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts the script succeeded; returns its output.
+pub fn succeeded(out: &Output) -> String {
+    let text = output_text(out);
+    assert!(out.status.success(), "script failed:\n{text}");
+    text
+}
