@@ -39,9 +39,10 @@ def high_water_kib(pid):
     return 0
 
 
-def measured(glbox, args, workdir, endpoint, emulator_port):
+def measured(glbox, args, workdir, endpoint, emulator_port, extra_env=None):
     """Runs glbox once; returns wall seconds, peak RSS (MiB) and actions."""
     env = {
+        **(extra_env or {}),
         "PATH": os.environ.get("PATH", ""),
         "HOME": workdir,
         "XDG_STATE_HOME": os.path.join(workdir, "state"),

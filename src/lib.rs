@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod caller_ip;
 pub mod checkpoint;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod cost;

@@ -4,9 +4,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-// tokio's clock, so tests can run waits on paused time.
-use tokio::time::Instant;
-
 use crate::error::{Error, Result};
 use crate::ui::Ui;
 
@@ -26,7 +23,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Poll<T>>>,
 {
-    let started = Instant::now();
+    let started = crate::clock::Stopwatch::start();
     let mut waiting: Option<crate::ui::Waiting> = None;
     let mut interval = FIRST_INTERVAL;
     loop {
@@ -55,7 +52,7 @@ where
                     .observed(&seen);
             }
         }
-        tokio::time::sleep(interval).await;
+        crate::clock::sleep(interval).await;
         interval = (interval * 2).min(MAX_INTERVAL);
     }
 }

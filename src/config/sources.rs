@@ -145,9 +145,11 @@ fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
 /// The `GLBOX_*` layer; a variable that is no key is refused, not ignored.
 fn overlay_env(table: &mut toml::Table, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
     for (var, text) in env.iter().filter(|(var, _)| var.starts_with("GLBOX_")) {
-        // GLBOX_FAILPOINT exists only in test builds (src/checkpoint.rs).
+        // GLBOX_FAILPOINT and GLBOX_CLOCK_SCALE exist only in test builds
+        // (src/checkpoint.rs, src/clock.rs).
         let failpoint = cfg!(feature = "failpoints") && var == "GLBOX_FAILPOINT";
-        if NON_KEY_ENV_VARS.contains(&var.as_str()) || failpoint {
+        let clock = cfg!(feature = "simclock") && var == "GLBOX_CLOCK_SCALE";
+        if NON_KEY_ENV_VARS.contains(&var.as_str()) || failpoint || clock {
             continue;
         }
         let Some((path, kind)) = key_paths().find(|(path, _)| env_var_name(path) == *var) else {
