@@ -62,6 +62,22 @@ from moto.ssm.responses import SimpleSystemManagerResponse  # noqa: E402
 #                                 Pending for its DKIM meanwhile); counted
 #                                 afresh from each PutParameter of this
 #                                 parameter
+#   "timeline": {"scale": S, "boot_s": B, "agent_s": A, "download_s": D,
+#                "install_s": I, "reconfigure_s": R, "gitlab_boot_s": G,
+#                "check_s": C}
+#                              -> a real box's minutes on a clock S times
+#                                 faster (S simulated seconds per real
+#                                 second; the others are simulated seconds,
+#                                 missing ones take TIMELINE_BOOT_S 40,
+#                                 TIMELINE_AGENT_S 30, TIMELINE_DOWNLOAD_S 90,
+#                                 TIMELINE_INSTALL_S 150,
+#                                 TIMELINE_RECONFIGURE_S 180,
+#                                 TIMELINE_GITLAB_BOOT_S 60, TIMELINE_CHECK_S 5;
+#                                 scale defaults to 1): instances are pending
+#                                 for B, SSM agents register A later,
+#                                 bootstraps run D + I + R, GitLab answers G
+#                                 after, health checks take C (see
+#                                 add_timeline). Without it nothing waits.
 BEHAVIOUR_PARAMETER = "/glbox-test/behaviour"
 # Where tests put the behaviour parameter (their deployment's region). SES
 # may be asked in another region: its extensions read it from here.
@@ -1534,6 +1550,505 @@ def add_dlm():
     DomainDispatcherApplication.__call__ = call
 
 
+# The timeline's defaults, in simulated seconds: round figures of public
+# measurements of a real box, not exact values.
+# - An instance is "pending" from RunInstances or StartInstances until it
+#   has booted ("pending: The instance is preparing to enter the running
+#   state", EC2 user guide, Instance state changes,
+#   https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-lifecycle.html):
+#   about 40 s.
+TIMELINE_BOOT_S = 40.0
+# - Its SSM agent starts with the system and registers as a managed node
+#   ("Checking SSM Agent status and starting the agent",
+#   https://docs.aws.amazon.com/systems-manager/latest/userguide/ssm-agent-status-and-restart.html):
+#   Online about 30 s after the instance runs.
+TIMELINE_AGENT_S = 30.0
+# - GitLab's Omnibus package (https://docs.gitlab.com/install/package/):
+#   the gitlab-ce package, about 1.4 GB, downloads in about 90 s, installs
+#   (unpacks) in about 150 s, the first `gitlab-ctl reconfigure` takes
+#   about 3 minutes, and Puma answers about a minute after that.
+TIMELINE_DOWNLOAD_S = 90.0
+TIMELINE_INSTALL_S = 150.0
+TIMELINE_RECONFIGURE_S = 180.0
+TIMELINE_GITLAB_BOOT_S = 60.0
+# - A health check (a few curl calls and gitlab-ctl status) takes about 5 s.
+TIMELINE_CHECK_S = 5.0
+TIMELINE_DEFAULTS = {
+    "scale": 1.0,
+    "boot_s": TIMELINE_BOOT_S,
+    "agent_s": TIMELINE_AGENT_S,
+    "download_s": TIMELINE_DOWNLOAD_S,
+    "install_s": TIMELINE_INSTALL_S,
+    "reconfigure_s": TIMELINE_RECONFIGURE_S,
+    "gitlab_boot_s": TIMELINE_GITLAB_BOOT_S,
+    "check_s": TIMELINE_CHECK_S,
+}
+# CommandPlugin's Output: "Output of the plugin execution" is "the first
+# 2,500 characters"
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandPlugin.html).
+SSM_PLUGIN_OUTPUT_CHARACTERS = 2500
+# ListCommandInvocations' MaxResults: 1 to 50, default 50
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListCommandInvocations.html).
+SSM_LIST_INVOCATIONS_PAGE = 50
+# What the agent puts between a plugin's stdout and stderr in Output.
+SSM_PLUGIN_ERROR_SEPARATOR = "\n----------ERROR-------\n"
+FINAL_INVOCATION_STATUSES = ("Success", "Failed", "TimedOut", "Cancelled")
+
+TIMELINE_LOCK = threading.RLock()
+# instance id -> (instance, real moment of its RunInstances or StartInstances)
+TIMELINE_BOOTING = {}
+# instance id -> real moment of its RunInstances (the user data's prefetch
+# runs on the first boot only)
+TIMELINE_LAUNCHED = {}
+# (command id, instance id) -> {"end": real moment, "kind": "bootstrap" | "check"}
+TIMELINE_COMMANDS = {}
+# instance id -> real moment GitLab answers on it (absent: booted long ago)
+TIMELINE_GITLAB_UP = {}
+# command id -> the InstanceIds its SendCommand named (moto's Command adds
+# every instance of the region when the call has no Targets)
+COMMAND_INSTANCES = {}
+
+
+def timeline_of(wanted):
+    """The behaviour's "timeline" in REAL seconds, or None without one."""
+    if not isinstance(wanted, dict) or wanted.get("timeline") is None:
+        return None
+    values = {**TIMELINE_DEFAULTS, **wanted["timeline"]}
+    scale = float(values.pop("scale")) or 1.0
+    return {key: float(values[key]) / scale for key in TIMELINE_DEFAULTS if key != "scale"}
+
+
+def timeline_settle():
+    """Instances whose boot is over go from pending to running (only
+    pending ones: a stop or termination meanwhile is moto's to answer)."""
+    import time
+
+    now = time.monotonic()
+    with TIMELINE_LOCK:
+        for instance_id, (instance, started, boot_s) in list(TIMELINE_BOOTING.items()):
+            if instance._state.name != "pending":
+                continue
+            if now - started >= boot_s:
+                instance._state.name = "running"
+                instance._state.code = 16
+
+
+def timeline_user_data(instance):
+    """The instance's user data as text (moto keeps it base64-encoded)."""
+    import gzip
+
+    data = instance.user_data
+    if isinstance(data, list):
+        data = data[0] if data else None
+    if data is None:
+        return ""
+    try:
+        raw = base64.b64decode(str(data))
+    except ValueError:
+        return str(data)
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except OSError:
+            pass
+    return raw.decode("utf-8", "replace")
+
+
+def timeline_baked(ec2, image_id):
+    """Does the instance's image carry glbox:image = baked?"""
+    image = ec2.amis.get(image_id)
+    if image is None:
+        return False
+    return any(tag.get("key") == "glbox:image" and tag.get("value") == "baked" for tag in image.get_tags())
+
+
+def timeline_still_starting(text):
+    """A health check's output while GitLab boots: nginx answers 502 with
+    an empty body on liveness, readiness and health; every section keeps
+    its header, status line and body line."""
+    out, rewrite = [], 0
+    for line in text.splitlines():
+        if rewrite:
+            out.append("502" if rewrite == 2 else "")
+            rewrite -= 1
+            continue
+        out.append(line)
+        if line.strip() in ("=== liveness", "=== readiness", "=== health"):
+            rewrite = 2
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+def add_timeline():
+    """Gap: moto makes an instance running the moment RunInstances returns,
+    has no SSM agent to wait for, and finishes every command at once, so
+    the minutes a user waits on AWS do not exist. With the test's
+    "timeline" (see BEHAVIOUR_PARAMETER; real seconds = simulated / scale,
+    missing keys take the TIMELINE_* defaults):
+
+    - EC2: an instance is "pending" (code 0) for boot_s after RunInstances
+      or StartInstances, then "running" (16) ("pending: The instance is
+      preparing to enter the running state",
+      https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-instance-lifecycle.html).
+      Each EC2 request (and each SSM one below) first moves instances whose
+      boot is over to running; StopInstances and TerminateInstances end the
+      tracking, and moto's own transitions apply.
+    - SSM agent: DescribeInstanceInformation lists an instance only agent_s
+      after its boot (before, it is not a managed node: absent)
+      (https://docs.aws.amazon.com/systems-manager/latest/userguide/ssm-agent-status-and-restart.html).
+      SendCommand naming an instance whose agent has not registered (or
+      that is not running) answers HTTP 400 InvalidInstanceId "Instances
+      [[i-...]] not in a valid state for account ..." (SendCommand, Errors,
+      https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_SendCommand.html).
+    - Bootstrap (a script with "# glbox bootstrap:", not run in a sandbox,
+      matched by no "invocations" rule): InProgress (StatusDetails
+      InProgress, ResponseCode -1, no output) for download_s + install_s +
+      reconfigure_s, then what it reports without the timeline (Success
+      and its result line) (Run Command's statuses, "Understanding command
+      statuses",
+      https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html;
+      the Omnibus install, https://docs.gitlab.com/install/package/). When
+      the user data holds "# glbox prefetch:", the download ran from boot_s
+      after the launch for download_s, and the bootstrap waits only for
+      what is left of it; on an image tagged glbox:image = baked there is
+      no download or install. GitLab answers gitlab_boot_s after the
+      bootstrap ends (and gitlab_boot_s after a later StartInstances'
+      boot). An instance with no bootstrap in this emulator's life counts
+      as booted.
+    - Health check (a script with "# glbox verify:", not in a sandbox):
+      InProgress for check_s, then what its rule says; if it ends before
+      GitLab answers, the lines after "=== liveness", "=== readiness" and
+      "=== health" become 502 and an empty body.
+    - ListCommandInvocations (moto 5.2.5 has none; served with or without
+      the timeline): the invocations GetCommandInvocation reports, newest
+      command first, honouring CommandId, InstanceId, Filters (Status,
+      InvokedAfter, InvokedBefore, DocumentName), MaxResults/NextToken, and
+      with Details=true one CommandPlugins entry whose Output is cut to
+      2,500 characters
+      (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListCommandInvocations.html,
+      https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_CommandPlugin.html).
+
+    Without "timeline" nothing waits, as before. Install it last: it wraps
+    the EC2 and SSM handlers the other extensions patched."""
+    import datetime
+    import time
+
+    from moto.ec2.responses import EC2Response
+    from moto.ssm.exceptions import SSMException
+
+    original_run = InstanceBackend.run_instances
+    original_start = InstanceBackend.start_instances
+    original_stop = InstanceBackend.stop_instances
+    original_terminate = InstanceBackend.terminate_instances
+
+    def boot(instance, timeline, now):
+        instance._state.name = "pending"
+        instance._state.code = 0
+        TIMELINE_BOOTING[instance.id] = (instance, now, timeline["boot_s"])
+
+    def run_instances(self, *args, **kwargs):
+        reservation = original_run(self, *args, **kwargs)
+        timeline = timeline_of(behaviour(self.account_id, self.region_name))
+        if timeline is not None:
+            now = time.monotonic()
+            with TIMELINE_LOCK:
+                for instance in reservation.instances:
+                    if instance._state.name == "running" and instance.id not in TIMELINE_LAUNCHED:
+                        TIMELINE_LAUNCHED[instance.id] = now
+                        boot(instance, timeline, now)
+        return reservation
+
+    def start_instances(self, instance_ids):
+        with TIMELINE_LOCK:
+            started = original_start(self, instance_ids)
+            timeline = timeline_of(behaviour(self.account_id, self.region_name))
+            if timeline is not None:
+                now = time.monotonic()
+                for instance, previous in started:
+                    if previous.name == "running":
+                        continue
+                    boot(instance, timeline, now)
+                    # GitLab starts with the box once it was installed.
+                    if instance.id in TIMELINE_GITLAB_UP:
+                        TIMELINE_GITLAB_UP[instance.id] = now + timeline["boot_s"] + timeline["gitlab_boot_s"]
+        return started
+
+    def ending(original):
+        def call(self, instance_ids):
+            # Under the lock, so that no settle turns a stopped instance
+            # back to running.
+            with TIMELINE_LOCK:
+                answer = original(self, instance_ids)
+                for instance, _ in answer:
+                    TIMELINE_BOOTING.pop(instance.id, None)
+            return answer
+
+        return call
+
+    InstanceBackend.run_instances = run_instances
+    InstanceBackend.start_instances = start_instances
+    InstanceBackend.stop_instances = ending(original_stop)
+    InstanceBackend.terminate_instances = ending(original_terminate)
+
+    ec2_call = EC2Response.call_action
+
+    def ec2_call_action(self):
+        timeline_settle()
+        return ec2_call(self)
+
+    EC2Response.call_action = ec2_call_action
+
+    def registered(ec2, instance_id, timeline, now):
+        """Is the instance's SSM agent registered (Online) by now?"""
+        try:
+            instance = ec2.get_instance(instance_id)
+        except Exception:
+            return True  # not EC2's: moto answers as it does
+        if instance._state.name != "running":
+            return False
+        with TIMELINE_LOCK:
+            entry = TIMELINE_BOOTING.get(instance_id)
+        return entry is None or now - entry[1] >= timeline["boot_s"] + timeline["agent_s"]
+
+    describe = SimpleSystemManagerResponse.describe_instance_information
+    send = SimpleSystemManagerResponse.send_command
+    get = SimpleSystemManagerResponse.get_command_invocation
+    cancel = SimpleSystemManagerResponse.cancel_command
+
+    def describe_instance_information(self):
+        timeline_settle()
+        timeline = timeline_of(behaviour(self.current_account, self.region))
+        result = describe(self)
+        if timeline is None:
+            return result
+        ec2 = ec2_backends[self.current_account][self.region]
+        now = time.monotonic()
+        answer = dict(result.result)
+        answer["InstanceInformationList"] = [
+            item
+            for item in answer.get("InstanceInformationList", [])
+            if registered(ec2, item["InstanceId"], timeline, now)
+        ]
+        return ActionResult(answer)
+
+    def send_command(self):
+        timeline_settle()
+        wanted = behaviour(self.current_account, self.region)
+        timeline = timeline_of(wanted)
+        targets = list(self._get_param("InstanceIds", []) or [])
+        if timeline is None:
+            result = send(self)
+            if not self._get_param("Targets"):
+                with TIMELINE_LOCK:
+                    COMMAND_INSTANCES[result.result["Command"]["CommandId"]] = targets
+            return result
+        ec2 = ec2_backends[self.current_account][self.region]
+        now = time.monotonic()
+        refused = [i for i in targets if not registered(ec2, i, timeline, now)]
+        if refused:
+            raise SSMException(
+                "InvalidInstanceId",
+                "Instances [[%s]] not in a valid state for account %s" % (", ".join(refused), self.current_account),
+            )
+        result = send(self)
+        command_id = result.result["Command"]["CommandId"]
+        if not self._get_param("Targets"):
+            with TIMELINE_LOCK:
+                COMMAND_INSTANCES[command_id] = targets
+        if wanted.get("sandbox"):
+            return result
+        parameters = self._get_param("Parameters", {}) or {}
+        script = decoded_script("\n".join(parameters.get("commands", []) or []))
+        matched = any(rule["contains"] in script for rule in wanted.get("invocations", []))
+        bootstrap = "# glbox bootstrap:" in script and not matched
+        check = "# glbox verify:" in script
+        if not (bootstrap or check):
+            return result
+        for instance_id in targets:
+            if bootstrap:
+                download, install = timeline["download_s"], timeline["install_s"]
+                try:
+                    instance = ec2.get_instance(instance_id)
+                except Exception:
+                    continue
+                if timeline_baked(ec2, instance.image_id):
+                    download = install = 0.0
+                elif "# glbox prefetch:" in timeline_user_data(instance):
+                    with TIMELINE_LOCK:
+                        launched = TIMELINE_LAUNCHED.get(instance_id)
+                    # Launched before the timeline: fetched long ago.
+                    fetched = now if launched is None else launched + timeline["boot_s"] + timeline["download_s"]
+                    download = max(0.0, fetched - now)
+                end = now + download + install + timeline["reconfigure_s"]
+                with TIMELINE_LOCK:
+                    TIMELINE_COMMANDS[(command_id, instance_id)] = {"end": end, "kind": "bootstrap"}
+                    TIMELINE_GITLAB_UP[instance_id] = end + timeline["gitlab_boot_s"]
+            else:
+                with TIMELINE_LOCK:
+                    TIMELINE_COMMANDS[(command_id, instance_id)] = {"end": now + timeline["check_s"], "kind": "check"}
+        return result
+
+    def get_command_invocation(self):
+        result = get(self)
+        key = (self._get_param("CommandId"), self._get_param("InstanceId"))
+        with TIMELINE_LOCK:
+            timed = dict(TIMELINE_COMMANDS.get(key) or {})
+            up = TIMELINE_GITLAB_UP.get(key[1])
+        if not timed or result.result.get("Status") == "Cancelled":
+            return result
+        invocation = dict(result.result)
+        if time.monotonic() < timed["end"]:
+            invocation.update(
+                {
+                    "Status": "InProgress",
+                    "StatusDetails": "InProgress",
+                    "ResponseCode": -1,
+                    "StandardOutputContent": "",
+                    "StandardErrorContent": "",
+                    "ExecutionEndDateTime": "",
+                }
+            )
+            return ActionResult(invocation)
+        if timed["kind"] == "check" and up is not None and timed["end"] < up:
+            text = invocation.get("StandardOutputContent") or ""
+            if "=== liveness" in text or "=== readiness" in text or "=== health" in text:
+                invocation["StandardOutputContent"] = timeline_still_starting(text)
+                return ActionResult(cut_as_ssm_does(invocation))
+        return result
+
+    def cancel_command(self):
+        # A bootstrap cancelled before its end leaves no GitLab behind.
+        command_id = self._get_param("CommandId")
+        now = time.monotonic()
+        with TIMELINE_LOCK:
+            for (cid, instance_id), timed in list(TIMELINE_COMMANDS.items()):
+                if cid == command_id and now < timed["end"]:
+                    del TIMELINE_COMMANDS[(cid, instance_id)]
+                    if timed["kind"] == "bootstrap":
+                        TIMELINE_GITLAB_UP[instance_id] = float("inf")
+        return cancel(self)
+
+    def invocation_of(self, command_id, instance_id):
+        """What GetCommandInvocation answers for one invocation."""
+        asked = self._get_param
+        mine = {"CommandId": command_id, "InstanceId": instance_id, "PluginName": None}
+
+        def get_param(name, default=None):
+            return mine[name] if name in mine else asked(name, default)
+
+        self._get_param = get_param
+        try:
+            return dict(SimpleSystemManagerResponse.get_command_invocation(self).result)
+        finally:
+            del self._get_param
+
+    def moment(value, key):
+        try:
+            when = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise SSMException("InvalidFilterValue", f"{key} filter value {value!r} is not a valid date")
+        if when.tzinfo is not None:
+            when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return when
+
+    def list_command_invocations(self):
+        timeline_settle()
+        command_id = self._get_param("CommandId")
+        instance_id = self._get_param("InstanceId")
+        details = bool(self._get_param("Details", False))
+        filters = {}
+        for item in self._get_param("Filters", []) or []:
+            key = item.get("key") or item.get("Key")
+            value = item.get("value") or item.get("Value")
+            if key not in ("InvokedAfter", "InvokedBefore", "Status", "DocumentName", "ExecutionStage"):
+                raise SSMException("InvalidFilterKey", f"{key} is not a valid filter key")
+            filters[key] = value
+        after = moment(filters["InvokedAfter"], "InvokedAfter") if "InvokedAfter" in filters else None
+        before = moment(filters["InvokedBefore"], "InvokedBefore") if "InvokedBefore" in filters else None
+        commands = self.ssm_backend.list_commands(command_id=command_id, instance_id=None)
+        # Which invocations are listed is cheap to know, what each reports
+        # is not: it is asked only for the page's rows, unless a filter on
+        # the status needs it for all (200 seats' history at every poll).
+        candidates = []
+        for command in reversed(list(commands)):
+            requested = command.requested_date_time
+            if requested.tzinfo is not None:
+                requested = requested.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            if after is not None and requested < after:
+                continue
+            if before is not None and requested > before:
+                continue
+            if "DocumentName" in filters and command.document_name != filters["DocumentName"]:
+                continue
+            with TIMELINE_LOCK:
+                named = COMMAND_INSTANCES.get(command.command_id)
+            for target in named if named is not None else sorted(command.instance_ids):
+                if instance_id and target != instance_id:
+                    continue
+                candidates.append((command, target))
+
+        def row_for(command, target):
+            invocation = invocation_of(self, command.command_id, target)
+            status = invocation.get("Status", "Success")
+            if "Status" in filters and status != filters["Status"]:
+                return None
+            stage = "Complete" if status in FINAL_INVOCATION_STATUSES else "Executing"
+            if "ExecutionStage" in filters and stage != filters["ExecutionStage"]:
+                return None
+            row = {
+                "CommandId": command.command_id,
+                "InstanceId": target,
+                "Comment": command.comment or "",
+                "DocumentName": command.document_name,
+                "DocumentVersion": "$DEFAULT",
+                "RequestedDateTime": command.requested_date_time,
+                "Status": status,
+                "StatusDetails": invocation.get("StatusDetails", status),
+                "StandardOutputUrl": "",
+                "StandardErrorUrl": "",
+                "ServiceRole": command.service_role_arn or "",
+            }
+            if details:
+                output = invocation.get("StandardOutputContent") or ""
+                if invocation.get("StandardErrorContent"):
+                    output += SSM_PLUGIN_ERROR_SEPARATOR + invocation["StandardErrorContent"]
+                row["CommandPlugins"] = [
+                    {
+                        "Name": invocation.get("PluginName") or "aws:runShellScript",
+                        "Status": status,
+                        "StatusDetails": invocation.get("StatusDetails", status),
+                        "ResponseCode": invocation.get("ResponseCode", 0),
+                        "Output": output[:SSM_PLUGIN_OUTPUT_CHARACTERS],
+                        "StandardOutputUrl": "",
+                        "StandardErrorUrl": "",
+                    }
+                ]
+            return row
+
+        token = self._get_param("NextToken")
+        try:
+            start = int(token or 0)
+        except ValueError:
+            raise SSMException("InvalidNextToken", "The specified token is not valid.")
+        size = int(self._get_param("MaxResults") or SSM_LIST_INVOCATIONS_PAGE)
+        size = max(1, min(size, SSM_LIST_INVOCATIONS_PAGE))
+        if "Status" in filters or "ExecutionStage" in filters:
+            rows = [row for row in (row_for(*c) for c in candidates) if row is not None]
+            total, listed = len(rows), rows[start : start + size]
+        else:
+            total = len(candidates)
+            listed = [row_for(*c) for c in candidates[start : start + size]]
+        page = {"CommandInvocations": listed}
+        if start + size < total:
+            page["NextToken"] = str(start + size)
+        return ActionResult(page)
+
+    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information
+    SimpleSystemManagerResponse.send_command = send_command
+    SimpleSystemManagerResponse.get_command_invocation = get_command_invocation
+    SimpleSystemManagerResponse.cancel_command = cancel_command
+    SimpleSystemManagerResponse.list_command_invocations = list_command_invocations
+
+
 def main():
     # One access-log line per request would drown the test output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -1568,6 +2083,8 @@ def main():
     add_dlm()
     add_s3_versioning_root()
     add_s3_secure_transport()
+    # Last: it wraps the EC2 and SSM handlers the extensions above patched.
+    add_timeline()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     _, port = server.get_host_and_port()
