@@ -58,6 +58,9 @@ pub struct Aws {
     pub route53: aws_sdk_route53::Client,
     pub dlm: aws_sdk_dlm::Client,
     pub s3: aws_sdk_s3::Client,
+    /// Run Command's agents and commands, read once for every box that
+    /// waits on them.
+    pub ssm_watch: std::sync::Arc<ssm::Watch>,
     pub region: String,
     /// For clients of another region (SES may live elsewhere).
     shared: aws_config::SdkConfig,
@@ -123,10 +126,12 @@ pub async fn connect(options: &ConnectOptions) -> Aws {
         loader = loader.endpoint_url(endpoint);
     }
     let shared = loader.load().await;
+    let ssm = client!(aws_sdk_ssm, &shared);
     Aws {
         ec2: client!(aws_sdk_ec2, &shared),
         iam: client!(aws_sdk_iam, &shared),
-        ssm: client!(aws_sdk_ssm, &shared),
+        ssm_watch: std::sync::Arc::new(ssm::Watch::new(ssm.clone())),
+        ssm,
         route53: client!(aws_sdk_route53, &shared),
         dlm: client!(aws_sdk_dlm, &shared),
         s3: s3_client(&shared),

@@ -3,14 +3,14 @@
 //! is here, with its batching, pagination and "already done" rules.
 
 use aws_sdk_ssm::error::SdkError;
-use aws_sdk_ssm::types::{
-    InstanceInformationStringFilter, ParameterStringFilter, ParameterType, ResourceTypeForTagging,
-    Tag,
-};
+use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType, ResourceTypeForTagging, Tag};
 use aws_sdk_ssm::Client;
 
 use crate::aws::{has_code, ok_if, AwsError, AwsResultExt};
 use crate::error::Result;
+
+mod watch;
+pub use watch::Watch;
 
 /// DeleteParameters and GetParameters take at most 10 names a request.
 /// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameters.html>
@@ -220,28 +220,6 @@ pub async fn delete_many(ssm: &Client, names: &[String]) -> Result<()> {
         ok_if("ssm:DeleteParameters", deleted, &[])?;
     }
     Ok(())
-}
-
-/// The SSM agent's ping status on an instance (`Online`, ...); `None`
-/// while the agent has not registered.
-pub async fn agent_ping(ssm: &Client, instance_id: &str) -> Result<Option<String>> {
-    let out = ssm
-        .describe_instance_information()
-        .filters(
-            InstanceInformationStringFilter::builder()
-                .key("InstanceIds")
-                .values(instance_id)
-                .build()
-                .expect("key and values are set"),
-        )
-        .send()
-        .await
-        .ctx("ssm:DescribeInstanceInformation")?;
-    Ok(out
-        .instance_information_list()
-        .first()
-        .and_then(|i| i.ping_status())
-        .map(|p| p.as_str().to_string()))
 }
 
 /// A shell command for Run Command's `AWS-RunShellScript` document.

@@ -43,11 +43,19 @@ fn command_for(script: &str) -> String {
     )
 }
 
+/// Statuses of an invocation that has not ended.
+fn still_running(status: &str) -> bool {
+    matches!(
+        status,
+        "Pending" | "InProgress" | "Delayed" | "Cancelling" | ""
+    )
+}
+
 impl Ssm {
     pub async fn wait_ready(&self, ctx: &Ctx<'_>) -> Result<()> {
         let what = format!("the SSM agent on {} to be Online", self.instance_id);
         let waited = wait::until(ctx.ui, &what, ctx.settings.ready_timeout, || async {
-            let ping = ssm::agent_ping(&ctx.aws.ssm, &self.instance_id).await?;
+            let ping = ctx.aws.ssm_watch.agent_ping(&self.instance_id).await?;
             Ok(match ping.as_deref() {
                 Some("Online") => Poll::Ready(()),
                 Some(other) => Poll::Pending(other.to_string()),
@@ -102,16 +110,24 @@ impl Ssm {
     }
 
     async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<(Outcome, bool)>> {
-        // Right after SendCommand the invocation may not exist yet.
+        // Right after SendCommand the invocation may not be listed yet.
+        let status = ctx
+            .aws
+            .ssm_watch
+            .command_status(command_id, &self.instance_id)
+            .await?;
+        match status.as_deref() {
+            None => return Ok(Poll::Pending("not delivered yet".into())),
+            Some(status) if still_running(status) => return Ok(Poll::Pending(status.to_string())),
+            Some(_) => {}
+        }
+        // Ended: its output, once (the listing carries none).
         let Some(invocation) = ssm::invocation(&ctx.aws.ssm, command_id, &self.instance_id).await?
         else {
             return Ok(Poll::Pending("not delivered yet".into()));
         };
         let status = invocation.status;
-        if matches!(
-            status.as_str(),
-            "Pending" | "InProgress" | "Delayed" | "Cancelling" | ""
-        ) {
+        if still_running(&status) {
             return Ok(Poll::Pending(status));
         }
         let (stdout, stderr) = (invocation.stdout, invocation.stderr);

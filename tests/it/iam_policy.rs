@@ -808,7 +808,10 @@ fn authorizations(action: &str) -> Vec<Auth> {
                 &[("ssm:resourceTag/glbox:managed-by", "glbox")],
             ),
         ],
-        "ssm:CancelCommand" | "ssm:DescribeInstanceInformation" | "ssm:GetCommandInvocation" => {
+        "ssm:CancelCommand"
+        | "ssm:DescribeInstanceInformation"
+        | "ssm:GetCommandInvocation"
+        | "ssm:ListCommandInvocations" => {
             vec![plain("*")]
         }
         "ses:DeleteIdentity"
