@@ -318,8 +318,9 @@ schema! {
             expires_in: String;
             /// Seats on spot capacity.
             spot: bool = false;
-            /// Bootstraps (and checks) in flight at once.
-            concurrency: i64 = 10;
+            /// At most this many bootstraps (and checks) in flight at once;
+            /// the default, 200 (the most seats a lab has), is every seat.
+            concurrency: i64 = 200;
         }
     }
 }

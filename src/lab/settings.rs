@@ -9,7 +9,9 @@ use crate::config::raw::RawLab;
 use crate::config::{bad, AccessMethod, ConfigError, Settings};
 
 pub const MAX_SEATS: u16 = 200;
-const MAX_CONCURRENCY: i64 = 50;
+/// Every seat at once is the most (and the default): each seat is its own
+/// machine, so installing one never waits for another.
+const MAX_CONCURRENCY: i64 = MAX_SEATS as i64;
 const MIN_EXPIRY: Duration = Duration::from_secs(10 * 60);
 const MAX_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
 /// `glbox-lab-<lab>-s200-data` and `glbox-lab-<lab>-<region>` stay within
@@ -106,7 +108,7 @@ pub fn validate(settings: &Settings, raw: toml::Table) -> Result<LabSettings, Co
                 "lab.concurrency",
                 n,
                 &format!("must be between 1 and {MAX_CONCURRENCY}"),
-                "leave it out for 10 bootstraps at a time",
+                "leave it out to install every seat at once",
             ))
         }
     };
@@ -202,7 +204,7 @@ mod tests {
     #[test]
     fn a_lab_needs_seats_and_an_expiry() {
         let ok = lab("seats = 25\nexpires_in = \"8h\"\n").unwrap();
-        assert_eq!((ok.seats, ok.concurrency, ok.spot), (25, 10, false));
+        assert_eq!((ok.seats, ok.concurrency, ok.spot), (25, 200, false));
         assert_eq!(lab("expires_in = \"8h\"").unwrap_err().field, "lab.seats");
         assert_eq!(lab("seats = 3").unwrap_err().field, "lab.expires_in");
         assert_eq!(

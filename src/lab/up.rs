@@ -421,8 +421,8 @@ async fn release_extra_addresses(lab: &Ctx<'_>, plan: &LabPlan, observed: &Obser
     Ok(())
 }
 
-/// Bootstraps, then checks, the seats that need it, `concurrency` at a
-/// time, against a fresh observation (new instances have addresses now).
+/// Bootstraps, then checks, the seats that need it, all at once unless
+/// `concurrency` caps it, against a fresh observation (new instances have addresses now).
 pub async fn bootstrap_seats(
     lab: &Ctx<'_>,
     settings: &LabSettings,
@@ -439,7 +439,7 @@ pub async fn bootstrap_seats(
     lab.ui.info(&format!(
         "installing GitLab on {} seat(s), {} at a time",
         seats.len(),
-        settings.concurrency
+        settings.concurrency.min(seats.len())
     ));
     let reports = each_seat(seats, settings.concurrency, failed, |number| async move {
         let ctx = seat_ctx(lab, number, expires_at);

@@ -915,3 +915,69 @@ async fn a_crashed_lab_up_is_finished_by_the_next() {
         assert_complete(&lab_view(&emulator, LAB).await, LAB, 3, true);
     }
 }
+
+/// On the emulator's timeline (a box takes its real minutes to boot, get
+/// its SSM agent Online, install and start GitLab, on a clock 600 times
+/// faster, and glbox's waits run on the same clock): every seat's
+/// bootstrap is sent before any of them is read back, so the class
+/// installs at once; and the polls go to the shared listing, so each
+/// invocation's output is read exactly once.
+#[tokio::test]
+async fn every_seat_installs_at_once_and_ssm_is_read_for_the_class() {
+    const SEATS: usize = 12;
+    const SCALE: &str = "600";
+    let emulator = Emulator::start();
+    emulator
+        .behave(json!({
+            "timeline": {"scale": SCALE.parse::<f64>().unwrap()},
+            "invocations": [{"contains": "# glbox verify:", "status": "Success",
+                "stdout": crate::common::healthy_verify_output("18.6.0")}],
+        }))
+        .await;
+    let workspace = Workspace::new(&lab_config(LAB, SEATS as u16, ""));
+    emulator.start_recording();
+    crate::common::glbox_with_env(
+        &emulator,
+        &workspace,
+        &["lab", "up", "--yes"],
+        &[("GLBOX_CLOCK_SCALE", SCALE)],
+    )
+    .assert_ok();
+    let recorded = emulator.recorded();
+    let view = lab_view(&emulator, LAB).await;
+    assert_complete(&view, LAB, SEATS as u16, false);
+
+    let sent_bootstraps: Vec<usize> = recorded
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.action == "SendCommand" && r.body.contains("GitLab bootstrap"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(sent_bootstraps.len(), SEATS, "one bootstrap per seat");
+    let first_read = recorded
+        .iter()
+        .position(|r| r.action == "GetCommandInvocation")
+        .expect("outputs are read");
+    assert!(
+        sent_bootstraps.iter().all(|&i| i < first_read),
+        "every seat's bootstrap was sent before the first one ended"
+    );
+    let actions: Vec<String> = recorded.iter().map(|r| r.action.clone()).collect();
+    assert_eq!(
+        count(&actions, "GetCommandInvocation"),
+        count(&actions, "SendCommand"),
+        "each invocation's output is read once, when it has ended"
+    );
+    assert!(count(&actions, "ListCommandInvocations") >= 1);
+    let agent_reads: Vec<&str> = recorded
+        .iter()
+        .filter(|r| r.action == "DescribeInstanceInformation")
+        .map(|r| r.body.as_str())
+        .collect();
+    assert!(
+        agent_reads
+            .iter()
+            .any(|body| body.matches("i-").count() == SEATS),
+        "one read covers every seat's agent: {agent_reads:?}"
+    );
+}
