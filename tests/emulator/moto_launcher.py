@@ -1564,7 +1564,7 @@ TIMELINE_BOOT_S = 40.0
 #   Online about 30 s after the instance runs.
 TIMELINE_AGENT_S = 30.0
 # - GitLab's Omnibus package (https://docs.gitlab.com/install/package/):
-#   the gitlab-ce package, about 1.4 GB, downloads in about 90 s, installs
+#   the gitlab-ce package, over a gigabyte, downloads in about 90 s, installs
 #   (unpacks) in about 150 s, the first `gitlab-ctl reconfigure` takes
 #   about 3 minutes, and Puma answers about a minute after that.
 TIMELINE_DOWNLOAD_S = 90.0
