@@ -232,6 +232,12 @@ fn probes(ctx: &Ctx<'_>, account: &str) -> Vec<(Vec<&'static str>, String)> {
                 ctx.settings.region
             ),
         ),
+        // Following a command: an older policy lacks the listing, and
+        // without it a bootstrap already sent could not be followed.
+        (
+            vec!["ssm:ListCommandInvocations", "ssm:GetCommandInvocation"],
+            "*".to_string(),
+        ),
     ];
     if ctx.settings.email.is_some() {
         probes.push((

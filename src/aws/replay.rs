@@ -47,6 +47,17 @@ pub fn ec2_client(events: Vec<ReplayEvent>) -> (aws_sdk_ec2::Client, StaticRepla
     (aws_sdk_ec2::Client::from_conf(config), replay)
 }
 
+/// An SSM client answering through `replay`.
+pub fn ssm_client(replay: &StaticReplayClient) -> aws_sdk_ssm::Client {
+    let config = aws_sdk_ssm::Config::builder()
+        .http_client(replay.clone())
+        .behavior_version_latest()
+        .region(aws_sdk_ssm::config::Region::new(REGION))
+        .credentials_provider(credentials())
+        .build();
+    aws_sdk_ssm::Client::from_conf(config)
+}
+
 /// The bodies of the requests the client was sent, in order.
 pub fn bodies(replay: &StaticReplayClient) -> Vec<String> {
     replay

@@ -235,8 +235,15 @@ pub struct Command<'a> {
 
 const SHELL_DOCUMENT: &str = "AWS-RunShellScript";
 
-/// Sends the command; returns its command id.
-pub async fn send_command(ssm: &Client, command: Command<'_>) -> Result<Option<String>> {
+/// A command SSM took.
+pub struct Sent {
+    pub command_id: String,
+    /// When SSM took it, by AWS's clock (the listing filters on it).
+    pub requested_at: Option<time::OffsetDateTime>,
+}
+
+/// Sends the command; `None` when SSM answered without a command id.
+pub async fn send_command(ssm: &Client, command: Command<'_>) -> Result<Option<Sent>> {
     let sent = ssm
         .send_command()
         .document_name(SHELL_DOCUMENT)
@@ -251,10 +258,15 @@ pub async fn send_command(ssm: &Client, command: Command<'_>) -> Result<Option<S
         .send()
         .await
         .ctx("ssm:SendCommand")?;
-    Ok(sent
-        .command()
-        .and_then(|c| c.command_id())
-        .map(str::to_string))
+    let Some(command) = sent.command() else {
+        return Ok(None);
+    };
+    Ok(command.command_id().map(|id| Sent {
+        command_id: id.to_string(),
+        requested_at: command
+            .requested_date_time()
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.secs()).ok()),
+    }))
 }
 
 /// Stops a command on an instance.
@@ -326,13 +338,7 @@ mod tests {
     use aws_smithy_http_client::test_util::StaticReplayClient;
 
     fn client(replay: &StaticReplayClient) -> Client {
-        let config = aws_sdk_ssm::Config::builder()
-            .http_client(replay.clone())
-            .behavior_version_latest()
-            .region(aws_sdk_ssm::config::Region::new(replay::REGION))
-            .credentials_provider(replay::credentials())
-            .build();
-        Client::from_conf(config)
+        replay::ssm_client(replay)
     }
 
     fn parameter(overwrite: bool) -> Parameter<'static> {

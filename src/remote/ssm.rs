@@ -63,6 +63,7 @@ impl Ssm {
             })
         })
         .await;
+        ctx.aws.ssm_watch.forget_agent(&self.instance_id).await;
         match waited {
             Err(Error::Timeout { elapsed, last_seen, .. }) => Err(Error::Refused(format!(
                 "the SSM agent on {} did not come Online within {}s (last seen: {last_seen})\n  fix: the usual causes are a missing instance profile, no outbound HTTPS (443) from the subnet (no internet or NAT gateway, and no SSM VPC endpoints), or an image without the agent; check the instance's system log, then re-run glbox up",
@@ -88,16 +89,21 @@ impl Ssm {
             commands: vec![command_for(script)],
             execution_timeout_seconds: timeout.as_secs(),
         };
-        let command_id = ssm::send_command(&ctx.aws.ssm, command)
+        let sent = ssm::send_command(&ctx.aws.ssm, command)
             .await?
             .ok_or_else(|| Error::Refused("SendCommand answered without a command id".into()))?;
+        let command_id = sent.command_id;
         ctx.ui
             .detail(&format!("sent {what} as SSM command {command_id}"));
         let waiting_for = format!("{what} on {} (SSM command {command_id})", self.instance_id);
         let result = wait::until(ctx.ui, &waiting_for, timeout + REPORT_MARGIN, || async {
-            self.poll(ctx, &command_id).await
+            self.poll(ctx, &command_id, sent.requested_at).await
         })
         .await;
+        ctx.aws
+            .ssm_watch
+            .forget_command(&command_id, &self.instance_id)
+            .await;
         if matches!(result, Err(Error::Timeout { .. })) {
             // Stop it, so that a re-run does not overlap it.
             let cancelled = ssm::cancel_command(&ctx.aws.ssm, &command_id, &self.instance_id).await;
@@ -109,12 +115,17 @@ impl Ssm {
         result
     }
 
-    async fn poll(&self, ctx: &Ctx<'_>, command_id: &str) -> Result<Poll<(Outcome, bool)>> {
+    async fn poll(
+        &self,
+        ctx: &Ctx<'_>,
+        command_id: &str,
+        requested_at: Option<time::OffsetDateTime>,
+    ) -> Result<Poll<(Outcome, bool)>> {
         // Right after SendCommand the invocation may not be listed yet.
         let status = ctx
             .aws
             .ssm_watch
-            .command_status(command_id, &self.instance_id)
+            .command_status(command_id, &self.instance_id, requested_at)
             .await?;
         match status.as_deref() {
             None => return Ok(Poll::Pending("not delivered yet".into())),

@@ -917,7 +917,7 @@ async fn a_crashed_lab_up_is_finished_by_the_next() {
 }
 
 /// On the emulator's timeline (a box takes its real minutes to boot, get
-/// its SSM agent Online, install and start GitLab, on a clock 120 times
+/// its SSM agent Online, install and start GitLab, on a clock 60 times
 /// faster, and glbox's waits run on the same clock): every seat's
 /// bootstrap is sent before any of them is read back, so the class
 /// installs at once; and the polls go to the shared listing, so each
@@ -925,7 +925,7 @@ async fn a_crashed_lab_up_is_finished_by_the_next() {
 #[tokio::test]
 async fn every_seat_installs_at_once_and_ssm_is_read_for_the_class() {
     const SEATS: usize = 12;
-    const SCALE: &str = "120";
+    const SCALE: &str = "60";
     let emulator = Emulator::start();
     emulator
         .behave(json!({

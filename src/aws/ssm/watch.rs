@@ -14,7 +14,7 @@ use aws_sdk_ssm::types::{CommandFilter, CommandFilterKey, InstanceInformationStr
 use aws_sdk_ssm::Client;
 use tokio::sync::Mutex;
 
-use crate::aws::AwsResultExt;
+use crate::aws::{has_code, AwsResultExt};
 use crate::clock::Stopwatch;
 use crate::error::Result;
 
@@ -25,9 +25,11 @@ const FRESH: Duration = Duration::from_secs(5);
 /// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeInstanceInformation.html,
 /// https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListCommandInvocations.html).
 const PER_CALL: usize = 50;
-/// The listing starts this long before the first ask for the oldest
-/// command waited on (asked right after it was sent): room for this
-/// machine's clock to run ahead of AWS's (SigV4 allows five minutes).
+/// The listing starts a minute before the oldest command waited on was
+/// taken (AWS's own time, from SendCommand's answer; the listing's times
+/// are whole seconds). Without that time, this machine's clock is used,
+/// with room for it to run ahead of AWS's: SigV4 allows five minutes.
+const LISTING_MARGIN: time::Duration = time::Duration::minutes(1);
 const CLOCK_SLACK: time::Duration = time::Duration::minutes(5);
 /// Statuses after which an invocation changes no more.
 const FINAL: &[&str] = &["Success", "Failed", "TimedOut", "Cancelled"];
@@ -35,7 +37,8 @@ const FINAL: &[&str] = &["Success", "Failed", "TimedOut", "Cancelled"];
 /// What one kind of read last saw, for the keys waited on.
 struct Reads<K> {
     wanted: BTreeSet<K>,
-    /// When each key waited on was first asked for.
+    /// From when each key waited on must be read (a command: when SSM
+    /// took it).
     asked: BTreeMap<K, time::OffsetDateTime>,
     covered: BTreeSet<K>,
     seen: BTreeMap<K, String>,
@@ -56,7 +59,7 @@ impl<K: Ord + Clone> Reads<K> {
             .min()
             .copied()
             .unwrap_or_else(time::OffsetDateTime::now_utc);
-        (oldest - CLOCK_SLACK)
+        (oldest - LISTING_MARGIN)
             .replace_nanosecond(0)
             .expect("0 is a valid nanosecond")
             .format(&time::format_description::well_known::Rfc3339)
@@ -111,13 +114,24 @@ impl<K: Ord + Clone> Shared<K> {
         }
     }
 
-    /// The reads, with `key` and every key asked for meanwhile waited on.
-    async fn for_key(&self, key: &K) -> tokio::sync::MutexGuard<'_, Reads<K>> {
-        let now = time::OffsetDateTime::now_utc();
+    /// `key` is waited on no more (its wait ended, whatever the outcome).
+    async fn forget(&self, key: &K) {
+        let mut reads = self.reads.lock().await;
+        reads.wanted.remove(key);
+        reads.asked.remove(key);
+    }
+
+    /// The reads, with `key` (from `at`) and every key asked for meanwhile
+    /// waited on.
+    async fn for_key(
+        &self,
+        key: &K,
+        at: time::OffsetDateTime,
+    ) -> tokio::sync::MutexGuard<'_, Reads<K>> {
         self.asking
             .lock()
             .expect("no panic while holding it")
-            .push((key.clone(), now));
+            .push((key.clone(), at));
         let mut reads = self.reads.lock().await;
         let asked = std::mem::take(&mut *self.asking.lock().expect("no panic while holding it"));
         for (key, at) in asked {
@@ -147,7 +161,8 @@ impl Watch {
     /// while the agent has not registered.
     pub async fn agent_ping(&self, instance_id: &str) -> Result<Option<String>> {
         let key = instance_id.to_string();
-        let mut reads = self.agents.for_key(&key).await;
+        let now = time::OffsetDateTime::now_utc();
+        let mut reads = self.agents.for_key(&key, now).await;
         if !reads.answers(&key) {
             let seen = agents(&self.ssm, &reads.wanted).await?;
             reads.store(seen);
@@ -155,16 +170,30 @@ impl Watch {
         Ok(reads.answer(&key, |ping| ping == "Online"))
     }
 
+    /// The wait for the instance's agent ended (Online, timed out, failed).
+    pub async fn forget_agent(&self, instance_id: &str) {
+        self.agents.forget(&instance_id.to_string()).await;
+    }
+
+    /// The wait for the command on the instance ended, whatever the outcome.
+    pub async fn forget_command(&self, command_id: &str, instance_id: &str) {
+        let key = (command_id.to_string(), instance_id.to_string());
+        self.invocations.forget(&key).await;
+    }
+
     /// The status of the command on the instance (`InProgress`,
     /// `Success`, ...); `None` while SSM does not list it yet (right after
-    /// SendCommand).
+    /// SendCommand). `requested_at` is when SSM took the command, by AWS's
+    /// clock (this machine's, less [`CLOCK_SLACK`], when unknown).
     pub async fn command_status(
         &self,
         command_id: &str,
         instance_id: &str,
+        requested_at: Option<time::OffsetDateTime>,
     ) -> Result<Option<String>> {
         let key = (command_id.to_string(), instance_id.to_string());
-        let mut reads = self.invocations.for_key(&key).await;
+        let at = requested_at.unwrap_or_else(|| time::OffsetDateTime::now_utc() - CLOCK_SLACK);
+        let mut reads = self.invocations.for_key(&key, at).await;
         if !reads.answers(&key) {
             let seen = invocations(&self.ssm, &reads.wanted, &reads.since()).await?;
             reads.store(seen);
@@ -223,8 +252,17 @@ async fn invocations(
     };
     let mut pages = listing.into_paginator().send();
     let mut seen = BTreeMap::new();
-    while let Some(page) = pages.next().await {
-        let page = page.ctx("ssm:ListCommandInvocations")?;
+    // Once every invocation waited on is seen, the rest of the history
+    // (other commands of the region) need not be paged through.
+    while seen.len() < wanted.len() {
+        let Some(page) = pages.next().await else {
+            break;
+        };
+        let page = match page {
+            // Right after SendCommand, SSM may not know the command yet.
+            Err(e) if has_code(&e, "InvalidCommandId") => break,
+            page => page.ctx("ssm:ListCommandInvocations")?,
+        };
         for invocation in page.command_invocations() {
             if let (Some(command), Some(instance), Some(status)) = (
                 invocation.command_id(),
@@ -248,13 +286,7 @@ mod tests {
     use aws_smithy_http_client::test_util::StaticReplayClient;
 
     fn watch(replay: &StaticReplayClient) -> Watch {
-        let config = aws_sdk_ssm::Config::builder()
-            .http_client(replay.clone())
-            .behavior_version_latest()
-            .region(aws_sdk_ssm::config::Region::new(replay::REGION))
-            .credentials_provider(replay::credentials())
-            .build();
-        Watch::new(Client::from_conf(config))
+        Watch::new(replay::ssm_client(replay))
     }
 
     #[tokio::test]
@@ -326,24 +358,37 @@ mod tests {
         let listing = r#"{"CommandInvocations":[
             {"CommandId":"c-1","InstanceId":"i-1","Status":"InProgress"},
             {"CommandId":"c-2","InstanceId":"i-2","Status":"Success"},
-            {"CommandId":"c-9","InstanceId":"i-9","Status":"Success"}]}"#;
+            {"CommandId":"c-9","InstanceId":"i-9","Status":"Success"}],
+            "NextToken":"more of the region's history"}"#;
         let replay = answers(&[(200, listing), (200, listing)]);
         let watch = watch(&replay);
         assert_eq!(
-            watch.command_status("c-1", "i-1").await.unwrap().as_deref(),
+            watch
+                .command_status("c-1", "i-1", None)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("InProgress")
         );
         assert_eq!(
-            watch.command_status("c-2", "i-2").await.unwrap().as_deref(),
+            watch
+                .command_status("c-2", "i-2", None)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("Success")
         );
         // c-1's read is fresh and covered it: no call.
         assert_eq!(
-            watch.command_status("c-1", "i-1").await.unwrap().as_deref(),
+            watch
+                .command_status("c-1", "i-1", None)
+                .await
+                .unwrap()
+                .as_deref(),
             Some("InProgress")
         );
         let asked = bodies(&replay);
-        assert_eq!(asked.len(), 2);
+        assert_eq!(asked.len(), 2, "no next page once all waited on are seen");
         assert!(
             asked[0].contains(r#""CommandId":"c-1""#),
             "one command: its own listing: {}",
@@ -378,6 +423,19 @@ mod tests {
         );
         tokio::time::advance(FRESH).await;
         assert!(!reads.answers(&"i-1".to_string()), "too old");
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_ended_is_read_for_no_more() {
+        let replay = answers(&[(200, r#"{"CommandInvocations":[]}"#)]);
+        let watch = watch(&replay);
+        assert_eq!(
+            watch.command_status("c-1", "i-1", None).await.unwrap(),
+            None
+        );
+        watch.forget_command("c-1", "i-1").await;
+        let reads = watch.invocations.reads.lock().await;
+        assert!(reads.wanted.is_empty() && reads.asked.is_empty());
     }
 
     #[test]
