@@ -362,31 +362,14 @@ mod tests {
             "NextToken":"more of the region's history"}"#;
         let replay = answers(&[(200, listing), (200, listing)]);
         let watch = watch(&replay);
-        assert_eq!(
-            watch
-                .command_status("c-1", "i-1", None)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("InProgress")
-        );
-        assert_eq!(
-            watch
-                .command_status("c-2", "i-2", None)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("Success")
-        );
+        let status = |command: &'static str, instance: &'static str| {
+            let watch = &watch;
+            async move { watch.command_status(command, instance, None).await.unwrap() }
+        };
+        assert_eq!(status("c-1", "i-1").await.as_deref(), Some("InProgress"));
+        assert_eq!(status("c-2", "i-2").await.as_deref(), Some("Success"));
         // c-1's read is fresh and covered it: no call.
-        assert_eq!(
-            watch
-                .command_status("c-1", "i-1", None)
-                .await
-                .unwrap()
-                .as_deref(),
-            Some("InProgress")
-        );
+        assert_eq!(status("c-1", "i-1").await.as_deref(), Some("InProgress"));
         let asked = bodies(&replay);
         assert_eq!(asked.len(), 2, "no next page once all waited on are seen");
         assert!(
