@@ -1,7 +1,8 @@
 #!/bin/bash
 # glbox bootstrap: install and configure Omnibus GitLab on the prepared box.
 # Sent by glbox (through SSM Run Command or SSH) and run as root; glbox puts
-# the deployment's values in front of this text as GLBOX_* variables.
+# the deployment's values in front of this text as GLBOX_* variables, then
+# cloud-init/package-source.sh (the package and its repository).
 #
 # Safe to re-run: it installs only what is missing, upgrades only to a newer
 # pinned version (never downgrades), writes gitlab.rb only when it changed,
@@ -12,6 +13,7 @@
 # The initial root password and the SMTP password are read here, on the
 # instance, from SSM Parameter Store; they are never printed, never on a
 # command line, and never sent by glbox.
+# shellcheck disable=SC2154 # package-source.sh, put in front by glbox, sets family, package and the rest
 set -euo pipefail
 
 : "${GLBOX_DEPLOYMENT:?}" "${GLBOX_REGION:?}" "${GLBOX_OS:?}" "${GLBOX_EDITION:?}" "${GLBOX_ROOT_PASSWORD_PARAMETER:?}"
@@ -32,17 +34,9 @@ lock_dir="${GLBOX_LOCK_DIR:-/run/glbox}"
 cloud_init_run_dir="${GLBOX_CLOUD_INIT_RUN_DIR:-/run/cloud-init}"
 prepare_data="${GLBOX_PREPARE_DATA:-/usr/local/sbin/glbox-prepare-data}"
 data_mountpoint="${GLBOX_DATA_MOUNTPOINT:-/var/opt/gitlab}"
-apt_sources="${GLBOX_APT_SOURCES:-/etc/apt/sources.list.d}"
-yum_repos="${GLBOX_YUM_REPOS:-/etc/yum.repos.d}"
-apt_conf_dir="${GLBOX_APT_CONF_DIR:-/etc/apt/apt.conf.d}"
-# How long each apt operation waits for the dpkg lock: at first boot
-# unattended-upgrades holds it for minutes, and apt-get without a timeout
-# fails at once ("Could not get lock /var/lib/dpkg/lock-frontend").
-apt_lock_wait="${GLBOX_APT_LOCK_WAIT:-900}"
 # How long GitLab's services may take to show as running.
 services_wait="${GLBOX_SERVICES_WAIT:-120}"
 
-package="gitlab-$GLBOX_EDITION"
 # What must survive a new instance lives on the data volume: GitLab's
 # secrets (without them encrypted data such as CI variables and 2FA
 # cannot be read) and the version the data was last used with.
@@ -108,17 +102,8 @@ case "$data_size_gib" in
   '' | *[!0-9]*) fail "unexpected data volume size $data_size_gib" ;;
 esac
 
-case "$GLBOX_OS" in
-  ubuntu-24.04)
-    family=deb
-    repo_file="$apt_sources/gitlab_$package.list"
-    ;;
-  al2023)
-    family=rpm
-    repo_file="$yum_repos/gitlab_$package.repo"
-    ;;
-  *) fail "unsupported OS $GLBOX_OS" ;;
-esac
+# The package and its repository: cloud-init/package-source.sh.
+[ -n "$family" ] || fail "unsupported OS $GLBOX_OS"
 
 # The installed version (major.minor.patch), or nothing.
 installed_version() {
@@ -289,31 +274,6 @@ require_issued_certificate() {
     fail "Let's Encrypt did not issue a certificate for $tls_host; nginx serves a self-signed one. Check that public DNS points $tls_host at this box and that ports 80 and 443 are open to the internet, then run glbox up again"
 }
 
-# apt reads apt.conf.d for every apt-get, the repository script's too.
-apt_wait_for_lock() {
-  mkdir -p "$apt_conf_dir"
-  printf 'DPkg::Lock::Timeout "%s";\n' "$apt_lock_wait" > "$apt_conf_dir/90glbox-lock-timeout"
-  phase "package lock: each apt operation waits up to ${apt_lock_wait}s for other package managers (unattended-upgrades at first boot)"
-}
-
-# apt-get update takes only the package lists' lock, which
-# DPkg::Lock::Timeout does not cover (apt: apt-pkg/acquire.cc GetLock, no
-# timeout), and fails at once while another update (apt-daily at first
-# boot) holds it: retried, bounded by the same wait.
-apt_update() {
-  local waited=0 out
-  until out="$(apt-get update 2>&1)"; do
-    printf '%s\n' "$out"
-    if ! grep -q 'Could not get lock' <<< "$out" || [ "$waited" -ge "$apt_lock_wait" ]; then
-      return 1
-    fi
-    phase "package lists locked by another apt-get update; retrying (waited ${waited}s of ${apt_lock_wait}s)"
-    sleep 2
-    waited=$((waited + 2))
-  done
-  printf '%s\n' "$out"
-}
-
 # What the bootstrap needs on Ubuntu, installed here rather than by
 # cloud-init, which waits only 30 s for apt's lock
 # (cloudinit/distros/package_management/apt.py, APT_LOCK_WAIT_TIMEOUT).
@@ -328,17 +288,6 @@ ubuntu_prerequisites() {
     phase "prerequisites"
     apt_update
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
-  fi
-}
-
-# package_spec VERSION ("latest": the newest).
-package_spec() {
-  if [ "$1" = latest ]; then
-    printf '%s' "$package"
-  elif [ "$family" = deb ]; then
-    printf '%s=%s-%s.0' "$package" "$1" "$GLBOX_EDITION"
-  else
-    printf '%s-%s' "$package" "$1"
   fi
 }
 
@@ -443,7 +392,7 @@ prepare_certificate
 phase "repository"
 fresh_repository=0
 if [ ! -e "$repo_file" ]; then
-  curl -fsSL "https://packages.gitlab.com/install/repositories/gitlab/$package/script.$family.sh" | bash
+  add_repository
   fresh_repository=1
 fi
 
@@ -455,10 +404,11 @@ read_root_password() {
 }
 root_password_unreadable="cannot read $GLBOX_ROOT_PASSWORD_PARAMETER from SSM (does the instance role allow it?)"
 
-# Fresh package lists, once, before the first upgrade's install (the
-# repository script just fetched them on a new repository).
+# Fresh package lists, once, before an upgrade's install, or the first
+# install from a repository this run did not add (the repository script
+# fetches them) unless the prefetch downloaded that very package.
 lists_fresh="$fresh_repository"
-refresh_lists_for_upgrade() {
+refresh_lists() {
   if [ "$family" = deb ] && [ "$lists_fresh" = 0 ]; then
     apt_update
     lists_fresh=1
@@ -486,7 +436,7 @@ upgrade_stop() {
     install_package "$stop" "$root_password"
     unset root_password
   else
-    refresh_lists_for_upgrade
+    refresh_lists
     install_package "$stop"
   fi
   [ "$(installed_version)" = "$stop" ] || fail "$package $stop was not installed at its upgrade stop"
@@ -551,13 +501,18 @@ fi
 package_changed=0
 if [ -z "$current" ]; then
   root_password="$(read_root_password)" || fail "$root_password_unreadable"
-  echo "installing $(package_spec "$GLBOX_VERSION")"
+  if [ "$(cat "$prefetch_mark" 2> /dev/null)" = "$(package_spec "$GLBOX_VERSION")" ]; then
+    echo "installing $(package_spec "$GLBOX_VERSION"), downloaded at first boot"
+  else
+    refresh_lists
+    echo "installing $(package_spec "$GLBOX_VERSION")"
+  fi
   touch "$pending"
   install_package "$GLBOX_VERSION" "$root_password"
   unset root_password
   package_changed=1
 elif [ "$GLBOX_VERSION" != "$current" ] && { [ "$GLBOX_VERSION" != latest ] || [ "$walk_to" != latest ]; }; then
-  refresh_lists_for_upgrade
+  refresh_lists
   echo "upgrading $package $current -> $GLBOX_VERSION"
   touch "$pending"
   install_package "$GLBOX_VERSION"

@@ -16,6 +16,9 @@ use crate::resources::upgrade::Upgrade;
 use crate::resources::{Action, Ctx, PlanItem};
 
 const SCRIPT: &str = include_str!("../cloud-init/bootstrap.sh");
+/// Where GitLab's package comes from, shared with the first-boot prefetch
+/// (`userdata::prefetch_script`): put right after the values.
+pub const PACKAGE_SOURCE: &str = include_str!("../cloud-init/package-source.sh");
 /// Functions for the user's own settings, put between the values and the
 /// script (which calls them): its secrets and the hand-edit guard.
 pub const EXTRA_CONFIG_FUNCTIONS: &str = include_str!("../cloud-init/extra-config.sh");
@@ -32,6 +35,11 @@ pub struct Target<'a> {
     /// The deployment's backup bucket when `backup.s3` is on: GitLab
     /// uploads there, and the box gets the nightly backup timer.
     pub backup_bucket: Option<&'a str>,
+}
+
+/// A script fragment's text after its `#!` line, to put inside another script.
+pub(crate) fn without_shebang(fragment: &str) -> &str {
+    fragment.split_once('\n').map_or(fragment, |(_, rest)| rest)
 }
 
 /// Quotes a value for a POSIX shell: single quotes, with `'` escaped.
@@ -136,10 +144,8 @@ fn render_settings(settings: &Settings, target: &Target<'_>) -> String {
     for (name, value) in values.iter().chain(extra_values) {
         out.push_str(&format!("{name}={}\n", shell_quote(value)));
     }
-    let functions = EXTRA_CONFIG_FUNCTIONS
-        .split_once('\n')
-        .map_or(EXTRA_CONFIG_FUNCTIONS, |(_, rest)| rest);
-    out.push_str(functions);
+    out.push_str(without_shebang(PACKAGE_SOURCE));
+    out.push_str(without_shebang(EXTRA_CONFIG_FUNCTIONS));
     out.push_str(crate::backup::SCHEDULE_FUNCTIONS);
     out.push_str(body);
     out

@@ -1,7 +1,9 @@
 //! The instance's user data: a `#cloud-config` rendered from the templates
 //! under `cloud-init/`, which are embedded in the binary. It names the host,
 //! installs what the bootstrap needs, sets up swap, and mounts the data
-//! volume (found by its volume id) at `/var/opt/gitlab`. It holds no secret.
+//! volume (found by its volume id) at `/var/opt/gitlab`, then downloads
+//! GitLab's package while glbox waits for the box (the bootstrap installs
+//! that copy). It holds no secret.
 
 use base64::Engine;
 
@@ -9,6 +11,7 @@ use crate::config::{Os, Settings};
 
 const TEMPLATE: &str = include_str!("../cloud-init/user-data.yaml");
 pub const PREPARE_DATA_SCRIPT: &str = include_str!("../cloud-init/prepare-data.sh");
+const PREFETCH_SCRIPT: &str = include_str!("../cloud-init/prefetch.sh");
 
 /// The packages cloud-init installs at first boot. None on Ubuntu: there
 /// unattended-upgrades holds apt's lock for minutes after boot, and
@@ -83,6 +86,33 @@ fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+/// `/usr/local/sbin/glbox-prefetch` as the box gets it: the package's
+/// edition, version and OS in front, then where it comes from (the
+/// bootstrap's own `package-source.sh`), then the download. Every value is
+/// the deployment's configuration, never a secret.
+pub fn prefetch_script(settings: &Settings) -> String {
+    let (shebang, body) = PREFETCH_SCRIPT
+        .split_once('\n')
+        .unwrap_or(("#!/bin/bash", PREFETCH_SCRIPT));
+    let values = [
+        ("GLBOX_OS", settings.os.as_str()),
+        ("GLBOX_EDITION", settings.gitlab.edition.as_str()),
+        ("GLBOX_VERSION", settings.gitlab.version.as_str()),
+    ];
+    let mut out = format!(
+        "{shebang}
+"
+    );
+    for (name, value) in values {
+        out.push_str(&format!("{name}={}\n", shell_quote(value)));
+    }
+    out.push_str(crate::bootstrap::without_shebang(
+        crate::bootstrap::PACKAGE_SOURCE,
+    ));
+    out.push_str(body);
+    out
+}
+
 /// The cloud-config; `data_volume_id` is `None` for a lab's seats, which
 /// share one user data.
 pub fn render(settings: &Settings, data_volume_id: Option<&str>) -> String {
@@ -95,6 +125,7 @@ pub fn render(settings: &Settings, data_volume_id: Option<&str>) -> String {
         .replace("{{packages}}", &package_list)
         .replace("{{os_runcmd}}", os_runcmd(os))
         .replace("{{prepare_data}}", &indent(PREPARE_DATA_SCRIPT, 6))
+        .replace("{{prefetch}}", &indent(&prefetch_script(settings), 6))
         .replace(
             "{{prepare_data_runcmd}}",
             &prepare_data_runcmd(data_volume_id),
@@ -131,6 +162,12 @@ mod tests {
         assert!(!text.contains("{{"));
         assert!(text.len() < MAX_BYTES, "{} bytes", text.len());
         assert!(text.contains("[snap, install, aws-cli, --classic]"));
+        assert!(
+            text.contains("      # glbox prefetch: at first boot")
+                && text.contains("      GLBOX_VERSION='latest'\n")
+                && text.contains("/usr/local/sbin/glbox-prefetch >> /var/log/glbox/prefetch.log"),
+            "the package is downloaded at first boot (the emulator's timeline keys on the mark)"
+        );
         assert!(text.contains("  size: 2147483648\n"));
         let mut al = settings.clone();
         al.os = Os::Al2023;

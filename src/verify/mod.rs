@@ -153,10 +153,7 @@ pub fn render(settings: &Settings, external_url: &str, extras: Extras<'_>) -> St
 /// `cloud-init/extra-config.sh` without its shebang, for a script that
 /// asks how gitlab.rb stands.
 fn extra_config_functions() -> &'static str {
-    let functions = crate::bootstrap::EXTRA_CONFIG_FUNCTIONS;
-    functions
-        .split_once('\n')
-        .map_or(functions, |(_, rest)| rest)
+    crate::bootstrap::without_shebang(crate::bootstrap::EXTRA_CONFIG_FUNCTIONS)
 }
 
 /// How gitlab.rb on the box stands (`gitlab_rb_state`: as-written,

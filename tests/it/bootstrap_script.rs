@@ -679,3 +679,175 @@ fn a_certificate_still_self_signed_after_reconfigure_is_renewed_once_or_fails_na
     );
     assert!(!text.contains("glbox-result:"), "{text}");
 }
+
+// ---- the first-boot prefetch (cloud-init/prefetch.sh) ----
+
+/// The prefetch as cloud-init runs it from the user data (the same text
+/// `userdata::render` embeds), in the sandbox.
+fn prefetch(sandbox: &Sandbox, settings: &Settings) -> String {
+    let script = glbox::userdata::prefetch_script(settings);
+    assert!(
+        glbox::userdata::render(settings, None).contains(&script.replace('\n', "\n      ")[..200]),
+        "the user data carries this script"
+    );
+    succeeded(&sandbox.run(&script))
+}
+
+fn lines_starting(sandbox: &Sandbox, prefix: &str) -> Vec<String> {
+    sandbox
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn the_rendered_prefetch_passes_shellcheck() {
+    for config in [
+        "name = \"trial\"\n",
+        "name = \"trial\"\n[instance]\nos = \"al2023\"\n",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prefetch.sh");
+        std::fs::write(&path, glbox::userdata::prefetch_script(&settings(config))).unwrap();
+        let out = Command::new("shellcheck").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn the_package_downloaded_at_first_boot_is_installed_without_fetching_it_again() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n[gitlab]\nversion = \"18.5.1\"\n");
+    let out = prefetch(&sandbox, &s);
+    assert!(
+        out.contains("glbox-prefetch: gitlab-ce=18.5.1-ce.0 is downloaded"),
+        "{out}"
+    );
+    assert_eq!(sandbox.count("curl -fsSL https://packages.gitlab.com/install/repositories/gitlab/gitlab-ce/script.deb.sh"), 1);
+    assert_eq!(
+        lines_starting(&sandbox, "apt-get install"),
+        vec!["apt-get install --download-only -y gitlab-ce=18.5.1-ce.0 EXTERNAL_URL= password= email="],
+        "downloaded only, with no secret and no URL"
+    );
+    assert_eq!(sandbox.count("package download 18.5.1"), 1);
+    assert!(!sandbox.path("installed").exists(), "nothing installed");
+    assert!(
+        std::fs::read_to_string(sandbox.path("apt-conf/90glbox-lock-timeout"))
+            .unwrap()
+            .contains("DPkg::Lock::Timeout"),
+        "the download waits for unattended-upgrades like the bootstrap"
+    );
+
+    let out = succeeded(&sandbox.run(&script_for(&s)));
+    assert!(
+        out.contains("installing gitlab-ce=18.5.1-ce.0, downloaded at first boot"),
+        "{out}"
+    );
+    assert_eq!(
+        sandbox.count("package download"),
+        0,
+        "installed from the local copy"
+    );
+    assert_eq!(
+        sandbox.count("curl -fsSL https://packages.gitlab.com"),
+        0,
+        "the repository is there"
+    );
+    assert_eq!(
+        sandbox.count("apt-get update"),
+        0,
+        "the prefetch's lists are fresh"
+    );
+    assert_eq!(
+        lines_starting(&sandbox, "apt-get install"),
+        vec!["apt-get install -y gitlab-ce=18.5.1-ce.0 EXTERNAL_URL=http://198.51.100.1 password=set email="]
+    );
+    assert!(out.contains("glbox-result: gitlab-ce 18.5.1"), "{out}");
+}
+
+#[test]
+fn a_prefetch_that_could_not_reach_the_repository_leaves_everything_to_the_bootstrap() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n");
+    std::fs::write(sandbox.path("offline"), "").unwrap();
+    let out = prefetch(&sandbox, &s);
+    assert!(
+        out.contains(
+            "could not add GitLab's package repository; the bootstrap fetches the package itself"
+        ),
+        "{out}"
+    );
+    assert!(!sandbox.path("var-lib-glbox/prefetched").exists());
+
+    std::fs::remove_file(sandbox.path("offline")).unwrap();
+    let out = succeeded(&sandbox.run(&script_for(&s)));
+    assert_eq!(sandbox.count("curl -fsSL https://packages.gitlab.com/install/repositories/gitlab/gitlab-ce/script.deb.sh"), 1);
+    assert_eq!(sandbox.count("package download 18.6.0"), 1);
+    assert!(out.contains("glbox-result: gitlab-ce 18.6.0"), "{out}");
+}
+
+/// The repository was added but the download failed (or the user pinned
+/// another version since the launch): the lists may be stale, so the
+/// bootstrap refreshes them before it installs.
+#[test]
+fn a_download_that_did_not_finish_makes_the_bootstrap_refresh_the_lists_first() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n[gitlab]\nversion = \"18.5.1\"\n");
+    std::fs::write(sandbox.path("apt/gitlab_gitlab-ce.list"), "").unwrap();
+    std::fs::write(sandbox.path("offline"), "").unwrap();
+    let out = prefetch(&sandbox, &s);
+    assert!(
+        out.contains("could not download gitlab-ce=18.5.1-ce.0"),
+        "{out}"
+    );
+    std::fs::remove_file(sandbox.path("offline")).unwrap();
+
+    succeeded(&sandbox.run(&script_for(&s)));
+    let update = sandbox
+        .calls()
+        .iter()
+        .position(|c| c.starts_with("apt-get update"));
+    let install = sandbox
+        .calls()
+        .iter()
+        .position(|c| c.starts_with("apt-get install -y gitlab-ce="));
+    assert!(
+        update.is_some() && update < install,
+        "{:?}",
+        sandbox.calls()
+    );
+    assert_eq!(sandbox.count("package download 18.5.1"), 1);
+
+    // Downloaded for 18.5.1 at boot, 18.6.0 configured since: fetched anew.
+    sandbox.new_instance();
+    prefetch(&sandbox, &s);
+    let later = settings("name = \"trial\"\n[gitlab]\nversion = \"18.6.0\"\n");
+    succeeded(&sandbox.run(&script_for(&later)));
+    assert_eq!(sandbox.count("apt-get update"), 1, "{:?}", sandbox.calls());
+    assert_eq!(sandbox.count("package download 18.6.0"), 1);
+}
+
+#[test]
+fn amazon_linux_downloads_with_dnf_and_installs_from_its_cache() {
+    let sandbox = Sandbox::new();
+    let s = settings("name = \"trial\"\n[instance]\nos = \"al2023\"\n[gitlab]\nedition = \"ee\"\nversion = \"18.5.1\"\n");
+    prefetch(&sandbox, &s);
+    assert_eq!(sandbox.count("curl -fsSL https://packages.gitlab.com/install/repositories/gitlab/gitlab-ee/script.rpm.sh"), 1);
+    assert_eq!(
+        sandbox.count("dnf install --downloadonly -y gitlab-ee-18.5.1 EXTERNAL_URL= password="),
+        1
+    );
+    assert!(!sandbox.path("installed").exists());
+    succeeded(&sandbox.run(&script_for(&s)));
+    assert_eq!(sandbox.count("package download"), 0);
+    assert_eq!(
+        sandbox
+            .count("dnf install -y gitlab-ee-18.5.1 EXTERNAL_URL=http://198.51.100.1 password=set"),
+        1
+    );
+}

@@ -75,6 +75,8 @@ fn every_shell_script_passes_shellcheck() {
         "cloud-init/bootstrap.sh",
         "cloud-init/verify.sh",
         "cloud-init/extra-config.sh",
+        "cloud-init/package-source.sh",
+        "cloud-init/prefetch.sh",
         "scripts/test",
         "scripts/ensure-emulator",
         "scripts/bench",

@@ -34,6 +34,8 @@ const INSTANCE_DIRS: &[&str] = &[
     "run",
     "sbin",
     "systemd",
+    "package-cache",
+    "var-lib-glbox",
 ];
 
 /// Omnibus GitLab's package scripts and `gitlab-ctl`, as far as glbox
@@ -272,9 +274,8 @@ apt_take_lock() {
 /// (PostgreSQL's data is under /var/opt/gitlab): `.sandbox-schema` holds
 /// the version that last migrated it, `.sandbox-bbm-pending` how many more
 /// status polls its batched background migrations stay unfinished.
-/// Switches: `$SANDBOX_ROOT/install-fails-at` (a version whose install
-/// fails, as apt does for a version the repository lacks),
-/// `$SANDBOX_ROOT/bbm-polls` (polls until finished after an upgrade,
+/// Switches: `$SANDBOX_ROOT/install-fails-at` (a version the repository
+/// lacks: fetching it fails, see PACKAGE_CACHE), `$SANDBOX_ROOT/bbm-polls` (polls until finished after an upgrade,
 /// default 2), `$SANDBOX_ROOT/bbm-failed` (a version whose migration ends `failed`).
 const UPGRADE: &str = r#"
 upgrade_data="$GLBOX_DATA_MOUNTPOINT"
@@ -288,10 +289,6 @@ upgrade_major() { echo "${1%%.*}"; }
 # before 18), else the install fails and nothing changes.
 upgrade_preinstall() {
   local new="$1" old minimum
-  if [ "$(cat "$SANDBOX_ROOT/install-fails-at" 2>/dev/null)" = "$new" ]; then
-    echo "E: Version '$new-ce.0' for 'gitlab-ce' was not found" >&2
-    return 1
-  fi
   echo "package install $new" >> "$SANDBOX/calls.log"
   old="$(cat "$SANDBOX/installed" 2>/dev/null || true)"
   [ -n "$old" ] || return 0
@@ -351,6 +348,38 @@ upgrade_migrations_status() {
 }
 "#;
 
+/// The package managers' cache of downloaded packages, one file per
+/// version in `$SANDBOX/package-cache`. `apt-get install --download-only`
+/// (`-d`) "Download only; package files are only retrieved, not unpacked
+/// or installed" into /var/cache/apt/archives, and a later install uses a
+/// package already there (apt-get(8), -d and FILES). `dnf install
+/// --downloadonly` downloads "without performing any rpm transaction"
+/// (dnf(8)), and with keepcache off such packages "will still persist
+/// until next successful transaction" (dnf.conf(5), keepcache), which
+/// installs from them. A download says `package download VERSION` in
+/// calls.log; an install from the cache says nothing more. The switch
+/// `$SANDBOX_ROOT/offline` makes packages.gitlab.com unreachable.
+const PACKAGE_CACHE: &str = r#"
+# package_fetch VERSION DOWNLOAD_ONLY(0|1) FAILED_STATUS: what a package
+# manager's download does; exits for a download-only call, and with
+# FAILED_STATUS for a version the repository lacks.
+package_fetch() {
+  if [ "$(cat "$SANDBOX_ROOT/install-fails-at" 2>/dev/null)" = "$1" ]; then
+    echo "E: Version '$1-ce.0' for 'gitlab-ce' was not found" >&2
+    exit "$3"
+  fi
+  if [ ! -e "$SANDBOX/package-cache/$1" ]; then
+    if [ -e "$SANDBOX_ROOT/offline" ]; then
+      echo "E: Failed to fetch https://packages.gitlab.com/gitlab/gitlab-ce/pool/gitlab-ce_$1-ce.0_amd64.deb  Could not resolve 'packages.gitlab.com'" >&2
+      exit 100
+    fi
+    echo "package download $1" >> "$SANDBOX/calls.log"
+    touch "$SANDBOX/package-cache/$1"
+  fi
+  [ "$2" = 0 ] || exit 0
+}
+"#;
+
 /// Stubs append "<command> <args> [env markers]" to $SANDBOX/calls.log
 /// (calls made by the repository script say so first). The installed
 /// version lives in $SANDBOX/installed.
@@ -360,9 +389,11 @@ pub const STUBS: &[(&str, &str)] = &[
         r#"echo "${SANDBOX_CALLER:+$SANDBOX_CALLER: }apt-get $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set} email=${GITLAB_ROOT_EMAIL:-}" >> "$SANDBOX/calls.log"
 . "$SANDBOX_ROOT/lib/apt-lock.sh"
 . "$SANDBOX_ROOT/lib/omnibus.sh"
-command="" prev=""
+. "$SANDBOX_ROOT/lib/package-cache.sh"
+command="" prev="" download_only=0
 for arg in "$@"; do
   if [ "$prev" != -o ] && [ -z "$command" ] && [ "${arg#-}" = "$arg" ]; then command="$arg"; fi
+  case "$arg" in -d | --download-only) download_only=1 ;; esac
   prev="$arg"
 done
 # The lists lock (apt-pkg/acquire.cc GetLock: no timeout): while another
@@ -376,13 +407,13 @@ fi
 [ "$command" = install ] || exit 0
 spec="${*: -1}"
 case "$spec" in
-  gitlab-*=*) version="${spec#*=}"; version="${version%%-*}"
-    upgrade_preinstall "$version" || exit 100
-    echo "$version" > "$SANDBOX/installed" ;;
-  gitlab-*) upgrade_preinstall 18.6.0 || exit 100
-    echo "18.6.0" > "$SANDBOX/installed" ;;
+  gitlab-*=*) version="${spec#*=}"; version="${version%%-*}" ;;
+  gitlab-*) version=18.6.0 ;;
   *) exit 0 ;;
 esac
+package_fetch "$version" "$download_only" 100
+upgrade_preinstall "$version" || exit 100
+echo "$version" > "$SANDBOX/installed"
 # A slow install (seconds in $SANDBOX_ROOT/slow-install), for tests that
 # send other commands meanwhile.
 [ ! -s "$SANDBOX_ROOT/slow-install" ] || sleep "$(cat "$SANDBOX_ROOT/slow-install")"
@@ -392,15 +423,19 @@ omnibus_package_script deb"#,
         "dnf",
         r#"echo "dnf $* EXTERNAL_URL=${EXTERNAL_URL:-} password=${GITLAB_ROOT_PASSWORD:+set}" >> "$SANDBOX/calls.log"
 . "$SANDBOX_ROOT/lib/omnibus.sh"
+. "$SANDBOX_ROOT/lib/package-cache.sh"
 [ "$1" = install ] || exit 0
+download_only=0
+for arg in "$@"; do [ "$arg" != --downloadonly ] || download_only=1; done
 spec="${*: -1}"
 case "$spec" in
-  gitlab-e?-*) upgrade_preinstall "${spec#gitlab-e?-}" || exit 1
-    echo "${spec#gitlab-e?-}" > "$SANDBOX/installed" ;;
-  gitlab-*) upgrade_preinstall 18.6.0 || exit 1
-    echo "18.6.0" > "$SANDBOX/installed" ;;
+  gitlab-e?-*) version="${spec#gitlab-e?-}" ;;
+  gitlab-*) version=18.6.0 ;;
   *) exit 0 ;;
 esac
+package_fetch "$version" "$download_only" 1
+upgrade_preinstall "$version" || exit 1
+echo "$version" > "$SANDBOX/installed"
 omnibus_package_script rpm
 exit 0"#,
     ),
@@ -434,6 +469,11 @@ cat "$SANDBOX/installed""#,
         "curl",
         r#"echo "curl $*" >> "$SANDBOX/calls.log"
 case "$*" in
+  *packages.gitlab.com*)
+    if [ -e "$SANDBOX_ROOT/offline" ]; then
+      echo "curl: (6) Could not resolve host: packages.gitlab.com" >&2
+      exit 6
+    fi ;;&
   *packages.gitlab.com*script.deb.sh*)
     # packagecloud's script.deb.sh, as packages.gitlab.com serves it: plain
     # apt-get calls (no lock option of its own; it does not check whether
@@ -887,6 +927,10 @@ fn instance_env(instance: &str, root: &str, data: &str) -> Vec<(String, String)>
         ("GLBOX_APT_SOURCES", format!("{instance}/apt")),
         ("GLBOX_APT_CONF_DIR", format!("{instance}/apt-conf")),
         ("GLBOX_YUM_REPOS", format!("{instance}/yum")),
+        (
+            "GLBOX_PREFETCH_MARK",
+            format!("{instance}/var-lib-glbox/prefetched"),
+        ),
         ("GLBOX_DATA_MOUNTPOINT", data.to_string()),
         ("GLBOX_LOCK_DIR", format!("{instance}/lock")),
         ("GLBOX_RUN_DIR", format!("{instance}/run")),
@@ -951,6 +995,7 @@ impl Sandbox {
         .unwrap();
         std::fs::write(dir.path().join("lib/omnibus.sh"), OMNIBUS).unwrap();
         std::fs::write(dir.path().join("lib/apt-lock.sh"), APT_LOCK).unwrap();
+        std::fs::write(dir.path().join("lib/package-cache.sh"), PACKAGE_CACHE).unwrap();
         std::fs::write(dir.path().join("lib/upgrade.sh"), UPGRADE).unwrap();
         std::fs::write(dir.path().join("lib/s3.sh"), S3).unwrap();
         std::fs::write(dir.path().join("lib/backup.sh"), GITLAB_BACKUP).unwrap();
