@@ -174,6 +174,7 @@ pub fn diff(
         &ctx.settings.data_volume,
         basis.chosen_volume.as_ref(),
         target,
+        observed.ledger.is_open(Kind::Volume),
     )?;
     Ok(Plan {
         email_use,

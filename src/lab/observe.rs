@@ -36,6 +36,8 @@ pub struct Seat {
     pub tagged_addresses: Vec<String>,
     /// The seat's ownership records and intents (`…/sNN/owned/…`).
     pub ledger_parameters: Vec<String>,
+    /// An earlier run's intent to create the seat's data volume is open.
+    pub volume_intent_open: bool,
 }
 
 impl Seat {
@@ -236,10 +238,23 @@ pub async fn observe(
     for seat in passwords {
         observed.seats.entry(seat).or_default().password = true;
     }
-    let seats: Vec<u16> = observed.seats.keys().copied().collect();
+    // A seat whose run died after opening its volume's intent may have
+    // nothing else yet: its ledger still counts.
+    let seats: BTreeSet<u16> = observed
+        .seats
+        .keys()
+        .copied()
+        .chain(
+            parameters
+                .iter()
+                .filter_map(|name| seat_with_parameter(&ctx.names.parameter_prefix(), name)),
+        )
+        .collect();
     for seat in seats {
-        let (_, mine) = ledger_of(seat);
-        observed.seats.entry(seat).or_default().ledger_parameters = mine;
+        let (ledger, mine) = ledger_of(seat);
+        let entry = observed.seats.entry(seat).or_default();
+        entry.ledger_parameters = mine;
+        entry.volume_intent_open = ledger.is_open(Kind::Volume);
     }
     observed.foreign = foreign;
     observed.lease_held = parameters.contains(&crate::lease::parameter_name(&ctx.names));
@@ -314,10 +329,16 @@ async fn parameter_names(ctx: &Ctx<'_>) -> Result<Vec<String>> {
 
 /// `/glbox-lab/<lab>/s07/root-password` → 7.
 fn seat_of_parameter(prefix: &str, name: &str) -> Option<u16> {
-    let rest = name.strip_prefix(prefix)?;
-    let (label, leaf) = rest.split_once('/')?;
+    let (_, leaf) = name.strip_prefix(prefix)?.split_once('/')?;
     if leaf != "root-password" {
         return None;
     }
+    seat_with_parameter(prefix, name)
+}
+
+/// `/glbox-lab/<lab>/s07/…` (any parameter of seat 7) → 7.
+fn seat_with_parameter(prefix: &str, name: &str) -> Option<u16> {
+    let rest = name.strip_prefix(prefix)?;
+    let (label, _) = rest.split_once('/')?;
     label.strip_prefix('s')?.parse().ok()
 }

@@ -117,20 +117,14 @@ pub async fn apply(
     let doomed = terminate_extras(lab, plan).await?;
     let mut failed = Failures::new();
 
-    let seats = pending(plan, &failed, |w| *w == Work::Password);
-    each_seat(seats, CALLS_IN_FLIGHT, &mut failed, |seat| async move {
-        let ctx = seat_ctx(lab, seat, expires_at);
-        crate::resources::parameters::apply(&ctx, &crate::resources::parameters::Change::Create)
-            .await
-    })
-    .await;
-
     let zone = plan.placement.availability_zone.as_str();
     let seats = pending(plan, &failed, |w| *w == Work::Volume);
     let new_volumes = each_seat(seats, CALLS_IN_FLIGHT, &mut failed, |seat| async move {
-        data_volume::create(&seat_ctx(lab, seat, expires_at), zone).await
+        let resume = observed.seat(seat).volume_intent_open;
+        data_volume::create(&seat_ctx(lab, seat, expires_at), zone, resume).await
     })
     .await;
+    close_volume_intents(lab, expires_at, new_volumes.keys()).await?;
     reached("lab-volumes").await?;
 
     let adopted = adopt(lab, plan, &mut failed).await;
@@ -157,7 +151,14 @@ pub async fn apply(
     instance_of.extend(adopted);
     instance_of.extend(launched);
     volume_of.extend(new_volumes);
-    tag_passwords(lab, expires_at, &instance_of, new_instance, &mut failed).await?;
+    let readers: BTreeSet<u16> = pending(plan, &failed, |w| *w == Work::Password)
+        .into_iter()
+        .chain(new_instance.iter().copied())
+        .collect();
+    let arns = instance_arns(lab, &instance_of, &readers).await?;
+    let created = create_passwords(lab, plan, expires_at, &arns, &mut failed).await;
+    new_instance.retain(|seat| !created.contains(seat));
+    tag_passwords(lab, expires_at, &arns, new_instance, &mut failed).await;
     let to_attach: Vec<u16> = pending(plan, &failed, |w| *w == Work::Attach)
         .into_iter()
         .filter(|s| instance_of.contains_key(s) && volume_of.contains_key(s))
@@ -225,40 +226,104 @@ pub async fn apply(
     Ok(failed)
 }
 
-/// Tags the password of each seat in `seats` with its instance's ARN, so
-/// that box, and only it, may read it (`iam::parameters_policy`): seats
-/// that got an instance in this run (launched or adopted) and seats still
-/// to be bootstrapped (a run stopped between the launch and the tag). A
-/// converged lab has neither, so a second `lab up` makes no call here.
-async fn tag_passwords(
+/// The intents of the volumes just made and recorded, closed together:
+/// DeleteParameters takes ten names a call, where one seat at a time
+/// would take one call each.
+async fn close_volume_intents(
     lab: &Ctx<'_>,
     expires_at: &str,
-    instance_of: &BTreeMap<u16, String>,
-    seats: BTreeSet<u16>,
-    failed: &mut Failures,
+    seats: impl Iterator<Item = &u16>,
 ) -> Result<()> {
-    let seats: Vec<u16> = seats
-        .into_iter()
-        .filter(|s| instance_of.contains_key(s) && !failed.contains_key(s))
+    let names: Vec<String> = seats
+        .map(|seat| {
+            let names = &seat_ctx(lab, *seat, expires_at).names;
+            crate::ownership::intent_name(names, crate::ownership::Kind::Volume)
+        })
         .collect();
-    if seats.is_empty() {
+    if names.is_empty() {
         return Ok(());
+    }
+    crate::ownership::forget(lab, names).await
+}
+
+/// Seat → the ARN of its instance, the one its password names, for the
+/// `seats` whose password is made or tagged now. Asks STS for the account
+/// only then (a converged lab makes no call here).
+async fn instance_arns(
+    lab: &Ctx<'_>,
+    instance_of: &BTreeMap<u16, String>,
+    seats: &BTreeSet<u16>,
+) -> Result<BTreeMap<u16, String>> {
+    let instance_of: BTreeMap<u16, &String> = instance_of
+        .iter()
+        .filter(|(seat, _)| seats.contains(seat))
+        .map(|(seat, id)| (*seat, id))
+        .collect();
+    if instance_of.is_empty() {
+        return Ok(BTreeMap::new());
     }
     let account = crate::resources::iam::caller_account(lab).await?;
     let region = &lab.settings.region;
     let partition = crate::aws::partition(region);
-    let account = account.as_str();
+    Ok(instance_of
+        .iter()
+        .map(|(seat, id)| {
+            let arn = format!("arn:{partition}:ec2:{region}:{account}:instance/{id}");
+            (*seat, arn)
+        })
+        .collect())
+}
+
+/// The root passwords still missing, made once the seats' instances are
+/// known, so each is tagged with its reader in the creating call (one
+/// call a seat, not two). A seat without an instance gets its password
+/// untagged; the run that gives it one tags it. Returns the seats whose
+/// password now names their instance.
+async fn create_passwords(
+    lab: &Ctx<'_>,
+    plan: &LabPlan,
+    expires_at: &str,
+    arns: &BTreeMap<u16, String>,
+    failed: &mut Failures,
+) -> BTreeSet<u16> {
+    let seats = pending(plan, failed, |w| *w == Work::Password);
+    let created = each_seat(seats, CALLS_IN_FLIGHT, failed, |seat| async move {
+        let ctx = seat_ctx(lab, seat, expires_at);
+        let reader = arns.get(&seat).map(String::as_str);
+        crate::resources::parameters::create(&ctx, reader).await?;
+        Ok(reader.is_some())
+    })
+    .await;
+    created
+        .into_iter()
+        .filter_map(|(seat, tagged)| tagged.then_some(seat))
+        .collect()
+}
+
+/// Tags the password of each seat in `seats` with its instance's ARN, so
+/// that box, and only it, may read it (`iam::parameters_policy`): seats
+/// that got an instance in this run (launched or adopted) and seats still
+/// to be bootstrapped (a run stopped between the launch and the tag),
+/// unless their password was just made with the tag. A converged lab has
+/// none, so a second `lab up` makes no call here.
+async fn tag_passwords(
+    lab: &Ctx<'_>,
+    expires_at: &str,
+    arns: &BTreeMap<u16, String>,
+    seats: BTreeSet<u16>,
+    failed: &mut Failures,
+) {
+    let seats: Vec<u16> = seats
+        .into_iter()
+        .filter(|s| arns.contains_key(s) && !failed.contains_key(s))
+        .collect();
     each_seat(seats, CALLS_IN_FLIGHT, failed, |seat| {
-        let arn = format!(
-            "arn:{partition}:ec2:{region}:{account}:instance/{}",
-            instance_of[&seat]
-        );
+        let arn = arns[&seat].as_str();
         async move {
-            crate::resources::parameters::tag_instance(&seat_ctx(lab, seat, expires_at), &arn).await
+            crate::resources::parameters::tag_instance(&seat_ctx(lab, seat, expires_at), arn).await
         }
     })
     .await;
-    Ok(())
 }
 
 /// Seats whose volume another live lab instance (not being terminated)

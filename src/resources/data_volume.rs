@@ -129,7 +129,11 @@ async fn next_modification(ctx: &Ctx<'_>, id: &str) -> Result<Option<String>> {
 
 #[derive(Debug, Clone)]
 pub enum Change {
-    Create,
+    /// `resume`: an earlier run's intent to create one is open (the
+    /// ledger lists it), so its volume may exist already.
+    Create {
+        resume: bool,
+    },
     Update {
         id: String,
         attach: bool,
@@ -156,14 +160,18 @@ pub fn pick(volumes: &[Volume], instance_id: Option<&str>) -> (Option<Volume>, V
 }
 
 /// Compares the volume with the settings. `instance_id` is the instance it
-/// must be attached to (`None` when that instance is about to be launched).
+/// must be attached to (`None` when that instance is about to be launched);
+/// `intent_open`: the ledger lists an open intent to create one.
 pub fn diff(
     desired: &DataVolumeSettings,
     current: Option<&Volume>,
     instance_id: Option<&str>,
+    intent_open: bool,
 ) -> Result<Change> {
     let Some(volume) = current else {
-        return Ok(Change::Create);
+        return Ok(Change::Create {
+            resume: intent_open,
+        });
     };
     if desired.size_gib < volume.size_gib {
         return Err(Error::Refused(format!(
@@ -197,7 +205,7 @@ impl Change {
         let name = ctx.names.name_of(Role::DataVolume);
         let d = ctx.settings.data_volume;
         let mut item = match self {
-            Change::Create => PlanItem::new("data_volume", name, None, Action::Create)
+            Change::Create { .. } => PlanItem::new("data_volume", name, None, Action::Create)
                 .with_changes(vec![
                     format!(
                         "encrypted gp3, {} GiB, {} IOPS, {} MiB/s",
@@ -244,7 +252,11 @@ impl Change {
 /// data names it) and returns its id.
 pub async fn ensure_exists(ctx: &Ctx<'_>, change: &Change, zone: &str) -> Result<String> {
     match change {
-        Change::Create => create(ctx, zone).await,
+        Change::Create { resume } => {
+            let id = create(ctx, zone, *resume).await?;
+            ownership::close_intent(ctx, Kind::Volume).await?;
+            Ok(id)
+        }
         Change::NoChange { id } | Change::Update { id, .. } => Ok(id.clone()),
     }
 }
@@ -253,7 +265,7 @@ pub async fn ensure_exists(ctx: &Ctx<'_>, change: &Change, zone: &str) -> Result
 pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &str) -> Result<()> {
     match change {
         Change::NoChange { .. } => Ok(()),
-        Change::Create => attach(ctx, id, instance_id).await,
+        Change::Create { .. } => attach(ctx, id, instance_id).await,
         Change::Update {
             attach: needs_attach,
             modify,
@@ -272,11 +284,17 @@ pub async fn converge(ctx: &Ctx<'_>, change: &Change, id: &str, instance_id: &st
 }
 
 /// Creates the data volume and records it in the ledger (see
-/// `ownership`). An open intent (a run died between CreateVolume and the
-/// record) is replayed with its token: EC2 answers with the volume the
-/// interrupted call made, which is then recorded instead of orphaned.
-pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
-    let replayed = ownership::read_intent::<VolumeIntent>(ctx, Kind::Volume).await?;
+/// `ownership`); the caller then closes the intent (`ownership::close_intent`;
+/// a lab closes its seats' intents together). With `resume`, the open
+/// intent of a run that died between CreateVolume and the record is
+/// replayed with its token: EC2 answers with the volume the interrupted
+/// call made, which is then recorded instead of orphaned. Without it (the
+/// ledger lists no intent) there is nothing to read.
+pub async fn create(ctx: &Ctx<'_>, zone: &str, resume: bool) -> Result<String> {
+    let replayed = match resume {
+        true => ownership::read_intent::<VolumeIntent>(ctx, Kind::Volume).await?,
+        false => None,
+    };
     if let Some(intent) = &replayed {
         let id = send_create(ctx, intent).await?;
         // An intent left open after its volume was recorded (a crash
@@ -287,7 +305,6 @@ pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
             .is_some_and(|v| !matches!(gateway::state_of(&v), "deleting" | "deleted"))
         {
             ownership::record(ctx, Kind::Volume, &id).await?;
-            ownership::close_intent(ctx, Kind::Volume).await?;
             ctx.ui.info(&format!(
                 "finished the data volume an interrupted run began: {id} ({} GiB)",
                 intent.size_gib
@@ -305,8 +322,9 @@ pub async fn create(ctx: &Ctx<'_>, zone: &str) -> Result<String> {
     };
     ownership::open_intent(ctx, Kind::Volume, &intent).await?;
     let id = send_create(ctx, &intent).await?;
+    // Made but not yet recorded: the open intent lets the next run finish it.
+    crate::checkpoint::reached("volume-created").await?;
     ownership::record(ctx, Kind::Volume, &id).await?;
-    ownership::close_intent(ctx, Kind::Volume).await?;
     ctx.ui.info(&format!(
         "created data volume {id} ({} GiB)",
         intent.size_gib
@@ -451,22 +469,46 @@ mod tests {
 
     #[test]
     fn growth_modifies_and_shrink_is_refused() {
-        let Change::Update { modify, attach, .. } =
-            diff(&desired(200), Some(&volume(100, Some("i-1"))), Some("i-1")).unwrap()
-        else {
+        let Change::Update { modify, attach, .. } = diff(
+            &desired(200),
+            Some(&volume(100, Some("i-1"))),
+            Some("i-1"),
+            false,
+        )
+        .unwrap() else {
             panic!("expected an update");
         };
         assert_eq!(modify.size_gib, Some((100, 200)));
         assert!(!attach);
-        let err = diff(&desired(50), Some(&volume(100, Some("i-1"))), Some("i-1")).unwrap_err();
+        let err = diff(
+            &desired(50),
+            Some(&volume(100, Some("i-1"))),
+            Some("i-1"),
+            false,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("cannot shrink"), "{err}");
     }
 
     #[test]
     fn a_detached_volume_is_reattached() {
-        let change = diff(&desired(100), Some(&volume(100, None)), Some("i-1")).unwrap();
+        let change = diff(&desired(100), Some(&volume(100, None)), Some("i-1"), false).unwrap();
         assert!(matches!(change, Change::Update { attach: true, .. }));
-        let same = diff(&desired(100), Some(&volume(100, Some("i-1"))), Some("i-1")).unwrap();
+        let same = diff(
+            &desired(100),
+            Some(&volume(100, Some("i-1"))),
+            Some("i-1"),
+            false,
+        )
+        .unwrap();
         assert!(matches!(same, Change::NoChange { .. }));
+    }
+
+    #[test]
+    fn a_missing_volume_resumes_only_an_intent_the_ledger_lists() {
+        let fresh = diff(&desired(100), None, None, false).unwrap();
+        assert!(matches!(fresh, Change::Create { resume: false }));
+        let resumed = diff(&desired(100), None, Some("i-1"), true).unwrap();
+        assert!(matches!(resumed, Change::Create { resume: true }));
     }
 }

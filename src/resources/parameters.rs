@@ -56,6 +56,13 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
     if *change == Change::NoChange {
         return Ok(());
     }
+    create(ctx, None).await
+}
+
+/// Generates and stores the root password. A lab seat's names the ARN of
+/// the instance that may read it (`glbox:instance`, see
+/// `iam::parameters_policy`), tagged in the creating call.
+pub async fn create(ctx: &Ctx<'_>, reader_instance_arn: Option<&str>) -> Result<()> {
     let name = root_password_name(ctx);
     let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH);
     crate::log::redact::secret(&password);
@@ -74,10 +81,11 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
             kind: ParameterType::SecureString,
             value: &password,
             overwrite: false,
-            tags: vec![
-                (owner_key.to_string(), owner_value.to_string()),
-                (TAG_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
-            ],
+            tags: [(owner_key, owner_value), (TAG_MANAGED_BY, MANAGED_BY)]
+                .into_iter()
+                .chain(reader_instance_arn.map(|arn| (crate::names::TAG_INSTANCE, arn)))
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
         },
     )
     .await?;
@@ -89,7 +97,8 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
 /// Tags the seat's root password with the ARN of the instance that may
 /// read it (`glbox:instance`, see `iam::parameters_policy`), replacing the
 /// previous instance's. PutParameter cannot change the tags of an existing
-/// parameter, so this is its own call.
+/// parameter, so this is its own call (a new password gets it in
+/// [`create`]).
 /// <https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AddTagsToResource.html>
 pub async fn tag_instance(ctx: &Ctx<'_>, instance_arn: &str) -> Result<()> {
     let tags = [(crate::names::TAG_INSTANCE, instance_arn)];

@@ -523,7 +523,27 @@ async fn password_instance_tags(emulator: &Emulator, seats: u16) -> BTreeMap<u16
 async fn each_seats_password_names_its_own_instance() {
     let emulator = Emulator::start();
     let workspace = Workspace::new(&lab_config(LAB, 3, ""));
+    emulator.start_recording();
     lab_up_aws_only(&emulator, &workspace);
+    let actions = emulator.recorded_actions();
+    assert_eq!(
+        count(&actions, "AddTagsToResource"),
+        0,
+        "a new password names its instance in the creating call: {actions:?}"
+    );
+    assert_eq!(
+        (
+            count(&actions, "PutParameter"),
+            count(&actions, "GetParameter")
+        ),
+        (1 + 3 * 3, 3),
+        "the lease, and per seat the password and the volume's intent and record; read: the image's public parameter and the lease twice, no seat's intent (a new lab has none): {actions:?}"
+    );
+    assert_eq!(
+        count(&actions, "DeleteParameters"),
+        2,
+        "the seats' volume intents, closed together, and the lease"
+    );
     let before = seat_instance_arns(&emulator, LAB).await;
     assert_eq!(before.len(), 3);
     let expected: BTreeMap<u16, Option<String>> =

@@ -486,3 +486,100 @@ async fn only_an_identity_glbox_made_and_nobody_else_uses_is_deleted() {
     .assert_ok();
     assert!(!identities(ses).await.contains(&"alone.example".to_string()));
 }
+
+async fn parameter_exists(emulator: &Emulator, name: &str) -> bool {
+    emulator
+        .ssm()
+        .get_parameter()
+        .name(name)
+        .send()
+        .await
+        .is_ok()
+}
+
+/// Volumes with these tags, through the AWS API.
+async fn volumes_tagged(
+    emulator: &Emulator,
+    pairs: &[(&str, &str)],
+) -> Vec<aws_sdk_ec2::types::Volume> {
+    let filters = pairs.iter().map(|(k, v)| {
+        Filter::builder()
+            .name(format!("tag:{k}"))
+            .values(*v)
+            .build()
+    });
+    let out = emulator
+        .ec2()
+        .describe_volumes()
+        .set_filters(Some(filters.collect()))
+        .send()
+        .await
+        .unwrap();
+    out.volumes().to_vec()
+}
+
+/// A run killed between CreateVolume and the volume's ownership record
+/// leaves the open intent (written before the call, with its ClientToken)
+/// and a tagged, unrecorded volume. The next `up` (and `lab up`) sees the
+/// intent in the ledger's listing, replays it, and finishes that volume:
+/// recorded, attached, the intent closed, no second volume. (A ledger
+/// without an intent is not read at all:
+/// `lab::each_seats_password_names_its_own_instance` counts that.)
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn a_volume_an_interrupted_run_made_is_finished_not_made_again() {
+    let emulator = Emulator::start();
+    let crash = [("GLBOX_FAILPOINT", "volume-created")];
+    let workspace = Workspace::new("name = \"trial\"\n");
+    let args = ["up", "--yes", "--no-bootstrap"];
+    let crashed = crate::common::glbox_with_env(&emulator, &workspace, &args, &crash);
+    assert_eq!(crashed.code, 137, "{}", crashed.stderr);
+    let made = volumes_tagged(&emulator, &box_tags("trial", "data")).await;
+    assert_eq!(made.len(), 1);
+    let planted = made[0].volume_id().unwrap().to_string();
+    assert!(!parameter_exists(&emulator, &format!("/glbox/trial/owned/{planted}")).await);
+
+    let up = glbox(&emulator, &workspace, &args);
+    up.assert_ok();
+    assert!(
+        output(&up).contains("finished the data volume an interrupted run began"),
+        "{}",
+        output(&up)
+    );
+    let (instances, volumes) = tagged(&emulator, "trial", "data").await;
+    assert_eq!(volumes, vec![planted.clone()], "no second volume");
+    assert_eq!(volume(&emulator, &planted).await.unwrap().1, instances);
+    assert!(parameter_exists(&emulator, &format!("/glbox/trial/owned/{planted}")).await);
+    assert!(!parameter_exists(&emulator, "/glbox/trial/owned/intent-volume").await);
+
+    let lab = Workspace::new("[lab]\nname = \"class\"\nseats = 2\nexpires_in = \"2h\"\n");
+    let args = ["lab", "up", "--yes", "--no-bootstrap"];
+    let crashed = crate::common::glbox_with_env(&emulator, &lab, &args, &crash);
+    assert_eq!(crashed.code, 137, "{}", crashed.stderr);
+    let seat_volumes = [("glbox:lab", "class"), ("glbox:role", "data")];
+    let made: Vec<String> = volumes_tagged(&emulator, &seat_volumes)
+        .await
+        .iter()
+        .map(|v| v.volume_id().unwrap().to_string())
+        .collect();
+    assert!(!made.is_empty());
+    glbox(&emulator, &lab, &args).assert_ok();
+    let after = volumes_tagged(&emulator, &seat_volumes).await;
+    assert_eq!(after.len(), 2, "one volume a seat");
+    for id in &made {
+        let kept = after.iter().find(|v| v.volume_id() == Some(id.as_str()));
+        assert!(
+            kept.is_some_and(|v| v.attachments().len() == 1),
+            "{id} finished and attached: {after:?}"
+        );
+    }
+    for seat in ["s01", "s02"] {
+        assert!(
+            !parameter_exists(
+                &emulator,
+                &format!("/glbox-lab/class/{seat}/owned/intent-volume")
+            )
+            .await
+        );
+    }
+}
