@@ -58,6 +58,9 @@ class SignInPage(BaseHTTPRequestHandler):
 
 
 def sign_in_server():
+    # A class checks its sign-in pages at once: a listen queue of 5 (the
+    # default) would turn them away.
+    ThreadingHTTPServer.request_queue_size = 256
     server = ThreadingHTTPServer(("127.0.0.1", 0), SignInPage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server.server_address[1]

@@ -202,6 +202,13 @@ async fn fetch(target: &Target) -> Result<(u16, Option<String>, Option<String>),
         Ok(Err(e)) => return Err(Finding::NotYet(format!("the connection failed: {e}"))),
         Ok(Ok(answer)) => answer,
     };
+    // Closed without a byte: a server starting or restarting (nginx
+    // reloading, a listener whose queue is full) answers so; no answer yet.
+    if head.is_empty() {
+        return Err(Finding::NotYet(
+            "the connection closed without an answer".into(),
+        ));
+    }
     let (status, location) =
         parse_head(&head).ok_or_else(|| Finding::Wrong("the answer is not HTTP".to_string()))?;
     Ok((status, location, note))

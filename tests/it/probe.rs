@@ -15,6 +15,10 @@ use tokio::net::TcpListener;
 enum Answer {
     Status(&'static str, &'static str),
     Stall(Duration),
+    /// Reads the request and closes the connection without a byte.
+    Hangup,
+    /// Answers bytes that are not HTTP.
+    Garbage,
 }
 
 async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, reply: Answer) {
@@ -28,6 +32,10 @@ async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, reply: Answer)
             let _ = stream.write_all(response.as_bytes()).await;
         }
         Answer::Stall(time) => tokio::time::sleep(time).await,
+        Answer::Hangup => {}
+        Answer::Garbage => {
+            let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n").await;
+        }
     }
 }
 
@@ -195,6 +203,22 @@ async fn redirects_are_followed_only_within_the_urls_own_scheme_and_host() {
     wrong_contains(
         &sign_in_page(&format!("http://127.0.0.1:{downgrade}")).await,
         "switches from http to https",
+    );
+}
+
+/// A connection closed without an answer is a server not ready yet (it
+/// is retried); bytes that are not HTTP are something else on the port.
+#[tokio::test]
+async fn a_hangup_is_not_yet_and_a_foreign_protocol_is_wrong() {
+    let hangup = serve(vec![Answer::Hangup], None).await;
+    not_yet_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{hangup}")).await,
+        "closed without an answer",
+    );
+    let garbage = serve(vec![Answer::Garbage], None).await;
+    wrong_contains(
+        &sign_in_page(&format!("http://127.0.0.1:{garbage}")).await,
+        "not HTTP",
     );
 }
 
