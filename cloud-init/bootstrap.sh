@@ -384,8 +384,11 @@ if [ "$family" = deb ]; then
 fi
 
 # openssl makes and reads nginx's certificate; Amazon Linux may lack it.
+# keepcache: without it, this transaction would drop the GitLab package the
+# prefetch downloaded ("they will still persist until next successful
+# transaction", dnf.conf(5)).
 if [ -n "$tls_host" ] && [ "$family" = rpm ] && ! command -v openssl > /dev/null; then
-  dnf install -y openssl
+  dnf install -y --setopt=keepcache=True openssl
 fi
 prepare_certificate
 
@@ -414,6 +417,10 @@ refresh_lists() {
     lists_fresh=1
   fi
 }
+# prefetched VERSION: did the first-boot prefetch download that version?
+prefetched() {
+  [ "$(cat "$prefetch_mark" 2> /dev/null)" = "$(package_spec "$1")" ]
+}
 
 # The version the data volume was last used with, and what happened to it
 # (the resume point of an upgrade that did not finish).
@@ -433,6 +440,7 @@ upgrade_stop() {
     # A new instance on old data: the package is not installed here yet.
     local root_password
     root_password="$(read_root_password)" || fail "$root_password_unreadable"
+    prefetched "$stop" || refresh_lists
     install_package "$stop" "$root_password"
     unset root_password
   else
@@ -501,7 +509,7 @@ fi
 package_changed=0
 if [ -z "$current" ]; then
   root_password="$(read_root_password)" || fail "$root_password_unreadable"
-  if [ "$(cat "$prefetch_mark" 2> /dev/null)" = "$(package_spec "$GLBOX_VERSION")" ]; then
+  if prefetched "$GLBOX_VERSION"; then
     echo "installing $(package_spec "$GLBOX_VERSION"), downloaded at first boot"
   else
     refresh_lists

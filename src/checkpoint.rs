@@ -67,6 +67,14 @@ pub async fn reached(step: &str) -> Result<()> {
     Ok(())
 }
 
+/// A place inside a step where only a crash may stop the run (a test
+/// build's `GLBOX_FAILPOINT`), never Ctrl-C: what is half-made here is
+/// recovered by the next run, but a run that stops on purpose must not
+/// leave it half-made.
+pub async fn crash_point(step: &str) {
+    failpoint(step).await;
+}
+
 #[cfg(feature = "failpoints")]
 async fn failpoint(step: &str) {
     let Ok(wanted) = std::env::var("GLBOX_FAILPOINT") else {

@@ -124,7 +124,7 @@ pub async fn apply(
         data_volume::create(&seat_ctx(lab, seat, expires_at), zone, resume).await
     })
     .await;
-    close_volume_intents(lab, expires_at, new_volumes.keys()).await?;
+    close_volume_intents(lab, expires_at, new_volumes.keys()).await;
     reached("lab-volumes").await?;
 
     let adopted = adopt(lab, plan, &mut failed).await;
@@ -228,12 +228,10 @@ pub async fn apply(
 
 /// The intents of the volumes just made and recorded, closed together:
 /// DeleteParameters takes ten names a call, where one seat at a time
-/// would take one call each.
-async fn close_volume_intents(
-    lab: &Ctx<'_>,
-    expires_at: &str,
-    seats: impl Iterator<Item = &u16>,
-) -> Result<()> {
+/// would take one call each. One left open is harmless (its volume is
+/// recorded; a later create for the seat replays it and finds that
+/// volume), so a failure here is said, not fatal.
+async fn close_volume_intents(lab: &Ctx<'_>, expires_at: &str, seats: impl Iterator<Item = &u16>) {
     let names: Vec<String> = seats
         .map(|seat| {
             let names = &seat_ctx(lab, *seat, expires_at).names;
@@ -241,9 +239,13 @@ async fn close_volume_intents(
         })
         .collect();
     if names.is_empty() {
-        return Ok(());
+        return;
     }
-    crate::ownership::forget(lab, names).await
+    if let Err(e) = crate::ownership::forget(lab, names).await {
+        lab.ui.warn(&format!(
+            "could not close the data volumes' creation intents ({e}); they are recorded, and lab down removes the intents"
+        ));
+    }
 }
 
 /// Seat → the ARN of its instance, the one its password names, for the
@@ -290,8 +292,9 @@ async fn create_passwords(
     let created = each_seat(seats, CALLS_IN_FLIGHT, failed, |seat| async move {
         let ctx = seat_ctx(lab, seat, expires_at);
         let reader = arns.get(&seat).map(String::as_str);
-        crate::resources::parameters::create(&ctx, reader).await?;
-        Ok(reader.is_some())
+        let put = crate::resources::parameters::create(&ctx, reader).await?;
+        // One already there keeps its own tags: it is tagged after.
+        Ok(reader.is_some() && put == crate::aws::ssm::Put::Written)
     })
     .await;
     created

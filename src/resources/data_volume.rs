@@ -322,8 +322,9 @@ pub async fn create(ctx: &Ctx<'_>, zone: &str, resume: bool) -> Result<String> {
     };
     ownership::open_intent(ctx, Kind::Volume, &intent).await?;
     let id = send_create(ctx, &intent).await?;
-    // Made but not yet recorded: the open intent lets the next run finish it.
-    crate::checkpoint::reached("volume-created").await?;
+    // Made but not yet recorded: after a crash here the open intent lets
+    // the next run finish it.
+    crate::checkpoint::crash_point("volume-created").await;
     ownership::record(ctx, Kind::Volume, &id).await?;
     ctx.ui.info(&format!(
         "created data volume {id} ({} GiB)",

@@ -56,13 +56,15 @@ pub async fn apply(ctx: &Ctx<'_>, change: &Change) -> Result<()> {
     if *change == Change::NoChange {
         return Ok(());
     }
-    create(ctx, None).await
+    create(ctx, None).await.map(|_| ())
 }
 
 /// Generates and stores the root password. A lab seat's names the ARN of
 /// the instance that may read it (`glbox:instance`, see
-/// `iam::parameters_policy`), tagged in the creating call.
-pub async fn create(ctx: &Ctx<'_>, reader_instance_arn: Option<&str>) -> Result<()> {
+/// `iam::parameters_policy`), tagged in the creating call. Returns
+/// whether this call wrote it (`AlreadyExists`: one was there, with
+/// whatever tags it had).
+pub async fn create(ctx: &Ctx<'_>, reader_instance_arn: Option<&str>) -> Result<ssm::Put> {
     let name = root_password_name(ctx);
     let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH);
     crate::log::redact::secret(&password);
@@ -70,7 +72,7 @@ pub async fn create(ctx: &Ctx<'_>, reader_instance_arn: Option<&str>) -> Result<
     // Never replace an existing password: GitLab only reads it once. One
     // already there (a retried call whose first answer was lost) is the
     // password, as it would be anyway.
-    ssm::put(
+    let put = ssm::put(
         &ctx.aws.ssm,
         &ssm::Parameter {
             name: &name,
@@ -91,7 +93,7 @@ pub async fn create(ctx: &Ctx<'_>, reader_instance_arn: Option<&str>) -> Result<
     .await?;
     ctx.ui
         .info(&format!("stored a generated root password in {name}"));
-    Ok(())
+    Ok(put)
 }
 
 /// Tags the seat's root password with the ARN of the instance that may

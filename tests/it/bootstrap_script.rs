@@ -851,3 +851,24 @@ fn amazon_linux_downloads_with_dnf_and_installs_from_its_cache() {
         1
     );
 }
+
+/// A new instance on older data walks the stops from the data's version.
+/// A repository its prefetch added (whose last list refresh may have
+/// failed at first boot) is not trusted for the first stop: the lists are
+/// refreshed before it.
+#[test]
+fn a_new_instance_on_old_data_refreshes_the_lists_of_a_prefetched_repository_first() {
+    let sandbox = Sandbox::new();
+    let version = |v: &str| settings(&format!("name = \"trial\"\n[gitlab]\nversion = \"{v}\"\n"));
+    succeeded(&sandbox.run(&script_for(&version("17.2.1"))));
+    sandbox.new_instance();
+    std::fs::write(sandbox.path("apt/gitlab_gitlab-ce.list"), "").unwrap();
+    let out = succeeded(&sandbox.run(&script_for(&version("17.6.1"))));
+    let calls = sandbox.calls();
+    let update = calls.iter().position(|c| c.starts_with("apt-get update"));
+    let first_stop = calls
+        .iter()
+        .position(|c| c.starts_with("apt-get install -y gitlab-ce=17.3.7"));
+    assert!(update.is_some() && update < first_stop, "{out}\n{calls:?}");
+    assert_eq!(sandbox.count("apt-get update"), 1, "{calls:?}");
+}

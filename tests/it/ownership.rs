@@ -487,6 +487,7 @@ async fn only_an_identity_glbox_made_and_nobody_else_uses_is_deleted() {
     assert!(!identities(ses).await.contains(&"alone.example".to_string()));
 }
 
+#[cfg(feature = "failpoints")]
 async fn parameter_exists(emulator: &Emulator, name: &str) -> bool {
     emulator
         .ssm()
@@ -498,6 +499,7 @@ async fn parameter_exists(emulator: &Emulator, name: &str) -> bool {
 }
 
 /// Volumes with these tags, through the AWS API.
+#[cfg(feature = "failpoints")]
 async fn volumes_tagged(
     emulator: &Emulator,
     pairs: &[(&str, &str)],

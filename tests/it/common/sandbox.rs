@@ -431,7 +431,11 @@ spec="${*: -1}"
 case "$spec" in
   gitlab-e?-*) version="${spec#gitlab-e?-}" ;;
   gitlab-*) version=18.6.0 ;;
-  *) exit 0 ;;
+  *)
+    # Any other successful transaction drops what was only downloaded,
+    # unless the cache is kept (dnf.conf(5), keepcache).
+    case "$*" in *keepcache=True* | *keepcache=1*) ;; *) rm -f "$SANDBOX/package-cache/"* ;; esac
+    exit 0 ;;
 esac
 package_fetch "$version" "$download_only" 1
 upgrade_preinstall "$version" || exit 1
