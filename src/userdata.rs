@@ -99,10 +99,7 @@ pub fn prefetch_script(settings: &Settings) -> String {
         ("GLBOX_EDITION", settings.gitlab.edition.as_str()),
         ("GLBOX_VERSION", settings.gitlab.version.as_str()),
     ];
-    let mut out = format!(
-        "{shebang}
-"
-    );
+    let mut out = format!("{shebang}\n");
     for (name, value) in values {
         out.push_str(&format!("{name}={}\n", shell_quote(value)));
     }

@@ -14,12 +14,11 @@ fn script_for(settings: &Settings) -> String {
     bootstrap_script(settings, "http://198.51.100.1")
 }
 
-#[test]
-fn the_rendered_script_passes_shellcheck() {
-    let s = settings("name = \"trial\"\n");
+/// Asserts `shellcheck` finds nothing in `script` (as the box gets it).
+fn assert_passes_shellcheck(script: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bootstrap.sh");
-    std::fs::write(&path, bootstrap_script(&s, "http://198.51.100.1")).unwrap();
+    let path = dir.path().join("script.sh");
+    std::fs::write(&path, script).unwrap();
     let out = Command::new("shellcheck")
         .arg(&path)
         .output()
@@ -29,6 +28,12 @@ fn the_rendered_script_passes_shellcheck() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+#[test]
+fn the_rendered_script_passes_shellcheck() {
+    let s = settings("name = \"trial\"\n");
+    assert_passes_shellcheck(&bootstrap_script(&s, "http://198.51.100.1"));
 }
 
 #[test]
@@ -707,15 +712,7 @@ fn the_rendered_prefetch_passes_shellcheck() {
         "name = \"trial\"\n",
         "name = \"trial\"\n[instance]\nos = \"al2023\"\n",
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("prefetch.sh");
-        std::fs::write(&path, glbox::userdata::prefetch_script(&settings(config))).unwrap();
-        let out = Command::new("shellcheck").arg(&path).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert_passes_shellcheck(&glbox::userdata::prefetch_script(&settings(config)));
     }
 }
 
